@@ -1,0 +1,263 @@
+"""Native protocol frames ("envelopes" in v5): the 9-byte header and a streaming decoder.
+
+Header layout (v3, v4, v5), all big-endian::
+
+    version  1 byte   bit 0x80 set on responses, low 7 bits the protocol version
+    flags    1 byte   FLAG_* below
+    stream   2 bytes  signed
+    opcode   1 byte
+    length   4 bytes  signed; length of the body that follows
+
+The decoder works like h2's frame buffer: ``add_data()`` appends bytes, iterating yields every
+complete frame.  It keeps one ``bytearray`` and an offset into it, so many small frames cost no
+copying of the rest of the buffer, and compacts the consumed prefix only when iteration runs out
+of complete frames (or the consumed prefix grows large), so a big frame arriving in small chunks
+is copied a constant number of times.  Length and version are checked as soon as the header is
+complete, before any body bytes are waited for.
+"""
+
+import struct
+
+from .errors import FrameTooLarge, ProtocolError, UnsupportedProtocolVersion
+
+__all__ = [
+    "HEADER_LENGTH", "Frame", "FrameDecoder", "encode_frame", "encode_header",
+    "FLAG_COMPRESSION", "FLAG_TRACING", "FLAG_CUSTOM_PAYLOAD", "FLAG_WARNING", "FLAG_USE_BETA",
+    "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "RESPONSE_BIT",
+]
+
+HEADER_LENGTH = 9
+DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
+SUPPORTED_VERSIONS = (3, 4, 5)
+RESPONSE_BIT = 0x80
+
+FLAG_COMPRESSION = 0x01
+FLAG_TRACING = 0x02
+FLAG_CUSTOM_PAYLOAD = 0x04
+FLAG_WARNING = 0x08
+FLAG_USE_BETA = 0x10
+
+_HEADER = struct.Struct(">BBhBi")
+_pack_header = _HEADER.pack
+_unpack_header = _HEADER.unpack_from
+
+# Compact the consumed prefix of the buffer once it is at least this long and at least half of
+# the buffer (add_data), so a consumer that never drains the iterator cannot grow it forever.
+_COMPACT_THRESHOLD = 64 * 1024
+# Bodies at least this long are copied out through a memoryview (one copy instead of two).
+_BIG_BODY = 64 * 1024
+
+
+class Frame(object):
+    """One decoded frame.
+
+    Attributes:
+        version: protocol version (without the response bit).
+        flags: header flags (FLAG_*); FLAG_COMPRESSION stays set when the body was decompressed.
+        stream: signed stream id (-1 for server events).
+        opcode: message opcode.
+        body: the (decompressed) body as bytes.
+        is_response: True when the version byte had the response bit set.
+    """
+
+    __slots__ = ("version", "flags", "stream", "opcode", "body", "is_response")
+
+    def __init__(self, version, flags, stream, opcode, body, is_response=False):
+        self.version = version
+        self.flags = flags
+        self.stream = stream
+        self.opcode = opcode
+        self.body = body
+        self.is_response = is_response
+
+    def __eq__(self, other):
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return (self.version == other.version and self.flags == other.flags
+                and self.stream == other.stream and self.opcode == other.opcode
+                and self.body == other.body and self.is_response == other.is_response)
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Frame(version=%d, flags=0x%02X, stream=%d, opcode=0x%02X, body=<%d bytes>%s)" % (
+            self.version, self.flags, self.stream, self.opcode, len(self.body),
+            ", response" if self.is_response else "")
+
+
+def encode_header(version, flags, stream, opcode, length, is_response=False):
+    """Return the 9-byte frame header.
+
+    Raises:
+        ValueError: a field is out of its range (a bug in the caller, not in the peer).
+    """
+    if not 3 <= version <= 0x7F:
+        raise ValueError("protocol version %r cannot use the 9-byte frame header" % (version,))
+    if not -0x8000 <= stream <= 0x7FFF:
+        raise ValueError("stream id %r outside the signed 16-bit range" % (stream,))
+    if not 0 <= length <= 0x7FFFFFFF:
+        raise ValueError("frame body length %r outside 0..2**31-1" % (length,))
+    return _pack_header(version | (RESPONSE_BIT if is_response else 0), flags, stream, opcode,
+                        length)
+
+
+def encode_frame(version, stream, opcode, body, flags=0, is_response=False, compressor=None):
+    """Encode one frame (header + body).
+
+    Args:
+        version: protocol version (3, 4 or 5; other values >= 3 are written as given, which
+            tests of version negotiation need).
+        stream: signed 16-bit stream id.
+        opcode: message opcode.
+        body: the message body (bytes-like).
+        flags: FLAG_* bits.
+        is_response: set the response bit (server side).
+        compressor: a ``compression.Compressor``; when given and ``version < 5`` the body is
+            compressed (v4 frame format) and FLAG_COMPRESSION is set.  v5 never compresses
+            envelopes (compression happens per segment), so it is ignored there.
+
+    Returns:
+        The frame as bytes.
+    """
+    if compressor is not None and version < 5:
+        body = compressor.compress_frame(body)
+        flags |= FLAG_COMPRESSION
+    return encode_header(version, flags, stream, opcode, len(body), is_response) + bytes(body)
+
+
+class FrameDecoder(object):
+    """Incremental frame decoder: ``add_data(bytes)``, then iterate the complete frames.
+
+    Args:
+        max_frame_size: the largest body accepted, in bytes; a longer one raises
+            FrameTooLarge as soon as its header is seen.
+        compressor: a ``compression.Compressor`` used for v3/v4 frames that carry
+            FLAG_COMPRESSION.  v5 envelopes are never compressed.
+        versions: the protocol versions accepted in headers.
+
+    Raises (from iteration):
+        FrameTooLarge: a body length over ``max_frame_size``.
+        UnsupportedProtocolVersion: a plausible version byte we do not speak (``requested`` is
+            that version; stream id filled in when the header was complete).
+        ProtocolError: anything else malformed (negative length, garbage version byte,
+            compressed frame without a compressor, corrupt compressed body).
+    After an error the decoder stays broken: every further iteration raises the same error.
+    """
+
+    __slots__ = ("max_frame_size", "compressor", "versions", "_buf", "_pos", "_header",
+                 "_error")
+
+    def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, compressor=None,
+                 versions=SUPPORTED_VERSIONS):
+        self.max_frame_size = max_frame_size
+        self.compressor = compressor
+        self.versions = frozenset(versions)
+        self._buf = bytearray()
+        self._pos = 0
+        self._header = None     # parsed header of the frame whose body is still incomplete
+        self._error = None
+
+    def add_data(self, data):
+        """Append received bytes (any bytes-like object)."""
+        buf = self._buf
+        pos = self._pos
+        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
+            del buf[:pos]
+            self._pos = 0
+        buf += data
+
+    @property
+    def buffered(self):
+        """Number of received bytes not yet returned as frames."""
+        return len(self._buf) - self._pos
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        pos = self._pos
+        available = len(buf) - pos
+        header = self._header
+        if header is None:
+            if available < HEADER_LENGTH:
+                if available:
+                    self._check_version_early(buf[pos], available)
+                self._compact()
+                raise StopIteration
+            header = _unpack_header(buf, pos)
+            self._check_header(header)
+            self._header = header
+        length = header[4]
+        end = pos + HEADER_LENGTH + length
+        if end > len(buf):
+            self._compact()
+            raise StopIteration
+        start = pos + HEADER_LENGTH
+        if length >= _BIG_BODY:
+            view = memoryview(buf)
+            part = view[start:end]
+            body = part.tobytes()
+            part.release()
+            view.release()
+        else:
+            body = bytes(buf[start:end])
+        self._pos = end
+        self._header = None
+        version_byte, flags, stream, opcode, _ = header
+        version = version_byte & 0x7F
+        if flags & FLAG_COMPRESSION and version < 5:
+            body = self._decompress(body, stream, opcode)
+        return Frame(version, flags, stream, opcode, body, bool(version_byte & RESPONSE_BIT))
+
+    def _compact(self):
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+
+    def _fail(self, error):
+        self._error = error
+        raise error
+
+    def _check_version_early(self, version_byte, available):
+        # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;
+        # for a plausible but unsupported version wait for the header to name the stream.
+        version = version_byte & 0x7F
+        if version in self.versions or 1 <= version <= 0x3F:
+            return
+        self._fail(ProtocolError(
+            "not a CQL frame: first byte 0x%02X is no protocol version" % (version_byte,)))
+
+    def _check_header(self, header):
+        version_byte, flags, stream, opcode, length = header
+        version = version_byte & 0x7F
+        if version not in self.versions:
+            if 1 <= version <= 0x3F:
+                self._fail(UnsupportedProtocolVersion(
+                    "frame header has protocol version %d; supported versions are %s" % (
+                        version, ", ".join(str(v) for v in sorted(self.versions))),
+                    requested=version).with_context(stream_id=stream, opcode=opcode))
+            self._fail(ProtocolError(
+                "not a CQL frame: first byte 0x%02X is no protocol version" % (version_byte,)))
+        if length < 0:
+            self._fail(ProtocolError("frame header has a negative body length %d" % (length,),
+                                     stream_id=stream, opcode=opcode))
+        if length > self.max_frame_size:
+            self._fail(FrameTooLarge(
+                "frame body of %d bytes exceeds the maximum of %d bytes" % (
+                    length, self.max_frame_size), stream_id=stream, opcode=opcode))
+
+    def _decompress(self, body, stream, opcode):
+        if self.compressor is None:
+            self._fail(ProtocolError("compressed frame received but no compression was negotiated",
+                                     stream_id=stream, opcode=opcode))
+        try:
+            return self.compressor.decompress_frame(body, max_size=self.max_frame_size)
+        except ProtocolError as exc:
+            self._fail(exc.with_context(stream_id=stream, opcode=opcode))
