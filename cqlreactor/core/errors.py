@@ -21,6 +21,7 @@ __all__ = [
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
     "CDCWriteFailure", "CASWriteUnknown", "SyntaxException", "Unauthorized", "InvalidRequest",
     "ConfigurationException", "AlreadyExists", "Unprepared",
+    "UnsupportedOperation",
 ]
 
 
@@ -279,6 +280,10 @@ class AlreadyExists(ConfigurationException):
 
 class Unprepared(RequestValidationException):
     code = 0x2500
+
+
+class UnsupportedOperation(DriverException):
+    """A feature the negotiated protocol version lacks (e.g. a per-query keyspace on v4)."""
 
 
 SERVER_ERROR_CLASSES = {
