@@ -21,7 +21,7 @@ __all__ = [
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
     "CDCWriteFailure", "CASWriteUnknown", "SyntaxException", "Unauthorized", "InvalidRequest",
     "ConfigurationException", "AlreadyExists", "Unprepared",
-    "UnsupportedOperation",
+    "UnsupportedOperation", "EngineError",
 ]
 
 
