@@ -44,6 +44,9 @@ _unpack_header = _HEADER.unpack_from
 # Compact the consumed prefix of the buffer once it is at least this long and at least half of
 # the buffer (add_data), so a consumer that never drains the iterator cannot grow it forever.
 _COMPACT_THRESHOLD = 64 * 1024
+# Version bytes up to this are reported as an unsupported protocol version; anything above (an
+# HTTP answer, a TLS record on a plaintext connection …) as "not a CQL frame".
+_PLAUSIBLE_VERSION = 0x0F
 # Bodies at least this long are copied out through a memoryview (one copy instead of two).
 _BIG_BODY = 64 * 1024
 
@@ -229,7 +232,7 @@ class FrameDecoder(object):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;
         # for a plausible but unsupported version wait for the header to name the stream.
         version = version_byte & 0x7F
-        if version in self.versions or 1 <= version <= 0x3F:
+        if version in self.versions or 1 <= version <= _PLAUSIBLE_VERSION:
             return
         self._fail(ProtocolError(
             "not a CQL frame: first byte 0x%02X is no protocol version" % (version_byte,)))
@@ -238,7 +241,7 @@ class FrameDecoder(object):
         version_byte, flags, stream, opcode, length = header
         version = version_byte & 0x7F
         if version not in self.versions:
-            if 1 <= version <= 0x3F:
+            if 1 <= version <= _PLAUSIBLE_VERSION:
                 self._fail(UnsupportedProtocolVersion(
                     "frame header has protocol version %d; supported versions are %s" % (
                         version, ", ".join(str(v) for v in sorted(self.versions))),
