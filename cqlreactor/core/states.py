@@ -58,6 +58,7 @@ class Input(enum.Enum):
     CLOSE = ("CLOSE", False)                        # close()
     CLOSE_DONE = ("CLOSE_DONE", False)              # close() has failed every pending request
     CONNECTION_LOST = ("CONNECTION_LOST", False)    # connection_lost(): the socket is gone
+    AUTH_FAILED = ("AUTH_FAILED", False)            # no authenticator, or it raised
     # peer inputs (bytes received)
     RECV_SUPPORTED = ("RECV_SUPPORTED", True)
     RECV_READY = ("RECV_READY", True)
@@ -99,6 +100,7 @@ def _build():
         (S.STARTUP_SENT, I.RECV_AUTHENTICATE): S.AUTHENTICATING,
         (S.AUTHENTICATING, I.RECV_AUTH_CHALLENGE): S.AUTHENTICATING,
         (S.AUTHENTICATING, I.RECV_AUTH_SUCCESS): S.READY,
+        (S.AUTHENTICATING, I.AUTH_FAILED): S.DEFUNCT,
         # requests
         (S.READY, I.SEND_REQUEST): S.READY,
         (S.READY, I.RECV_RESPONSE): S.READY,
