@@ -173,7 +173,8 @@ class SegmentDecoder(object):
 
     Raises (from iteration):
         ChecksumMismatch: header CRC24 or payload CRC32 wrong.
-        ProtocolError: corrupt compressed data, a split envelope interrupted or overrun.
+        ProtocolError: corrupt compressed data, a self-contained segment that is not a run
+            of whole envelopes, a split envelope interrupted or overrun.
     After an error the decoder stays broken: every further iteration raises the same error.
     """
 
@@ -272,6 +273,7 @@ class SegmentDecoder(object):
                 self._fail(ProtocolError(
                     "self-contained segment arrived while %d bytes of a split envelope were "
                     "still due" % (remaining,)))
+            self._check_whole_envelopes(payload)
             return
         if not remaining:
             # First piece of a split envelope: its envelope header says how much follows.
@@ -290,6 +292,26 @@ class SegmentDecoder(object):
                 "non-self-contained segment runs %d bytes past the end of its envelope"
                 % (-remaining,)))
         self._split_remaining = remaining
+
+    def _check_whole_envelopes(self, payload):
+        # A self-contained segment must hold whole envelopes: walk their headers.
+        end = len(payload)
+        offset = 0
+        unpack = _ENVELOPE_LENGTH.unpack_from
+        while offset < end:
+            if end - offset < _ENVELOPE_HEADER:
+                self._fail(ProtocolError(
+                    "self-contained segment ends inside an envelope header (%d of %d bytes)"
+                    % (end - offset, _ENVELOPE_HEADER)))
+            (body_length,) = unpack(payload, offset + 5)
+            if body_length < 0:
+                self._fail(ProtocolError("envelope in segment declares a negative body length %d"
+                                         % (body_length,)))
+            offset += _ENVELOPE_HEADER + body_length
+        if offset != end:
+            self._fail(ProtocolError(
+                "self-contained segment of %d bytes ends inside an envelope (%d bytes short)"
+                % (end, offset - end)))
 
     def _compact(self):
         if self._pos:
