@@ -1,0 +1,228 @@
+"""``SimulatedCluster``: start the simulated cluster process and control it from Python.
+
+    with SimulatedCluster(nodes=3, auth=("cassandra", "cassandra")) as sim:
+        cluster = Cluster(sim.contact_points, port=sim.port, ...)
+        sim.prime("SELECT * FROM ks.t", rows=[{"k": 1}])
+        sim.stop_node(1)                 # 0-based index, or an address "127.0.0.2"
+        sim.served(0)                    # what node 0 answered
+
+The server is a separate process (``python -m cqlreactor.testing cluster``), so a test's client
+and the server never share a GIL or an event loop.  The process prints one JSON line when it
+listens; this class waits for it, then talks to the control channel it names.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from cqlreactor.testing.control import ControlClient, ControlError, encode_rows_for_json
+
+__all__ = ["SimulatedCluster", "ControlError"]
+
+
+class SimulatedCluster(object):
+    """A simulated cluster in a child process.
+
+    Args:
+        nodes: number of nodes (node i listens on 127.0.0.<i+1>).
+        port: CQL port (0: a free one).
+        auth: ``(user, password)`` or ``"user:password"`` to require password auth.
+        tls_dir: directory with node.crt, node.key and optionally ca.crt (see server.py).
+        protocol_versions: versions the nodes speak, e.g. (4, 5).
+        client_auth: "optional" or "required" client certificates (TLS with ca.crt).
+        startup_timeout: seconds to wait for the ready line.
+        python: interpreter running the server (default: this one).
+
+    Attributes (after start):
+        contact_points: node addresses; port; control_address; pid.
+    """
+
+    def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=None,
+                 client_auth=None, startup_timeout=30.0, python=None, env=None):
+        self.nodes = nodes
+        self.requested_port = port
+        if isinstance(auth, (tuple, list)):
+            auth = "%s:%s" % tuple(auth)
+        self.auth = auth
+        self.tls_dir = tls_dir
+        self.protocol_versions = protocol_versions
+        self.client_auth = client_auth
+        self.startup_timeout = startup_timeout
+        self.python = python or sys.executable
+        self.env = env
+        self.process = None
+        self.contact_points = None
+        self.port = None
+        self.control_address = None
+        self._control = None
+        self._lock = threading.Lock()
+        self._stderr_lines = []
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def command(self):
+        """The command line that starts the server."""
+        cmd = [self.python, "-m", "cqlreactor.testing", "cluster", "--nodes", str(self.nodes),
+               "--port", str(self.requested_port)]
+        if self.auth:
+            cmd += ["--auth", self.auth]
+        if self.tls_dir:
+            cmd += ["--tls-dir", str(self.tls_dir)]
+        if self.client_auth:
+            cmd += ["--client-auth", self.client_auth]
+        if self.protocol_versions:
+            cmd += ["--protocol-versions", ",".join(str(v) for v in self.protocol_versions)]
+        return cmd
+
+    def start(self):
+        """Start the process and wait until it serves.  Raises RuntimeError on failure."""
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
+                                    if env.get("PYTHONPATH") else "")
+        if self.env:
+            env.update(self.env)
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        line = self._read_ready_line()
+        info = json.loads(line)
+        self.contact_points = info["contact_points"]
+        self.port = info["port"]
+        self.control_address = info["control"]
+        self._control = ControlClient(self.control_address)
+        return self
+
+    def _drain_stderr(self):
+        for line in iter(self.process.stderr.readline, b""):
+            self._stderr_lines.append(line.decode("utf-8", "replace"))
+            del self._stderr_lines[:-200]
+
+    @property
+    def stderr(self):
+        """The last lines the server wrote to stderr."""
+        return "".join(self._stderr_lines)
+
+    def _read_ready_line(self):
+        result = []
+        reader = threading.Thread(target=lambda: result.append(self.process.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(self.startup_timeout)
+        if not result or not result[0]:
+            self.stop()
+            raise RuntimeError("simulated cluster did not start (%s): %s"
+                               % (" ".join(self.command()), self.stderr.strip()[-2000:]))
+        return result[0].decode("utf-8")
+
+    def stop(self, timeout=10.0):
+        """SIGTERM the process and wait for it; returns its exit status."""
+        if self._control is not None:
+            try:
+                self._control.close()
+            except OSError:
+                pass
+            self._control = None
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for stream in (process.stdout, process.stderr):
+            try:
+                stream.close()
+            except Exception:
+                pass
+        return process.returncode
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def __enter__(self):
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def __repr__(self):
+        return "<SimulatedCluster %s port=%s>" % (self.contact_points, self.port)
+
+    # --- control -------------------------------------------------------------------------------
+
+    def call(self, op, **args):
+        """Send one control operation (see control.py for the list)."""
+        if self._control is None:
+            raise ControlError("the simulated cluster is not running")
+        with self._lock:
+            return self._control.call(op, **args)
+
+    def prime(self, query, rows=None, columns=None, error=None, delay=None, node=None,
+              regex=False, times=None):
+        """Prime an answer for ``query``; see ``control.Prime`` for every argument."""
+        if isinstance(columns, dict):
+            columns = list(columns.items())
+        return self.call("prime", query=query, rows=encode_rows_for_json(rows),
+                         columns=columns, error=error, delay=delay, node=node, regex=regex,
+                         times=times)
+
+    def stop_node(self, node):
+        """Stop a node: its connections close, new ones are refused, the others are told."""
+        return self.call("stop_node", node=node)
+
+    def start_node(self, node):
+        """Start a stopped node (it forgets its prepared statements)."""
+        return self.call("start_node", node=node)
+
+    def drop_connections(self, node=None):
+        """Close client connections of one node (all nodes when None); returns how many."""
+        return self.call("drop_connections", node=node)
+
+    def stall(self, node, seconds):
+        """The node reads requests but answers nothing for ``seconds``."""
+        return self.call("stall", node=node, seconds=seconds)
+
+    def close_after(self, node, n_requests):
+        """Answer ``n_requests`` more requests, then close the connection of the next one."""
+        return self.call("close_after", node=node, n=n_requests)
+
+    def corrupt_next_frame(self, node):
+        """Corrupt the next response frame the node sends."""
+        return self.call("corrupt_next_frame", node=node)
+
+    def clear(self):
+        """Remove primes and faults and empty the query logs."""
+        return self.call("clear")
+
+    def served(self, node, clear=False):
+        """The QUERY/PREPARE/EXECUTE/BATCH requests the node received, oldest first: dicts
+        with ``opcode``, ``query``, ``consistency``, ``values`` (hex), ``connection``."""
+        return self.call("served", node=node, clear=clear)
+
+    def connection_count(self, node=None):
+        """Open client connections of one node, or a list for every node."""
+        return self.call("connections", node=node)
+
+    def node_info(self):
+        """Address, host id, data center, rack, up/down and connection count of each node."""
+        return self.call("nodes")
+
+    def wait_for(self, predicate, timeout=10.0, interval=0.05):
+        """Poll ``predicate()`` until true; returns its last value."""
+        deadline = time.monotonic() + timeout
+        value = predicate()
+        while not value and time.monotonic() < deadline:
+            time.sleep(interval)
+            value = predicate()
+        return value

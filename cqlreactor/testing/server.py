@@ -1,0 +1,1338 @@
+"""The simulated cluster's server: CQL nodes on loopback addresses, one event loop, one process.
+
+Architecture: **one thread, one ``selectors`` loop for every node and the control channel.**
+On CPython the GIL lets one thread run Python at a time, so a thread per node would only add
+lock traffic and context switches on a 2-core machine; one loop keeps the shared in-memory
+store (``engine.py``) free of locks, makes faults exact (a ``stop_node`` takes effect between
+two requests, never inside one) and leaves the other core to the client being measured.
+
+Per connection the loop reads what the socket has (up to 256 KiB), handles every complete
+frame in it and answers all of them with one ``send``.  The hot path does not decode messages:
+a per-node cache maps the request frame's bytes (stream id zeroed) to the response frame's
+bytes, so a primed or canned answer (primes without delay, OPTIONS) costs a dict lookup and a
+stream id patch.  Everything else goes through the slow path: decode, handshake, engine.
+
+Nodes: node ``i`` (0-based) listens on ``127.0.0.<i+1>:port``; all share the port.  Stopping a
+node closes its listener (connections are refused) and its client connections, marks it down
+for the engine's consistency checks and sends STATUS_CHANGE DOWN to the connections registered
+on the other nodes; starting it again listens anew, forgets its prepared statements (clients get
+UNPREPARED) and sends STATUS_CHANGE UP.
+
+Faults (see ``control.py`` for the API):
+  * ``stall(i, s)``: the node keeps reading but answers nothing for ``s`` seconds; then it
+    answers what arrived meanwhile (like a long GC pause).
+  * ``close_after(i, n)``: the node answers ``n`` more QUERY/PREPARE/EXECUTE/BATCH requests,
+    then closes the connection that carries the next one without answering it.
+  * ``corrupt_next_frame(i)``: the next response the node sends is corrupted: on a v5
+    connection in segment mode one payload byte is flipped after the CRC32 was computed (the
+    client sees a checksum mismatch); otherwise the frame's version byte becomes 0xFF.
+
+TLS (``tls_dir``): ``node.crt`` and ``node.key`` (the certificate every node presents; give it
+IP subjectAltNames 127.0.0.1 ... for hostname checks) and optionally ``ca.crt`` (client
+certificates are then requested and verified against it when a client offers one;
+``client_auth="required"`` makes them mandatory).  TLS runs on ``ssl.MemoryBIO`` so that the
+loop's reads and writes stay the same for plain and TLS connections.
+"""
+
+import collections
+import hashlib
+import heapq
+import itertools
+import json
+import os
+import selectors
+import signal
+import socket
+import ssl
+import struct
+import sys
+import time
+import uuid
+
+from cqlreactor.core import wire
+from cqlreactor.core.compression import available_compressors
+from cqlreactor.core.errors import EngineError, ProtocolError
+from cqlreactor.core.segments import SegmentDecoder, SegmentEncoder
+
+from cqlreactor.testing import control
+
+__all__ = ["ClusterServer", "NodeState", "run_cluster"]
+
+# Opcodes.
+ERROR, STARTUP, READY, AUTHENTICATE, OPTIONS, SUPPORTED = 0x00, 0x01, 0x02, 0x03, 0x05, 0x06
+QUERY, RESULT, PREPARE, EXECUTE, REGISTER, EVENT, BATCH = 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D
+AUTH_CHALLENGE, AUTH_RESPONSE, AUTH_SUCCESS = 0x0E, 0x0F, 0x10
+OPCODE_NAMES = {ERROR: "ERROR", STARTUP: "STARTUP", READY: "READY",
+                AUTHENTICATE: "AUTHENTICATE", OPTIONS: "OPTIONS", SUPPORTED: "SUPPORTED",
+                QUERY: "QUERY", RESULT: "RESULT", PREPARE: "PREPARE", EXECUTE: "EXECUTE",
+                REGISTER: "REGISTER", EVENT: "EVENT", BATCH: "BATCH",
+                AUTH_CHALLENGE: "AUTH_CHALLENGE", AUTH_RESPONSE: "AUTH_RESPONSE",
+                AUTH_SUCCESS: "AUTH_SUCCESS"}
+REQUEST_OPCODES = (QUERY, PREPARE, EXECUTE, BATCH)
+
+PROTOCOL_ERROR = 0x000A
+BAD_CREDENTIALS = 0x0100
+SERVER_ERROR = 0x0000
+
+CQL_VERSION = "3.4.5"
+RELEASE_VERSION = "4.0.11"
+AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
+MAX_FRAME = 256 * 1024 * 1024
+READ_SIZE = 256 * 1024
+LOG_LIMIT = 200000
+
+_HEADER = struct.Struct(">BBhBi")
+_INT = struct.Struct(">i")
+_unpack_int = _INT.unpack_from
+_pack_header = _HEADER.pack
+
+# Connection phases.
+NEW, STARTED, AUTHENTICATING, READY_PHASE, CLOSED = range(5)
+
+
+def _hostport(addr):
+    return "%s:%d" % (addr[0], addr[1])
+
+
+class NodeState(object):
+    """One node: its listener, its connections, its faults, its query log."""
+
+    def __init__(self, index, address, port):
+        self.index = index
+        self.address = address
+        self.port = port
+        self.host_id = uuid.uuid5(uuid.NAMESPACE_DNS, "cqlreactor-node-%d" % (index + 1,))
+        self.datacenter = "datacenter1"
+        self.rack = "rack1"
+        self.up = True
+        self.listener = None
+        self.connections = set()
+        self.stalled_until = 0.0
+        self.close_after = None
+        self.corrupt_next = False
+        self.caches = {}                  # compression name -> {request bytes: response parts}
+        self.cache_version = -1
+        self.log = collections.deque(maxlen=LOG_LIMIT)
+        self.accepted = 0
+
+    @property
+    def faulty(self):
+        return bool(self.stalled_until or self.close_after is not None or self.corrupt_next)
+
+    def describe(self):
+        return {"index": self.index, "address": self.address, "port": self.port,
+                "host_id": str(self.host_id), "datacenter": self.datacenter,
+                "rack": self.rack, "up": self.up, "connections": len(self.connections)}
+
+
+class _Timer(object):
+    __slots__ = ("when", "seq", "fn", "args", "cancelled")
+
+    def __init__(self, when, seq, fn, args):
+        self.when = when
+        self.seq = seq
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def __lt__(self, other):
+        return (self.when, self.seq) < (other.when, other.seq)
+
+
+class ServerConnection(object):
+    """A client connection to one node."""
+
+    __slots__ = ("server", "node", "sock", "peer", "inbuf", "phase", "version", "compressor",
+                 "segments", "seg_decoder", "seg_encoder", "envbuf", "registered", "wbuf",
+                 "writing", "tls", "tls_in", "tls_out", "tls_done", "closing", "closed",
+                 "cache_name", "keyspace", "id", "corrupt_segment")
+
+    _ids = itertools.count(1)
+
+    def __init__(self, server, node, sock, peer, tls_context=None):
+        self.server = server
+        self.node = node
+        self.sock = sock
+        self.peer = peer
+        self.inbuf = bytearray()
+        self.phase = NEW
+        self.version = None
+        self.compressor = None
+        self.segments = False
+        self.seg_decoder = None
+        self.seg_encoder = None
+        self.envbuf = bytearray()
+        self.registered = frozenset()
+        self.wbuf = []
+        self.writing = False
+        self.closing = False
+        self.closed = False
+        self.cache_name = None
+        self.keyspace = None
+        self.id = next(self._ids)
+        self.corrupt_segment = False
+        if tls_context is not None:
+            self.tls_in = ssl.MemoryBIO()
+            self.tls_out = ssl.MemoryBIO()
+            self.tls = tls_context.wrap_bio(self.tls_in, self.tls_out, server_side=True)
+            self.tls_done = False
+        else:
+            self.tls = self.tls_in = self.tls_out = None
+            self.tls_done = True
+
+
+class ClusterServer(object):
+    """Every node of a simulated cluster, the control channel and the engine, in one loop.
+
+    Args:
+        nodes: number of nodes.
+        port: the CQL port every node listens on; 0 picks one free on every node address.
+        auth: ``(user, password)`` to require PasswordAuthenticator, or None.
+        tls_dir: directory with node.crt / node.key (and optionally ca.crt), or None.
+        protocol_versions: the versions the nodes speak (subset of 3, 4, 5).
+        base_address: node i listens on base_address + str(i + 1).
+        client_auth: with TLS and ca.crt: "optional" (default) or "required".
+    """
+
+    def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
+                 base_address="127.0.0.", client_auth="optional", engine=None):
+        if nodes < 1 or nodes > 250:
+            raise ValueError("nodes must be between 1 and 250")
+        self.protocol_versions = tuple(sorted(set(int(v) for v in protocol_versions)))
+        for v in self.protocol_versions:
+            if v not in (3, 4, 5):
+                raise ValueError("unsupported protocol version %r (choose from 3, 4, 5)" % (v,))
+        self.auth = tuple(auth) if auth else None
+        self.port = port
+        self.nodes = [NodeState(i, "%s%d" % (base_address, i + 1), port) for i in range(nodes)]
+        self.selector = selectors.DefaultSelector()
+        self.primes = control.PrimeTable()
+        self.compressors = available_compressors()
+        self.tls_context = self._make_tls_context(tls_dir, client_auth) if tls_dir else None
+        self.timers = []
+        self._timer_seq = itertools.count()
+        self._stopping = False
+        self.control_listener = None
+        self.control_address = None
+        self._wakeup_r = self._wakeup_w = None
+        self.prepared_text = {}           # prepared id -> query text (for logs and primes)
+        self.engine = engine if engine is not None else self._make_engine()
+        supported = {"CQL_VERSION": [CQL_VERSION],
+                     "COMPRESSION": [name for name in ("lz4", "snappy")
+                                     if name in self.compressors],
+                     "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
+                                           if v in self.protocol_versions]}
+        self.supported_body = wire.write_string_multimap(supported)
+        self._init_engine_topology()
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def _make_engine(self):
+        try:
+            from cqlreactor.testing import engine as engine_module
+        except ImportError:
+            return None
+        return engine_module.Engine(nodes=len(self.nodes))
+
+    def _init_engine_topology(self):
+        pass
+
+    @staticmethod
+    def _make_tls_context(tls_dir, client_auth):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(tls_dir, "node.crt"), os.path.join(tls_dir, "node.key"))
+        ca = os.path.join(tls_dir, "ca.crt")
+        if os.path.exists(ca):
+            ctx.load_verify_locations(ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED if client_auth == "required" \
+                else ssl.CERT_OPTIONAL
+        return ctx
+
+    def open(self):
+        """Bind every node and the control channel.  Raises OSError when a port is taken."""
+        if self.port == 0:
+            self.port = self._bind_all_free()
+        else:
+            for node in self.nodes:
+                node.port = self.port
+                node.listener = self._listen(node.address, self.port)
+        for node in self.nodes:
+            node.port = self.port
+            self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
+        self.control_listener = self._listen("127.0.0.1", 0)
+        self.control_address = "127.0.0.1:%d" % (self.control_listener.getsockname()[1],)
+        self.selector.register(self.control_listener, selectors.EVENT_READ, ("control", None))
+        self._wakeup_r, self._wakeup_w = socket.socketpair()
+        self._wakeup_r.setblocking(False)
+        self._wakeup_w.setblocking(False)
+        self.selector.register(self._wakeup_r, selectors.EVENT_READ, ("wakeup", None))
+
+    def _listen(self, address, port):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(512)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _bind_all_free(self):
+        last = None
+        for _ in range(50):
+            first = self._listen(self.nodes[0].address, 0)
+            port = first.getsockname()[1]
+            socks = [first]
+            try:
+                for node in self.nodes[1:]:
+                    socks.append(self._listen(node.address, port))
+            except OSError as exc:
+                last = exc
+                for s in socks:
+                    s.close()
+                continue
+            for node, s in zip(self.nodes, socks):
+                node.listener = s
+            return port
+        raise OSError("no port free on every node address: %s" % (last,))
+
+    def ready_info(self):
+        return {"contact_points": [n.address for n in self.nodes], "port": self.port,
+                "control": self.control_address}
+
+    # --- loop --------------------------------------------------------------------------------
+
+    def call_later(self, delay, fn, *args):
+        timer = _Timer(time.monotonic() + delay, next(self._timer_seq), fn, args)
+        heapq.heappush(self.timers, timer)
+        return timer
+
+    def request_stop(self, *_):
+        self._stopping = True
+        try:
+            self._wakeup_w.send(b"x")
+        except (OSError, AttributeError):
+            pass
+
+    def serve_forever(self):
+        """Run the loop until request_stop() (signal handlers call it)."""
+        select = self.selector.select
+        timers = self.timers
+        while not self._stopping:
+            timeout = None
+            if timers:
+                timeout = max(0.0, timers[0].when - time.monotonic())
+            for key, mask in select(timeout):
+                kind, obj = key.data
+                if kind == "conn":
+                    if mask & selectors.EVENT_READ:
+                        self._on_readable(obj)
+                    if mask & selectors.EVENT_WRITE and not obj.closed:
+                        self._on_writable(obj)
+                elif kind == "accept":
+                    self._accept(obj)
+                elif kind == "control":
+                    self._accept_control()
+                elif kind == "ctrl":
+                    obj.on_readable()
+                elif kind == "wakeup":
+                    try:
+                        self._wakeup_r.recv(4096)
+                    except OSError:
+                        pass
+            if timers:
+                now = time.monotonic()
+                while timers and timers[0].when <= now:
+                    timer = heapq.heappop(timers)
+                    if not timer.cancelled:
+                        timer.fn(*timer.args)
+
+    def close(self):
+        """Close every socket."""
+        for node in self.nodes:
+            self._close_node_connections(node)
+            if node.listener is not None:
+                self._unregister(node.listener)
+                node.listener.close()
+                node.listener = None
+        for sock in (self.control_listener, self._wakeup_r, self._wakeup_w):
+            if sock is not None:
+                self._unregister(sock)
+                sock.close()
+        for key in list(self.selector.get_map().values()):
+            kind, obj = key.data
+            if kind == "ctrl":
+                obj.close()
+        self.selector.close()
+
+    def _unregister(self, sock):
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+
+    # --- control channel ----------------------------------------------------------------------
+
+    def _accept_control(self):
+        try:
+            sock, _ = self.control_listener.accept()
+        except OSError:
+            return
+        sock.setblocking(False)
+        ctrl = _ControlConnection(self, sock)
+        self.selector.register(sock, selectors.EVENT_READ, ("ctrl", ctrl))
+
+    def control_call(self, op, args):
+        """Run one control operation (the control channel's dispatcher)."""
+        handler = _CONTROL_OPS.get(op)
+        if handler is None:
+            raise ValueError("unknown control operation %r" % (op,))
+        return handler(self, **args)
+
+    # --- connections -------------------------------------------------------------------------
+
+    def _accept(self, node):
+        for _ in range(64):
+            try:
+                sock, peer = node.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if not node.up:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = ServerConnection(self, node, sock, peer, self.tls_context)
+            node.connections.add(conn)
+            node.accepted += 1
+            self.selector.register(sock, selectors.EVENT_READ, ("conn", conn))
+
+    def _close(self, conn):
+        if conn.closed:
+            return
+        conn.closed = True
+        conn.phase = CLOSED
+        conn.node.connections.discard(conn)
+        self._unregister(conn.sock)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+
+    def _close_node_connections(self, node):
+        for conn in list(node.connections):
+            self._close(conn)
+
+    def _on_readable(self, conn):
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        if conn.tls is not None:
+            data = self._tls_receive(conn, data)
+            if data is None or conn.closed:
+                return
+        if conn.closing:
+            return
+        if conn.segments:
+            try:
+                conn.seg_decoder.add_data(data)
+                for payload in conn.seg_decoder:
+                    conn.envbuf += payload
+            except ProtocolError as exc:
+                self._protocol_failure(conn, 0, str(exc))
+                return
+        else:
+            conn.envbuf += data
+        node = conn.node
+        if node.stalled_until:
+            if time.monotonic() < node.stalled_until:
+                return
+            node.stalled_until = 0.0
+        self._process(conn)
+
+    def _tls_receive(self, conn, data):
+        conn.tls_in.write(data)
+        out = []
+        try:
+            if not conn.tls_done:
+                conn.tls.do_handshake()
+                conn.tls_done = True
+            while True:
+                chunk = conn.tls.read(READ_SIZE)
+                if not chunk:
+                    break
+                out.append(chunk)
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, OSError):
+            self._flush_tls(conn)
+            self._close(conn)
+            return None
+        self._flush_tls(conn)
+        return b"".join(out)
+
+    def _flush_tls(self, conn):
+        pending = conn.tls_out.read()
+        if pending:
+            self._write_raw(conn, pending)
+
+    def _write(self, conn, data):
+        if conn.closed or not data:
+            return
+        if conn.tls is not None:
+            try:
+                conn.tls.write(data)
+            except ssl.SSLError:
+                self._close(conn)
+                return
+            data = conn.tls_out.read()
+        self._write_raw(conn, data)
+
+    def _write_raw(self, conn, data):
+        if conn.closed:
+            return
+        if conn.wbuf:
+            conn.wbuf.append(data)
+            return
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return
+        if sent < len(data):
+            conn.wbuf.append(memoryview(data)[sent:])
+            if not conn.writing:
+                conn.writing = True
+                self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
+                                     ("conn", conn))
+        elif conn.closing:
+            self._close(conn)
+
+    def _on_writable(self, conn):
+        while conn.wbuf:
+            data = conn.wbuf[0]
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._close(conn)
+                return
+            if sent < len(data):
+                conn.wbuf[0] = memoryview(data)[sent:]
+                return
+            conn.wbuf.pop(0)
+        conn.writing = False
+        if conn.closing:
+            self._close(conn)
+            return
+        self.selector.modify(conn.sock, selectors.EVENT_READ, ("conn", conn))
+
+    def _close_after_flush(self, conn):
+        conn.closing = True
+        if not conn.wbuf:
+            self._close(conn)
+
+    # --- frames ------------------------------------------------------------------------------
+
+    def _process(self, conn):
+        """Handle every complete frame buffered on ``conn``; answer them with one write."""
+        buf = conn.envbuf
+        n = len(buf)
+        if conn.phase == NEW:
+            if not self._check_first_frame(conn, buf):
+                return
+        node = conn.node
+        if node.cache_version != self.primes.version:
+            node.caches.clear()
+            node.cache_version = self.primes.version
+        fast = conn.phase == READY_PHASE and not node.faulty
+        cache = node.caches.get(conn.cache_name) if fast else None
+        if cache is None:
+            cache = {}
+        out = []
+        log = node.log.append
+        pos = 0
+        expected = conn.version
+        while n - pos >= 9:
+            length = _unpack_int(buf, pos + 5)[0]
+            if length < 0 or length > MAX_FRAME:
+                self._send_envelopes(conn, out)
+                self._protocol_failure(conn, 0, "invalid frame body length %d" % (length,))
+                return
+            end = pos + 9 + length
+            if end > n:
+                break
+            stream = buf[pos + 2:pos + 4]
+            buf[pos + 2] = 0
+            buf[pos + 3] = 0
+            key = bytes(buf[pos:end])
+            pos = end
+            hit = cache.get(key)
+            if hit is not None:
+                out.append(hit[0])
+                out.append(stream)
+                out.append(hit[1])
+                if hit[2]:
+                    log((conn.id, conn.version, conn.cache_name, key))
+                continue
+            if key[0] != expected:
+                self._send_envelopes(conn, out)
+                self._protocol_failure(
+                    conn, struct.unpack(">h", bytes(stream))[0], "frame of protocol version %d on a connection of version %d" % (
+                        key[0] & 0x7F, expected))
+                return
+            self._handle_frame(conn, struct.unpack(">h", bytes(stream))[0], key, out)
+            if conn.closed or conn.closing:
+                del buf[:pos]
+                return
+            if conn.phase != READY_PHASE or node.faulty:
+                cache = {}
+            elif fast is False:
+                fast = True
+                cache = node.caches.get(conn.cache_name) or {}
+            if conn.segments and pos < n:
+                # The handshake just switched to segments: the rest is segment bytes.
+                rest = bytes(buf[pos:])
+                del buf[:]
+                self._send_envelopes(conn, out)
+                out = []
+                conn.seg_decoder.add_data(rest)
+                try:
+                    for payload in conn.seg_decoder:
+                        buf += payload
+                except ProtocolError as exc:
+                    self._protocol_failure(conn, 0, str(exc))
+                    return
+                self._process(conn)
+                return
+        del buf[:pos]
+        if out:
+            self._send_envelopes(conn, out)
+
+    def _send_envelopes(self, conn, parts):
+        if not parts or conn.closed:
+            return
+        if conn.segments:
+            data = b"".join(parts)
+            if len(data) <= 131071 and not conn.corrupt_segment:
+                data = conn.seg_encoder.encode([data])
+            else:
+                data = self._encode_big_segments(conn, data)
+        else:
+            data = b"".join(parts)
+        self._write(conn, data)
+
+    def _encode_big_segments(self, conn, data):
+        # Split at envelope boundaries so no envelope straddles two self-contained segments.
+        envelopes = []
+        pos = 0
+        while pos < len(data):
+            length = _unpack_int(data, pos + 5)[0]
+            envelopes.append(data[pos:pos + 9 + length])
+            pos += 9 + length
+        encoded = conn.seg_encoder.encode(envelopes)
+        if conn.corrupt_segment:
+            conn.corrupt_segment = False
+            header = 8 if conn.seg_encoder.compressor is not None else 6
+            encoded = bytearray(encoded)
+            encoded[header] ^= 0xFF
+            encoded = bytes(encoded)
+        return encoded
+
+    def _check_first_frame(self, conn, buf):
+        """Negotiate the protocol version from the first frame; False when not decided."""
+        if not buf:
+            return False
+        version = buf[0] & 0x7F
+        if buf[0] & 0x80 or version == 0 or version > 0x3F:
+            self._protocol_failure(conn, 0, "Invalid or unsupported protocol version (%d); "
+                                   "this is not a CQL request" % (version,),
+                                   frame_version=self.protocol_versions[-1])
+            return False
+        if version in self.protocol_versions:
+            conn.version = version
+            conn.phase = STARTED
+            return True
+        if version < 3:
+            if len(buf) < 3:
+                return False
+            stream = buf[2] if buf[2] < 128 else buf[2] - 256
+        else:
+            if len(buf) < 4:
+                return False
+            stream = struct.unpack_from(">h", buf, 2)[0]
+        lower = [v for v in self.protocol_versions if v <= version]
+        reply_version = lower[-1] if lower else self.protocol_versions[0]
+        self._protocol_failure(
+            conn, stream, "Invalid or unsupported protocol version (%d); supported versions "
+            "are (%s)" % (version, ", ".join("%d/v%d" % (v, v) for v in self.protocol_versions)),
+            frame_version=reply_version)
+        return False
+
+    def _protocol_failure(self, conn, stream, message, frame_version=None):
+        """Answer ERROR ProtocolError and close the connection once that is written."""
+        version = frame_version or conn.version or self.protocol_versions[-1]
+        body = _INT.pack(PROTOCOL_ERROR) + wire.write_string(message)
+        frame = _pack_header(version | 0x80, 0, stream, ERROR, len(body)) + body
+        if conn.segments and frame_version is None:
+            try:
+                frame = conn.seg_encoder.encode([frame])
+            except Exception:       # pragma: no cover - best effort
+                pass
+        self._write(conn, frame)
+        self._close_after_flush(conn)
+
+    def _frame(self, conn, stream, opcode, body, flags=0):
+        if conn.compressor is not None and conn.version < 5 and conn.phase == READY_PHASE:
+            body = conn.compressor.compress_frame(body)
+            flags |= 0x01
+        return _pack_header(conn.version | 0x80, flags, stream, opcode, len(body)) + body
+
+    def _reply(self, conn, out, stream, opcode, body, cache_key=None, logged=False):
+        """Queue one response; with cache_key, remember it for the fast path."""
+        node = conn.node
+        if node.corrupt_next:
+            node.corrupt_next = False
+            frame = self._frame(conn, stream, opcode, body)
+            if conn.segments:
+                conn.corrupt_segment = True
+                self._send_envelopes(conn, out)
+                del out[:]
+                self._send_envelopes(conn, [frame])
+                return
+            out.append(b"\xff" + frame[1:])
+            return
+        frame = self._frame(conn, stream, opcode, body)
+        out.append(frame)
+        if cache_key is not None and conn.phase == READY_PHASE:
+            cache = node.caches.get(conn.cache_name)
+            if cache is None:
+                cache = node.caches[conn.cache_name] = {}
+            if len(cache) < 10000:
+                cache[cache_key] = (frame[:2], frame[4:], logged)
+
+    # --- the slow path -----------------------------------------------------------------------
+
+    def _handle_frame(self, conn, stream, key, out):
+        flags = key[1]
+        opcode = key[4]
+        body = key[9:]
+        if flags & 0x01 and conn.version < 5:
+            if conn.compressor is None:
+                self._protocol_failure(conn, stream, "Compressed frame received but no "
+                                       "compression was negotiated")
+                return
+            try:
+                body = conn.compressor.decompress_frame(body)
+            except ProtocolError as exc:
+                self._protocol_failure(conn, stream, "Bad compressed frame: %s" % (exc,))
+                return
+        try:
+            body = self._strip_request_extras(flags, body)
+            if opcode == OPTIONS:
+                self._reply(conn, out, stream, SUPPORTED, self.supported_body,
+                            cache_key=key)
+            elif conn.phase == STARTED:
+                if opcode == STARTUP:
+                    self._on_startup(conn, stream, body, out)
+                else:
+                    self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                                      "Unexpected message %s, expecting STARTUP or OPTIONS"
+                                      % (OPCODE_NAMES.get(opcode, "0x%02X" % opcode),))
+            elif conn.phase == AUTHENTICATING:
+                if opcode == AUTH_RESPONSE:
+                    self._on_auth_response(conn, stream, body, out)
+                else:
+                    self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                                      "Unexpected message %s, expecting AUTH_RESPONSE"
+                                      % (OPCODE_NAMES.get(opcode, "0x%02X" % opcode),))
+            elif opcode == REGISTER:
+                events, _ = wire.read_string_list(body, 0)
+                for event in events:
+                    if event not in ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"):
+                        raise ProtocolError("Invalid value '%s' for Type" % (event,))
+                conn.registered = conn.registered | frozenset(events)
+                self._reply(conn, out, stream, READY, b"")
+            elif opcode in REQUEST_OPCODES:
+                self._on_request(conn, stream, opcode, body, key, out)
+            elif opcode == STARTUP:
+                self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                                  "Unexpected message STARTUP, the connection is already "
+                                  "started")
+            else:
+                self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                                  "Unknown or unexpected opcode 0x%02X" % (opcode,))
+        except ProtocolError as exc:
+            self._reply_error(conn, out, stream, PROTOCOL_ERROR, exc.message or str(exc))
+        except EngineError as exc:
+            self._reply_error(conn, out, stream, exc.code, exc.message, exc.fields)
+        except Exception as exc:        # the server must survive anything a client sends
+            self._reply_error(conn, out, stream, SERVER_ERROR,
+                              "java.lang.RuntimeException: %s: %s" % (type(exc).__name__, exc))
+
+    @staticmethod
+    def _strip_request_extras(flags, body):
+        # Requests may carry a custom payload (0x04); tracing (0x02) adds nothing to a request.
+        if flags & 0x04:
+            _, pos = wire.read_bytes_map(body, 0)
+            return body[pos:]
+        return body
+
+    def _reply_error(self, conn, out, stream, code, message, fields=None):
+        body = _INT.pack(code) + wire.write_string(message) + _error_fields(code, fields or {})
+        self._reply(conn, out, stream, ERROR, body)
+
+    def _on_startup(self, conn, stream, body, out):
+        options, _ = wire.read_string_map(body, 0)
+        options = dict((k.upper(), v) for k, v in options.items())
+        if "CQL_VERSION" not in options:
+            raise ProtocolError("Missing value CQL_VERSION in STARTUP message")
+        name = options.get("COMPRESSION")
+        compressor = None
+        if name:
+            compressor = self.compressors.get(name.lower())
+            if compressor is None:
+                raise ProtocolError("Unknown compression algorithm: %s" % (name,))
+            if conn.version >= 5 and not compressor.supports_segments:
+                raise ProtocolError("Compression %s is not supported by protocol version v5"
+                                    % (name,))
+        conn.compressor = compressor
+        if self.auth:
+            conn.phase = AUTHENTICATING
+            self._reply(conn, out, stream, AUTHENTICATE, wire.write_string(AUTHENTICATOR))
+        else:
+            self._reply(conn, out, stream, READY, b"")
+            self._become_ready(conn, out)
+
+    def _on_auth_response(self, conn, stream, body, out):
+        token, _ = wire.read_bytes(body, 0)
+        parts = (token or b"").split(b"\x00")
+        user = parts[1].decode("utf-8", "replace") if len(parts) == 3 else ""
+        password = parts[2].decode("utf-8", "replace") if len(parts) == 3 else ""
+        if len(parts) != 3 or (user, password) != self.auth:
+            self._reply_error(conn, out, stream, BAD_CREDENTIALS,
+                              "Provided username %s and/or password are incorrect" % (user,))
+            return
+        self._reply(conn, out, stream, AUTH_SUCCESS, wire.write_bytes(None))
+        self._become_ready(conn, out)
+
+    def _become_ready(self, conn, out):
+        conn.phase = READY_PHASE
+        if conn.version >= 5:
+            # READY / AUTH_SUCCESS goes out as a bare envelope, everything after in segments.
+            self._send_envelopes(conn, out)
+            del out[:]
+            seg_compressor = conn.compressor
+            conn.seg_decoder = SegmentDecoder(seg_compressor)
+            conn.seg_encoder = SegmentEncoder(seg_compressor)
+            conn.segments = True
+            conn.cache_name = None
+        else:
+            conn.cache_name = conn.compressor.name if conn.compressor is not None else None
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _on_request(self, conn, stream, opcode, body, key, out):
+        node = conn.node
+        if node.close_after is not None:
+            if node.close_after <= 0:
+                node.close_after = None
+                self._send_envelopes(conn, out)
+                del out[:]
+                self._close_after_flush(conn)
+                return
+            node.close_after -= 1
+        node.log.append((conn.id, conn.version, conn.cache_name, key))
+        query_text = self._query_text(opcode, body)
+        prime = None
+        if query_text is not None and len(self.primes):
+            prime = self.primes.find(query_text, node.index, node.address)
+        if prime is not None and not prime.passthrough:
+            opcode_out, body_out = self._primed_response(conn, opcode, body, prime, query_text)
+            if prime.delay:
+                self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out,
+                                body_out)
+                return
+            cacheable = prime.times is None and opcode != PREPARE
+            self._reply(conn, out, stream, opcode_out, body_out,
+                        cache_key=key if cacheable else None, logged=True)
+            return
+        try:
+            opcode_out, body_out, events = self._engine_request(conn, opcode, body)
+        except EngineError as exc:
+            opcode_out = ERROR
+            body_out = _INT.pack(exc.code) + wire.write_string(exc.message) + \
+                _error_fields(exc.code, exc.fields)
+            events = ()
+        if prime is not None and prime.delay:
+            self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out)
+        else:
+            self._reply(conn, out, stream, opcode_out, body_out)
+        for event in events:
+            self._broadcast_event("SCHEMA_CHANGE", event)
+
+    def _late_reply(self, conn, stream, opcode, body):
+        if conn.closed or conn.closing:
+            return
+        out = []
+        self._reply(conn, out, stream, opcode, body)
+        self._send_envelopes(conn, out)
+
+    def _query_text(self, opcode, body):
+        try:
+            if opcode in (QUERY, PREPARE):
+                return wire.read_long_string(body, 0)[0]
+            if opcode == EXECUTE:
+                prepared_id, _ = wire.read_short_bytes(body, 0)
+                return self.prepared_text.get(bytes(prepared_id))
+        except ProtocolError:
+            return None
+        return None
+
+    def _primed_response(self, conn, opcode, body, prime, query_text):
+        if prime.error is not None:
+            error = dict(prime.error)
+            code = error.pop("code")
+            message = error.pop("message")
+            if code == 0x2500 and "statement_id" not in error and opcode == EXECUTE:
+                error["statement_id"] = wire.read_short_bytes(body, 0)[0]
+            return ERROR, _INT.pack(code) + wire.write_string(message) + \
+                _error_fields(code, error)
+        if opcode == PREPARE:
+            prepared_id = hashlib.md5(("primed:" + query_text).encode("utf-8")).digest()
+            self.prepared_text[prepared_id] = query_text
+            return RESULT, _primed_prepared_body(prepared_id, prime, conn.version)
+        if prime.is_void:
+            return RESULT, _INT.pack(1)
+        return RESULT, _rows_body(prime.columns, prime.rows, conn.version)
+
+    def _engine_request(self, conn, opcode, body):
+        """Run a request through the engine.  Returns (opcode, body, schema change events)."""
+        raise EngineError(0x2200, "the CQL engine is not available")
+
+    # --- events and topology -----------------------------------------------------------------
+
+    def _broadcast_event(self, kind, payload, exclude_node=None):
+        body = wire.write_string(kind) + payload
+        for node in self.nodes:
+            if node is exclude_node or not node.up:
+                continue
+            for conn in list(node.connections):
+                if kind in conn.registered and conn.phase == READY_PHASE:
+                    frame = self._frame(conn, -1, EVENT, body)
+                    self._send_envelopes(conn, [frame])
+
+    def _node_event_payload(self, node, change):
+        return wire.write_string(change) + wire.write_inet(node.address, node.port)
+
+    def node(self, ref):
+        """The NodeState for an index (0-based int) or an address string."""
+        if isinstance(ref, NodeState):
+            return ref
+        if isinstance(ref, str) and not ref.isdigit():
+            for node in self.nodes:
+                if node.address == ref:
+                    return node
+            raise ValueError("no node with address %r" % (ref,))
+        index = int(ref)
+        if not 0 <= index < len(self.nodes):
+            raise ValueError("node index %d out of range 0..%d" % (index, len(self.nodes) - 1))
+        return self.nodes[index]
+
+    def stop_node(self, ref):
+        node = self.node(ref)
+        if not node.up:
+            return False
+        node.up = False
+        if node.listener is not None:
+            self._unregister(node.listener)
+            node.listener.close()
+            node.listener = None
+        self._close_node_connections(node)
+        self._engine_node_status(node, False)
+        self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "DOWN"),
+                              exclude_node=node)
+        return True
+
+    def start_node(self, ref):
+        node = self.node(ref)
+        if node.up:
+            return False
+        node.listener = self._listen(node.address, node.port)
+        self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
+        node.up = True
+        node.caches.clear()
+        self._engine_node_status(node, True)
+        self._engine_forget_prepared(node)
+        self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "UP"),
+                              exclude_node=node)
+        return True
+
+    def _engine_node_status(self, node, up):
+        pass
+
+    def _engine_forget_prepared(self, node):
+        pass
+
+    # --- control operations ------------------------------------------------------------------
+
+    def drop_connections(self, ref=None):
+        nodes = self.nodes if ref is None else [self.node(ref)]
+        count = 0
+        for node in nodes:
+            count += len(node.connections)
+            self._close_node_connections(node)
+        return count
+
+    def stall(self, ref, seconds):
+        node = self.node(ref)
+        node.stalled_until = time.monotonic() + float(seconds)
+        self.call_later(float(seconds), self._end_stall, node)
+        return True
+
+    def _end_stall(self, node):
+        if node.stalled_until and time.monotonic() >= node.stalled_until - 1e-3:
+            node.stalled_until = 0.0
+            for conn in list(node.connections):
+                if not conn.closed and conn.envbuf:
+                    self._process(conn)
+
+    def close_after(self, ref, n_requests):
+        node = self.node(ref)
+        node.close_after = int(n_requests)
+        return True
+
+    def corrupt_next_frame(self, ref):
+        self.node(ref).corrupt_next = True
+        return True
+
+    def prime(self, **args):
+        prime = control.prime_from_args(args)
+        if prime.node is not None:
+            prime.node = self.node(prime.node).index
+        self.primes.add(prime)
+        return True
+
+    def clear(self):
+        self.primes.clear()
+        for node in self.nodes:
+            node.stalled_until = 0.0
+            node.close_after = None
+            node.corrupt_next = False
+            node.caches.clear()
+            node.log.clear()
+            for conn in list(node.connections):
+                if conn.envbuf and not conn.closed:
+                    self._process(conn)
+        return True
+
+    def served(self, ref, clear=False):
+        node = self.node(ref)
+        entries = [self._describe_request(entry) for entry in node.log]
+        if clear:
+            node.log.clear()
+        return [e for e in entries if e is not None]
+
+    def connections(self, ref=None):
+        if ref is None:
+            return [len(node.connections) for node in self.nodes]
+        return len(self.node(ref).connections)
+
+    def describe_nodes(self):
+        return [node.describe() for node in self.nodes]
+
+    def _describe_request(self, entry):
+        conn_id, version, compression, key = entry
+        flags = key[1]
+        opcode = key[4]
+        body = key[9:]
+        try:
+            if flags & 0x01 and version < 5 and compression:
+                body = self.compressors[compression].decompress_frame(body)
+            body = self._strip_request_extras(flags, body)
+            info = {"connection": conn_id, "opcode": OPCODE_NAMES.get(opcode, opcode)}
+            if opcode in (QUERY, PREPARE):
+                info["query"], pos = wire.read_long_string(body, 0)
+                if opcode == QUERY:
+                    info.update(_describe_params(body, pos, version))
+            elif opcode == EXECUTE:
+                prepared_id, pos = wire.read_short_bytes(body, 0)
+                info["prepared_id"] = bytes(prepared_id).hex()
+                info["query"] = self.prepared_text.get(bytes(prepared_id))
+                if version >= 5:
+                    _, pos = wire.read_short_bytes(body, pos)
+                info.update(_describe_params(body, pos, version))
+            elif opcode == BATCH:
+                info["queries"] = _describe_batch(body, self.prepared_text)
+            return info
+        except Exception as exc:         # a malformed request is still logged
+            return {"connection": conn_id, "opcode": OPCODE_NAMES.get(opcode, opcode),
+                    "error": str(exc)}
+
+
+_CONTROL_OPS = {
+    "prime": ClusterServer.prime,
+    "stop_node": lambda self, node: self.stop_node(node),
+    "start_node": lambda self, node: self.start_node(node),
+    "drop_connections": lambda self, node=None: self.drop_connections(node),
+    "stall": lambda self, node, seconds: self.stall(node, seconds),
+    "close_after": lambda self, node, n: self.close_after(node, n),
+    "corrupt_next_frame": lambda self, node: self.corrupt_next_frame(node),
+    "clear": lambda self: self.clear(),
+    "served": lambda self, node, clear=False: self.served(node, clear),
+    "connections": lambda self, node=None: self.connections(node),
+    "nodes": lambda self: self.describe_nodes(),
+    "ping": lambda self: True,
+}
+
+
+class _ControlConnection(object):
+    """One control-channel client: JSON lines in, JSON lines out (blocking sends are fine:
+    answers are small and the client reads them at once)."""
+
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.buf = b""
+
+    def on_readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.strip():
+                self._answer(line)
+
+    def _answer(self, line):
+        try:
+            request = json.loads(line.decode("utf-8"))
+            result = self.server.control_call(request.get("op"), request.get("args") or {})
+            reply = {"ok": True, "result": result}
+        except Exception as exc:
+            reply = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+        data = json.dumps(reply, default=str).encode("utf-8") + b"\n"
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.close()
+            return
+        finally:
+            if self.sock.fileno() >= 0:
+                self.sock.setblocking(False)
+
+    def close(self):
+        try:
+            self.server.selector.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+        self.sock.close()
+
+
+# --- body helpers -----------------------------------------------------------------------------
+
+_CONSISTENCY_NAMES = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
+                      "EACH_QUORUM", "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE")
+
+
+def _consistency_code(value):
+    if isinstance(value, str):
+        return _CONSISTENCY_NAMES.index(value.upper())
+    return int(value)
+
+
+def _error_fields(code, fields):
+    """The extra body of an ERROR message for ``code`` from a dict of fields."""
+    f = fields
+    if code == 0x1000:
+        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
+                + _INT.pack(int(f.get("required", 2))) + _INT.pack(int(f.get("alive", 1))))
+    if code == 0x1100:
+        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
+                + _INT.pack(int(f.get("received", 0)))
+                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
+                + wire.write_string(f.get("write_type", "SIMPLE")))
+    if code == 0x1200:
+        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
+                + _INT.pack(int(f.get("received", 0)))
+                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
+                + struct.pack(">B", 1 if f.get("data_present") else 0))
+    if code == 0x1300:
+        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
+                + _INT.pack(int(f.get("received", 0)))
+                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
+                + _INT.pack(int(f.get("failures", 1)))
+                + struct.pack(">B", 1 if f.get("data_present") else 0))
+    if code == 0x1500:
+        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
+                + _INT.pack(int(f.get("received", 0)))
+                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
+                + _INT.pack(int(f.get("failures", 1)))
+                + wire.write_string(f.get("write_type", "SIMPLE")))
+    if code == 0x1400:
+        return (wire.write_string(f.get("keyspace", "ks")) + wire.write_string(
+            f.get("function", "f")) + wire.write_string_list(f.get("arg_types", [])))
+    if code == 0x2400:
+        return wire.write_string(f.get("keyspace", "")) + wire.write_string(f.get("table", ""))
+    if code == 0x2500:
+        statement_id = f.get("statement_id", b"")
+        if isinstance(statement_id, str):
+            statement_id = bytes.fromhex(statement_id)
+        return wire.write_short_bytes(statement_id)
+    return b""
+
+
+def _type_option(cql_type):
+    from cqlreactor.core import types as cql_types
+    ctype = cql_types.parse_cql_type(cql_type) if isinstance(cql_type, str) else cql_type
+    return ctype, cql_types.write_type_option(ctype)
+
+
+def _rows_body(columns, rows, version, keyspace="primed", table="primed"):
+    parts = [_INT.pack(2), _INT.pack(0x0001), _INT.pack(len(columns)),
+             wire.write_string(keyspace), wire.write_string(table)]
+    ctypes = []
+    for name, cql_type in columns:
+        ctype, option = _type_option(cql_type)
+        ctypes.append(ctype)
+        parts.append(wire.write_string(name))
+        parts.append(option)
+    parts.append(_INT.pack(len(rows)))
+    for row in rows:
+        for ctype, value in zip(ctypes, row):
+            if value is None:
+                parts.append(_INT.pack(-1))
+            else:
+                parts.append(wire.write_bytes(ctype.serialize(value, version)))
+    return b"".join(parts)
+
+
+def _primed_prepared_body(prepared_id, prime, version):
+    parts = [_INT.pack(4), wire.write_short_bytes(prepared_id)]
+    if version >= 5:
+        parts.append(wire.write_short_bytes(hashlib.md5(prepared_id).digest()))
+    # bind variables: the prime's ``params`` are not supported yet -> none.
+    parts.append(_INT.pack(0x0001) + _INT.pack(0))
+    if version >= 4:
+        parts.append(_INT.pack(0))
+    parts.append(wire.write_string("primed") + wire.write_string("primed"))
+    columns = prime.columns or []
+    if columns:
+        parts.append(_INT.pack(0x0001) + _INT.pack(len(columns)) + wire.write_string("primed")
+                     + wire.write_string("primed"))
+        for name, cql_type in columns:
+            parts.append(wire.write_string(name) + _type_option(cql_type)[1])
+    else:
+        parts.append(_INT.pack(0x0004) + _INT.pack(0))
+    return b"".join(parts)
+
+
+def _describe_params(body, pos, version):
+    consistency = struct.unpack_from(">H", body, pos)[0]
+    pos += 2
+    if version >= 5:
+        flags = _INT.unpack_from(body, pos)[0]
+        pos += 4
+    else:
+        flags = body[pos]
+        pos += 1
+    info = {"consistency": _CONSISTENCY_NAMES[consistency]
+            if consistency < len(_CONSISTENCY_NAMES) else consistency}
+    if flags & 0x01:
+        count = struct.unpack_from(">H", body, pos)[0]
+        pos += 2
+        values = []
+        names = []
+        for _ in range(count):
+            if flags & 0x40:
+                name, pos = wire.read_string(body, pos)
+                names.append(name)
+            length = _INT.unpack_from(body, pos)[0]
+            pos += 4
+            if length < 0:
+                values.append(None)
+            else:
+                values.append(bytes(body[pos:pos + length]).hex())
+                pos += length
+        info["values"] = values
+        if names:
+            info["names"] = names
+    return info
+
+
+def _describe_batch(body, prepared_text):
+    pos = 1
+    count = struct.unpack_from(">H", body, pos)[0]
+    pos += 2
+    queries = []
+    for _ in range(count):
+        kind = body[pos]
+        pos += 1
+        if kind == 0:
+            text, pos = wire.read_long_string(body, pos)
+        else:
+            prepared_id, pos = wire.read_short_bytes(body, pos)
+            text = prepared_text.get(bytes(prepared_id))
+        n = struct.unpack_from(">H", body, pos)[0]
+        pos += 2
+        for _ in range(n):
+            length = _INT.unpack_from(body, pos)[0]
+            pos += 4 + max(length, 0)
+        queries.append(text)
+    return queries
+
+
+# --- process entry ----------------------------------------------------------------------------
+
+def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
+                client_auth="optional", stdout=None):
+    """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
+
+    Returns the process exit status (0 on a clean shutdown).
+    """
+    stdout = stdout or sys.stdout
+    server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
+                           protocol_versions=protocol_versions, client_auth=client_auth)
+    try:
+        server.open()
+    except OSError as exc:
+        server.close()
+        sys.stderr.write("cannot listen: %s\n" % (exc,))
+        return 1
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, server.request_stop)
+    try:
+        stdout.write(json.dumps(server.ready_info()) + "\n")
+        stdout.flush()
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
