@@ -16,6 +16,9 @@ import struct
 import uuid
 
 from .errors import ProtocolError
+# One UNSET_VALUE sentinel for the whole driver: the CQL types module owns it (and needs nothing
+# from wire, so there is no import cycle).
+from .types_scalar import UNSET_VALUE
 
 __all__ = [
     "UNSET_VALUE",
@@ -29,29 +32,6 @@ __all__ = [
     "write_consistency",
 ]
 
-
-class _UnsetValue(object):
-    """The ``not set`` bound value (a [value] of length -2): leaves the column unchanged."""
-
-    __slots__ = ()
-    _instance = None
-
-    def __new__(cls):
-        if cls._instance is None:
-            cls._instance = object.__new__(cls)
-        return cls._instance
-
-    def __repr__(self):
-        return "UNSET_VALUE"
-
-    def __reduce__(self):
-        return (_UnsetValue, ())
-
-    def __bool__(self):
-        return False
-
-
-UNSET_VALUE = _UnsetValue()
 
 _BYTE = struct.Struct(">B")
 _SHORT = struct.Struct(">H")
