@@ -1,0 +1,480 @@
+"""Cluster: configuration, the reactor, the control connection, host state and sessions.
+
+Arguments and behaviour follow cassandra-driver's ``Cluster`` so code moves over by changing
+imports.  The reactor is chosen with ``connection_class`` (a class such as ``GeventReactor`` or a
+name such as ``"gevent"``); the default is the fastest reactor compat_matrix.yaml allows here.
+"""
+
+import logging
+import random
+import socket
+import threading
+
+from cqlreactor.control import ControlConnection
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.errors import ConnectionException, DriverException
+from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
+from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
+                                 HostDistance, RetryPolicy, TokenAwarePolicy)
+from cqlreactor.pool import HostConnectionPool
+from cqlreactor.query import named_tuple_factory
+from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
+
+__all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT"]
+
+log = logging.getLogger(__name__)
+
+_NOT_SET = object()
+
+
+class ExecutionProfile(object):
+    """Per-request defaults: load balancing, retries, consistency, timeout, row factory."""
+
+    def __init__(self, load_balancing_policy=None, retry_policy=None, consistency_level=None,
+                 serial_consistency_level=None, request_timeout=10.0,
+                 row_factory=named_tuple_factory):
+        self.load_balancing_policy = load_balancing_policy
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.consistency_level = consistency_level
+        self.serial_consistency_level = serial_consistency_level
+        self.request_timeout = request_timeout
+        self.row_factory = row_factory
+
+
+def _reactor_class(connection_class, allow_unsupported_reactors):
+    from cqlreactor.reactors import get_reactor_class
+    return get_reactor_class(connection_class, allow_unsupported_reactors)
+
+
+class Cluster(object):
+    """The entry point: ``Cluster(...).connect()`` returns a Session.
+
+    Args (the cassandra-driver names):
+        contact_points: addresses to bootstrap from (default ``["127.0.0.1"]``).
+        port: native protocol port of every node (default 9042).
+        auth_provider: e.g. ``PlainTextAuthProvider(user, password)``.
+        connection_class: reactor class or name; None picks the default for this interpreter.
+        ssl_context: an ``ssl.SSLContext`` for TLS (hostname checking as configured in it).
+        ssl_options: dict used to build an SSLContext when no ssl_context is given.
+        protocol_version: None (start at v5, fall back as the server says) or 4/5 exactly.
+        execution_profiles: {name: ExecutionProfile}; EXEC_PROFILE_DEFAULT overrides defaults.
+        load_balancing_policy: default TokenAwarePolicy(DCAwareRoundRobinPolicy()).
+        reconnection_policy: default ExponentialReconnectionPolicy(1.0, 600.0).
+        default_retry_policy: default RetryPolicy().
+        connect_timeout: seconds for one connection's TCP + TLS + CQL handshake.
+        idle_heartbeat_interval: seconds between heartbeats on idle connections (0 disables).
+        compression: True (best both sides have), False, or "lz4" / "snappy".
+        cloud: {"secure_connect_bundle": path, "use_default_tempdir": bool,
+                "connect_timeout": seconds} for DataStax Astra.
+        connections_per_host: connections each session keeps to each host (default 1).
+        allow_unsupported_reactors: opt in to reactors compat_matrix.yaml gates off here.
+    """
+
+    def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
+                 connection_class=None, ssl_context=None, ssl_options=None,
+                 protocol_version=None, execution_profiles=None, load_balancing_policy=None,
+                 reconnection_policy=None, default_retry_policy=None, connect_timeout=5.0,
+                 idle_heartbeat_interval=30.0, compression=True, cloud=None,
+                 control_connection_timeout=5.0, connections_per_host=1,
+                 max_requests_per_connection=2048, allow_unsupported_reactors=None,
+                 cql_version=None):
+        self._cloud_config = None
+        if cloud is not None:
+            conflicts = [name for name, given in (
+                ("contact_points", contact_points is not _NOT_SET),
+                ("ssl_context", ssl_context is not None),
+                ("ssl_options", ssl_options is not None)) if given]
+            if conflicts:
+                raise ValueError(
+                    "cloud= cannot be combined with %s: the secure connect bundle provides the "
+                    "contact points and the TLS settings; remove %s"
+                    % (", ".join(conflicts), " and ".join(conflicts)))
+            from cqlreactor.cloud import cloud_config_from
+            self._cloud_config = cloud_config_from(cloud)
+            ssl_context = self._cloud_config.ssl_context
+            if auth_provider is None and self._cloud_config.username:
+                from cqlreactor.core.auth import PlainTextAuthProvider
+                auth_provider = PlainTextAuthProvider(self._cloud_config.username,
+                                                      self._cloud_config.password)
+            contact_points = []
+        elif contact_points is _NOT_SET:
+            contact_points = ["127.0.0.1"]
+        if isinstance(contact_points, str):
+            raise TypeError("contact_points must be a list of addresses, not a string")
+        if protocol_version not in (None, 3, 4, 5):
+            raise ValueError("protocol_version must be None, 3, 4 or 5, not %r"
+                             % (protocol_version,))
+        self.contact_points = list(contact_points)
+        self.port = int(port)
+        self.auth_provider = auth_provider
+        self.ssl_context = ssl_context
+        if ssl_context is None and ssl_options:
+            from cqlreactor.reactors.tls import context_from_options
+            self.ssl_context = context_from_options(ssl_options)
+        self.ssl_options = ssl_options
+        self.protocol_version = protocol_version
+        self._protocol_version_fixed = protocol_version is not None
+        self.connect_timeout = connect_timeout
+        self.idle_heartbeat_interval = idle_heartbeat_interval
+        self.compression = compression
+        self.cql_version = cql_version
+        self.control_connection_timeout = control_connection_timeout
+        self.connections_per_host = connections_per_host
+        self.max_requests_per_connection = max_requests_per_connection
+        self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
+                                                                                        600.0)
+        self.connection_class = _reactor_class(connection_class, allow_unsupported_reactors)
+        self._allow_unsupported_reactors = allow_unsupported_reactors
+        self.reactor = None
+        self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None
+        self._default_consistency = (ConsistencyLevel.LOCAL_QUORUM if self._cloud_config
+                                     else ConsistencyLevel.LOCAL_ONE)
+
+        default_lbp = load_balancing_policy or TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(self.local_dc_hint or ""))
+        self.load_balancing_policy = default_lbp
+        self.default_retry_policy = default_retry_policy or RetryPolicy()
+        self.profiles = {EXEC_PROFILE_DEFAULT: ExecutionProfile(
+            load_balancing_policy=default_lbp, retry_policy=self.default_retry_policy)}
+        for name, profile in (execution_profiles or {}).items():
+            if profile.load_balancing_policy is None:
+                profile.load_balancing_policy = default_lbp
+            self.profiles[name] = profile
+
+        self.metadata = Metadata()
+        self.control_connection = ControlConnection(self, control_connection_timeout)
+        self.sessions = []
+        self.is_shutdown = False
+        self._started = False
+        self._lock = threading.RLock()
+        self._reconnectors = {}    # host -> timer handle of its next reconnection attempt
+
+    # -- profiles -------------------------------------------------------------------------------
+
+    def _profile(self, name):
+        if isinstance(name, ExecutionProfile):
+            if name.load_balancing_policy is None:
+                name.load_balancing_policy = self.load_balancing_policy
+            return name
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ValueError("no execution profile named %r (known: %r)"
+                             % (name, [n for n in self.profiles if n is not EXEC_PROFILE_DEFAULT]))
+
+    def add_execution_profile(self, name, profile, pool_wait_timeout=5):
+        if name in self.profiles:
+            raise ValueError("an execution profile named %r exists already" % (name,))
+        if profile.load_balancing_policy is None:
+            profile.load_balancing_policy = self.load_balancing_policy
+        self.profiles[name] = profile
+        profile.load_balancing_policy.populate(self, self.metadata.all_hosts())
+        for session in self.sessions:
+            for host in self.metadata.all_hosts():
+                if host not in session._pools:
+                    session._add_or_renew_pool(host)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _connection_options(self, endpoint):
+        options = dict(
+            connect_timeout=self.connect_timeout,
+            protocol_version=self.protocol_version,
+            ssl_context=self.ssl_context,
+            heartbeat_interval=self.idle_heartbeat_interval or None,
+        )
+        if self.compression is not True:
+            options["compression"] = self.compression or None
+        if self.auth_provider is not None:
+            address = getattr(endpoint, "address", endpoint)
+            options["authenticator"] = self.auth_provider.new_authenticator(address)
+        if self.cql_version:
+            options["cql_version"] = self.cql_version
+        return options
+
+    def _connect_endpoint(self, endpoint):
+        """Blocking connect (user context: connect(), spawned refreshes)."""
+        conn = self.reactor.connect(endpoint, **self._connection_options(endpoint))
+        if self.protocol_version is None:
+            # The first connection settles the version every later connection uses.
+            self.protocol_version = conn.protocol_version
+        return conn
+
+    def _open_connection(self, host):
+        return self._connect_endpoint(host.endpoint)
+
+    def _open_connection_async(self, host, callback):
+        self.reactor.connect_async(host.endpoint, callback,
+                                   **self._connection_options(host.endpoint))
+
+    def _new_pool(self, host, session):
+        return HostConnectionPool(host, session, self.connections_per_host,
+                                  self.max_requests_per_connection)
+
+    def _is_used(self, host):
+        return any(p.load_balancing_policy.distance(host) != HostDistance.IGNORED
+                   for p in self.profiles.values())
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _contact_endpoints(self):
+        from cqlreactor.reactors.base import Endpoint
+        if self._cloud_config is not None:
+            endpoints = list(self._cloud_config.contact_endpoints())
+            random.shuffle(endpoints)
+            return endpoints
+        endpoints = []
+        for point in self.contact_points:
+            if isinstance(point, Endpoint):
+                endpoints.append(point)
+                continue
+            address, port = point, self.port
+            if isinstance(point, tuple):
+                address, port = point
+            try:
+                infos = socket.getaddrinfo(address, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+                addresses = []
+                for info in infos:
+                    if info[4][0] not in addresses:
+                        addresses.append(info[4][0])
+            except socket.gaierror as exc:
+                log.warning("contact point %r does not resolve: %s", address, exc)
+                continue
+            for resolved in addresses:
+                endpoints.append(Endpoint(resolved, port))
+        if not endpoints:
+            raise DriverException("none of the contact points %r resolves to an address"
+                                  % (self.contact_points,))
+        return endpoints
+
+    def connect(self, keyspace=None, wait_for_all_pools=False):
+        """Start (once) and return a new Session, its keyspace set when given."""
+        with self._lock:
+            if self.is_shutdown:
+                raise DriverException("the cluster is shut down; make a new Cluster")
+            if not self._started:
+                self._start()
+            session = Session(self, self.metadata.all_hosts())
+            self.sessions.append(session)
+        try:
+            session._open_pools(self.metadata.all_hosts())
+            if keyspace:
+                session.set_keyspace(keyspace)
+        except Exception:
+            session.shutdown()
+            raise
+        return session
+
+    def _start(self):
+        self.reactor = self.connection_class(
+            allow_unsupported_reactors=self._allow_unsupported_reactors)
+        try:
+            self.control_connection.connect(self._contact_endpoints())
+        except Exception:
+            self.reactor.stop()
+            self.reactor = None
+            raise
+        hosts = self.metadata.all_hosts()
+        for profile in self.profiles.values():
+            profile.load_balancing_policy.populate(self, hosts)
+        self._started = True
+
+    def shutdown(self):
+        """Close every session, the control connection and the reactor; remove cloud files."""
+        with self._lock:
+            if self.is_shutdown:
+                return
+            self.is_shutdown = True
+            timers, self._reconnectors = list(self._reconnectors.values()), {}
+        for timer in timers:
+            timer.cancel()
+        for session in list(self.sessions):
+            session.shutdown()
+        self.control_connection.shutdown()
+        if self.reactor is not None:
+            self.reactor.stop()
+        if self._cloud_config is not None:
+            self._cloud_config.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+
+    def _session_closed(self, session):
+        with self._lock:
+            if session in self.sessions:
+                self.sessions.remove(session)
+
+    # -- topology (called by the control connection) --------------------------------------------
+
+    def _endpoint_for(self, row, is_local, conn):
+        from cqlreactor.reactors.base import Endpoint
+        host_id = row.get("host_id")
+        if self._cloud_config is not None:
+            return self._cloud_config.endpoint_for_host_id(str(host_id))
+        if is_local:
+            return conn.endpoint
+        address = row.get("native_address") or row.get("rpc_address") or row.get("peer")
+        address = str(address)
+        if address in ("0.0.0.0", "::"):
+            address = str(row.get("peer"))
+        port = row.get("native_port") or self.port
+        return Endpoint(address, port, host_id=str(host_id) if host_id else None)
+
+    def _update_topology(self, conn, local, peers):
+        self.metadata.cluster_name = local.get("cluster_name")
+        self.metadata.partitioner = local.get("partitioner")
+        seen = set()
+        for row, is_local in [(local, True)] + [(p, False) for p in peers]:
+            if not row or (not is_local and not row.get("host_id")):
+                continue
+            endpoint = self._endpoint_for(row, is_local, conn)
+            host = self.metadata.get_host(endpoint)
+            if host is None:
+                host = Host(endpoint)
+                host, is_new = self.metadata.add_or_return_host(host)
+            else:
+                is_new = False
+            host.host_id = row.get("host_id")
+            host.datacenter = row.get("data_center")
+            host.rack = row.get("rack")
+            host.release_version = row.get("release_version")
+            host.address = str(row.get("rpc_address") or row.get("native_address")
+                               or row.get("broadcast_address") or row.get("peer") or "")
+            host.tokens = sorted(int(t) for t in (row.get("tokens") or ()))
+            seen.add(endpoint)
+            if is_new and self._started:
+                self._on_host_added(host)
+        for host in self.metadata.all_hosts():
+            if host.endpoint not in seen:
+                self._on_host_removed(host)
+        self.metadata.rebuild_token_map()
+
+    def _update_keyspaces(self, rows):
+        keyspaces = {}
+        for row in rows:
+            keyspaces[row["keyspace_name"]] = KeyspaceMetadata(
+                row["keyspace_name"], row.get("replication") or {}, row.get("durable_writes"))
+        self.metadata.keyspaces = keyspaces
+        self.metadata.rebuild_token_map()
+
+    def _on_schema_change_result(self, result):
+        # DDL through a session: refresh replication maps for token-aware routing.
+        self.control_connection._spawn_refresh("keyspaces")
+
+    def _host_by_address(self, address):
+        if address is None:
+            return None
+        ip = address[0] if isinstance(address, tuple) else address
+        ip = str(ip)
+        for host in self.metadata.all_hosts():
+            if host.address == ip or getattr(host.endpoint, "address", None) == ip:
+                return host
+        return None
+
+    def _control_candidates(self):
+        hosts = self.metadata.all_hosts()
+        up = [h for h in hosts if h.is_up]
+        down = [h for h in hosts if not h.is_up]
+        random.shuffle(up)
+        return up + down
+
+    # -- host state ------------------------------------------------------------------------------
+
+    def _on_host_added(self, host):
+        for profile in self.profiles.values():
+            profile.load_balancing_policy.on_add(host)
+        for session in list(self.sessions):
+            session._add_or_renew_pool(host)
+
+    def _on_host_removed(self, host):
+        self.metadata.remove_host(host)
+        for profile in self.profiles.values():
+            profile.load_balancing_policy.on_remove(host)
+        for session in list(self.sessions):
+            session._remove_pool(host)
+
+    def _on_host_unreachable(self, host, exc):
+        """A pool lost its last connection: mark the host down, start reconnecting."""
+        with self._lock:
+            if self.is_shutdown:
+                return
+            was_up = host.is_up
+            host.is_up = False
+            if host in self._reconnectors:
+                return
+            schedule = self.reconnection_policy.new_schedule()
+            self._reconnectors[host] = None
+        if was_up:
+            log.warning("host %s is down: %r", host, exc)
+            for profile in self.profiles.values():
+                profile.load_balancing_policy.on_down(host)
+        self._schedule_reconnect(host, schedule)
+
+    def _schedule_reconnect(self, host, schedule, delay=None):
+        if delay is None:
+            delay = next(schedule, None)
+        if delay is None:
+            log.error("giving up reconnecting to %s", host)
+            with self._lock:
+                self._reconnectors.pop(host, None)
+            return
+        with self._lock:
+            if self.is_shutdown or host not in self._reconnectors:
+                return
+            self._reconnectors[host] = self.reactor.call_later(
+                delay, self._attempt_reconnect, host, schedule)
+
+    def _attempt_reconnect(self, host, schedule):
+        if self.is_shutdown:
+            return
+
+        def opened(result):
+            if isinstance(result, Exception):
+                log.debug("reconnecting to %s failed: %r", host, result)
+                self._schedule_reconnect(host, schedule)
+                return
+            result.close()   # the probe worked: pools open their own connections
+            self._on_host_up(host)
+
+        try:
+            self._open_connection_async(host, opened)
+        except ConnectionException as exc:
+            opened(exc)
+
+    def _on_host_up(self, host):
+        with self._lock:
+            timer = self._reconnectors.pop(host, None)
+            if self.is_shutdown:
+                return
+            was_down = not host.is_up
+            host.is_up = True
+        if timer is not None:
+            timer.cancel()
+        if was_down:
+            log.info("host %s is up", host)
+            for profile in self.profiles.values():
+                profile.load_balancing_policy.on_up(host)
+        for session in list(self.sessions):
+            session._add_or_renew_pool(host)
+
+    def _on_host_up_event(self, host):
+        """STATUS_CHANGE UP: try now rather than at the next scheduled attempt."""
+        if host.is_up:
+            return
+        with self._lock:
+            timer = self._reconnectors.get(host)
+        if timer is not None:
+            timer.cancel()
+        self._attempt_reconnect(host, self.reconnection_policy.new_schedule())
+
+    def _on_host_down_event(self, host):
+        """STATUS_CHANGE DOWN: believe it only when we hold no working connection there."""
+        for session in list(self.sessions):
+            pool = session._pools.get(host)
+            if pool is not None and pool.open_count:
+                return
+        self._on_host_unreachable(host, ConnectionException("the cluster reported it DOWN",
+                                                            host=str(host.endpoint)))

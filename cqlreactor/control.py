@@ -1,0 +1,200 @@
+"""The control connection: discovers the cluster and follows its changes.
+
+It reads system.local and system.peers_v2 (system.peers when the server lacks peers_v2) and
+system_schema.keyspaces, registers for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE, keeps
+the Cluster's host list and up/down state, and moves to another host when its connection dies.
+Refreshes triggered by server events run through ``reactor.spawn`` (a greenlet under
+gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself.
+"""
+
+import logging
+import threading
+
+from cqlreactor.core import messages as msgs
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
+                                    NoHostAvailable, OperationTimedOut)
+
+__all__ = ["ControlConnection"]
+
+log = logging.getLogger(__name__)
+
+SELECT_LOCAL = "SELECT * FROM system.local WHERE key='local'"
+SELECT_PEERS = "SELECT * FROM system.peers"
+SELECT_PEERS_V2 = "SELECT * FROM system.peers_v2"
+SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM system_schema.keyspaces"
+EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
+
+
+class ControlConnection(object):
+    """One connection the cluster uses for metadata; see the module docstring."""
+
+    def __init__(self, cluster, timeout=5.0):
+        self.cluster = cluster
+        self.timeout = timeout
+        self._connection = None
+        self._uses_peers_v2 = True
+        self._lock = threading.RLock()
+        self._is_shutdown = False
+        self._reconnecting = False
+        self._reconnect_timer = None
+
+    @property
+    def connection(self):
+        return self._connection
+
+    # -- connecting ------------------------------------------------------------------------
+
+    def connect(self, endpoints):
+        """Connect to the first endpoint that answers and load the cluster's topology.
+
+        Raises:
+            NoHostAvailable: naming every endpoint's error.
+        """
+        errors = {}
+        for endpoint in endpoints:
+            try:
+                conn = self.cluster._connect_endpoint(endpoint)
+            except (ConnectionException, DriverException, OSError) as exc:
+                errors[endpoint] = exc
+                log.debug("control connection to %s failed: %r", endpoint, exc)
+                continue
+            try:
+                self._adopt(conn)
+                return conn
+            except (ConnectionException, DriverException) as exc:
+                errors[endpoint] = exc
+                conn.close()
+        raise NoHostAvailable("Unable to connect to any servers", errors)
+
+    def _adopt(self, conn):
+        conn.set_event_listener(self._on_event)
+        self._query(conn, msgs.RegisterMessage(EVENT_TYPES))
+        self._connection = conn
+        self.refresh_topology(conn)
+        self.refresh_keyspaces(conn)
+        conn.add_close_listener(self._on_connection_closed)
+
+    def _query(self, conn, message, timeout=None):
+        """Send ``message`` and wait (reactor's wait primitive) for its answer."""
+        event = self.cluster.reactor.make_event()
+        box = []
+
+        def done(response):
+            box.append(response)
+            event.set()
+
+        if isinstance(message, str):
+            message = msgs.QueryMessage(message, msgs.QueryParameters(ConsistencyLevel.ONE))
+        conn.send(message, done, timeout or self.timeout)
+        if not event.wait((timeout or self.timeout) + 1.0):
+            raise OperationTimedOut("control query got no answer", host=str(conn.endpoint))
+        response = box[0]
+        if isinstance(response, Exception):
+            raise response
+        if isinstance(response, msgs.ErrorMessage):
+            raise response.to_exception(str(conn.endpoint))
+        return response
+
+    def _rows(self, conn, query):
+        result = self._query(conn, query)
+        names = [c[2] for c in result.column_metadata or ()]
+        return [dict(zip(names, row)) for row in result.rows]
+
+    # -- refreshes -------------------------------------------------------------------------
+
+    def refresh_topology(self, conn=None):
+        conn = conn or self._connection
+        if conn is None:
+            return
+        local_rows = self._rows(conn, SELECT_LOCAL)
+        peers = None
+        if self._uses_peers_v2:
+            try:
+                peers = self._rows(conn, SELECT_PEERS_V2)
+            except InvalidRequest:
+                self._uses_peers_v2 = False
+        if peers is None:
+            peers = self._rows(conn, SELECT_PEERS)
+        self.cluster._update_topology(conn, local_rows[0] if local_rows else {}, peers)
+
+    def refresh_keyspaces(self, conn=None):
+        conn = conn or self._connection
+        if conn is None:
+            return
+        try:
+            rows = self._rows(conn, SELECT_KEYSPACES)
+        except InvalidRequest:   # a server without system_schema: no token-aware routing
+            rows = []
+        self.cluster._update_keyspaces(rows)
+
+    def _spawn_refresh(self, what):
+        def run():
+            try:
+                if what == "topology":
+                    self.refresh_topology()
+                else:
+                    self.refresh_keyspaces()
+            except Exception as exc:   # logged; the next event or reconnect refreshes again
+                log.debug("control connection refresh (%s) failed: %r", what, exc)
+        if not self._is_shutdown:
+            self.cluster.reactor.spawn(run)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_event(self, event):
+        kind = getattr(event, "event_type", None)
+        change = getattr(event, "change_type", None)
+        if kind == "TOPOLOGY_CHANGE":
+            self._spawn_refresh("topology")
+        elif kind == "STATUS_CHANGE":
+            address = getattr(event, "address", None)
+            host = self.cluster._host_by_address(address)
+            if host is None:
+                self._spawn_refresh("topology")
+            elif change == "UP":
+                self.cluster._on_host_up_event(host)
+            elif change == "DOWN":
+                self.cluster._on_host_down_event(host)
+        elif kind == "SCHEMA_CHANGE":
+            self._spawn_refresh("keyspaces")
+
+    # -- failover ----------------------------------------------------------------------------
+
+    def _on_connection_closed(self, conn, exc):
+        if self._is_shutdown or conn is not self._connection:
+            return
+        log.info("control connection to %s lost (%r); reconnecting", conn.endpoint, exc)
+        self._connection = None
+        self._schedule_reconnect(self.cluster.reconnection_policy.new_schedule(), 0.0)
+
+    def _schedule_reconnect(self, schedule, delay):
+        with self._lock:
+            if self._is_shutdown:
+                return
+            self._reconnect_timer = self.cluster.reactor.call_later(
+                delay, self.cluster.reactor.spawn, self._reconnect, schedule)
+
+    def _reconnect(self, schedule):
+        if self._is_shutdown:
+            return
+        hosts = self.cluster._control_candidates()
+        try:
+            self.connect([h.endpoint for h in hosts])
+        except NoHostAvailable as exc:
+            delay = next(schedule, None)
+            if delay is None:
+                log.error("control connection could not reconnect: %s", exc)
+                return
+            log.debug("control connection reconnect failed; retrying in %.2fs", delay)
+            self._schedule_reconnect(schedule, delay)
+
+    def shutdown(self):
+        with self._lock:
+            self._is_shutdown = True
+            timer, self._reconnect_timer = self._reconnect_timer, None
+            conn, self._connection = self._connection, None
+        if timer is not None:
+            timer.cancel()
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,110 @@
+"""Client-side rendering of SimpleStatement parameters as CQL literals.
+
+``session.execute("INSERT INTO t (k, v) VALUES (%s, %s)", (1, "a"))`` renders each Python value
+as a CQL literal and substitutes it, as cassandra-driver does for unprepared statements (the
+server knows no types for them).  Prepared statements bind typed values instead.
+"""
+
+import calendar
+import datetime
+import decimal
+import ipaddress
+import math
+import uuid
+
+__all__ = ["cql_literal", "bind_params"]
+
+
+def _quote(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _float(value):
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def _timestamp(value):
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    millis = calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
+    return str(millis)
+
+
+def cql_literal(value):
+    """The CQL literal for a Python value.
+
+    Raises:
+        TypeError: for a value with no CQL literal, naming its type.
+    """
+    if value is None:
+        return "NULL"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return _timestamp(value)
+    if isinstance(value, datetime.date):
+        return _quote(value.isoformat())
+    if isinstance(value, datetime.time):
+        return _quote(value.isoformat())
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return _quote(str(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join("%s: %s" % (cql_literal(k), cql_literal(v))
+                               for k, v in value.items()) + "}"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(cql_literal(v) for v in value) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(cql_literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        fields = getattr(value, "_fields", None)
+        if fields:   # a namedtuple stands for a UDT literal
+            return "{" + ", ".join("%s: %s" % (f, cql_literal(v))
+                                   for f, v in zip(fields, value)) + "}"
+        return "(" + ", ".join(cql_literal(v) for v in value) + ")"
+    # Date/Time/Duration-like objects of the type layer render through their str().
+    for cls_name in ("Date", "Time"):
+        if type(value).__name__ == cls_name:
+            return _quote(str(value))
+    if type(value).__name__ == "Duration":
+        return str(value)
+    if hasattr(value, "__iter__") and hasattr(value, "__len__"):   # SortedSet and friends
+        return "{" + ", ".join(cql_literal(v) for v in value) + "}"
+    raise TypeError("no CQL literal for a %s value (%r); use a prepared statement or one of "
+                    "the supported Python types" % (type(value).__name__, value))
+
+
+def bind_params(query, params):
+    """Substitute ``params`` (a sequence for ``%s``, a mapping for ``%(name)s``) into ``query``.
+
+    Raises:
+        TypeError: when the placeholders and the parameters do not match.
+    """
+    if params is None:
+        return query
+    if isinstance(params, dict):
+        rendered = dict((k, cql_literal(v)) for k, v in params.items())
+    else:
+        rendered = tuple(cql_literal(v) for v in params)
+    try:
+        return query % rendered
+    except (TypeError, KeyError, ValueError) as exc:
+        raise TypeError("parameters %r do not match the placeholders of %r: %s"
+                        % (params, query, exc))

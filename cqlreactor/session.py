@@ -1,0 +1,671 @@
+"""Session and ResponseFuture: what users call to run statements.
+
+One ResponseFuture per request.  It walks the load-balancing policy's query plan, borrows the
+least busy connection of the host's pool, sends, and handles the answer on the reactor's loop:
+rows -> a ResultSet, a server error -> the retry policy (same host, next host, or raise),
+UNPREPARED -> re-prepare on that host and send again, a lost connection -> the next host for
+idempotent statements.  Blocking waits (``result()``) use the reactor's wait primitive, so under
+gevent/eventlet they yield to the hub instead of blocking the OS thread.
+"""
+
+import logging
+import threading
+import time
+
+from cqlreactor import encoder
+from cqlreactor.core import messages as msgs
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.errors import (
+    ConnectionBusy, ConnectionException, DriverException, NoHostAvailable, OperationTimedOut,
+    OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout, ServerError,
+    TruncateError, Unavailable, Unprepared, WriteTimeout)
+from cqlreactor.policies import RetryDecision
+from cqlreactor.query import ResultSet
+from cqlreactor.statements import (
+    BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
+    Statement)
+
+__all__ = ["Session", "ResponseFuture"]
+
+log = logging.getLogger(__name__)
+
+_NOT_SET = object()
+EXEC_PROFILE_DEFAULT = object()
+
+
+class ResponseFuture(object):
+    """The eventual result of one statement; ``result()`` blocks (green-thread friendly),
+    callbacks run on the reactor's loop, ``await future`` works inside asyncio."""
+
+    def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
+                 query_plan, consistency_level):
+        self.session = session
+        self.query = query
+        self._build = message_builder        # (consistency, paging_state) -> message
+        self._consistency = consistency_level
+        self.message = message_builder(consistency_level, getattr(query, "paging_state", None))
+        self.timeout = timeout
+        self._deadline = (time.monotonic() + timeout) if timeout else None
+        self.row_factory = row_factory
+        self._retry_policy = retry_policy
+        self._query_plan = query_plan
+        self._current_host = None
+        self._connection = None
+        self._errors = {}
+        self._retry_num = 0
+        self._final = _NOT_SET
+        self._final_exception = None
+        self._result_set = None
+        self._callbacks = []
+        self._errbacks = []
+        self._event = None
+        self._lock = threading.Lock()
+        self._paging_state = None
+        self.has_more_pages = False
+        self._col_names = None
+        self._col_types = None
+        self.coordinator_host = None
+        self.warnings = None
+        self.custom_payload = None
+        self._trace_id = None
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def send_request(self):
+        """Send to the next usable host of the plan; False (and NoHostAvailable) when none is."""
+        session = self.session
+        for host in self._query_plan:
+            pool = session._pools.get(host)
+            if pool is None or pool.is_shutdown:
+                continue
+            try:
+                conn = pool.borrow_connection()
+            except ConnectionException as exc:
+                self._errors[host] = exc
+                continue
+            self._current_host = host
+            if self._send_on(conn):
+                return True
+        self._set_final_exception(NoHostAvailable(
+            "Unable to complete the operation against any hosts", self._errors))
+        return False
+
+    def _remaining(self):
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def _send_on(self, conn, message=None):
+        self._connection = conn
+        keyspace = self.session.keyspace
+        try:
+            if keyspace and conn.keyspace != keyspace and not isinstance(
+                    self.message, msgs.PrepareMessage):
+                use = msgs.QueryMessage('USE "%s"' % keyspace.replace('"', '""'),
+                                        msgs.QueryParameters(ConsistencyLevel.ONE))
+                conn.send(use, lambda resp: self._on_keyspace_set(conn, keyspace, resp),
+                          self._remaining())
+            else:
+                conn.send(message or self.message, self._on_response, self._remaining())
+            return True
+        except ConnectionBusy as exc:
+            self._errors[self._current_host] = exc
+            return False
+        except ConnectionException as exc:
+            self._errors[self._current_host] = exc
+            return False
+
+    def _on_keyspace_set(self, conn, keyspace, response):
+        if isinstance(response, msgs.SetKeyspaceResult) or isinstance(response, msgs.VoidResult):
+            conn.keyspace = keyspace
+            try:
+                conn.send(self.message, self._on_response, self._remaining())
+            except ConnectionException as exc:
+                self._on_response(exc)
+            return
+        self._on_response(response)
+
+    # -- answers (on the reactor loop) ------------------------------------------------------
+
+    def _on_response(self, response):
+        try:
+            self._handle_response(response)
+        except Exception as exc:   # never let a bug here leave the future hanging
+            log.exception("error handling a response")
+            self._set_final_exception(exc)
+
+    def _handle_response(self, response):
+        host = self._current_host
+        if isinstance(response, msgs.RowsResult):
+            self.warnings = getattr(response, "warnings", None)
+            self.custom_payload = getattr(response, "custom_payload", None)
+            self._trace_id = getattr(response, "tracing_id", None)
+            self.coordinator_host = host
+            self._paging_state = response.paging_state
+            self.has_more_pages = response.paging_state is not None
+            meta = response.column_metadata
+            if meta is None and isinstance(self.query, BoundStatement):
+                meta = self.query.prepared_statement.result_metadata
+            meta = meta or []
+            self._col_names = [c[2] for c in meta]
+            self._col_types = [c[3] for c in meta]
+            self._set_final_result(self.row_factory(self._col_names, response.rows))
+            return
+        if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
+            self.coordinator_host = host
+            self.warnings = getattr(response, "warnings", None)
+            self._paging_state = None
+            self.has_more_pages = False
+            if isinstance(response, msgs.SchemaChangeResult):
+                self.session.cluster._on_schema_change_result(response)
+            self._set_final_result([])
+            return
+        if isinstance(response, msgs.SetKeyspaceResult):
+            self.coordinator_host = host
+            if self._connection is not None:
+                self._connection.keyspace = response.keyspace
+            self.session._keyspace_changed(response.keyspace)
+            self._set_final_result([])
+            return
+        if isinstance(response, msgs.PreparedResult):
+            self.coordinator_host = host
+            self._set_final_result(response)
+            return
+        if isinstance(response, msgs.ErrorMessage):
+            self._handle_error(response.to_exception(str(host.endpoint) if host else None))
+            return
+        if isinstance(response, Exception):
+            self._handle_connection_error(response)
+            return
+        self._set_final_exception(DriverException(
+            "unexpected response %r from %s" % (response, host)))
+
+    def _handle_connection_error(self, exc):
+        host = self._current_host
+        if isinstance(exc, OperationTimedOut):
+            self._set_final_exception(exc)
+            return
+        self._errors[host] = exc
+        if isinstance(exc, ConnectionBusy):
+            self.send_request()
+            return
+        decision, _ = self._retry_policy.on_request_error(
+            self.query, self._consistency, exc, self._retry_num)
+        self._apply_decision(decision, None, exc)
+
+    def _handle_error(self, exc):
+        query = self.query
+        if isinstance(exc, Unprepared):
+            self._reprepare(exc)
+            return
+        policy = self._retry_policy
+        if isinstance(exc, ReadTimeout):
+            decision, cl = policy.on_read_timeout(
+                query, exc.info.get("consistency", self._consistency),
+                exc.info.get("required_responses", 0), exc.info.get("received_responses", 0),
+                exc.info.get("data_retrieved", False), self._retry_num)
+        elif isinstance(exc, WriteTimeout):
+            decision, cl = policy.on_write_timeout(
+                query, exc.info.get("consistency", self._consistency),
+                exc.info.get("write_type"), exc.info.get("required_responses", 0),
+                exc.info.get("received_responses", 0), self._retry_num)
+        elif isinstance(exc, Unavailable):
+            decision, cl = policy.on_unavailable(
+                query, exc.info.get("consistency", self._consistency),
+                exc.info.get("required_replicas", 0), exc.info.get("alive_replicas", 0),
+                self._retry_num)
+        elif isinstance(exc, (OverloadedErrorMessage, IsBootstrappingErrorMessage, TruncateError,
+                              ServerError)):
+            self._errors[self._current_host] = exc
+            decision, cl = policy.on_request_error(query, self._consistency, exc,
+                                                   self._retry_num)
+        else:
+            self._set_final_exception(exc)
+            return
+        self._apply_decision(decision, cl, exc)
+
+    def _apply_decision(self, decision, consistency, exc):
+        if decision == RetryDecision.RETHROW:
+            self._set_final_exception(exc)
+            return
+        if decision == RetryDecision.IGNORE:
+            self._set_final_result([])
+            return
+        self._retry_num += 1
+        if consistency is not None and consistency != self._consistency:
+            self._consistency = consistency
+            self.message = self._build(consistency, self._paging_state_for_retry())
+        if decision == RetryDecision.RETRY and self._current_host is not None:
+            pool = self.session._pools.get(self._current_host)
+            if pool is not None:
+                try:
+                    if self._send_on(pool.borrow_connection()):
+                        return
+                except ConnectionException as busy:
+                    self._errors[self._current_host] = busy
+        self.send_request()   # RETRY_NEXT_HOST, or the same host could not take it
+
+    def _paging_state_for_retry(self):
+        return getattr(self.message, "paging_state", None)
+
+    def _reprepare(self, exc):
+        """The host forgot the statement (e.g. it restarted): prepare it there, send again."""
+        query = self.query
+        prepared = getattr(query, "prepared_statement", None)
+        if prepared is None and isinstance(query, BatchStatement):
+            prepared = self.session._prepared_by_id.get(exc.info.get("statement_id"))
+        if prepared is None:
+            self._set_final_exception(exc)
+            return
+        if self._retry_num > 3:
+            self._set_final_exception(exc)
+            return
+        self._retry_num += 1
+        conn = self._connection
+        prepare = msgs.PrepareMessage(prepared.query_string, keyspace=None)
+
+        def reprepared(response):
+            if isinstance(response, msgs.PreparedResult):
+                try:
+                    conn.send(self.message, self._on_response, self._remaining())
+                except ConnectionException as send_error:
+                    self._on_response(send_error)
+            elif isinstance(response, msgs.ErrorMessage):
+                self._set_final_exception(response.to_exception(str(self._current_host)))
+            else:
+                self._on_response(response)
+
+        keyspace = prepared.keyspace
+        if keyspace and conn.keyspace != keyspace:
+            use = msgs.QueryMessage('USE "%s"' % keyspace, msgs.QueryParameters(1))
+
+            def used(response):
+                if isinstance(response, msgs.SetKeyspaceResult):
+                    conn.keyspace = keyspace
+                    conn.send(prepare, reprepared, self._remaining())
+                else:
+                    self._on_response(response)
+            conn.send(use, used, self._remaining())
+        else:
+            conn.send(prepare, reprepared, self._remaining())
+
+    # -- completion ---------------------------------------------------------------------------
+
+    def _set_final_result(self, rows):
+        with self._lock:
+            self._final = rows
+            self._final_exception = None
+            callbacks = self._callbacks
+            event = self._event
+        if event is not None:
+            event.set()
+        for fn, args, kwargs in callbacks:
+            try:
+                fn(rows, *args, **kwargs)
+            except Exception:
+                log.exception("a result callback failed")
+
+    def _set_final_exception(self, exc):
+        with self._lock:
+            if self._final is not _NOT_SET and self._final_exception is None:
+                return   # already succeeded
+            self._final_exception = exc
+            self._final = None
+            errbacks = self._errbacks
+            event = self._event
+        if event is not None:
+            event.set()
+        for fn, args, kwargs in errbacks:
+            try:
+                fn(exc, *args, **kwargs)
+            except Exception:
+                log.exception("an error callback failed")
+
+    @property
+    def done(self):
+        return self._final is not _NOT_SET
+
+    def result(self, timeout=None):
+        """The ResultSet; raises the request's exception.  ``timeout`` bounds this wait only."""
+        if self._final is _NOT_SET:
+            with self._lock:
+                if self._final is _NOT_SET and self._event is None:
+                    self._event = self.session.cluster.reactor.make_event()
+                event = self._event
+            if event is not None and self._final is _NOT_SET:
+                wait_for = timeout
+                if wait_for is None and self._deadline is not None:
+                    # the request's own timeout fires first; the margin covers the loop's lag
+                    wait_for = self._remaining() + 5.0
+                if not event.wait(wait_for) and self._final is _NOT_SET:
+                    raise OperationTimedOut("no answer within %.3fs" % (wait_for,),
+                                            host=str(self._current_host))
+        if self._final_exception is not None:
+            raise self._final_exception
+        if isinstance(self._final, list):
+            if self._result_set is None:
+                self._result_set = ResultSet(self, self._final)
+            return self._result_set
+        return self._final
+
+    def get_query_trace_ids(self):
+        return [self._trace_id] if self._trace_id else []
+
+    def add_callback(self, fn, *args, **kwargs):
+        with self._lock:
+            done = self._final is not _NOT_SET and self._final_exception is None
+            if not done:
+                self._callbacks.append((fn, args, kwargs))
+        if done:
+            fn(self._final, *args, **kwargs)
+        return self
+
+    def add_errback(self, fn, *args, **kwargs):
+        with self._lock:
+            failed = self._final_exception is not None
+            if not failed:
+                self._errbacks.append((fn, args, kwargs))
+        if failed:
+            fn(self._final_exception, *args, **kwargs)
+        return self
+
+    def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
+                      errback_args=(), errback_kwargs=None):
+        self.add_callback(callback, *callback_args, **(callback_kwargs or {}))
+        self.add_errback(errback, *errback_args, **(errback_kwargs or {}))
+        return self
+
+    def start_fetching_next_page(self):
+        """Ask for the next page; ``result()`` then returns it."""
+        if not self._paging_state:
+            raise DriverException("there are no more pages")
+        with self._lock:
+            self._final = _NOT_SET
+            self._final_exception = None
+            self._result_set = None
+            self._event = None
+            self._callbacks = []
+            self._errbacks = []
+        self.message = self._build(self._consistency, self._paging_state)
+        self._retry_num = 0
+        self._errors = {}
+        if self.timeout:
+            self._deadline = time.monotonic() + self.timeout
+        self._query_plan = iter(self.session._query_plan(self.query))
+        self.send_request()
+
+    def __await__(self):
+        import asyncio
+        loop = asyncio.get_event_loop()
+        fut = loop.create_future()
+
+        def ok(_rows):
+            loop.call_soon_threadsafe(_resolve, fut, self, None)
+
+        def failed(exc):
+            loop.call_soon_threadsafe(_resolve, fut, self, exc)
+
+        self.add_callbacks(ok, failed)
+        return fut.__await__()
+
+    def __repr__(self):
+        state = "pending" if self._final is _NOT_SET else (
+            "error" if self._final_exception is not None else "done")
+        return "<ResponseFuture %s query=%r host=%s>" % (state, self.query, self._current_host)
+
+
+def _resolve(fut, response_future, exc):
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        try:
+            fut.set_result(response_future.result())
+        except Exception as error:
+            fut.set_exception(error)
+
+
+class Session(object):
+    """Runs statements against the cluster; made by ``Cluster.connect()``."""
+
+    def __init__(self, cluster, hosts, keyspace=None):
+        self.cluster = cluster
+        self.hosts = hosts
+        self.keyspace = None
+        self._pools = {}
+        self._prepared = {}          # (query, keyspace) -> PreparedStatement
+        self._prepared_by_id = {}    # query id -> PreparedStatement
+        self.is_shutdown = False
+        self._lock = threading.Lock()
+        self.default_fetch_size = 5000
+
+    # -- defaults read from the default execution profile (cassandra-driver compatible) ----
+
+    @property
+    def row_factory(self):
+        return self.cluster._profile(EXEC_PROFILE_DEFAULT).row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory):
+        self.cluster._profile(EXEC_PROFILE_DEFAULT).row_factory = factory
+
+    @property
+    def default_timeout(self):
+        return self.cluster._profile(EXEC_PROFILE_DEFAULT).request_timeout
+
+    @default_timeout.setter
+    def default_timeout(self, value):
+        self.cluster._profile(EXEC_PROFILE_DEFAULT).request_timeout = value
+
+    @property
+    def default_consistency_level(self):
+        return self.cluster._profile(EXEC_PROFILE_DEFAULT).consistency_level
+
+    @default_consistency_level.setter
+    def default_consistency_level(self, value):
+        self.cluster._profile(EXEC_PROFILE_DEFAULT).consistency_level = value
+
+    # -- pools -------------------------------------------------------------------------------
+
+    def _open_pools(self, hosts):
+        errors = {}
+        for host in hosts:
+            if not host.is_up or not self.cluster._is_used(host):
+                continue
+            pool = self.cluster._new_pool(host, self)
+            try:
+                pool.open_blocking()
+            except Exception as exc:
+                errors[host] = exc
+                self.cluster._on_host_unreachable(host, exc)
+            self._pools[host] = pool
+        if not any(p.open_count for p in self._pools.values()):
+            raise NoHostAvailable("Unable to connect to any servers", errors)
+
+    def _add_or_renew_pool(self, host):
+        """A host came up (or was added): (re)open its pool without blocking."""
+        if self.is_shutdown or not self.cluster._is_used(host):
+            return
+        pool = self._pools.get(host)
+        if pool is None or pool.is_shutdown:
+            pool = self.cluster._new_pool(host, self)
+            self._pools[host] = pool
+        pool.replenish_async()
+
+    def _remove_pool(self, host):
+        pool = self._pools.pop(host, None)
+        if pool is not None:
+            pool.shutdown()
+
+    def _query_plan(self, query, profile=None):
+        profile = profile or self.cluster._profile(EXEC_PROFILE_DEFAULT)
+        return profile.load_balancing_policy.make_query_plan(self.keyspace, query)
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False,
+                custom_payload=None, execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None,
+                host=None):
+        """Run ``query`` and wait for its ResultSet (see ``execute_async``)."""
+        return self.execute_async(query, parameters, trace, custom_payload, timeout,
+                                  execution_profile, paging_state, host).result()
+
+    def execute_async(self, query, parameters=None, trace=False, custom_payload=None,
+                      timeout=_NOT_SET, execution_profile=EXEC_PROFILE_DEFAULT,
+                      paging_state=None, host=None):
+        """Send ``query`` and return its ResponseFuture at once.
+
+        Args:
+            query: a string, SimpleStatement, BoundStatement, PreparedStatement or
+                BatchStatement.
+            parameters: values for a string/SimpleStatement (``%s`` placeholders) or a
+                PreparedStatement.
+            timeout: seconds, or None for no timeout; defaults to the profile's request_timeout.
+            execution_profile: a name registered with the Cluster, or an ExecutionProfile.
+            paging_state: resume paging where an earlier result stopped.
+            host: send to this Host only.
+        Returns:
+            ResponseFuture.
+        """
+        if self.is_shutdown:
+            raise DriverException("the session is shut down")
+        profile = self.cluster._profile(execution_profile)
+        if isinstance(query, str):
+            query = SimpleStatement(query)
+        elif isinstance(query, PreparedStatement):
+            query = query.bind(parameters)
+            parameters = None
+        if paging_state is not None:
+            query.paging_state = paging_state
+        if timeout is _NOT_SET:
+            timeout = query.timeout if getattr(query, "timeout", None) else \
+                profile.request_timeout
+        consistency = query.consistency_level
+        if consistency is None:
+            consistency = profile.consistency_level
+        if consistency is None:
+            consistency = self.cluster._default_consistency
+        serial = query.serial_consistency_level
+        if serial is None:
+            serial = profile.serial_consistency_level
+        fetch_size = query.fetch_size
+        if fetch_size is FETCH_SIZE_UNSET:
+            fetch_size = self.default_fetch_size
+        builder = self._message_builder(query, parameters, serial, fetch_size,
+                                        custom_payload, trace)
+        retry_policy = query.retry_policy or profile.retry_policy
+        if host is not None:
+            plan = iter([host])
+        else:
+            plan = iter(profile.load_balancing_policy.make_query_plan(self.keyspace, query))
+        future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
+                                retry_policy, plan, consistency)
+        future.send_request()
+        return future
+
+    def _message_builder(self, query, parameters, serial, fetch_size, custom_payload, trace):
+        page_size = fetch_size if fetch_size and fetch_size > 0 else None
+        version = self.cluster.protocol_version
+        if isinstance(query, BoundStatement):
+            ps = query.prepared_statement
+            values = query.values
+
+            def build(consistency, paging_state):
+                params = msgs.QueryParameters(
+                    consistency, values=values, page_size=page_size, paging_state=paging_state,
+                    serial_consistency=serial)
+                return msgs.ExecuteMessage(ps.query_id, params,
+                                           result_metadata_id=ps.result_metadata_id)
+            return build
+        if isinstance(query, BatchStatement):
+            statements = []
+            for is_prepared, query_or_id, values in query._statements_and_parameters:
+                if is_prepared:
+                    statements.append((True, query_or_id, values))
+                else:
+                    statements.append((False, encoder.bind_params(query_or_id, values), []))
+
+            def build(consistency, paging_state):
+                return msgs.BatchMessage(query.batch_type, statements, consistency,
+                                         serial_consistency=serial)
+            return build
+        if isinstance(query, SimpleStatement):
+            text = encoder.bind_params(query.query_string, parameters) if parameters \
+                else query.query_string
+
+            def build(consistency, paging_state):
+                params = msgs.QueryParameters(
+                    consistency, page_size=page_size, paging_state=paging_state,
+                    serial_consistency=serial)
+                return msgs.QueryMessage(text, params)
+            return build
+        raise TypeError("cannot execute %r: expected a string, SimpleStatement, "
+                        "PreparedStatement, BoundStatement or BatchStatement" % (query,))
+
+    def prepare(self, query, custom_payload=None, keyspace=None):
+        """Prepare ``query`` (cached per session) and return its PreparedStatement."""
+        if isinstance(query, SimpleStatement):
+            query = query.query_string
+        keyspace = keyspace or self.keyspace
+        key = (query, keyspace)
+        cached = self._prepared.get(key)
+        if cached is not None:
+            return cached
+        message = msgs.PrepareMessage(query, keyspace=None)
+        profile = self.cluster._profile(EXEC_PROFILE_DEFAULT)
+        plan = iter(profile.load_balancing_policy.make_query_plan(keyspace, None))
+        future = ResponseFuture(self, SimpleStatement(query), lambda cl, ps: message,
+                                profile.request_timeout, None, profile.retry_policy, plan,
+                                ConsistencyLevel.ONE)
+        future.send_request()
+        response = future.result()
+        bind_meta = response.bind_metadata
+        prepared = PreparedStatement(
+            response.query_id, query, keyspace or _keyspace_of(bind_meta), bind_meta,
+            response.pk_indexes, response.result_metadata,
+            getattr(response, "result_metadata_id", None), self.cluster.protocol_version,
+            session=self)
+        with self._lock:
+            self._prepared[key] = prepared
+            self._prepared_by_id[prepared.query_id] = prepared
+        return prepared
+
+    def set_keyspace(self, keyspace):
+        """Make ``keyspace`` the default of every statement of this session (``USE``)."""
+        self.execute('USE "%s"' % keyspace.replace('"', '""'))
+
+    def _keyspace_changed(self, keyspace):
+        self.keyspace = keyspace
+
+    def get_pools(self):
+        return list(self._pools.values())
+
+    def get_pool_state(self):
+        return dict((host, {"open_count": pool.open_count,
+                            "in_flights": [c.in_flight for c in pool.get_connections()]})
+                    for host, pool in self._pools.items())
+
+    def shutdown(self):
+        """Close this session's connections; pending requests fail with ConnectionShutdown."""
+        with self._lock:
+            if self.is_shutdown:
+                return
+            self.is_shutdown = True
+        for pool in list(self._pools.values()):
+            pool.shutdown()
+        self._pools.clear()
+        self.cluster._session_closed(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+
+
+def _keyspace_of(bind_meta):
+    for col in bind_meta or ():
+        if col[0]:
+            return col[0]
+    return None
