@@ -582,9 +582,9 @@ class Session(object):
             statements = []
             for is_prepared, query_or_id, values in query._statements_and_parameters:
                 if is_prepared:
-                    statements.append((True, query_or_id, values))
+                    statements.append((query_or_id, values))
                 else:
-                    statements.append((False, encoder.bind_params(query_or_id, values), []))
+                    statements.append((encoder.bind_params(query_or_id, values), []))
 
             def build(consistency, paging_state):
                 return msgs.BatchMessage(query.batch_type, statements, consistency,

@@ -8,6 +8,7 @@ values once, here, and computes the routing key token-aware load balancing needs
 import struct
 
 from cqlreactor.core import types as cqltypes
+from cqlreactor.core.messages import BatchType
 
 __all__ = ["Statement", "SimpleStatement", "PreparedStatement", "BoundStatement",
            "BatchStatement", "BatchType", "UNSET_VALUE", "FETCH_SIZE_UNSET"]
@@ -177,12 +178,6 @@ class BoundStatement(Statement):
         return "<BoundStatement query=%r>" % (self.prepared_statement.query_string,)
 
     __repr__ = __str__
-
-
-class BatchType(object):
-    LOGGED = 0
-    UNLOGGED = 1
-    COUNTER = 2
 
 
 class BatchStatement(Statement):
