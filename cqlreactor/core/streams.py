@@ -33,19 +33,23 @@ class InFlight(object):
     Attributes:
         stream_id: its stream id.
         opcode: the request's opcode (for error context).
-        message: the request message (e.g. EXECUTE needs its result metadata to decode rows).
+        message: the request message.
+        result_metadata: column metadata to decode a Rows answer sent without metadata
+            (EXECUTE with skip_metadata), or None.
         deadline: absolute monotonic time after which it times out, or None.
         kind: KIND_REQUEST or KIND_HEARTBEAT.
         orphaned: True once it timed out; its id stays reserved until the late answer.
         active: True while an answer or a timeout is still expected for it.
     """
 
-    __slots__ = ("stream_id", "opcode", "message", "deadline", "kind", "orphaned", "active")
+    __slots__ = ("stream_id", "opcode", "message", "deadline", "kind", "orphaned", "active",
+                 "result_metadata")
 
-    def __init__(self, stream_id, opcode, message, deadline, kind):
+    def __init__(self, stream_id, opcode, message, deadline, kind, result_metadata=None):
         self.stream_id = stream_id
         self.opcode = opcode
         self.message = message
+        self.result_metadata = result_metadata
         self.deadline = deadline
         self.kind = kind
         self.orphaned = False
@@ -94,7 +98,8 @@ class StreamTable(object):
         """The record on ``stream_id`` or None."""
         return self._records.get(stream_id)
 
-    def allocate(self, opcode, message=None, deadline=None, kind=KIND_REQUEST):
+    def allocate(self, opcode, message=None, deadline=None, kind=KIND_REQUEST,
+                 result_metadata=None):
         """Reserve a stream id for a new request and return its :class:`InFlight`.
 
         Raises:
@@ -114,7 +119,7 @@ class StreamTable(object):
                 "all %d stream ids are in use (%d in flight, %d orphaned by timeouts)" % (
                     self.max_streams, self.in_flight, self.orphaned),
                 host=self.host, opcode=opcode)
-        record = InFlight(stream_id, opcode, message, deadline, kind)
+        record = InFlight(stream_id, opcode, message, deadline, kind, result_metadata)
         self._records[stream_id] = record
         self.in_flight += 1
         if deadline is not None:
