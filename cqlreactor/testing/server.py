@@ -515,9 +515,10 @@ class ClusterServer(object):
         if sent < len(data):
             conn.wbuf.append(memoryview(data)[sent:])
             if not conn.writing:
+                # Backpressure: a client that does not read its answers is not read from
+                # until the kernel buffer drains.
                 conn.writing = True
-                self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
-                                     ("conn", conn))
+                self.selector.modify(conn.sock, selectors.EVENT_WRITE, ("conn", conn))
         elif conn.closing:
             self._close(conn)
 
