@@ -178,6 +178,18 @@ class FrameDecoder(object):
         """Number of received bytes not yet returned as frames."""
         return len(self._buf) - self._pos
 
+    def drain(self):
+        """Return and forget the bytes received but not yet returned as frames.
+
+        Protocol v5 switches from bare envelopes to segments right after READY /
+        AUTH_SUCCESS: stop iterating at that frame and hand ``drain()`` to a SegmentDecoder.
+        """
+        rest = bytes(self._buf[self._pos:])
+        self._buf = bytearray()
+        self._pos = 0
+        self._header = None
+        return rest
+
     def __iter__(self):
         return self
 
@@ -191,7 +203,7 @@ class FrameDecoder(object):
         if header is None:
             if available < HEADER_LENGTH:
                 if available:
-                    self._check_version_early(buf[pos], available)
+                    self._check_version_early(buf[pos])
                 self._compact()
                 raise StopIteration
             header = _unpack_header(buf, pos)
@@ -228,7 +240,7 @@ class FrameDecoder(object):
         self._error = error
         raise error
 
-    def _check_version_early(self, version_byte, available):
+    def _check_version_early(self, version_byte):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;
         # for a plausible but unsupported version wait for the header to name the stream.
         version = version_byte & 0x7F

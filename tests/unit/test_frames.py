@@ -242,6 +242,25 @@ def test_compaction_when_the_consumer_stops_early():
     assert decoder.buffered == 0 and total == 2000
 
 
+def test_drain_hands_over_the_bytes_after_a_frame():
+    ready = encode_frame(5, 0, 0x02, b"", is_response=True)
+    after = b"\x01\x02segment bytes"
+    decoder = FrameDecoder()
+    decoder.add_data(ready + after[:5])
+    assert next(decoder).opcode == 0x02
+    assert decoder.drain() == after[:5]
+    assert decoder.buffered == 0 and list(decoder) == []
+    decoder.add_data(ready)
+    assert [f.opcode for f in decoder] == [0x02]
+
+
+def test_drain_mid_header():
+    decoder = FrameDecoder()
+    decoder.add_data(encode_frame(4, 0, 0x02, b"abc")[:10])
+    assert list(decoder) == []
+    assert len(decoder.drain()) == 10
+
+
 def test_frame_repr_and_equality():
     a = Frame(4, FLAG_WARNING, 1, 8, b"x", True)
     assert a == Frame(4, FLAG_WARNING, 1, 8, b"x", True)
