@@ -134,8 +134,10 @@ def _get_once(host, port, ssl_context, timeout, url):
             raise _error(url, "the server's certificate does not match %s (%s)" % (host, exc))
         except socket.timeout:
             raise _Transient("no answer within %.1f s" % (timeout,))
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Transient("%s: %s" % (type(exc).__name__, exc))
+        except OSError as exc:
+            raise _Transient("cannot connect or read (%s)" % (exc.strerror or exc,))
+        except http.client.HTTPException as exc:
+            raise _Transient("bad HTTP answer (%s: %s)" % (type(exc).__name__, exc))
     finally:
         conn.close()
     if len(body) > MAX_RESPONSE_SIZE:
@@ -172,5 +174,6 @@ def fetch_metadata(host, port, ssl_context, timeout=DEFAULT_TIMEOUT, retries=1, 
             problems.append(str(exc))
             continue
         return parse_metadata(body, url)
-    raise _error(url, "; then ".join(problems) + " (after %d attempt%s; check the database's "
+    distinct = [p for i, p in enumerate(problems) if p not in problems[:i]]
+    raise _error(url, "; then ".join(distinct) + " (after %d attempt%s; check the database's "
                  "status in the Astra console)" % (len(problems), "s" if len(problems) > 1 else ""))
