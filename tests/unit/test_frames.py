@@ -318,3 +318,16 @@ def test_our_frames_decode_in_the_driver(version, compression):
     assert isinstance(msg, protocol.SupportedMessage)
     assert msg.cql_versions == ["3.4.5"]
     assert msg.options == {"COMPRESSION": ["lz4", "snappy"]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(junk=st.binary(min_size=1, max_size=300), compressed=st.booleans())
+def test_random_bytes_raise_only_protocol_errors(junk, compressed):
+    compressor = COMPRESSORS.get("lz4") if compressed else None
+    decoder = FrameDecoder(max_frame_size=10000, compressor=compressor)
+    decoder.add_data(junk)
+    try:
+        for frame in decoder:
+            assert isinstance(frame.body, bytes)
+    except ProtocolError:
+        pass
