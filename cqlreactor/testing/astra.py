@@ -473,7 +473,7 @@ class FakeAstra(object):
         username, password: enable password auth on the cluster and put them in config.json
             (``credentials_in_bundle=False`` leaves them out of the bundle).
         keyspace: written to config.json (created on the cluster when it lands).
-        local_dc: the data center the metadata service reports.
+        local_dc: the data center the metadata service reports (default: the nodes' one).
         host: the proxy's and the metadata service's host (certificates name it; ``localhost``
             and 127.0.0.1 are always in their subjectAltName).
         directory: scratch directory for certificates (a temp dir by default, removed at stop).
@@ -487,7 +487,7 @@ class FakeAstra(object):
     """
 
     def __init__(self, nodes=3, bundle_path=None, username=None, password=None, keyspace=None,
-                 local_dc="dc1", host="127.0.0.1", directory=None, start_cluster=True,
+                 local_dc=None, host="127.0.0.1", directory=None, start_cluster=True,
                  routes=None, credentials_in_bundle=True, cluster_options=None):
         self.nodes = nodes
         self.bundle_path = bundle_path
@@ -538,6 +538,8 @@ class FakeAstra(object):
                                            usage="client")
         if self.start_cluster:
             self._start_cluster(tls_dir)
+        if self.local_dc is None:
+            self.local_dc = "datacenter1"
 
         self.proxy = SniProxy(self._route, host=self.host).start()
 
@@ -558,19 +560,20 @@ class FakeAstra(object):
                      password=self.password if with_creds else None)
 
     def _start_cluster(self, tls_dir):
-        from cqlreactor.testing.cluster import SimulatedCluster   # lands separately
+        # SimulatedCluster reads tls_dir/node.crt, node.key and ca.crt: the names used above.
+        from cqlreactor.testing.cluster import SimulatedCluster
         options = dict(self.cluster_options)
         options.setdefault("nodes", self.nodes)
         options.setdefault("tls_dir", tls_dir)
-        options.setdefault("product_type", "DATASTAX_APOLLO")
+        options.setdefault("client_auth", "required")       # Astra demands the bundle's cert
         if self.username is not None:
-            options.setdefault("username", self.username)
-            options.setdefault("password", self.password)
-        options.setdefault("dc", self.local_dc)
+            options.setdefault("auth", (self.username, self.password))
         self.cluster = SimulatedCluster(**options)
         self.cluster.start()
-        for node in self.cluster.nodes():
+        for node in self.cluster.node_info():
             self.routes[str(node["host_id"])] = (node["address"], node["port"])
+            if self.local_dc is None:
+                self.local_dc = node.get("datacenter")
 
     def stop(self):
         for part in (self.proxy, self.metadata):
@@ -634,7 +637,8 @@ def main(argv=None):
     parser.add_argument("--username")
     parser.add_argument("--password")
     parser.add_argument("--keyspace")
-    parser.add_argument("--local-dc", default="dc1")
+    parser.add_argument("--local-dc", help="the data center the metadata service reports "
+                                           "(default: the simulated nodes' one)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address of the proxy and metadata service")
     args = parser.parse_args(argv)
