@@ -229,6 +229,10 @@ def _date_from_u32(raw):
 
 
 def _date_to_bytes(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        # As cassandra-driver does: a bare int is the raw wire value (2**31 is 1970-01-01).
+        # Date(n) takes days from the epoch instead.
+        return _UINT.pack(value)
     days = value.days_from_epoch if isinstance(value, Date) else Date(value).days_from_epoch
     return _UINT.pack(days + _DATE_CENTER)
 
