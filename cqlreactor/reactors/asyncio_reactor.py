@@ -1,0 +1,265 @@
+"""asyncio reactor: the standard library loop (uvloop when installed) in a loop thread.
+
+The loop belongs to the reactor, not to the application: blocking calls work from any thread,
+and an asyncio application awaits results on its own loop through :func:`future_callback`::
+
+    future, callback = future_callback()          # on the caller's running loop
+    connection.send(message, callback, timeout=10)
+    response = await future
+
+(The module is not called ``asyncio.py`` so that it cannot shadow the standard library.)
+"""
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+
+from cqlreactor.reactors.base import Reactor, Transport, _abandon
+
+try:
+    import uvloop
+except ImportError:  # optional
+    uvloop = None
+
+__all__ = ["AsyncioReactor", "future_callback", "connect_awaitable"]
+
+log = logging.getLogger(__name__)
+
+_CHECK_PID = not hasattr(os, "register_at_fork")   # Python 3.6: no fork hook, compare pids
+_CancelledError = asyncio.CancelledError
+
+
+class _Timer(object):
+    """call_later from a foreign thread: scheduled through call_soon_threadsafe."""
+
+    __slots__ = ("_cancelled", "_fn", "_args")
+
+    def __init__(self, fn, args):
+        self._cancelled = False
+        self._fn = fn
+        self._args = args
+
+    def cancel(self):
+        self._cancelled = True
+
+    def _schedule(self, loop, delay):
+        if not self._cancelled:
+            loop.call_later(delay, self._fire)
+
+    def _fire(self):
+        if not self._cancelled:
+            self._fn(*self._args)
+
+
+class _AsyncioStream(asyncio.Protocol, Transport):
+    """One TCP stream: asyncio's protocol on one side, our Transport on the other."""
+
+    def __init__(self, protocol):
+        self._protocol = protocol
+        self._transport = None
+        self._task = None
+        self._closed = False
+
+    async def _connect(self, loop, address, port):
+        try:
+            await loop.create_connection(lambda: self, address, port)
+        except _CancelledError:
+            return
+        except Exception as exc:
+            if not self._closed:
+                self._closed = True
+                self._protocol.connection_lost(exc)
+
+    # asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport):
+        self._transport = transport
+        if self._closed:
+            transport.abort()
+            return
+        self._protocol.connection_made(self)
+
+    def data_received(self, data):
+        if not self._closed:
+            self._protocol.data_received(data)
+
+    def eof_received(self):
+        return False                    # let asyncio close; connection_lost(None) follows
+
+    def connection_lost(self, exc):
+        if not self._closed:
+            self._closed = True
+            self._protocol.connection_lost(exc)
+
+    # Transport -----------------------------------------------------------------------------------
+    def write(self, data):
+        if not self._closed:
+            self._transport.write(data)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()     # flushes what is buffered (e.g. close_notify) first
+        elif self._task is not None:
+            self._task.cancel()
+
+
+class AsyncioReactor(Reactor):
+    """asyncio event loop in a daemon loop thread.
+
+    Args:
+        use_uvloop: None (use uvloop when it imports), True (require it) or False.
+        allow_unsupported_reactors: see :class:`~cqlreactor.reactors.base.Reactor`.
+    """
+
+    name = "asyncio"
+
+    def __init__(self, use_uvloop=None, allow_unsupported_reactors=None):
+        super(AsyncioReactor, self).__init__(allow_unsupported_reactors)
+        if use_uvloop and uvloop is None:
+            raise ValueError("use_uvloop=True but uvloop is not installed (pip install uvloop)")
+        self.use_uvloop = uvloop is not None if use_uvloop is None else bool(use_uvloop)
+        self._lock = threading.Lock()
+        self._loop = None
+        self._thread = None
+        self._thread_ident = None
+
+    @property
+    def loop_name(self):
+        """"asyncio+uvloop" or "asyncio"."""
+        return "asyncio+uvloop" if self.use_uvloop else "asyncio"
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def start(self):
+        if _CHECK_PID:
+            self.check_fork()
+        with self._lock:
+            if self._loop is not None:
+                return
+            loop = uvloop.new_event_loop() if self.use_uvloop else asyncio.new_event_loop()
+            started = threading.Event()
+            thread = threading.Thread(target=self._run, args=(loop, started),
+                                      name="cqlreactor-%s" % self.loop_name)
+            thread.daemon = True
+            thread.start()
+            started.wait()
+            self._thread = thread
+            self._loop = loop
+
+    def _run(self, loop, started):
+        asyncio.set_event_loop(loop)
+        self._thread_ident = threading.get_ident()
+        loop.call_soon(started.set)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                loop.close()
+            except Exception:
+                log.debug("closing the asyncio loop failed", exc_info=True)
+
+    def stop(self):
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None:
+            return
+        if threading.get_ident() == self._thread_ident:
+            self._shutdown(loop)
+            return
+        try:
+            loop.call_soon_threadsafe(self._shutdown, loop)
+        except RuntimeError:            # the loop is already closed
+            return
+        thread.join(5.0)
+
+    def _shutdown(self, loop):
+        for conn in list(self._connections):
+            conn._close_in_loop()
+        loop.call_soon(loop.stop)       # after the transports' own close callbacks
+
+    # --- wake-up, time, waits -------------------------------------------------------------------
+
+    def call_soon_threadsafe(self, fn, *args):
+        loop = self._loop
+        if loop is None or _CHECK_PID:
+            self.start()
+            loop = self._loop
+        loop.call_soon_threadsafe(fn, *args)
+
+    def call_later(self, delay, fn, *args):
+        loop = self._loop
+        if loop is not None and threading.get_ident() == self._thread_ident:
+            return loop.call_later(delay, fn, *args)
+        timer = _Timer(fn, args)
+        self.call_soon_threadsafe(timer._schedule, self._loop, delay)
+        return timer
+
+    def make_event(self):
+        return threading.Event()
+
+    # --- TCP -----------------------------------------------------------------------------------
+
+    def open_stream(self, address, port, protocol):
+        loop = self._loop
+        stream = _AsyncioStream(protocol)
+        stream._task = loop.create_task(stream._connect(loop, address, port))
+        return stream
+
+    # --- fork ----------------------------------------------------------------------------------
+
+    def _reinit_after_fork(self):
+        # The parent's loop shares its epoll set with the parent: never close or use it here.
+        _abandon(self._loop, self._thread)
+        self._lock = threading.Lock()
+        self._loop = self._thread = self._thread_ident = None
+
+
+# --- awaitable results for asyncio applications ---------------------------------------------------
+
+def _running_loop():
+    if sys.version_info >= (3, 7):
+        return asyncio.get_running_loop()   # RuntimeError outside a coroutine: say so early
+    loop = asyncio._get_running_loop()
+    return loop if loop is not None else asyncio.get_event_loop()
+
+
+def _settle(future, result):
+    if future.done():                       # cancelled by the awaiting task
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def future_callback(loop=None):
+    """A (future, callback) pair bridging a reactor callback to an asyncio future.
+
+    Pass ``callback`` to anything that reports through a callback (``ReactorConnection.send``,
+    ``Reactor.connect_async``, the session's callbacks); await ``future`` on ``loop`` (default:
+    the caller's running loop).  An exception given to the callback is raised by the await.
+    Works with every reactor, not only AsyncioReactor.
+    """
+    loop = loop or _running_loop()
+    future = loop.create_future()
+
+    def callback(result):
+        try:
+            loop.call_soon_threadsafe(_settle, future, result)
+        except RuntimeError:                # the application's loop is closed: nobody awaits
+            pass
+
+    return future, callback
+
+
+def connect_awaitable(reactor, endpoint, **options):
+    """``await connect_awaitable(reactor, endpoint, ...)``: Reactor.connect without blocking
+    the caller's loop."""
+    future, callback = future_callback()
+    reactor.connect_async(endpoint, callback, **options)
+    return future

@@ -1,0 +1,545 @@
+"""The connection driver: one sans-IO core Connection + the TLS layer + one reactor stream.
+
+::
+
+    socket bytes -> Transport -> data_received -> TLSLayer.receive -> Connection.receive_data
+                 -> events -> request callbacks / event listener / connect callback
+    send() (any thread) -> queue -> one _flush per loop turn -> Connection.send_request (each)
+                 -> Connection.data_to_send (all of it) -> TLSLayer.send -> one Transport.write
+    Connection.next_deadline -> Reactor.call_later -> Connection.handle_timeout
+
+Everything below runs on the reactor's loop thread except :meth:`ReactorConnection.send`,
+:meth:`~ReactorConnection.close`, :meth:`~ReactorConnection.set_event_listener` and the
+properties, which any thread may use.  Every request callback runs exactly once: with the
+response message, or with an exception (server ERROR as its exception class, timeout, busy,
+connection closed or failed) -- never left hanging.
+"""
+
+import collections
+import logging
+import ssl
+import time
+
+from cqlreactor.core.errors import (ConnectionDefunct, ConnectionException, ConnectionShutdown,
+                                    CqlReactorError, TLSError, UnsupportedProtocolVersion)
+from cqlreactor.core.events import (ConnectionClosed, ConnectionFailed, ConnectionReady,
+                                    ProtocolVersionRejected, RequestFailed, ResponseReceived,
+                                    ServerEventReceived)
+from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, Endpoint, StreamProtocol
+from cqlreactor.reactors.tls import TLSLayer
+
+__all__ = ["ReactorConnection", "start_connect", "wait_for_connection", "as_endpoint",
+           "make_ssl_context", "MAX_PROTOCOL_VERSION"]
+
+log = logging.getLogger(__name__)
+_monotonic = time.monotonic
+
+MAX_PROTOCOL_VERSION = 5
+
+# phases of the stream (the CQL side has its own states in the core)
+_NEW, _TCP, _TLS, _CQL, _READY, _ENDED = range(6)
+_PHASE_NAMES = {_NEW: "TCP connect", _TCP: "TCP connect", _TLS: "TLS handshake",
+                _CQL: "CQL handshake"}
+
+
+def _error_message_class():
+    from cqlreactor.core.messages import ErrorMessage
+    return ErrorMessage
+
+
+class ReactorConnection(StreamProtocol):
+    """A connection to one node, driven by a reactor.  Made by :meth:`Reactor.connect`.
+
+    Attributes:
+        endpoint: the :class:`Endpoint`.
+        reactor: the reactor driving it.
+        protocol_version: the negotiated protocol version.
+        ready: the core's ConnectionReady event (``supported`` options, ``compression``), once
+            the handshake finished.
+        last_error: why the connection failed, or None.
+    """
+
+    def __init__(self, reactor, endpoint, core, tls=None,
+                 connect_timeout=DEFAULT_CONNECT_TIMEOUT, on_connect=None):
+        self.reactor = reactor
+        self.endpoint = endpoint
+        self.host = str(endpoint)
+        self.protocol_version = core.protocol_version
+        self.ready = None
+        self.last_error = None
+        self._core = core
+        self._tls = tls
+        self._phase = _NEW
+        self._transport = None
+        self._callbacks = {}                    # stream id -> callback; loop thread only
+        self._queue = collections.deque()       # (message, callback, deadline); any thread
+        self._flush_scheduled = False
+        self._close_requested = False
+        self._timer = None
+        self._timer_at = None
+        self._connect_timeout = connect_timeout
+        self._connect_timer = None
+        self._on_connect = on_connect
+        self._event_listener = None
+        self._close_listeners = []
+        self._error_message = _error_message_class()
+        self.keyspace = None                    # set by the session layer after USE
+
+    def __repr__(self):
+        return "<ReactorConnection %s v%d %s in_flight=%d>" % (
+            self.host, self.protocol_version, "closed" if self.is_closed else "open",
+            self.in_flight)
+
+    # --- public, any thread --------------------------------------------------------------------
+
+    @property
+    def in_flight(self):
+        """Requests sent or queued that have not completed."""
+        return self._core.in_flight + len(self._queue)
+
+    @property
+    def is_defunct(self):
+        return self.last_error is not None and not isinstance(self.last_error,
+                                                               ConnectionShutdown)
+
+    @property
+    def is_closed(self):
+        return self._close_requested or self._phase == _ENDED
+
+    def send(self, message, callback, timeout=None, result_metadata=None):
+        """Send a request; ``callback(response_or_exception)`` runs once on the loop thread.
+
+        Args:
+            message: a request message of core.messages (QueryMessage, PreEncodedRequest ...).
+            callback: gets the response message, or an exception: the server's ERROR as its
+                exception class (Unprepared, ReadTimeout ...), OperationTimedOut, ConnectionBusy,
+                ConnectionShutdown, ConnectionDefunct.
+            timeout: seconds from now, or None for no client-side timeout.
+            result_metadata: columns to decode a Rows answer sent without metadata (EXECUTE
+                with skip_metadata), passed to the core.
+        """
+        deadline = _monotonic() + timeout if timeout is not None else None
+        self._queue.append((message, callback, deadline, result_metadata))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.reactor.call_soon_threadsafe(self._flush)
+
+    def set_event_listener(self, fn):
+        """``fn(EventMessage)`` for server events (after a REGISTER request); None removes it."""
+        self._event_listener = fn
+
+    def add_close_listener(self, fn):
+        """``fn(connection, exc_or_None)`` once, on the loop thread, when the connection ends:
+        None after close(), the error when it failed.  Called soon if it already ended."""
+        if self._phase == _ENDED:
+            self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
+        else:
+            self._close_listeners.append(fn)
+
+    def _listener_error(self):
+        error = self.last_error
+        return None if error is None or isinstance(error, ConnectionShutdown) else error
+
+    def close(self):
+        """Close the connection; pending requests fail with ConnectionShutdown.  Idempotent."""
+        if self._close_requested or self._phase == _ENDED:
+            return
+        self._close_requested = True
+        self.reactor.call_soon_threadsafe(self._close_in_loop)
+
+    # --- loop thread: opening ------------------------------------------------------------------
+
+    def _open(self):
+        if self._phase != _NEW:
+            return
+        self._phase = _TCP
+        self._connect_timer = self.reactor.call_later(self._connect_timeout,
+                                                      self._connect_timed_out)
+        try:
+            self._transport = self.reactor.open_stream(self.endpoint.address, self.endpoint.port,
+                                                       self)
+        except Exception as exc:  # e.g. name resolution failed synchronously
+            self.connection_lost(exc)
+
+    def _connect_timed_out(self):
+        self._connect_timer = None
+        if self._phase in (_TCP, _TLS, _CQL):
+            self._fail(ConnectionException("timed out after %gs in the %s" % (
+                self._connect_timeout, _PHASE_NAMES[self._phase]), host=self.host))
+
+    def connection_made(self, transport):
+        if self._phase != _TCP:
+            return
+        self._transport = transport
+        if self._tls is not None:
+            self._phase = _TLS
+            try:
+                transport.write(self._tls.start())
+            except TLSError as exc:
+                self._fail(exc)
+        else:
+            self._start_cql()
+
+    def _start_cql(self):
+        self._phase = _CQL
+        self._core.initiate()
+        self._write_pending()
+
+    def _became_ready(self, event):
+        self._phase = _READY
+        self.ready = event
+        self.protocol_version = event.protocol_version
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self._finish_connect(self)
+        if self._queue:
+            self._flush()
+
+    def _finish_connect(self, result):
+        callback, self._on_connect = self._on_connect, None
+        if callback is not None:
+            _call(callback, result)
+
+    # --- loop thread: bytes in -----------------------------------------------------------------
+
+    def data_received(self, data):
+        if self._phase == _ENDED:
+            return
+        tls = self._tls
+        if tls is not None:
+            try:
+                data, outgoing = tls.receive(data)
+            except CqlReactorError as exc:   # TLSError in the handshake, defunct after it
+                alert = tls.pending_outgoing()
+                if alert and self._transport is not None:
+                    self._transport.write(alert)
+                self._fail(exc)
+                return
+            if outgoing:
+                self._transport.write(outgoing)
+            if self._phase == _TLS and tls.handshake_complete:
+                self._start_cql()
+            if not data:
+                if tls.peer_closed:
+                    self.connection_lost(None)
+                return
+        events = self._core.receive_data(data)
+        if events:
+            self._dispatch(events)
+        if self._phase != _ENDED:
+            self._write_pending()
+            self._arm_timer()
+            if tls is not None and tls.peer_closed:
+                self.connection_lost(None)
+
+    def _dispatch(self, events):
+        callbacks = self._callbacks
+        error_message = self._error_message
+        for event in events:
+            cls = event.__class__
+            if cls is ResponseReceived:
+                callback = callbacks.pop(event.stream_id, None)
+                if callback is not None:
+                    message = event.message
+                    if isinstance(message, error_message):
+                        message = message.to_exception(host=self.host)
+                    _call(callback, message)
+            elif cls is RequestFailed:
+                callback = callbacks.pop(event.stream_id, None)
+                if callback is not None:
+                    _call(callback, event.error)
+            elif cls is ServerEventReceived:
+                listener = self._event_listener
+                if listener is not None:
+                    _call(listener, event.message)
+            elif cls is ConnectionReady:
+                self._became_ready(event)
+            elif cls is ProtocolVersionRejected:
+                error = event.error
+                if not isinstance(error, UnsupportedProtocolVersion):
+                    error = UnsupportedProtocolVersion(str(error), requested=event.requested,
+                                                       retry_version=event.retry_version,
+                                                       host=self.host)
+                self._fail(error)
+            elif cls is ConnectionFailed:
+                self._fail(event.error)
+            elif cls is ConnectionClosed:
+                self._end(ConnectionShutdown("connection closed", host=self.host))
+
+    # --- loop thread: bytes out ----------------------------------------------------------------
+
+    def _flush(self):
+        # Clear the flag before draining: a send() racing with us either lands in this drain or
+        # sees the flag down and schedules another flush.  No lock needed.
+        self._flush_scheduled = False
+        queue = self._queue
+        if self._phase != _READY:
+            if self._phase == _ENDED or self._close_requested:
+                self._fail_queue(self._ended_error())
+            return                      # not ready yet: _became_ready flushes
+        core = self._core
+        callbacks = self._callbacks
+        popleft = queue.popleft
+        while queue:
+            message, callback, deadline, result_metadata = popleft()
+            try:
+                stream_id = core.send_request(message, deadline, result_metadata)
+            except CqlReactorError as exc:   # ConnectionBusy, StreamIdsExhausted ...
+                _call(callback, exc.with_context(host=self.host))
+                continue
+            except Exception as exc:     # the message could not be encoded (bad values ...)
+                _call(callback, exc)
+                continue
+            callbacks[stream_id] = callback
+        self._write_pending()
+        self._arm_timer()
+
+    def _write_pending(self):
+        data = self._core.data_to_send()
+        if data and self._transport is not None:
+            if self._tls is not None:
+                try:
+                    data = self._tls.send(data)
+                except CqlReactorError as exc:
+                    self._fail(exc)
+                    return
+            self._transport.write(data)
+
+    # --- loop thread: time ---------------------------------------------------------------------
+
+    def _arm_timer(self):
+        deadline = self._core.next_deadline()
+        if deadline is None:
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return                      # an earlier timer is set; it re-arms when it fires
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.reactor.call_later(max(0.0, deadline - _monotonic()), self._on_timer)
+
+    def _on_timer(self):
+        self._timer = None
+        self._timer_at = None
+        if self._phase != _READY:
+            return
+        events = self._core.handle_timeout(_monotonic())
+        if events:
+            self._dispatch(events)
+        if self._phase == _READY:
+            self._write_pending()
+            self._arm_timer()
+
+    # --- loop thread: ending -------------------------------------------------------------------
+
+    def connection_lost(self, exc):
+        if self._phase == _ENDED:
+            return
+        if self._phase == _TCP:
+            error = ConnectionException("could not connect: %s" % (exc or "connection closed",),
+                                        host=self.host)
+        elif self._phase == _TLS:
+            error = TLSError("TLS handshake failed (protocol): connection closed by the peer%s"
+                             % (": %s" % (exc,) if exc else ""), host=self.host,
+                             reason="protocol")
+        else:
+            error = ConnectionDefunct("connection lost: %s" % (exc or "closed by the server",),
+                                      host=self.host, cause=exc)
+        if exc is not None:
+            error.__cause__ = exc
+        self._fail(error)
+
+    def _fail(self, error):
+        """The connection failed (socket, TLS, protocol, heartbeat, version): end it."""
+        if self._phase == _ENDED:
+            return
+        if isinstance(error, CqlReactorError):
+            error.with_context(host=self.host)
+        self.last_error = error
+        try:
+            events = self._core.connection_lost(error)  # RequestFailed each, ConnectionFailed
+        except CqlReactorError:         # the core had not started (IDLE): nothing pending
+            events = []
+        self._phase = _ENDED            # the dispatch below re-enters _fail: make it a no-op
+        if events:
+            self._dispatch(events)
+        self._end(error)
+
+    def _close_in_loop(self):
+        if self._phase == _ENDED:
+            return
+        error = ConnectionShutdown("connection closed", host=self.host)
+        self.last_error = error
+        if self._phase == _READY and self._tls is not None and self._transport is not None:
+            try:
+                self._transport.write(self._tls.close())  # close_notify, best effort
+            except Exception:
+                pass
+        try:
+            events = self._core.close()
+        except CqlReactorError:
+            events = []
+        self._phase = _ENDED
+        if events:
+            self._dispatch(events)
+        self._end(error)
+
+    def _end(self, error):
+        """Release everything; every request still known fails with ``error``."""
+        self._phase = _ENDED
+        for timer in (self._timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._connect_timer = None
+        callbacks, self._callbacks = self._callbacks, {}
+        for callback in callbacks.values():
+            _call(callback, _request_error(error, self.host))
+        self._fail_queue(error)
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                transport.close()
+            except Exception:
+                log.debug("closing the transport of %s failed", self.host, exc_info=True)
+        self._finish_connect(error)
+        listeners, self._close_listeners = self._close_listeners, []
+        if listeners:
+            listener_error = self._listener_error()
+            for listener in listeners:
+                try:
+                    listener(self, listener_error)
+                except Exception:
+                    log.exception("close listener %r raised", listener)
+
+    def _ended_error(self):
+        if self.last_error is not None:
+            return self.last_error
+        return ConnectionShutdown("connection closed", host=self.host)
+
+    def _fail_queue(self, error):
+        queue = self._queue
+        while queue:
+            callback = queue.popleft()[1]
+            _call(callback, _request_error(error, self.host))
+
+    def _inherited_across_fork(self):
+        """In a forked child: this connection belongs to the parent.  Forget it without touching
+        its socket or TLS session; return the callbacks that must fail."""
+        self._phase = _ENDED
+        self._close_requested = True
+        self.last_error = ConnectionDefunct("connection inherited across os.fork(); the child "
+                                            "must open its own", host=self.host)
+        callbacks = list(self._callbacks.values())
+        self._callbacks = {}
+        while self._queue:
+            callbacks.append(self._queue.popleft()[1])
+        self._on_connect = None
+        return callbacks, self.last_error
+
+
+def _request_error(error, host):
+    if isinstance(error, ConnectionShutdown):
+        return ConnectionShutdown(error.message or "connection closed", host=host)
+    if isinstance(error, ConnectionDefunct):
+        return error
+    return ConnectionDefunct("connection to %s failed: %s" % (host, error), host=host,
+                             cause=error)
+
+
+def _call(callback, value):
+    try:
+        callback(value)
+    except Exception:
+        log.exception("callback %r raised", callback)
+
+
+# --- opening connections ------------------------------------------------------------------------
+
+def as_endpoint(endpoint):
+    """Accept an Endpoint, "address:port", "address" or (address, port)."""
+    if isinstance(endpoint, Endpoint):
+        return endpoint
+    if isinstance(endpoint, tuple):
+        return Endpoint(*endpoint)
+    text = str(endpoint)
+    if text.count(":") == 1:
+        address, port = text.split(":")
+        return Endpoint(address, int(port))
+    return Endpoint(text)
+
+
+def make_ssl_context(ssl_context=None, ssl_options=None):
+    """The SSLContext to use, or None for plain TCP.
+
+    ``ssl_options`` (cassandra-driver style): ca_certs, certfile, keyfile, check_hostname
+    (default True), cert_reqs (default CERT_REQUIRED).
+    """
+    if ssl_context is not None or not ssl_options:
+        return ssl_context
+    options = dict(ssl_options)
+    context = ssl.create_default_context(cafile=options.pop("ca_certs", None))
+    check_hostname = options.pop("check_hostname", True)
+    cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
+    context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE
+    context.verify_mode = cert_reqs
+    certfile = options.pop("certfile", None)
+    if certfile:
+        context.load_cert_chain(certfile, options.pop("keyfile", None))
+    if options:
+        raise ValueError("unknown ssl_options: %s" % ", ".join(sorted(options)))
+    return context
+
+
+def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                  protocol_version=None, ssl_context=None, ssl_options=None, **core_options):
+    """Open a connection without blocking; ``callback(conn_or_exception)`` runs once on the
+    loop thread.  With ``protocol_version`` None the first attempt offers v5 and each refusal
+    that names a lower common version retries on a new connection with it."""
+    from cqlreactor.core.connection import Connection
+
+    endpoint = as_endpoint(endpoint)
+    context = make_ssl_context(ssl_context, ssl_options)
+    host = str(endpoint)
+    fallback = protocol_version is None
+
+    def attempt(version):
+        core = Connection(host=host, protocol_version=version, **core_options)
+        tls = None
+        if context is not None:
+            tls = TLSLayer(context, endpoint.server_hostname or endpoint.address, host=host)
+        conn = ReactorConnection(reactor, endpoint, core, tls, connect_timeout, done)
+        reactor._connections.add(conn)
+        reactor.call_soon_threadsafe(conn._open)
+        return conn
+
+    def done(result):
+        if (fallback and isinstance(result, UnsupportedProtocolVersion)
+                and result.retry_version and result.retry_version < (result.requested or 99)):
+            log.debug("%s refused protocol v%s; retrying with v%s", host, result.requested,
+                      result.retry_version)
+            attempt(result.retry_version)
+            return
+        callback(result)
+
+    return attempt(protocol_version or MAX_PROTOCOL_VERSION)
+
+
+def wait_for_connection(reactor, endpoint, connect_timeout, options):
+    """:meth:`Reactor.connect`: start_connect, then wait with the reactor's own primitive."""
+    event = reactor.make_event()
+    box = []
+
+    def done(result):
+        box.append(result)
+        event.set()
+
+    start_connect(reactor, endpoint, done, connect_timeout=connect_timeout, **options)
+    # Each attempt has its own timer on the loop; this bound only guards against a dead loop.
+    if not event.wait(connect_timeout * 3 + 5.0):
+        raise ConnectionException("timed out waiting for the reactor to connect",
+                                  host=str(as_endpoint(endpoint)))
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
