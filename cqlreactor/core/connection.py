@@ -243,7 +243,6 @@ class Connection(object):
             return []
         if not data:
             return []
-        self._received = True
         events = []
         try:
             if state is _READY:
@@ -276,10 +275,12 @@ class Connection(object):
             decoder.add_data(data)
         streams = self._streams
         release = streams.release
+        frames = heartbeats = 0
         version = self.protocol_version
         decode = _m.decode_message
         append = events.append
         for frame in decoder:
+            frames += 1
             stream_id = frame.stream
             if stream_id >= 0:
                 record = release(stream_id)
@@ -292,6 +293,7 @@ class Connection(object):
                 if record.kind == KIND_HEARTBEAT:
                     if self._heartbeat_stream == stream_id:
                         self._heartbeat_stream = None
+                    heartbeats += 1
                     continue
                 append(ResponseReceived(stream_id, decode(frame, version, record.result_metadata)))
             elif stream_id == -1:
@@ -300,6 +302,8 @@ class Connection(object):
                 raise IllegalStateTransition(
                     "frame on negative stream %d" % (stream_id,), host=self.host,
                     stream_id=stream_id, opcode=frame.opcode)
+        if frames > heartbeats:
+            self._received = True   # traffic other than heartbeats: the next tick is not idle
         if pending_error is not None:
             raise pending_error
 

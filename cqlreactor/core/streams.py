@@ -106,19 +106,20 @@ class StreamTable(object):
             ConnectionBusy: ``max_in_flight`` requests are in flight (KIND_REQUEST only).
             StreamIdsExhausted: every id is in flight or orphaned.
         """
-        if kind == KIND_REQUEST and self.in_flight >= self.max_in_flight:
-            raise ConnectionBusy("%d requests in flight (max_in_flight)" % (self.in_flight,),
-                                 host=self.host, opcode=opcode)
-        if self._free:
-            stream_id = self._free.pop()
-        elif self._next_fresh < self.max_streams:
-            stream_id = self._next_fresh
-            self._next_fresh = stream_id + 1
-        else:
+        free = self._free
+        if not free and self._next_fresh >= self.max_streams:
             raise StreamIdsExhausted(
                 "all %d stream ids are in use (%d in flight, %d orphaned by timeouts)" % (
                     self.max_streams, self.in_flight, self.orphaned),
                 host=self.host, opcode=opcode)
+        if kind == KIND_REQUEST and self.in_flight >= self.max_in_flight:
+            raise ConnectionBusy("%d requests in flight (max_in_flight)" % (self.in_flight,),
+                                 host=self.host, opcode=opcode)
+        if free:
+            stream_id = free.pop()
+        else:
+            stream_id = self._next_fresh
+            self._next_fresh = stream_id + 1
         record = InFlight(stream_id, opcode, message, deadline, kind, result_metadata)
         self._records[stream_id] = record
         self.in_flight += 1
