@@ -183,8 +183,7 @@ class Cluster(object):
             ssl_context=self.ssl_context,
             heartbeat_interval=self.idle_heartbeat_interval or None,
         )
-        if self.compression is not True:
-            options["compression"] = self.compression or None
+        options["compression"] = self.compression
         if self.auth_provider is not None:
             address = getattr(endpoint, "address", endpoint)
             options["authenticator"] = self.auth_provider.new_authenticator(address)

@@ -17,7 +17,8 @@ from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, DriverException, NoHostAvailable, OperationTimedOut,
-    OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout, ServerError,
+    OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
+    RequestExecutionException, ServerError,
     TruncateError, Unavailable, Unprepared, WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
@@ -175,7 +176,11 @@ class ResponseFuture(object):
             self._handle_error(response.to_exception(str(host.endpoint) if host else None))
             return
         if isinstance(response, Exception):
-            self._handle_connection_error(response)
+            # the driver hands server ERRORs over as their exception classes
+            if isinstance(response, RequestExecutionException):
+                self._handle_error(response)
+            else:
+                self._handle_connection_error(response)
             return
         self._set_final_exception(DriverException(
             "unexpected response %r from %s" % (response, host)))
