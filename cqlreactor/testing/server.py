@@ -49,7 +49,7 @@ import sys
 import time
 import uuid
 
-from cqlreactor.core import wire
+from cqlreactor.core import messages, wire
 from cqlreactor.core.compression import available_compressors
 from cqlreactor.core.errors import EngineError, ProtocolError
 from cqlreactor.core.segments import SegmentDecoder, SegmentEncoder
@@ -568,6 +568,7 @@ class ClusterServer(object):
         log = node.log.append
         pos = 0
         expected = conn.version
+        was_segments = conn.segments
         while n - pos >= 9:
             length = _unpack_int(buf, pos + 5)[0]
             if length < 0 or length > MAX_FRAME:
@@ -605,12 +606,14 @@ class ClusterServer(object):
             elif fast is False:
                 fast = True
                 cache = node.caches.get(conn.cache_name) or {}
-            if conn.segments and pos < n:
+            if conn.segments and not was_segments:
                 # The handshake just switched to segments: the rest is segment bytes.
                 rest = bytes(buf[pos:])
                 del buf[:]
                 self._send_envelopes(conn, out)
                 out = []
+                if not rest:
+                    return
                 conn.seg_decoder.add_data(rest)
                 try:
                     for payload in conn.seg_decoder:
@@ -794,8 +797,7 @@ class ClusterServer(object):
         return body
 
     def _reply_error(self, conn, out, stream, code, message, fields=None):
-        body = _INT.pack(code) + wire.write_string(message) + _error_fields(code, fields or {})
-        self._reply(conn, out, stream, ERROR, body)
+        self._reply(conn, out, stream, ERROR, _error_body(code, message, fields, conn.version))
 
     def _on_startup(self, conn, stream, body, out):
         options, _ = wire.read_string_map(body, 0)
@@ -858,6 +860,7 @@ class ClusterServer(object):
                 return
             node.close_after -= 1
         node.log.append((conn.id, conn.version, conn.cache_name, key))
+        message = messages.OPCODES[opcode].decode_body(body, conn.version)
         query_text = self._query_text(opcode, body)
         prime = None
         if query_text is not None and len(self.primes):
@@ -873,11 +876,10 @@ class ClusterServer(object):
                         cache_key=key if cacheable else None, logged=True)
             return
         try:
-            opcode_out, body_out, events = self._engine_request(conn, opcode, body)
+            opcode_out, body_out, events = self._engine_request(conn, message)
         except EngineError as exc:
             opcode_out = ERROR
-            body_out = _INT.pack(exc.code) + wire.write_string(exc.message) + \
-                _error_fields(exc.code, exc.fields)
+            body_out = _error_body(exc.code, exc.message, exc.fields, conn.version)
             events = ()
         if prime is not None and prime.delay:
             self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out)
@@ -911,8 +913,7 @@ class ClusterServer(object):
             message = error.pop("message")
             if code == 0x2500 and "statement_id" not in error and opcode == EXECUTE:
                 error["statement_id"] = wire.read_short_bytes(body, 0)[0]
-            return ERROR, _INT.pack(code) + wire.write_string(message) + \
-                _error_fields(code, error)
+            return ERROR, _error_body(code, message, error, conn.version)
         if opcode == PREPARE:
             prepared_id = hashlib.md5(("primed:" + query_text).encode("utf-8")).digest()
             self.prepared_text[prepared_id] = query_text
@@ -921,7 +922,7 @@ class ClusterServer(object):
             return RESULT, _INT.pack(1)
         return RESULT, _rows_body(prime.columns, prime.rows, conn.version)
 
-    def _engine_request(self, conn, opcode, body):
+    def _engine_request(self, conn, message):
         """Run a request through the engine.  Returns (opcode, body, schema change events)."""
         raise EngineError(0x2200, "the CQL engine is not available")
 
@@ -1164,45 +1165,33 @@ def _consistency_code(value):
     return int(value)
 
 
-def _error_fields(code, fields):
-    """The extra body of an ERROR message for ``code`` from a dict of fields."""
-    f = fields
-    if code == 0x1000:
-        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
-                + _INT.pack(int(f.get("required", 2))) + _INT.pack(int(f.get("alive", 1))))
-    if code == 0x1100:
-        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
-                + _INT.pack(int(f.get("received", 0)))
-                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
-                + wire.write_string(f.get("write_type", "SIMPLE")))
-    if code == 0x1200:
-        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
-                + _INT.pack(int(f.get("received", 0)))
-                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
-                + struct.pack(">B", 1 if f.get("data_present") else 0))
-    if code == 0x1300:
-        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
-                + _INT.pack(int(f.get("received", 0)))
-                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
-                + _INT.pack(int(f.get("failures", 1)))
-                + struct.pack(">B", 1 if f.get("data_present") else 0))
-    if code == 0x1500:
-        return (struct.pack(">H", _consistency_code(f.get("consistency", 4)))
-                + _INT.pack(int(f.get("received", 0)))
-                + _INT.pack(int(f.get("block_for", f.get("blockfor", 2))))
-                + _INT.pack(int(f.get("failures", 1)))
-                + wire.write_string(f.get("write_type", "SIMPLE")))
-    if code == 0x1400:
-        return (wire.write_string(f.get("keyspace", "ks")) + wire.write_string(
-            f.get("function", "f")) + wire.write_string_list(f.get("arg_types", [])))
-    if code == 0x2400:
-        return wire.write_string(f.get("keyspace", "")) + wire.write_string(f.get("table", ""))
-    if code == 0x2500:
-        statement_id = f.get("statement_id", b"")
-        if isinstance(statement_id, str):
-            statement_id = bytes.fromhex(statement_id)
-        return wire.write_short_bytes(statement_id)
-    return b""
+_ERROR_DEFAULTS = {
+    "consistency": 4, "required_replicas": 2, "alive_replicas": 1, "received_responses": 0,
+    "required_responses": 2, "write_type": "SIMPLE", "data_retrieved": False, "failures": 1,
+    "error_code_map": None, "keyspace": "", "table": "", "function": "", "arg_types": [],
+    "query_id": b"",
+}
+# Field names accepted besides cassandra-driver's (used by primes and by the engine).
+_ERROR_ALIASES = {"required": "required_replicas", "alive": "alive_replicas",
+                  "received": "received_responses", "block_for": "required_responses",
+                  "blockfor": "required_responses", "data_present": "data_retrieved",
+                  "statement_id": "query_id", "id": "query_id"}
+
+
+def _error_body(code, message, fields, version):
+    """The body of an ERROR message; ``fields`` named as cassandra-driver or with aliases."""
+    info = dict(_ERROR_DEFAULTS)
+    for key, value in (fields or {}).items():
+        key = _ERROR_ALIASES.get(key, key)
+        if code == 0x1000 and key == "required_responses":
+            key = "required_replicas"
+        info[key] = value
+    info["consistency"] = _consistency_code(info["consistency"])
+    if isinstance(info["query_id"], str):
+        info["query_id"] = bytes.fromhex(info["query_id"])
+    if info["error_code_map"] is None and version >= 5 and code in (0x1300, 0x1500):
+        info["error_code_map"] = {}
+    return messages.ErrorMessage(code, message, info).encode_body(version)
 
 
 def _type_option(cql_type):
