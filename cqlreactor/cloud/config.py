@@ -15,8 +15,8 @@ class CloudConfig(object):
     Attributes:
         bundle: the SecureConnectBundle (its extracted files live until ``cleanup()``).
         metadata: the CloudMetadata.
-        ssl_context: for node connections (``check_hostname`` off in the context; the TLS
-            layer verifies each endpoint's ``tls_hostname`` — see cloud/endpoints.py).
+        ssl_context: a CloudSSLContext for node connections: SNI = the endpoint's host id,
+            certificates checked against the proxy's host (see cloud/endpoints.py).
         endpoint_factory: SniEndpointFactory for hosts found later in system.peers.
         endpoints: one SniEndpoint per contact point (host id) from the metadata.
         local_dc: the local data center from the metadata service.
@@ -88,7 +88,7 @@ def cloud_config_from(cloud):
         metadata = fetch_metadata(bundle.host, bundle.port, meta_ctx, timeout=timeout,
                                   url=bundle.metadata_url)
         node_ctx = make_ssl_context(bundle.ca_cert_path, bundle.cert_path, bundle.key_path,
-                                    check_hostname=False, bundle_path=bundle.path)
+                                    tls_hostname=metadata.sni_host, bundle_path=bundle.path)
     except BaseException:
         bundle.cleanup()
         raise

@@ -7,13 +7,15 @@ however, names the proxy's host, not the host id.  So two names are in play per 
 - ``server_hostname``: the host id, sent as SNI;
 - ``tls_hostname``: the proxy's host name, checked against the peer certificate.
 
-``ssl.SSLContext`` ties both to one ``server_hostname``, so the cloud context has
-``check_hostname = False`` and the TLS layer must instead call :func:`verify_peer_hostname`
-with ``endpoint.tls_hostname`` right after the handshake, before any CQL byte is sent.
-Certificate verification against ``ca.crt`` (``CERT_REQUIRED``) stays on.  This is the contract
-for ``cqlreactor/reactors/tls.py``: when an endpoint has ``tls_hostname``, wrap with
-``server_hostname=endpoint.server_hostname`` and verify ``tls_hostname`` afterwards; if
-``tls_hostname`` is None, the context's own ``check_hostname`` applies unchanged.
+``ssl.SSLContext`` ties both to one ``server_hostname``.  So node connections use a
+:class:`CloudSSLContext`: the SNI is whatever ``server_hostname`` the TLS layer passes (the
+endpoint's, i.e. the host id), and after every handshake the context's SSLObject/SSLSocket
+checks the verified certificate against ``tls_hostname`` (the proxy's host) and fails the
+handshake with ``ssl.CertificateError`` otherwise.  Certificate verification against
+``ca.crt`` is required.  The shared TLS layer (``reactors/tls.py``) needs nothing special:
+``context.wrap_bio(..., server_hostname=endpoint.server_hostname)`` already does it all.  What
+the connection driver must honour: call ``endpoint.resolve()`` (when the endpoint has it) on
+every connect to get the (ip, port) to open, instead of ``endpoint.address``.
 """
 
 import ipaddress
@@ -21,13 +23,14 @@ import socket
 import ssl
 
 from cqlreactor.core.errors import CloudConfigError, ConnectionException, TLSError
+from cqlreactor.reactors.base import Endpoint
 
-__all__ = ["SniEndpoint", "SniEndpointFactory", "make_ssl_context", "verify_peer_hostname",
-           "hostname_matches"]
+__all__ = ["SniEndpoint", "SniEndpointFactory", "CloudSSLContext", "make_ssl_context",
+           "verify_peer_hostname", "hostname_matches"]
 
 
-class SniEndpoint(object):
-    """One Astra node, reached through the SNI proxy.
+class SniEndpoint(Endpoint):
+    """One Astra node, reached through the SNI proxy (an ``Endpoint`` with two more duties).
 
     Attributes:
         address: the proxy's host name (or IP) as the metadata service gave it.
@@ -37,14 +40,12 @@ class SniEndpoint(object):
         tls_hostname: the name the peer certificate must match: the proxy's host.
     """
 
-    __slots__ = ("address", "port", "server_hostname", "host_id", "tls_hostname", "_index",
-                 "_getaddrinfo")
+    __slots__ = ("tls_hostname", "_index", "_getaddrinfo")
 
     def __init__(self, proxy_host, proxy_port, host_id, init_index=0, getaddrinfo=None):
-        self.address = proxy_host
-        self.port = int(proxy_port)
-        self.host_id = str(host_id)
-        self.server_hostname = self.host_id
+        host_id = str(host_id)
+        super(SniEndpoint, self).__init__(proxy_host, int(proxy_port), server_hostname=host_id,
+                                          host_id=host_id)
         self.tls_hostname = proxy_host
         self._index = init_index
         self._getaddrinfo = getaddrinfo or socket.getaddrinfo
@@ -76,13 +77,10 @@ class SniEndpoint(object):
         return chosen, self.port
 
     def _key(self):
-        return (self.address, self.port, self.server_hostname)
+        return (self.address, self.port, self.server_hostname, self.tls_hostname)
 
     def __eq__(self, other):
         return isinstance(other, SniEndpoint) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self == other
 
     def __hash__(self):
         return hash(self._key())
@@ -90,11 +88,9 @@ class SniEndpoint(object):
     def __lt__(self, other):
         return self._key() < other._key()
 
-    def __str__(self):
-        return "%s:%d:%s" % (self.address, self.port, self.server_hostname)
-
     def __repr__(self):
-        return "<SniEndpoint %s>" % (self,)
+        return "SniEndpoint(%r, %d, host_id=%r, tls_hostname=%r)" % (
+            self.address, self.port, self.host_id, self.tls_hostname)
 
 
 class SniEndpointFactory(object):
@@ -123,18 +119,100 @@ class SniEndpointFactory(object):
         return self.create(host_id)
 
 
-def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname, bundle_path="?"):
+def _peer_hostname_problem(ssl_object, hostname):
+    """None if the verified peer certificate names hostname, else what is wrong (text)."""
+    if ssl_object.context.verify_mode != ssl.CERT_REQUIRED:
+        return "refusing to check %r on an unverified certificate (verify_mode is not " \
+               "CERT_REQUIRED)" % (hostname,)
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return "the server presented no certificate"
+    if not hostname_matches(cert, hostname):
+        names = [v for _, v in cert.get("subjectAltName", ())]
+        return "hostname mismatch: the server certificate does not name %r (it names %s)" % (
+            hostname, ", ".join(names) or "nothing")
+    return None
+
+
+class _ProxyHostnameCheck(object):
+    """Mixed into SSLObject/SSLSocket: after the handshake, check the context's tls_hostname."""
+
+    def do_handshake(self, *args):
+        super(_ProxyHostnameCheck, self).do_handshake(*args)
+        problem = _peer_hostname_problem(self, self.context.tls_hostname)
+        if problem:
+            raise ssl.CertificateError(problem)
+
+
+class _CheckedSSLObject(_ProxyHostnameCheck, ssl.SSLObject):
+    pass
+
+
+class _CheckedSSLSocket(_ProxyHostnameCheck, ssl.SSLSocket):
+    pass
+
+
+class CloudSSLContext(ssl.SSLContext):
+    """The node-connection context: SNI free to vary, identity checked against one name.
+
+    Every connection wrapped with it (``wrap_bio`` as the TLS layer does, or ``wrap_socket``)
+    sends whatever ``server_hostname`` it is given as SNI (the host id), and after the handshake
+    checks that the verified certificate names ``tls_hostname`` (the proxy's host) — failing the
+    handshake with ``ssl.CertificateError`` ("hostname mismatch ...") otherwise.  So the check
+    holds for any caller of the context; nothing needs to remember to do it.
+    ``check_hostname`` is False only because OpenSSL would check the SNI name instead.
+    """
+
+    tls_hostname = None
+
+    def __new__(cls, protocol, tls_hostname):
+        return super(CloudSSLContext, cls).__new__(cls, protocol)
+
+    def __init__(self, protocol, tls_hostname):
+        if not tls_hostname:
+            raise ValueError("CloudSSLContext needs the name to check certificates against")
+        self.tls_hostname = tls_hostname
+        if hasattr(ssl.SSLContext, "sslobject_class"):         # 3.7+
+            self.sslobject_class = _CheckedSSLObject
+            self.sslsocket_class = _CheckedSSLSocket
+
+    if not hasattr(ssl.SSLContext, "sslobject_class"):         # 3.6: no class hooks
+        def wrap_bio(self, *args, **kwargs):
+            obj = super(CloudSSLContext, self).wrap_bio(*args, **kwargs)
+            obj.__class__ = _CheckedSSLObject
+            return obj
+
+        def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, **kwargs):
+            tls = super(CloudSSLContext, self).wrap_socket(
+                sock, server_side=server_side, do_handshake_on_connect=False, **kwargs)
+            tls.__class__ = _CheckedSSLSocket
+            if do_handshake_on_connect:
+                try:
+                    tls.getpeername()
+                except OSError:
+                    return tls                  # not connected yet: handshake on connect()
+                tls.do_handshake()
+            return tls
+
+
+def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls_hostname=None,
+                     bundle_path="?"):
     """An SSLContext that trusts only the bundle's CA and presents the bundle's client cert.
 
     Args:
-        check_hostname: True for the metadata service (one name for SNI and identity); False
-            for node connections, where the TLS layer verifies ``endpoint.tls_hostname``
-            itself (see the module docstring).  Certificate verification is always required.
+        check_hostname: for the metadata service (one name for SNI and identity).
+        tls_hostname: for node connections: a :class:`CloudSSLContext` that checks every
+            peer certificate against this name (the proxy's host) whatever the SNI name is.
+            Certificate verification against ca.crt is required either way.
     """
     try:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if tls_hostname:
+            ctx = CloudSSLContext(ssl.PROTOCOL_TLS_CLIENT, tls_hostname)
+            ctx.check_hostname = False
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = bool(check_hostname)
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.check_hostname = bool(check_hostname)
         ctx.load_verify_locations(cafile=ca_cert_path)
         ctx.load_cert_chain(cert_path, key_path)
     except (ssl.SSLError, OSError, ValueError) as exc:
@@ -185,22 +263,12 @@ def hostname_matches(peercert, hostname):
 
 
 def verify_peer_hostname(ssl_object, hostname, host=None):
-    """After the handshake: raise TLSError unless the verified peer certificate names hostname.
+    """Raise TLSError unless the verified peer certificate names hostname.
 
-    Args:
-        ssl_object: an ``ssl.SSLObject`` (or SSLSocket) whose handshake completed with
-            ``CERT_REQUIRED``.
-        hostname: ``endpoint.tls_hostname`` (the proxy's host for Astra).
-        host: context for the error (e.g. ``str(endpoint)``).
+    :class:`CloudSSLContext` does this by itself after every handshake; this is for callers
+    holding an ``SSLObject``/``SSLSocket`` from another context.
     """
-    if ssl_object.context.verify_mode != ssl.CERT_REQUIRED:
-        raise TLSError("refusing to check %r on an unverified certificate (verify_mode is not "
-                       "CERT_REQUIRED)" % (hostname,), host=host, reason="unverified")
-    cert = ssl_object.getpeercert()
-    if not cert:
-        raise TLSError("the server presented no certificate", host=host, reason="no-certificate")
-    if not hostname_matches(cert, hostname):
-        names = [v for _, v in cert.get("subjectAltName", ())]
-        raise TLSError("the server certificate does not name %r (it names %s)"
-                       % (hostname, ", ".join(names) or "nothing"), host=host,
-                       reason="hostname-mismatch")
+    problem = _peer_hostname_problem(ssl_object, hostname)
+    if problem:
+        reason = "hostname-mismatch" if problem.startswith("hostname") else "unverified"
+        raise TLSError(problem, host=host, reason=reason)

@@ -184,3 +184,61 @@ def test_proxy_closing_at_once(setup):
     fake.proxy.mode = "close"
     with pytest.raises((ssl.SSLError, OSError)):
         talk(cfg, cfg.endpoints[0])
+
+
+def _context_checking(cfg, name):
+    from cqlreactor.cloud import make_ssl_context
+    b = cfg.bundle
+    return make_ssl_context(b.ca_cert_path, b.cert_path, b.key_path, tls_hostname=name)
+
+
+def test_cloud_context_checks_the_proxy_name_by_itself(setup):
+    fake, nodes, cfg = setup
+    ep = cfg.endpoints[1]
+    assert type(cfg.ssl_context).__name__ == "CloudSSLContext"
+    assert cfg.ssl_context.tls_hostname == "127.0.0.1"
+    wrong = _context_checking(cfg, "proxy.elsewhere.example")
+    raw = socket.create_connection(ep.resolve(), timeout=10)
+    with pytest.raises(ssl.CertificateError) as info:
+        wrong.wrap_socket(raw, server_hostname=ep.server_hostname)
+    raw.close()
+    assert "proxy.elsewhere.example" in str(info.value)
+    assert nodes[1].sni_seen[-1] == ep.host_id        # the SNI still carried the host id
+
+
+def _tls_over_socket(context, endpoint):
+    """Drive the reactors' sans-IO TLSLayer by hand over a blocking socket."""
+    tls_mod = pytest.importorskip("cqlreactor.reactors.tls")
+    layer = tls_mod.TLSLayer(context, endpoint.server_hostname, host=str(endpoint))
+    sock = socket.create_connection(endpoint.resolve(), timeout=10)
+    try:
+        sock.sendall(layer.start())
+        while not layer.handshake_complete:
+            data = sock.recv(65536)
+            if not data:
+                raise EOFError("closed during the handshake")
+            _, outgoing = layer.receive(data)
+            if outgoing:
+                sock.sendall(outgoing)
+        sock.sendall(layer.send(b"via-tls-layer"))
+        answer = b""
+        while not answer.endswith(b"via-tls-layer"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            plaintext, _ = layer.receive(data)
+            answer += plaintext
+        return answer
+    finally:
+        sock.close()
+
+
+def test_the_shared_tls_layer_sends_sni_and_checks_the_proxy_name(setup):
+    fake, nodes, cfg = setup
+    from cqlreactor.core.errors import TLSError as CoreTLSError
+    ep = cfg.endpoints[2]
+    assert _tls_over_socket(cfg.ssl_context, ep) == b"node2:via-tls-layer"
+    assert nodes[2].sni_seen[-1] == ep.host_id
+    with pytest.raises(CoreTLSError) as info:
+        _tls_over_socket(_context_checking(cfg, "proxy.elsewhere.example"), ep)
+    assert info.value.reason == "hostname"
