@@ -125,6 +125,17 @@ class NodeState(object):
                 "rack": self.rack, "up": self.up, "connections": len(self.connections)}
 
 
+class _NoEngine(object):
+    """Stands in when the engine cannot be imported: every statement is refused."""
+
+    def __getattr__(self, name):
+        def refuse(*args, **kwargs):
+            if name in ("set_node_up", "forget_prepared"):
+                return None
+            raise EngineError(0x2200, "the CQL engine is not available")
+        return refuse
+
+
 class _Timer(object):
     __slots__ = ("when", "seq", "fn", "args", "cancelled")
 
@@ -216,26 +227,29 @@ class ClusterServer(object):
         self.control_address = None
         self._wakeup_r = self._wakeup_w = None
         self.prepared_text = {}           # prepared id -> query text (for logs and primes)
-        self.engine = engine if engine is not None else self._make_engine()
+        self.prepared_meta = {}           # prepared id -> result metadata id (v5)
+        self.engine = engine
         supported = {"CQL_VERSION": [CQL_VERSION],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
                      "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
                                            if v in self.protocol_versions]}
         self.supported_body = wire.write_string_multimap(supported)
-        self._init_engine_topology()
 
     # --- setup -------------------------------------------------------------------------------
 
     def _make_engine(self):
+        """The CQL engine; built once the port is known (system.peers names it)."""
         try:
             from cqlreactor.testing import engine as engine_module
-        except ImportError:
-            return None
-        return engine_module.Engine(nodes=len(self.nodes))
-
-    def _init_engine_topology(self):
-        pass
+        except ImportError as exc:      # only while the engine is being written
+            sys.stderr.write("CQL engine unavailable: %s\n" % (exc,))
+            return _NoEngine()
+        infos = [engine_module.NodeInfo(node.index, node.address, host_id=node.host_id,
+                                        data_center=node.datacenter, rack=node.rack,
+                                        rpc_port=node.port)
+                 for node in self.nodes]
+        return engine_module.Engine(infos)
 
     @staticmethod
     def _make_tls_context(tls_dir, client_auth):
@@ -259,6 +273,8 @@ class ClusterServer(object):
         for node in self.nodes:
             node.port = self.port
             self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
+        if self.engine is None:
+            self.engine = self._make_engine()
         self.control_listener = self._listen("127.0.0.1", 0)
         self.control_address = "127.0.0.1:%d" % (self.control_listener.getsockname()[1],)
         self.selector.register(self.control_listener, selectors.EVENT_READ, ("control", None))
@@ -923,8 +939,63 @@ class ClusterServer(object):
         return RESULT, _rows_body(prime.columns, prime.rows, conn.version)
 
     def _engine_request(self, conn, message):
-        """Run a request through the engine.  Returns (opcode, body, schema change events)."""
-        raise EngineError(0x2200, "the CQL engine is not available")
+        """Run a request through the engine.  Returns (opcode, body, schema change payloads)."""
+        engine = self.engine
+        node = conn.node.index
+        version = conn.version
+        opcode = message.opcode
+        skip_metadata = False
+        if opcode == QUERY:
+            p = message.parameters
+            result, _ = engine.execute(message.query, p.values, p.names,
+                                       p.keyspace or conn.keyspace, node, p.consistency,
+                                       p.page_size, p.paging_state, version)
+        elif opcode == PREPARE:
+            result = engine.prepare(message.query, message.keyspace or conn.keyspace, node=node)
+            self.prepared_text[bytes(result.query_id)] = message.query
+            self.prepared_meta[bytes(result.query_id)] = result.result_metadata_id
+        elif opcode == EXECUTE:
+            p = message.parameters
+            query_id = bytes(message.query_id)
+            result = engine.execute_prepared(query_id, p.values, p.keyspace or conn.keyspace,
+                                             node, p.consistency, p.page_size, p.paging_state,
+                                             version, p.names)
+            if p.skip_metadata:
+                skip_metadata = version < 5 or (
+                    message.result_metadata_id == self.prepared_meta.get(query_id))
+        else:   # BATCH
+            statements = [(s[0], not isinstance(s[0], str), s[1]) for s in message.statements]
+            result = engine.batch(statements, message.keyspace or conn.keyspace, node,
+                                  message.consistency, message.batch_type, message.timestamp)
+        return RESULT, self._result_body(conn, result, skip_metadata), \
+            self._schema_events(result)
+
+    def _result_body(self, conn, result, skip_metadata=False):
+        version = conn.version
+        kind = type(result).__name__
+        if kind == "Rows":
+            return _rows_result_body(result.columns, result.rows, result.paging_state,
+                                     skip_metadata)
+        if kind == "Void":
+            return _INT.pack(1)
+        if kind == "SetKeyspace":
+            conn.keyspace = result.keyspace
+            return _INT.pack(3) + wire.write_string(result.keyspace)
+        if kind == "SchemaChange":
+            return _INT.pack(5) + _schema_change_payload(result)
+        if kind == "Prepared":
+            bind = [(c.keyspace, c.table, c.name, c.cql_type) for c in result.bind_columns]
+            columns = [(c.keyspace, c.table, c.name, c.cql_type) for c in result.result_columns]
+            return messages.PreparedResult(
+                result.query_id, bind, result.pk_indexes, columns or None,
+                result.result_metadata_id).encode_body(version)
+        raise TypeError("unknown engine result %r" % (result,))
+
+    @staticmethod
+    def _schema_events(result):
+        if type(result).__name__ == "SchemaChange":
+            return (_schema_change_payload(result),)
+        return ()
 
     # --- events and topology -----------------------------------------------------------------
 
@@ -965,7 +1036,7 @@ class ClusterServer(object):
             node.listener.close()
             node.listener = None
         self._close_node_connections(node)
-        self._engine_node_status(node, False)
+        self.engine.set_node_up(node.index, False)
         self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "DOWN"),
                               exclude_node=node)
         return True
@@ -978,17 +1049,11 @@ class ClusterServer(object):
         self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
         node.up = True
         node.caches.clear()
-        self._engine_node_status(node, True)
-        self._engine_forget_prepared(node)
+        self.engine.set_node_up(node.index, True)
+        self.engine.forget_prepared(node.index)
         self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "UP"),
                               exclude_node=node)
         return True
-
-    def _engine_node_status(self, node, up):
-        pass
-
-    def _engine_forget_prepared(self, node):
-        pass
 
     # --- control operations ------------------------------------------------------------------
 
@@ -1192,6 +1257,66 @@ def _error_body(code, message, fields, version):
     if info["error_code_map"] is None and version >= 5 and code in (0x1300, 0x1500):
         info["error_code_map"] = {}
     return messages.ErrorMessage(code, message, info).encode_body(version)
+
+
+def _schema_change_payload(change):
+    parts = [wire.write_string(change.change_type), wire.write_string(change.target),
+             wire.write_string(change.keyspace)]
+    if change.target != "KEYSPACE":
+        parts.append(wire.write_string(change.name or ""))
+        if change.target in ("FUNCTION", "AGGREGATE"):
+            parts.append(wire.write_string_list(list(getattr(change, "arg_types", None) or [])))
+    return b"".join(parts)
+
+
+def _rows_result_body(columns, rows, paging_state, no_metadata):
+    """A ROWS result from engine columns and rows of serialized cells."""
+    flags = 0
+    parts = []
+    if paging_state is not None:
+        flags |= 0x0002
+        parts.append(wire.write_bytes(paging_state))
+    if no_metadata:
+        flags |= 0x0004
+    else:
+        tables = set((c.keyspace, c.table) for c in columns)
+        if len(tables) == 1:
+            flags |= 0x0001
+            ks, table = tables.pop()
+            parts.append(wire.write_string(ks) + wire.write_string(table))
+            for c in columns:
+                parts.append(wire.write_string(c.name) + _type_bytes(c.cql_type))
+        else:
+            for c in columns:
+                parts.append(wire.write_string(c.keyspace) + wire.write_string(c.table)
+                             + wire.write_string(c.name) + _type_bytes(c.cql_type))
+    head = _INT.pack(2) + _INT.pack(flags) + _INT.pack(len(columns))
+    cells = [_INT.pack(len(rows))]
+    append = cells.append
+    pack = _INT.pack
+    for row in rows:
+        for value in row:
+            if value is None:
+                append(b"\xff\xff\xff\xff")
+            else:
+                append(pack(len(value)))
+                append(value)
+    return head + b"".join(parts) + b"".join(cells)
+
+
+_TYPE_BYTES = {}
+
+
+def _type_bytes(ctype):
+    # Keyed by the type object (columns keep theirs for the table's life); the object is kept
+    # in the value so that a reused id() can never match a different type.
+    cached = _TYPE_BYTES.get(id(ctype))
+    if cached is None or cached[0] is not ctype:
+        from cqlreactor.core import types as cql_types
+        if len(_TYPE_BYTES) > 10000:
+            _TYPE_BYTES.clear()
+        cached = _TYPE_BYTES[id(ctype)] = (ctype, cql_types.write_type_option(ctype))
+    return cached[1]
 
 
 def _type_option(cql_type):
