@@ -379,7 +379,7 @@ def _read_flags(buf, pos, protocol_version):
 def _write_flags(flags, protocol_version, what):
     if protocol_version >= 5:
         return write_int(flags)
-    if flags > 0xFF:
+    if flags & (_WITH_KEYSPACE | _NOW_IN_SECONDS):
         raise UnsupportedOperation("%s: per-query keyspace and now_in_seconds need protocol v5"
                                    % (what,))
     return write_byte(flags)
@@ -853,7 +853,7 @@ def decode_message(frame, protocol_version, result_metadata=None):
             message.tracing_id = tracing_id
             message.warnings = warnings
             message.custom_payload = custom_payload
-            message.tracing = bool(flags & FLAG_TRACING)
+            message.tracing = bool(flags & FLAG_TRACING) and not frame.is_response
             return message
         return message_class._decode(buf, 0, protocol_version, result_metadata)
     except ProtocolError as exc:

@@ -274,25 +274,37 @@ def _write_column_specs(columns, flags_out, protocol_version):
 
 # Cache of parsed result metadata, keyed by a cheap prefix of its bytes; an entry is used only when
 # the body really holds the entry's whole metadata bytes at that position (``startswith``), so a
-# hit is exact.  Parsing is deterministic, so equal bytes always mean equal metadata.
+# hit is exact.  Note: the cached column list is shared by every result decoded from it.  Parsing is deterministic, so equal bytes always mean equal metadata.
 _METADATA_CACHE = {}
 _METADATA_CACHE_MAX = 512
 _KEY_PREFIX = 48
+_ENTRIES_PER_KEY = 4   # different metadata sharing a key prefix (same table, other columns)
 # Row decoders for caller-supplied metadata (NO_METADATA results), keyed by id(); the entry keeps
 # the metadata list alive so its id cannot be reused while cached.
 _DECODER_CACHE = {}
 
 
 def _metadata_and_decoder(buf, pos, flags, count, protocol_version):
-    key = (protocol_version, flags & _GLOBAL_TABLES_SPEC, count, buf[pos:pos + _KEY_PREFIX])
-    entry = _METADATA_CACHE.get(key)
-    if entry is not None and buf.startswith(entry[0], pos):
-        return entry[1], entry[2], pos + len(entry[0])
+    # The key prefix must lie inside the metadata: its shortest form is 4 bytes per column (a
+    # one-byte name and a type id) plus 4 for the global table spec, or 8 per column without it.
+    is_global = flags & _GLOBAL_TABLES_SPEC
+    shortest = count * 4 + 4 if is_global else count * 8
+    key = (protocol_version, is_global, count,
+           buf[pos:pos + (shortest if shortest < _KEY_PREFIX else _KEY_PREFIX)])
+    entries = _METADATA_CACHE.get(key)
+    if entries is not None:
+        for entry in entries:
+            if buf.startswith(entry[0], pos):
+                return entry[1], entry[2], pos + len(entry[0])
     columns, end = _read_column_specs(buf, pos, flags, count)
     decoder = make_row_decoder([c[3] for c in columns], protocol_version)
-    if len(_METADATA_CACHE) >= _METADATA_CACHE_MAX:
-        _METADATA_CACHE.clear()
-    _METADATA_CACHE[key] = (bytes(buf[pos:end]), columns, decoder)
+    if entries is None:
+        if len(_METADATA_CACHE) >= _METADATA_CACHE_MAX:
+            _METADATA_CACHE.clear()
+        entries = _METADATA_CACHE[key] = []
+    elif len(entries) >= _ENTRIES_PER_KEY:
+        del entries[0]
+    entries.append((bytes(buf[pos:end]), columns, decoder))
     return columns, decoder, end
 
 
@@ -383,8 +395,11 @@ class RowsResult(ResultMessage):
             message = cls(result_metadata, None, paging_state, True, metadata_id)
             row_count, pos = read_int(buf, pos)
             if result_metadata is None:
-                if row_count < 0:
-                    raise ProtocolError("negative row count %d" % (row_count,))
+                left = len(buf) - pos
+                if row_count < 0 or row_count * count * 4 > left or (count == 0
+                                                                      and row_count > left):
+                    raise ProtocolError("%d rows of %d columns cannot fit in the %d bytes left"
+                                        % (row_count, count, left))
                 message._pending = (buf, pos, row_count, count, protocol_version)
                 return message
             if len(result_metadata) != count:
