@@ -45,7 +45,7 @@ def _collections(children):
 def cql_types(max_leaves=6, vectors=True):
     types = st.recursive(st.sampled_from(SCALARS), _collections, max_leaves=max_leaves)
     if not vectors:
-        types = types.filter(lambda t: "vector" not in t.name)
+        types = types.filter(lambda t: "VectorType" not in t.cass_name)
     return types
 
 
