@@ -179,3 +179,68 @@ def test_cassandra_driver_connects_to_the_fake_astra(astra, protocol_version):
         assert all(astra.proxy.routed.get(h) for h in astra.host_ids), astra.proxy.routed
     finally:
         cluster.shutdown()
+
+
+def _reactor_params():
+    try:
+        from cqlreactor.reactors import matrix
+    except ImportError:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="reactors not available"))]
+    params = []
+    for name in matrix.reactor_names():
+        status = matrix.reactor_status(name, load=True)
+        marks = []
+        if status.state != "available":
+            marks.append(pytest.mark.skip(reason="%s %s: %s" % (name, status.state,
+                                                                status.reason)))
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("reactor_name", _reactor_params())
+def test_our_reactors_reach_every_node_through_the_proxy(astra, cloud, reactor_name):
+    """The reactor layer (TCP + shared TLS layer + CQL handshake with auth) over SniEndpoints:
+    SNI = host id, certificate checked against the proxy's name by the CloudSSLContext."""
+    from cqlreactor.core.auth import PlainTextAuthenticator
+    from cqlreactor.core.messages import OptionsMessage, SupportedMessage
+    from cqlreactor.reactors import matrix
+
+    reactor = matrix.get_reactor_class(reactor_name)()
+    index_of = {n["host_id"]: n["index"] for n in astra.cluster.node_info()}
+    try:
+        for endpoint in cloud.endpoints:
+            before = astra.cluster.connection_count(index_of[endpoint.host_id])
+            conn = reactor.connect(endpoint, ssl_context=cloud.ssl_context, connect_timeout=10,
+                                   authenticator=PlainTextAuthenticator("astra", "pw"))
+            try:
+                assert astra.cluster.connection_count(index_of[endpoint.host_id]) == before + 1
+                done = reactor.make_event()
+                result = []
+                conn.send(OptionsMessage(), lambda r: (result.append(r), done.set()))
+                assert done.wait(10)
+                assert isinstance(result[0], SupportedMessage), result
+            finally:
+                conn.close()
+    finally:
+        reactor.stop()
+
+
+def test_our_default_reactor_refuses_a_certificate_not_naming_the_proxy(astra, cloud):
+    pytest.importorskip("cqlreactor.reactors.driver")
+    from cqlreactor.cloud import make_ssl_context
+    from cqlreactor.core.auth import PlainTextAuthenticator
+    from cqlreactor.core.errors import TLSError
+    from cqlreactor.reactors import get_reactor_class
+
+    b = cloud.bundle
+    wrong = make_ssl_context(b.ca_cert_path, b.cert_path, b.key_path,
+                             tls_hostname="proxy.elsewhere.example")
+    reactor = get_reactor_class(None)()
+    try:
+        with pytest.raises(TLSError) as info:
+            reactor.connect(cloud.endpoints[0], ssl_context=wrong, connect_timeout=10,
+                            authenticator=PlainTextAuthenticator("astra", "pw"))
+        assert info.value.reason == "hostname"
+        assert "proxy.elsewhere.example" in str(info.value)
+    finally:
+        reactor.stop()
