@@ -1,0 +1,1000 @@
+"""A parser for the CQL subset the simulated cluster understands.
+
+Pure functions over text: ``parse(query) -> statement``. Statements are small slotted classes
+(below) that name what was written; nothing here knows the schema, so literal values stay
+untyped (``Const``) until the engine binds them to a column type.
+
+Every problem is a :class:`CqlSyntaxError` (the engine turns it into a protocol
+``SyntaxError``, code 0x2000) whose message names the offending token and its position.
+"""
+
+import re
+import uuid
+
+__all__ = [
+    "CqlSyntaxError", "parse", "parse_type", "TypeExpr",
+    "Const", "Bind", "Collection", "FuncCall",
+    "Relation", "Selector",
+    "Use", "CreateKeyspace", "DropKeyspace", "CreateTable", "DropTable", "AlterTable",
+    "CreateType", "DropType", "Insert", "Update", "Delete", "Select", "Truncate", "Batch",
+    "Unsupported",
+]
+
+
+class CqlSyntaxError(Exception):
+    """The query text is not CQL this parser accepts."""
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"""
+    (?P<ws>\s+|--[^\n]*|//[^\n]*|/\*.*?\*/)
+  | (?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
+  | (?P<blob>0[xX][0-9a-fA-F]*)
+  | (?P<float>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)
+  | (?P<int>\d+)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<qident>"(?:[^"]|"")*")
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<dollar>\$\$.*?\$\$)
+  | (?P<op><=|>=|!=|[-+=<>(),;.*\[\]{}:?])
+""", re.VERBOSE | re.DOTALL)
+
+# token kinds: 'id' (unquoted, value lowercased for keywords), 'qid', 'str', 'int', 'float',
+# 'uuid', 'blob', 'op', 'eof'
+
+
+def tokenize(text):
+    """Split ``text`` into (kind, value, raw, position) tuples; raise CqlSyntaxError."""
+    tokens = []
+    pos = 0
+    n = len(text)
+    match = _TOKEN_RE.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            raise CqlSyntaxError("line 1:%d no viable alternative at character '%s'"
+                                 % (pos, text[pos]))
+        kind = m.lastgroup
+        raw = m.group(kind)
+        start = pos
+        pos = m.end()
+        if kind == "ws":
+            continue
+        if kind == "ident":
+            tokens.append(("id", raw.lower(), raw, start))
+        elif kind == "qident":
+            tokens.append(("qid", raw[1:-1].replace('""', '"'), raw, start))
+        elif kind == "string":
+            tokens.append(("str", raw[1:-1].replace("''", "'"), raw, start))
+        elif kind == "dollar":
+            tokens.append(("str", raw[2:-2], raw, start))
+        elif kind == "int":
+            tokens.append(("int", int(raw), raw, start))
+        elif kind == "float":
+            tokens.append(("float", float(raw), raw, start))
+        elif kind == "uuid":
+            tokens.append(("uuid", uuid.UUID(raw), raw, start))
+        elif kind == "blob":
+            hexpart = raw[2:]
+            if len(hexpart) % 2:
+                raise CqlSyntaxError("line 1:%d odd number of hex digits in blob literal %s"
+                                     % (start, raw))
+            tokens.append(("blob", bytes.fromhex(hexpart), raw, start))
+        else:
+            tokens.append(("op", raw, raw, start))
+    tokens.append(("eof", None, "<EOF>", n))
+    return tokens
+
+
+# --- AST ---------------------------------------------------------------------------------------
+
+class _Node(object):
+    __slots__ = ()
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (s, getattr(self, s, None)) for s in self.__slots__))
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, s, None) == getattr(other, s, None) for s in self.__slots__)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+
+def _node(name, fields, doc):
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(fields):
+            raise TypeError("too many arguments")
+        for f, a in zip(fields, args):
+            setattr(self, f, a)
+        for f in fields[len(args):]:
+            setattr(self, f, kwargs.pop(f, None))
+        if kwargs:
+            raise TypeError("unknown fields %r" % (sorted(kwargs),))
+    return type(name, (_Node,), {"__slots__": tuple(fields), "__init__": __init__,
+                                 "__doc__": doc})
+
+
+TypeExpr = _node("TypeExpr", ["name", "params", "keyspace"], """A CQL type as written.
+
+    name: lowercased native name ('int', 'text', ...), 'list', 'set', 'map', 'tuple', 'frozen',
+    'vector' (params = [element, dimension]), 'custom' (params = [class name]) or 'udt'
+    (params = [type name], keyspace = the keyspace written before a dot, or None)""")
+
+Const = _node("Const", ["kind", "value"],
+              "A literal: kind in 'int' 'float' 'str' 'uuid' 'bool' 'null' 'blob' 'nan' 'inf'")
+Bind = _node("Bind", ["index", "name"], "A bind marker: ``?`` (name None) or ``:name``")
+Collection = _node("Collection", ["kind", "items"],
+                   "A collection literal: kind 'list' 'set' 'map' (items are (k, v)) 'tuple' "
+                   "or 'udt' (items are (field, term))")
+FuncCall = _node("FuncCall", ["name", "args"], "A function call term such as now() or uuid()")
+Relation = _node("Relation", ["column", "op", "term"],
+                 "WHERE column op term; op in = < <= > >= != IN CONTAINS 'CONTAINS KEY'; "
+                 "column may be ('token', [cols]); for IN, term is a Bind or a list of terms")
+Selector = _node("Selector", ["kind", "column", "alias", "args"],
+                 "kind: 'column', 'count', 'writetime', 'ttl', 'func'")
+
+Use = _node("Use", ["keyspace"], "USE keyspace")
+CreateKeyspace = _node("CreateKeyspace", ["name", "if_not_exists", "options"], "")
+DropKeyspace = _node("DropKeyspace", ["name", "if_exists"], "")
+CreateTable = _node("CreateTable", ["keyspace", "name", "if_not_exists", "columns",
+                                    "partition_key", "clustering", "clustering_order",
+                                    "options", "compact"], "")
+DropTable = _node("DropTable", ["keyspace", "name", "if_exists"], "")
+AlterTable = _node("AlterTable", ["keyspace", "name", "action", "payload"], "")
+CreateType = _node("CreateType", ["keyspace", "name", "if_not_exists", "fields"], "")
+DropType = _node("DropType", ["keyspace", "name", "if_exists"], "")
+Insert = _node("Insert", ["keyspace", "table", "columns", "values", "if_not_exists",
+                          "ttl", "timestamp", "bind_count"], "")
+Update = _node("Update", ["keyspace", "table", "assignments", "where", "ttl", "timestamp",
+                          "if_exists", "conditions", "bind_count"],
+               "assignments: (column, op, term, key) with op '=' '+=' '-=' 'prepend'")
+Delete = _node("Delete", ["keyspace", "table", "columns", "where", "timestamp", "if_exists",
+                          "conditions", "bind_count"], "columns: list of (column, key_term)")
+Select = _node("Select", ["keyspace", "table", "selectors", "where", "order_by", "limit",
+                          "per_partition_limit", "allow_filtering", "distinct", "json",
+                          "bind_count"], "selectors None means *")
+Truncate = _node("Truncate", ["keyspace", "table"], "")
+Batch = _node("Batch", ["kind", "statements", "timestamp", "bind_count"],
+              "kind: 'LOGGED' 'UNLOGGED' 'COUNTER'")
+Unsupported = _node("Unsupported", ["what"], "Recognised CQL that the simulator does not run")
+
+_NATIVE_TYPES = frozenset([
+    "ascii", "bigint", "blob", "boolean", "counter", "date", "decimal", "double", "duration",
+    "float", "inet", "int", "smallint", "text", "time", "timestamp", "timeuuid", "tinyint",
+    "uuid", "varchar", "varint",
+])
+
+# Words that cannot be unquoted identifiers (a subset of Cassandra's reserved keywords).
+_RESERVED = frozenset([
+    "add", "allow", "alter", "and", "apply", "asc", "authorize", "batch", "begin", "by",
+    "columnfamily", "create", "delete", "desc", "describe", "drop", "entries", "execute", "from",
+    "full", "grant", "if", "in", "index", "infinity", "insert", "into", "keyspace", "limit",
+    "modify", "nan", "norecursive", "not", "null", "of", "on", "or", "order", "primary",
+    "rename", "revoke", "schema", "select", "set", "table", "to", "token", "truncate",
+    "unlogged", "update", "use", "using", "where", "with",
+])
+
+
+def render_type(t):
+    """CQL text of a TypeExpr, as Cassandra prints it in system_schema (UDT names bare)."""
+    name = t.name
+    if name == "udt":
+        return _quote_if_needed(t.params[0])
+    if name == "custom":
+        return "'%s'" % (t.params[0],)
+    if name == "vector":
+        return "vector<%s, %d>" % (render_type(t.params[0]), t.params[1])
+    if t.params:
+        return "%s<%s>" % (name, ", ".join(render_type(p) for p in t.params))
+    return name
+
+
+_PLAIN_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _quote_if_needed(name):
+    if _PLAIN_ID.match(name) and name not in _RESERVED:
+        return name
+    return '"%s"' % name.replace('"', '""')
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+class _Parser(object):
+    __slots__ = ("toks", "i", "binds", "text")
+
+    def __init__(self, text):
+        self.text = text
+        self.toks = tokenize(text)
+        self.i = 0
+        self.binds = 0
+
+    # helpers
+    def peek(self, k=0):
+        j = self.i + k
+        if j < len(self.toks):
+            return self.toks[j]
+        return self.toks[-1]
+
+    def next(self):
+        t = self.toks[self.i]
+        if t[0] != "eof":
+            self.i += 1
+        return t
+
+    def error(self, expected, tok=None):
+        tok = tok or self.peek()
+        if tok[0] == "eof":
+            return CqlSyntaxError("line 1:%d mismatched input '<EOF>' expecting %s"
+                                  % (tok[3], expected))
+        return CqlSyntaxError("line 1:%d mismatched input '%s' expecting %s"
+                              % (tok[3], tok[2], expected))
+
+    def at_kw(self, *words):
+        t = self.peek()
+        return t[0] == "id" and t[1] in words
+
+    def accept_kw(self, word):
+        t = self.peek()
+        if t[0] == "id" and t[1] == word:
+            self.i += 1
+            return True
+        return False
+
+    def expect_kw(self, word):
+        if not self.accept_kw(word):
+            raise self.error(word.upper())
+
+    def accept_op(self, op):
+        t = self.peek()
+        if t[0] == "op" and t[1] == op:
+            self.i += 1
+            return True
+        return False
+
+    def expect_op(self, op):
+        if not self.accept_op(op):
+            raise self.error("'%s'" % op)
+
+    def at_op(self, op):
+        t = self.peek()
+        return t[0] == "op" and t[1] == op
+
+    def ident(self, what="identifier", allow_reserved=False):
+        t = self.peek()
+        if t[0] == "qid":
+            self.i += 1
+            return t[1]
+        if t[0] == "id" and (allow_reserved or t[1] not in _RESERVED):
+            self.i += 1
+            return t[1]
+        raise self.error(what)
+
+    def qualified_name(self):
+        first = self.ident()
+        if self.accept_op("."):
+            return first, self.ident()
+        return None, first
+
+    def end(self):
+        self.accept_op(";")
+        t = self.peek()
+        if t[0] != "eof":
+            raise self.error("<EOF>")
+
+    def int_value(self, what):
+        t = self.next()
+        if t[0] != "int":
+            raise self.error(what, t)
+        return t[1]
+
+    # entry point
+    def statement(self):
+        t = self.peek()
+        if t[0] != "id":
+            raise self.error("a statement keyword (SELECT, INSERT, UPDATE, DELETE, CREATE ...)")
+        word = t[1]
+        handler = _STATEMENTS.get(word)
+        if handler is None:
+            raise self.error("a statement keyword (SELECT, INSERT, UPDATE, DELETE, CREATE ...)")
+        self.i += 1
+        return handler(self)
+
+    # --- DDL ---
+    def p_use(self):
+        name = self.ident("keyspace name")
+        return Use(name)
+
+    def p_create(self):
+        if self.accept_kw("keyspace") or self.accept_kw("schema"):
+            ine = self.if_not_exists()
+            name = self.ident("keyspace name")
+            self.expect_kw("with")
+            options = self.properties()
+            return CreateKeyspace(name, ine, options)
+        if self.accept_kw("table") or self.accept_kw("columnfamily"):
+            return self.create_table()
+        if self.accept_kw("type"):
+            ine = self.if_not_exists()
+            ks, name = self.qualified_name()
+            self.expect_op("(")
+            fields = []
+            while True:
+                fname = self.ident("field name")
+                fields.append((fname, self.type_expr()))
+                if self.accept_op(")"):
+                    break
+                self.expect_op(",")
+            return CreateType(ks, name, ine, fields)
+        t = self.peek()
+        if t[0] == "id":
+            what = t[1]
+            if what == "custom":
+                what = "custom index"
+            elif what == "or":
+                what = "create or replace"
+            elif what == "materialized":
+                what = "materialized view"
+            self.i = len(self.toks) - 1
+            return Unsupported("CREATE " + what.upper())
+        raise self.error("KEYSPACE, TABLE or TYPE")
+
+    def if_not_exists(self):
+        if self.accept_kw("if"):
+            self.expect_kw("not")
+            self.expect_kw("exists")
+            return True
+        return False
+
+    def if_exists(self):
+        if self.accept_kw("if"):
+            self.expect_kw("exists")
+            return True
+        return False
+
+    def create_table(self):
+        ine = self.if_not_exists()
+        ks, name = self.qualified_name()
+        self.expect_op("(")
+        columns = []
+        pk = None
+        ck = []
+        while True:
+            if self.at_kw("primary") and self.peek(1)[0] == "id" and self.peek(1)[1] == "key":
+                self.i += 2
+                if pk is not None:
+                    raise CqlSyntaxError("Multiple PRIMARY KEYs specified (exactly one required)")
+                self.expect_op("(")
+                if self.accept_op("("):
+                    pk = [self.ident("column name")]
+                    while self.accept_op(","):
+                        pk.append(self.ident("column name"))
+                    self.expect_op(")")
+                else:
+                    pk = [self.ident("column name")]
+                while self.accept_op(","):
+                    ck.append(self.ident("column name"))
+                self.expect_op(")")
+            else:
+                cname = self.ident("column name")
+                ctype = self.type_expr()
+                static = self.accept_kw("static")
+                if self.accept_kw("primary"):
+                    self.expect_kw("key")
+                    if pk is not None:
+                        raise CqlSyntaxError(
+                            "Multiple PRIMARY KEYs specified (exactly one required)")
+                    pk = [cname]
+                columns.append((cname, ctype, static))
+            if self.accept_op(")"):
+                break
+            self.expect_op(",")
+        options = {}
+        order = []
+        compact = False
+        if self.accept_kw("with"):
+            while True:
+                if self.accept_kw("clustering"):
+                    self.expect_kw("order")
+                    self.expect_kw("by")
+                    self.expect_op("(")
+                    while True:
+                        col = self.ident("column name")
+                        if self.accept_kw("desc"):
+                            order.append((col, "DESC"))
+                        else:
+                            self.accept_kw("asc")
+                            order.append((col, "ASC"))
+                        if self.accept_op(")"):
+                            break
+                        self.expect_op(",")
+                elif self.accept_kw("compact"):
+                    self.expect_kw("storage")
+                    compact = True
+                else:
+                    key = self.ident("table option", allow_reserved=True)
+                    self.expect_op("=")
+                    options[key] = self.option_value()
+                if not self.accept_kw("and"):
+                    break
+        if pk is None:
+            raise CqlSyntaxError("No PRIMARY KEY specifed for table '%s' (exactly one required)"
+                                 % name)
+        return CreateTable(ks, name, ine, columns, pk, ck, order, options, compact)
+
+    def properties(self):
+        options = {}
+        while True:
+            key = self.ident("property name", allow_reserved=True)
+            self.expect_op("=")
+            options[key] = self.option_value()
+            if not self.accept_kw("and"):
+                break
+        return options
+
+    def option_value(self):
+        t = self.peek()
+        if t[0] == "op" and t[1] == "{":
+            self.i += 1
+            out = {}
+            if self.accept_op("}"):
+                return out
+            while True:
+                k = self.option_value()
+                self.expect_op(":")
+                v = self.option_value()
+                out[str(k)] = v
+                if self.accept_op("}"):
+                    return out
+                self.expect_op(",")
+        if t[0] in ("str", "int", "float"):
+            self.i += 1
+            return t[1]
+        if t[0] == "op" and t[1] == "-" and self.peek(1)[0] in ("int", "float"):
+            self.i += 2
+            return -self.toks[self.i - 1][1]
+        if t[0] == "id" and t[1] in ("true", "false"):
+            self.i += 1
+            return t[1] == "true"
+        if t[0] in ("id", "qid"):
+            self.i += 1
+            return t[1]
+        raise self.error("a property value")
+
+    def type_expr(self):
+        t = self.peek()
+        if t[0] == "str":
+            self.i += 1
+            return TypeExpr("custom", [t[1]])
+        if t[0] not in ("id", "qid"):
+            raise self.error("a type")
+        self.i += 1
+        name = t[1]
+        if t[0] == "id":
+            if name in _NATIVE_TYPES:
+                return TypeExpr(name, [])
+            if name in ("list", "set", "frozen"):
+                self.expect_op("<")
+                sub = self.type_expr()
+                self.expect_op(">")
+                return TypeExpr(name, [sub])
+            if name == "map":
+                self.expect_op("<")
+                k = self.type_expr()
+                self.expect_op(",")
+                v = self.type_expr()
+                self.expect_op(">")
+                return TypeExpr("map", [k, v])
+            if name == "tuple":
+                self.expect_op("<")
+                subs = [self.type_expr()]
+                while self.accept_op(","):
+                    subs.append(self.type_expr())
+                self.expect_op(">")
+                return TypeExpr("tuple", subs)
+            if name == "vector":
+                self.expect_op("<")
+                sub = self.type_expr()
+                self.expect_op(",")
+                dim = self.int_value("vector dimension")
+                self.expect_op(">")
+                return TypeExpr("vector", [sub, dim])
+            if name in _RESERVED:
+                raise self.error("a type", t)
+        # a user-defined type, maybe keyspace-qualified
+        ks = None
+        if self.accept_op("."):
+            ks = name
+            name = self.ident("type name")
+        return TypeExpr("udt", [name], ks)
+
+    def p_drop(self):
+        if self.accept_kw("keyspace") or self.accept_kw("schema"):
+            ie = self.if_exists()
+            return DropKeyspace(self.ident("keyspace name"), ie)
+        if self.accept_kw("table") or self.accept_kw("columnfamily"):
+            ie = self.if_exists()
+            ks, name = self.qualified_name()
+            return DropTable(ks, name, ie)
+        if self.accept_kw("type"):
+            ie = self.if_exists()
+            ks, name = self.qualified_name()
+            return DropType(ks, name, ie)
+        t = self.peek()
+        self.i = len(self.toks) - 1
+        return Unsupported("DROP " + str(t[2]).upper())
+
+    def p_alter(self):
+        if not (self.accept_kw("table") or self.accept_kw("columnfamily")):
+            t = self.peek()
+            self.i = len(self.toks) - 1
+            return Unsupported("ALTER " + str(t[2]).upper())
+        ks, name = self.qualified_name()
+        if self.accept_kw("add"):
+            paren = self.accept_op("(")
+            cols = []
+            while True:
+                cname = self.ident("column name")
+                cols.append((cname, self.type_expr(), self.accept_kw("static")))
+                if not (paren and self.accept_op(",")):
+                    break
+            if paren:
+                self.expect_op(")")
+            return AlterTable(ks, name, "add", cols)
+        if self.accept_kw("drop"):
+            paren = self.accept_op("(")
+            cols = [self.ident("column name")]
+            while paren and self.accept_op(","):
+                cols.append(self.ident("column name"))
+            if paren:
+                self.expect_op(")")
+            return AlterTable(ks, name, "drop", cols)
+        if self.accept_kw("with"):
+            return AlterTable(ks, name, "with", self.properties())
+        t = self.peek()
+        self.i = len(self.toks) - 1
+        return Unsupported("ALTER TABLE ... " + str(t[2]).upper())
+
+    def p_truncate(self):
+        self.accept_kw("table") or self.accept_kw("columnfamily")
+        ks, name = self.qualified_name()
+        return Truncate(ks, name)
+
+    # --- terms ---
+    def term(self):
+        t = self.peek()
+        kind = t[0]
+        if kind == "op":
+            op = t[1]
+            if op == "?":
+                self.i += 1
+                b = Bind(self.binds, None)
+                self.binds += 1
+                return b
+            if op == ":":
+                self.i += 1
+                name = self.ident("bind marker name", allow_reserved=True)
+                b = Bind(self.binds, name)
+                self.binds += 1
+                return b
+            if op == "-":
+                nxt = self.peek(1)
+                if nxt[0] in ("int", "float"):
+                    self.i += 2
+                    return Const(nxt[0], -nxt[1])
+                if nxt[0] == "id" and nxt[1] in ("nan", "infinity"):
+                    self.i += 2
+                    return Const("float", float("-inf") if nxt[1] == "infinity" else float("nan"))
+            if op == "[":
+                self.i += 1
+                items = []
+                if not self.accept_op("]"):
+                    while True:
+                        items.append(self.term())
+                        if self.accept_op("]"):
+                            break
+                        self.expect_op(",")
+                return Collection("list", items)
+            if op == "{":
+                self.i += 1
+                return self.brace_literal()
+            if op == "(":
+                # a tuple literal, or a type cast "(int) ?" (cast is unsupported)
+                self.i += 1
+                items = [self.term()]
+                while self.accept_op(","):
+                    items.append(self.term())
+                self.expect_op(")")
+                return Collection("tuple", items)
+            raise self.error("a value")
+        if kind in ("int", "float", "str", "uuid", "blob"):
+            self.i += 1
+            return Const(kind, t[1])
+        if kind == "id":
+            w = t[1]
+            if w in ("true", "false"):
+                self.i += 1
+                return Const("bool", w == "true")
+            if w == "null":
+                self.i += 1
+                return Const("null", None)
+            if w == "nan":
+                self.i += 1
+                return Const("float", float("nan"))
+            if w == "infinity":
+                self.i += 1
+                return Const("float", float("inf"))
+            if self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
+                self.i += 2
+                args = []
+                if not self.accept_op(")"):
+                    while True:
+                        args.append(self.term())
+                        if self.accept_op(")"):
+                            break
+                        self.expect_op(",")
+                return FuncCall(w, args)
+        raise self.error("a value")
+
+    def brace_literal(self):
+        # {} | {a, b} (set) | {k: v} (map) | {field: v} (udt)
+        if self.accept_op("}"):
+            return Collection("map", [])   # empty: set or map, decided by the column type
+        t0 = self.peek()
+        t1 = self.peek(1)
+        if t0[0] in ("id", "qid") and t1[0] == "op" and t1[1] == ":" and not (
+                t0[0] == "id" and t0[1] in ("true", "false", "null", "nan", "infinity")):
+            items = []
+            while True:
+                f = self.ident("field name", allow_reserved=True)
+                self.expect_op(":")
+                items.append((f, self.term()))
+                if self.accept_op("}"):
+                    return Collection("udt", items)
+                self.expect_op(",")
+        first = self.term()
+        if self.accept_op(":"):
+            items = [(first, self.term())]
+            while not self.accept_op("}"):
+                self.expect_op(",")
+                k = self.term()
+                self.expect_op(":")
+                items.append((k, self.term()))
+            return Collection("map", items)
+        items = [first]
+        while not self.accept_op("}"):
+            self.expect_op(",")
+            items.append(self.term())
+        return Collection("set", items)
+
+    # --- DML ---
+    def using(self):
+        ttl = timestamp = None
+        if self.accept_kw("using"):
+            while True:
+                if self.accept_kw("ttl"):
+                    ttl = self.term()
+                elif self.accept_kw("timestamp"):
+                    timestamp = self.term()
+                else:
+                    raise self.error("TTL or TIMESTAMP")
+                if not self.accept_kw("and"):
+                    break
+        return ttl, timestamp
+
+    def p_insert(self):
+        self.expect_kw("into")
+        ks, table = self.qualified_name()
+        if self.at_kw("json"):
+            return Unsupported("INSERT JSON")
+        self.expect_op("(")
+        cols = [self.ident("column name")]
+        while self.accept_op(","):
+            cols.append(self.ident("column name"))
+        self.expect_op(")")
+        self.expect_kw("values")
+        self.expect_op("(")
+        vals = [self.term()]
+        while self.accept_op(","):
+            vals.append(self.term())
+        self.expect_op(")")
+        ine = self.if_not_exists()
+        ttl, ts = self.using()
+        if not ine:
+            ine = self.if_not_exists()
+        if len(cols) != len(vals):
+            raise CqlSyntaxError("Unmatched column names/values")
+        return Insert(ks, table, cols, vals, ine, ttl, ts, self.binds)
+
+    def where(self):
+        rels = []
+        if not self.accept_kw("where"):
+            return rels
+        while True:
+            rels.append(self.relation())
+            if not self.accept_kw("and"):
+                return rels
+
+    def relation(self):
+        if self.at_kw("token") and self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
+            self.i += 2
+            cols = [self.ident("column name")]
+            while self.accept_op(","):
+                cols.append(self.ident("column name"))
+            self.expect_op(")")
+            col = ("token", cols)
+        elif self.at_op("("):
+            raise CqlSyntaxError("multi-column relations are not supported by the simulator")
+        else:
+            col = self.ident("column name")
+        t = self.next()
+        if t[0] == "op" and t[1] in ("=", "<", "<=", ">", ">=", "!="):
+            return Relation(col, t[1], self.term())
+        if t[0] == "id" and t[1] == "in":
+            if self.at_op("?") or self.at_op(":"):
+                return Relation(col, "IN", self.term())
+            self.expect_op("(")
+            items = []
+            if not self.accept_op(")"):
+                while True:
+                    items.append(self.term())
+                    if self.accept_op(")"):
+                        break
+                    self.expect_op(",")
+            return Relation(col, "IN", items)
+        if t[0] == "id" and t[1] == "contains":
+            if self.accept_kw("key"):
+                return Relation(col, "CONTAINS KEY", self.term())
+            return Relation(col, "CONTAINS", self.term())
+        if t[0] == "id" and t[1] == "like":
+            return Relation(col, "LIKE", self.term())
+        raise self.error("a relation operator", t)
+
+    def conditions(self):
+        # after IF (not EXISTS): col op term [AND ...]
+        conds = []
+        while True:
+            col = self.ident("column name")
+            t = self.next()
+            if t[0] == "op" and t[1] in ("=", "<", "<=", ">", ">=", "!="):
+                conds.append((col, t[1], self.term()))
+            elif t[0] == "id" and t[1] == "in":
+                self.expect_op("(")
+                items = [self.term()]
+                while self.accept_op(","):
+                    items.append(self.term())
+                self.expect_op(")")
+                conds.append((col, "IN", items))
+            else:
+                raise self.error("a condition operator", t)
+            if not self.accept_kw("and"):
+                return conds
+
+    def p_update(self):
+        ks, table = self.qualified_name()
+        ttl, ts = self.using()
+        self.expect_kw("set")
+        assigns = []
+        while True:
+            col = self.ident("column name")
+            key = None
+            if self.accept_op("["):
+                key = self.term()
+                self.expect_op("]")
+            self.expect_op("=")
+            t = self.peek()
+            if key is None and t[0] in ("id", "qid") and t[1] == col and self.peek(1)[0] == "op" \
+                    and self.peek(1)[1] in ("+", "-"):
+                self.i += 2
+                op = "+=" if self.toks[self.i - 1][1] == "+" else "-="
+                assigns.append((col, op, self.term(), None))
+            else:
+                value = self.term()
+                if key is None and self.accept_op("+"):
+                    other = self.ident("column name")
+                    if other != col:
+                        raise CqlSyntaxError("Only expressions of the form X = <value> + X are "
+                                             "supported.")
+                    assigns.append((col, "prepend", value, None))
+                else:
+                    assigns.append((col, "=", value, key))
+            if not self.accept_op(","):
+                break
+        where = self.where()
+        if_exists = False
+        conds = []
+        if self.accept_kw("if"):
+            if self.accept_kw("exists"):
+                if_exists = True
+            else:
+                conds = self.conditions()
+        return Update(ks, table, assigns, where, ttl, ts, if_exists, conds, self.binds)
+
+    def p_delete(self):
+        cols = []
+        if not self.at_kw("from"):
+            while True:
+                c = self.ident("column name")
+                key = None
+                if self.accept_op("["):
+                    key = self.term()
+                    self.expect_op("]")
+                cols.append((c, key))
+                if not self.accept_op(","):
+                    break
+        self.expect_kw("from")
+        ks, table = self.qualified_name()
+        ttl, ts = self.using()
+        if ttl is not None:
+            raise CqlSyntaxError("line 1:0 mismatched input 'TTL' expecting TIMESTAMP")
+        where = self.where()
+        if_exists = False
+        conds = []
+        if self.accept_kw("if"):
+            if self.accept_kw("exists"):
+                if_exists = True
+            else:
+                conds = self.conditions()
+        return Delete(ks, table, cols, where, ts, if_exists, conds, self.binds)
+
+    def p_select(self):
+        json = self.accept_kw("json")
+        distinct = self.accept_kw("distinct")
+        if self.accept_op("*"):
+            selectors = None
+        else:
+            selectors = []
+            while True:
+                selectors.append(self.selector())
+                if not self.accept_op(","):
+                    break
+        self.expect_kw("from")
+        ks, table = self.qualified_name()
+        where = self.where()
+        order = []
+        if self.accept_kw("group"):
+            return Unsupported("GROUP BY")
+        if self.accept_kw("order"):
+            self.expect_kw("by")
+            while True:
+                c = self.ident("column name")
+                if self.accept_kw("desc"):
+                    order.append((c, False))
+                else:
+                    self.accept_kw("asc")
+                    order.append((c, True))
+                if not self.accept_op(","):
+                    break
+        ppl = limit = None
+        if self.accept_kw("per"):
+            self.expect_kw("partition")
+            self.expect_kw("limit")
+            ppl = self.term()
+        if self.accept_kw("limit"):
+            limit = self.term()
+        allow = False
+        if self.accept_kw("allow"):
+            self.expect_kw("filtering")
+            allow = True
+        return Select(ks, table, selectors, where, order, limit, ppl, allow, distinct, json,
+                      self.binds)
+
+    def selector(self):
+        t = self.peek()
+        nxt = self.peek(1)
+        if t[0] == "id" and nxt[0] == "op" and nxt[1] == "(":
+            fname = t[1]
+            self.i += 2
+            if fname == "count":
+                if self.accept_op("*"):
+                    arg = None
+                else:
+                    a = self.peek()
+                    if a[0] == "int":
+                        self.i += 1
+                        arg = None
+                    else:
+                        arg = self.ident("column name")
+                self.expect_op(")")
+                sel = Selector("count", arg, None, None)
+            elif fname in ("writetime", "ttl"):
+                col = self.ident("column name")
+                self.expect_op(")")
+                sel = Selector(fname, col, None, None)
+            else:
+                args = []
+                if not self.accept_op(")"):
+                    while True:
+                        args.append(self.ident("column name"))
+                        if self.accept_op(")"):
+                            break
+                        self.expect_op(",")
+                sel = Selector("func", fname, None, args)
+        else:
+            sel = Selector("column", self.ident("column name or selector"), None, None)
+        if self.accept_kw("as"):
+            sel.alias = self.ident("alias")
+        return sel
+
+    def p_begin(self):
+        kind = "LOGGED"
+        if self.accept_kw("unlogged"):
+            kind = "UNLOGGED"
+        elif self.accept_kw("counter"):
+            kind = "COUNTER"
+        elif self.accept_kw("logged"):
+            kind = "LOGGED"
+        self.expect_kw("batch")
+        ts = None
+        if self.accept_kw("using"):
+            self.expect_kw("timestamp")
+            ts = self.term()
+        stmts = []
+        while True:
+            while self.accept_op(";"):
+                pass
+            if self.accept_kw("apply"):
+                self.expect_kw("batch")
+                break
+            t = self.peek()
+            if t[0] == "id" and t[1] in ("insert", "update", "delete"):
+                self.i += 1
+                stmts.append(_STATEMENTS[t[1]](self))
+            else:
+                raise self.error("INSERT, UPDATE, DELETE or APPLY BATCH")
+        return Batch(kind, stmts, ts, self.binds)
+
+
+def _unsupported(word):
+    def handler(parser):
+        parser.i = len(parser.toks) - 1
+        return Unsupported(word)
+    return handler
+
+
+_STATEMENTS = {
+    "use": _Parser.p_use,
+    "create": _Parser.p_create,
+    "drop": _Parser.p_drop,
+    "alter": _Parser.p_alter,
+    "truncate": _Parser.p_truncate,
+    "insert": _Parser.p_insert,
+    "update": _Parser.p_update,
+    "delete": _Parser.p_delete,
+    "select": _Parser.p_select,
+    "begin": _Parser.p_begin,
+    "grant": _unsupported("GRANT"),
+    "revoke": _unsupported("REVOKE"),
+    "list": _unsupported("LIST"),
+    "describe": _unsupported("DESCRIBE"),
+    "desc": _unsupported("DESCRIBE"),
+}
+
+
+def parse(text):
+    """Parse one CQL statement. Returns a statement node; raises CqlSyntaxError.
+
+    A statement node carries ``bind_count`` (DML) — the number of bind markers, numbered in
+    order of appearance (``Bind.index``).
+    """
+    if not isinstance(text, str):
+        raise CqlSyntaxError("query must be text")
+    p = _Parser(text)
+    stmt = p.statement()
+    p.end()
+    return stmt
+
+
+def parse_type(text):
+    """Parse a CQL type expression (e.g. ``map<text, frozen<list<int>>>``)."""
+    p = _Parser(text)
+    t = p.type_expr()
+    if p.peek()[0] != "eof":
+        raise p.error("<EOF>")
+    return t
