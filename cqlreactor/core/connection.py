@@ -275,6 +275,7 @@ class Connection(object):
             decoder.add_data(data)
         streams = self._streams
         release = streams.release
+        lookup = streams.get
         frames = heartbeats = 0
         version = self.protocol_version
         decode = _m.decode_message
@@ -283,19 +284,25 @@ class Connection(object):
             frames += 1
             stream_id = frame.stream
             if stream_id >= 0:
-                record = release(stream_id)
+                record = lookup(stream_id)
                 if record is None:
                     raise IllegalStateTransition(
                         "answer on stream %d, which has no request in flight" % (stream_id,),
                         host=self.host, stream_id=stream_id, opcode=frame.opcode)
                 if record.orphaned:
+                    release(stream_id)
                     continue            # late answer to a timed-out request: drop it
                 if record.kind == KIND_HEARTBEAT:
+                    release(stream_id)
                     if self._heartbeat_stream == stream_id:
                         self._heartbeat_stream = None
                     heartbeats += 1
                     continue
-                append(ResponseReceived(stream_id, decode(frame, version, record.result_metadata)))
+                # decode before releasing: if the body is malformed the request is still
+                # pending and fails (once) with everything else
+                message = decode(frame, version, record.result_metadata)
+                release(stream_id)
+                append(ResponseReceived(stream_id, message))
             elif stream_id == -1:
                 append(ServerEventReceived(decode(frame, version)))
             else:

@@ -293,6 +293,21 @@ def test_good_segment_before_a_bad_one_is_delivered():
     assert list(failures_by_stream(events)) == [streams[1]]
 
 
+@pytest.mark.parametrize("version", [4, 5])
+def test_malformed_answer_body_fails_its_own_request_too(version):
+    client, server = ready(version)
+    streams = _pending(client, 3)
+    client.data_to_send()
+    bad = b"\x00\x00\x00\x63"                              # RESULT kind 99
+    envelope = m.encode_message(m.PreEncodedRequest(0x08, bad), streams[1], version,
+                                is_response=True)
+    data = SegmentEncoder().encode([envelope]) if version >= 5 else envelope
+    events = client.receive_data(data)
+    failed = failures_by_stream(events)
+    assert sorted(failed) == streams
+    assert isinstance(failed[streams[1]].cause, ProtocolError)
+
+
 def test_frame_too_large_makes_defunct():
     client, server = ready(4, max_frame_size=100)
     stream = client.send_request(query())
