@@ -27,6 +27,7 @@ then closes).
 """
 
 import argparse
+import inspect
 import json
 import os
 import select
@@ -45,6 +46,7 @@ __all__ = ["FakeAstra", "MetadataServer", "SniProxy", "sni_from_client_hello", "
            "write_bundle", "main"]
 
 _READ = 65536
+PRODUCT_TYPE = "DATASTAX_APOLLO"
 
 
 # --- ClientHello SNI parsing ----------------------------------------------------------------
@@ -504,6 +506,7 @@ class FakeAstra(object):
         self.cluster = None
         self.metadata = None
         self.proxy = None
+        self.product_type_advertised = False
         self._own_directory = False
 
     # -- lifecycle --
@@ -566,6 +569,14 @@ class FakeAstra(object):
         options.setdefault("nodes", self.nodes)
         options.setdefault("tls_dir", tls_dir)
         options.setdefault("client_auth", "required")       # Astra demands the bundle's cert
+        # Astra's SUPPORTED carries PRODUCT_TYPE: DATASTAX_APOLLO; pass it if the cluster can
+        accepted = inspect.signature(SimulatedCluster.__init__).parameters
+        if "product_type" in accepted:
+            options.setdefault("product_type", PRODUCT_TYPE)
+            self.product_type_advertised = True
+        elif "supported_extra" in accepted:
+            options.setdefault("supported_extra", {"PRODUCT_TYPE": [PRODUCT_TYPE]})
+            self.product_type_advertised = True
         if self.username is not None:
             options.setdefault("auth", (self.username, self.password))
         self.cluster = SimulatedCluster(**options)
