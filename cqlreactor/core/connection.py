@@ -239,9 +239,7 @@ class Connection(object):
         closed or failed are ignored.
         """
         state = self.state
-        if state in TERMINAL_STATES:
-            return []
-        if not data:
+        if not data or (state is not _READY and state in TERMINAL_STATES):
             return []
         events = []
         try:
