@@ -159,3 +159,7 @@ def diagram():
         lines.append('  %s -> %s [label="%s"];' % (state.name, nxt.name, inp.label))
     lines.append("}")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(diagram())
