@@ -267,3 +267,22 @@ def test_our_default_reactor_refuses_a_certificate_not_naming_the_proxy(astra, c
         assert "proxy.elsewhere.example" in str(info.value)
     finally:
         reactor.stop()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "close"])
+def test_our_default_reactor_fails_clearly_when_the_proxy_refuses(astra, cloud, mode):
+    pytest.importorskip("cqlreactor.reactors.driver")
+    from cqlreactor.core.auth import PlainTextAuthenticator
+    from cqlreactor.core.errors import ConnectionException
+    from cqlreactor.reactors import get_reactor_class
+
+    reactor = get_reactor_class(None)()
+    astra.proxy.mode = mode
+    try:
+        with pytest.raises(ConnectionException) as info:   # TLSError is one too
+            reactor.connect(cloud.endpoints[0], ssl_context=cloud.ssl_context, connect_timeout=5,
+                            authenticator=PlainTextAuthenticator("astra", "pw"))
+        assert cloud.endpoints[0].host_id in str(info.value)
+    finally:
+        astra.proxy.mode = "ok"
+        reactor.stop()
