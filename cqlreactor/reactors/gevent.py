@@ -1,0 +1,290 @@
+"""gevent reactor: runs in the gevent hub of the thread that uses it -- no loop thread.
+
+Sockets are watched with the hub's own io watchers, timers are hub timers and callbacks queued
+from other OS threads wake the hub through ``loop.run_callback_threadsafe`` (libev's async
+watcher).  Blocking calls wait on a ``gevent.event.Event``, so ``session.execute`` in one greenlet
+lets every other greenlet run: a gevent server (gunicorn's gevent workers, gevent.pywsgi) can
+share one connection between many greenlets.  No monkey-patching is needed, and
+``gevent.monkey.patch_all()`` changes nothing here: the sockets are the C-level ``_socket`` ones
+and thread identity comes from the unpatched ``_thread.get_ident``.
+
+The "loop thread" of the reactor contract is the hub's thread; loop callbacks run inside the
+hub, where nothing may block (use :meth:`GeventReactor.spawn` for work that must).
+"""
+
+import logging
+import os
+
+import gevent
+import gevent.event
+import gevent.hub
+import gevent.monkey
+
+from cqlreactor.reactors._fdstream import FdStream
+from cqlreactor.reactors.base import Reactor, _abandon
+
+__all__ = ["GeventReactor"]
+
+log = logging.getLogger(__name__)
+
+# Real OS-thread identity and locks even after patch_all() (which makes threads greenlets).
+_get_ident = gevent.monkey.get_original("_thread", "get_ident")
+_allocate_lock = gevent.monkey.get_original("_thread", "allocate_lock")
+_CHECK_PID = not hasattr(os, "register_at_fork")
+_READ, _WRITE = 1, 2
+_CROSS_THREAD_STOP_WAIT = 2.0
+
+
+def _run_logged(fn, args):
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("callback %r raised in the gevent hub", fn)
+
+
+class _Timer(object):
+    """A hub timer; ``cancel`` works from any thread."""
+
+    __slots__ = ("_reactor", "_delay", "_fn", "_args", "_watcher", "_cancelled")
+
+    def __init__(self, reactor, delay, fn, args):
+        self._reactor = reactor
+        self._delay = max(0.0, delay)
+        self._fn = fn
+        self._args = args
+        self._watcher = None
+        self._cancelled = False
+
+    def _arm(self, loop):
+        if self._cancelled:
+            return
+        watcher = loop.timer(self._delay)
+        self._watcher = watcher
+        watcher.start(self._fire, update=True)   # from "now", not the loop's cached time
+
+    def _fire(self):
+        self._release()
+        if not self._cancelled:
+            self._cancelled = True
+            _run_logged(self._fn, self._args)
+
+    def _release(self):
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+    def cancel(self):
+        if self._cancelled:
+            return
+        self._cancelled = True
+        if self._watcher is not None:
+            if self._reactor._in_hub_thread():
+                self._release()
+            else:                       # a ref'd watcher would keep gevent.wait() waiting
+                self._reactor.call_soon_threadsafe(self._release)
+
+
+class _HybridEvent(object):
+    """A greenlet-aware event that also works across OS threads.
+
+    A greenlet of the hub's thread waits on a ``gevent.event.Event`` (other greenlets run
+    meanwhile); another OS thread waits on a real lock.  ``set`` works from anywhere.
+    """
+
+    __slots__ = ("_reactor", "_flag", "_green", "_lock")
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self._flag = False
+        self._green = gevent.event.Event()
+        self._lock = _allocate_lock()
+        self._lock.acquire()            # released by set(): foreign threads wait on it
+
+    def is_set(self):
+        return self._flag
+
+    isSet = is_set
+
+    def set(self):
+        if self._flag:
+            return
+        self._flag = True
+        try:
+            self._lock.release()
+        except RuntimeError:            # a racing set() from another thread released it
+            pass
+        if self._reactor._in_hub_thread():
+            self._green.set()
+        else:
+            self._reactor._threadsafe(self._green.set)
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if self._reactor._in_hub_thread():
+            self._green.wait(timeout)
+            return self._flag
+        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()        # let the next foreign waiter through too
+        return self._flag
+
+
+class _GeventStream(FdStream):
+    def __init__(self, reactor, protocol):
+        FdStream.__init__(self, protocol)
+        self._reactor = reactor
+        self._loop = reactor._hub.loop
+        self._rw = self._ww = None
+
+    def _created(self):
+        fd = self.sock.fileno()
+        self._rw = self._loop.io(fd, _READ)
+        self._ww = self._loop.io(fd, _WRITE)
+
+    def _watch_read(self, on):
+        if on:
+            self._rw.start(self.on_readable)
+        else:
+            self._rw.stop()
+
+    def _watch_write(self, on):
+        if on:
+            self._ww.start(self.on_writable)
+        else:
+            self._ww.stop()
+
+    def _release_watchers(self):
+        self._reactor._streams.discard(self)
+        for watcher in (self._rw, self._ww):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+
+    def _defer(self, fn, *args):
+        self._loop.run_callback(_run_logged, fn, args)
+
+
+class GeventReactor(Reactor):
+    """The gevent hub of the thread that first uses the reactor (usually the main thread).
+
+    ``make_event`` returns an event whose ``wait`` yields to the hub in that thread and blocks
+    only the caller in any other OS thread.  ``spawn`` is ``gevent.spawn``.
+    """
+
+    name = "gevent"
+
+    def __init__(self, allow_unsupported_reactors=None):
+        super(GeventReactor, self).__init__(allow_unsupported_reactors)
+        self._hub = None
+        self._hub_ident = None
+        self._streams = set()
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def start(self):
+        """Bind to the calling thread's hub (idempotent)."""
+        if _CHECK_PID:
+            self.check_fork()
+        if self._hub is None:
+            self._hub_ident = _get_ident()
+            self._hub = gevent.get_hub()
+
+    def _in_hub_thread(self):
+        return self._hub is None or _get_ident() == self._hub_ident
+
+    def _threadsafe(self, fn, *args):
+        hub = self._hub
+        if hub is not None:
+            hub.loop.run_callback_threadsafe(fn, *args)
+
+    def stop(self):
+        hub = self._hub
+        if hub is None:
+            return
+        if _get_ident() == self._hub_ident:
+            self._shutdown()
+            return
+        done = _allocate_lock()
+        done.acquire()
+        hub.loop.run_callback_threadsafe(self._shutdown, done)
+        # The hub runs only while its thread waits in gevent; do not hang if it never does.
+        done.acquire(True, _CROSS_THREAD_STOP_WAIT)
+
+    def _shutdown(self, done=None):
+        try:
+            for conn in list(self._connections):
+                try:
+                    conn._close_in_loop()
+                except Exception:
+                    log.exception("closing %r failed", conn)
+            for stream in list(self._streams):
+                stream.close()
+            self._hub = None
+            self._hub_ident = None
+        finally:
+            if done is not None:
+                done.release()
+
+    # --- wake-up, time, waits -------------------------------------------------------------------
+
+    def call_soon_threadsafe(self, fn, *args):
+        if self._hub is None or _CHECK_PID:
+            self.start()
+        if _get_ident() == self._hub_ident:
+            self._hub.loop.run_callback(_run_logged, fn, args)
+        else:
+            self._hub.loop.run_callback_threadsafe(_run_logged, fn, args)
+
+    def call_later(self, delay, fn, *args):
+        if self._hub is None or _CHECK_PID:
+            self.start()
+        timer = _Timer(self, delay, fn, args)
+        if _get_ident() == self._hub_ident:
+            timer._arm(self._hub.loop)
+        else:
+            self._hub.loop.run_callback_threadsafe(timer._arm, self._hub.loop)
+        return timer
+
+    def make_event(self):
+        if self._hub is None:
+            self.start()
+        return _HybridEvent(self)
+
+    def spawn(self, fn, *args):
+        """``gevent.spawn`` in the hub's thread (from another thread: queued to it)."""
+        if self._hub is None:
+            self.start()
+        if _get_ident() == self._hub_ident:
+            return gevent.spawn(fn, *args)
+        self.call_soon_threadsafe(gevent.spawn, fn, *args)
+        return None
+
+    # --- TCP -----------------------------------------------------------------------------------
+
+    def open_stream(self, address, port, protocol):
+        stream = _GeventStream(self, protocol)
+        stream.open(address, port)      # OSError propagates: the driver reports it
+        self._streams.add(stream)
+        return stream
+
+    # --- fork ----------------------------------------------------------------------------------
+
+    def _reinit_after_fork(self):
+        hub = self._hub
+        if hub is not None and _get_ident() == self._hub_ident:
+            # The child's loop must get its own epoll set before any watcher changes, or stopping
+            # the inherited watchers below would edit the parent's set (gevent.fork does this
+            # too; twice is harmless).
+            try:
+                hub.loop.reinit()
+            except Exception:
+                log.debug("gevent loop reinit after fork failed", exc_info=True)
+            for stream in list(self._streams):
+                stream.abandon()
+        _abandon(list(self._streams))
+        self._streams = set()
+        if hub is not None and _get_ident() != self._hub_ident:
+            _abandon(hub)               # another thread's hub: that thread does not exist here
+            self._hub = None
+            self._hub_ident = None
