@@ -1,0 +1,457 @@
+"""One conformance suite for every reactor, against the simulated cluster's real process.
+
+Every test takes the ``reactor`` fixture (parametrised from compat_matrix.yaml in conftest.py)
+and must pass unchanged for asyncio, asyncore, libev, gevent and eventlet.  Waits use the
+reactor's own primitive (``reactor.make_event()``), so green reactors are exercised as their
+users run them.
+"""
+
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+import pytest
+
+from cqlreactor.core.errors import (ConnectionDefunct, ConnectionException, ConnectionShutdown,
+                                    InvalidRequest, OperationTimedOut,
+                                    UnsupportedProtocolVersion)
+from cqlreactor.reactors.driver import ReactorConnection
+
+from reactor_helpers import Collector, endpoint_of, query, rows_of
+
+N_PRIMES = 50
+
+
+def prime_numbered(cluster, prefix, n=N_PRIMES):
+    """Prime ``SELECT v FROM <prefix><i>`` to answer the single int row ``i``."""
+    for i in range(n):
+        cluster.prime("SELECT v FROM %s%d" % (prefix, i), rows=[[i]], columns=[("v", "int")])
+
+
+def roundtrip(reactor, conn, text="SELECT v FROM rt0", timeout=10.0):
+    collector = Collector(reactor, 1)
+    conn.send(query(text), collector.callback(0), timeout=timeout)
+    assert collector.wait(timeout + 5), "no answer from %s" % (conn,)
+    return collector.results[0]
+
+
+def send_numbered(reactor, conn, prefix, count, timeout=60.0):
+    collector = Collector(reactor, count)
+    for i in range(count):
+        conn.send(query("SELECT v FROM %s%d" % (prefix, i % N_PRIMES)), collector.callback(i),
+                  timeout=timeout)
+    return collector
+
+
+def check_numbered(collector, count):
+    assert len(collector.results) == count
+    wrong = [(i, r) for i, r in collector.results.items()
+             if isinstance(r, BaseException) or r.rows != [(i % N_PRIMES,)]]
+    assert not wrong, "%d wrong answers, first: %r" % (len(wrong), wrong[:3])
+
+
+# --- handshake -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_handshake_and_query(reactor, cluster, version):
+    cluster.prime("SELECT v FROM rt0", rows=[[7]], columns=[("v", "int")])
+    conn = reactor.connect(endpoint_of(cluster), protocol_version=version)
+    try:
+        assert isinstance(conn, ReactorConnection)
+        assert conn.protocol_version == version
+        assert conn.ready.supported["CQL_VERSION"]
+        assert rows_of(roundtrip(reactor, conn)) == [(7,)]
+        assert conn.in_flight == 0 and not conn.is_defunct and not conn.is_closed
+    finally:
+        conn.close()
+
+
+def test_default_version_is_5(reactor, cluster):
+    conn = reactor.connect(endpoint_of(cluster))
+    assert conn.protocol_version == 5
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def v4_only_cluster():
+    from cqlreactor.testing.cluster import SimulatedCluster
+    with SimulatedCluster(nodes=1, protocol_versions=(3, 4)) as cluster:
+        yield cluster
+
+
+def test_version_fallback_on_a_new_connection(reactor, v4_only_cluster):
+    v4_only_cluster.prime("SELECT v FROM rt0", rows=[[4]], columns=[("v", "int")])
+    conn = reactor.connect(endpoint_of(v4_only_cluster))
+    try:
+        assert conn.protocol_version == 4
+        assert rows_of(roundtrip(reactor, conn)) == [(4,)]
+    finally:
+        conn.close()
+    with pytest.raises(UnsupportedProtocolVersion) as info:
+        reactor.connect(endpoint_of(v4_only_cluster), protocol_version=5)
+    assert info.value.retry_version == 4
+    assert str(endpoint_of(v4_only_cluster)) in str(info.value)
+
+
+def test_server_error_is_raised_as_its_class(reactor, cluster):
+    cluster.prime("SELECT v FROM broken", error={"code": "invalid", "message": "no such table"})
+    conn = reactor.connect(endpoint_of(cluster))
+    try:
+        result = roundtrip(reactor, conn, "SELECT v FROM broken")
+        assert isinstance(result, InvalidRequest)
+        assert "no such table" in str(result) and conn.host in str(result)
+        cluster.prime("SELECT v FROM rt0", rows=[[2]], columns=[("v", "int")])
+        assert rows_of(roundtrip(reactor, conn)) == [(2,)]   # still usable after the error
+        assert not conn.is_defunct
+    finally:
+        conn.close()
+
+
+# --- volume ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_20000_pipelined_requests(reactor, cluster, version):
+    prime_numbered(cluster, "pipe")
+    conn = reactor.connect(endpoint_of(cluster), protocol_version=version)
+    try:
+        collector = send_numbered(reactor, conn, "pipe", 20000)
+        assert collector.wait(120), "%d of 20000 answered" % len(collector.results)
+        check_numbered(collector, 20000)
+        assert len(collector.threads) == 1      # every callback on the one loop thread
+        assert conn.in_flight == 0
+    finally:
+        conn.close()
+
+
+def execute(reactor, conn, text, values=None, timeout=60.0):
+    collector = Collector(reactor, 1)
+    conn.send(query(text, values=values), collector.callback(0), timeout=timeout)
+    assert collector.wait(timeout + 30), "no answer to %r" % (text,)
+    result = collector.results[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_16_mib_value_both_ways(reactor, cluster, version):
+    big = os.urandom(1024) * (16 * 1024)        # 16 MiB
+    conn = reactor.connect(endpoint_of(cluster), protocol_version=version)
+    try:
+        execute(reactor, conn, "CREATE KEYSPACE IF NOT EXISTS conformance WITH replication = "
+                               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        execute(reactor, conn, "CREATE TABLE IF NOT EXISTS conformance.blobs "
+                               "(k int PRIMARY KEY, big blob)")
+        key = struct.pack(">i", version)
+        execute(reactor, conn, "INSERT INTO conformance.blobs (k, big) VALUES (?, ?)",
+                [key, big])                     # 16 MiB to the server ...
+        result = execute(reactor, conn, "SELECT big FROM conformance.blobs WHERE k = ?", [key])
+        assert result.rows == [(big,)]          # ... and back
+    finally:
+        conn.close()
+
+
+def test_requests_from_many_threads(reactor, cluster):
+    prime_numbered(cluster, "thr")
+    conn = reactor.connect(endpoint_of(cluster))
+    threads_n, per_thread = 8, 250
+    collector = Collector(reactor, threads_n * per_thread)
+
+    def submit(t):
+        for j in range(per_thread):
+            i = t * per_thread + j
+            conn.send(query("SELECT v FROM thr%d" % (i % N_PRIMES)), collector.callback(i),
+                      timeout=60)
+
+    threads = [threading.Thread(target=submit, args=(t,)) for t in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert collector.wait(60), "%d answered" % len(collector.results)
+        check_numbered(collector, threads_n * per_thread)
+    finally:
+        conn.close()
+
+
+# --- timers and wake-ups ---------------------------------------------------------------------
+
+def test_timers_fire_in_order_and_cancel(reactor):
+    fired = []
+    threads = set()
+    done = reactor.make_event()
+
+    def fire(tag):
+        fired.append(tag)
+        threads.add(threading.get_ident())
+        if tag == "nested":
+            done.set()
+        if tag == "b":                          # call_later from the loop thread itself
+            reactor.call_later(0.02, fire, "nested")
+
+    start = time.monotonic()
+    reactor.call_later(0.12, fire, "b")
+    reactor.call_later(0.04, fire, "a")
+    reactor.call_later(0.08, fire, "cancelled").cancel()
+    assert done.wait(10)
+    assert fired == ["a", "b", "nested"]
+    assert time.monotonic() - start >= 0.13    # never early
+    assert len(threads) == 1
+
+
+def test_timer_from_another_thread_and_cancel_from_it(reactor):
+    done = reactor.make_event()
+    fired = []
+
+    def other():
+        handle = reactor.call_later(0.05, fired.append, "cancelled")
+        handle.cancel()
+        reactor.call_later(0.05, fired.append, "kept")
+        reactor.call_later(0.1, done.set)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert done.wait(10)
+    assert fired == ["kept"]
+
+
+def test_call_soon_threadsafe_from_many_threads(reactor):
+    per_thread, threads_n = 200, 4
+    seen = []
+    threads = set()
+    done = reactor.make_event()
+
+    def record(t, j):
+        seen.append((t, j))
+        threads.add(threading.get_ident())
+        if len(seen) == per_thread * threads_n:
+            done.set()
+
+    def submit(t):
+        for j in range(per_thread):
+            reactor.call_soon_threadsafe(record, t, j)
+
+    workers = [threading.Thread(target=submit, args=(t,)) for t in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert done.wait(10)
+    for t in range(threads_n):                  # per submitting thread, in order
+        assert [j for (tt, j) in seen if tt == t] == list(range(per_thread))
+    assert len(threads) == 1
+
+
+def test_a_raising_callback_does_not_kill_the_loop(reactor):
+    done = reactor.make_event()
+
+    def boom():
+        raise RuntimeError("callback bug (expected in this test)")
+
+    reactor.call_soon_threadsafe(boom)
+    reactor.call_later(0.01, boom)
+    reactor.call_later(0.05, done.set)
+    assert done.wait(10)
+
+
+# --- ending connections ----------------------------------------------------------------------
+
+def delayed_requests(reactor, cluster, conn, count, delay=30):
+    cluster.prime("SELECT v FROM slow", rows=[[1]], columns=[("v", "int")], delay=delay)
+    collector = Collector(reactor, count)
+    for i in range(count):
+        conn.send(query("SELECT v FROM slow"), collector.callback(i), timeout=None)
+    return collector
+
+
+def pause(reactor, seconds):
+    """Sleep with the reactor's primitive (time.sleep would block a green hub)."""
+    reactor.make_event().wait(seconds)
+
+
+def wait_until(reactor, predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        pause(reactor, 0.01)
+    return predicate()
+
+
+def test_close_with_requests_pending(reactor, cluster):
+    conn = reactor.connect(endpoint_of(cluster))
+    closed = []
+    conn.add_close_listener(lambda c, exc: closed.append(exc))
+    collector = delayed_requests(reactor, cluster, conn, 200)
+    assert wait_until(reactor, lambda: len(cluster.served(0)) >= 1)
+    conn.close()
+    assert collector.wait(10), "%d of 200 ended" % len(collector.results)
+    assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
+    assert conn.is_closed and not conn.is_defunct
+    assert wait_until(reactor, lambda: closed == [None])
+    # a request after close fails at once, it does not hang
+    late = Collector(reactor, 1)
+    conn.send(query("SELECT v FROM slow"), late.callback(0))
+    assert late.wait(10) and isinstance(late.results[0], ConnectionShutdown)
+
+
+def test_server_dropping_the_connection_fails_every_pending_request(reactor, cluster):
+    conn = reactor.connect(endpoint_of(cluster))
+    closed = []
+    conn.add_close_listener(lambda c, exc: closed.append(exc))
+    collector = delayed_requests(reactor, cluster, conn, 100)
+    assert wait_until(reactor, lambda: len(cluster.served(0)) >= 100)
+    assert cluster.drop_connections() >= 1
+    assert collector.wait(10)
+    errors = list(collector.results.values())
+    assert all(isinstance(e, ConnectionDefunct) for e in errors), errors[:3]
+    assert all(conn.host in str(e) for e in errors)
+    assert wait_until(reactor, lambda: conn.is_defunct)
+    assert wait_until(reactor, lambda: len(closed) == 1) and isinstance(closed[0], ConnectionException)
+
+
+def test_request_timeout_on_a_stalled_server(reactor, cluster):
+    cluster.prime("SELECT v FROM rt0", rows=[[1]], columns=[("v", "int")])
+    conn = reactor.connect(endpoint_of(cluster))
+    try:
+        cluster.stall(0, 1.0)
+        result = roundtrip(reactor, conn, timeout=0.2)
+        assert isinstance(result, OperationTimedOut)
+        assert conn.host in str(result)
+        assert not conn.is_defunct                 # a timeout alone does not kill it
+        pause(reactor, 1.0)
+        assert rows_of(roundtrip(reactor, conn)) == [(1,)]
+    finally:
+        conn.close()
+
+
+def test_heartbeat_marks_a_stalled_connection_defunct(reactor, cluster):
+    conn = reactor.connect(endpoint_of(cluster), heartbeat_interval=0.2)
+    ended = reactor.make_event()
+    errors = []
+    conn.add_close_listener(lambda c, exc: (errors.append(exc), ended.set()))
+    cluster.stall(0, 5.0)
+    assert ended.wait(5), "heartbeat did not notice the stall"
+    assert conn.is_defunct
+    assert isinstance(errors[0], ConnectionDefunct) and "heartbeat" in str(errors[0])
+
+
+def test_idle_connection_with_heartbeat_stays_up(reactor, cluster):
+    cluster.prime("SELECT v FROM rt0", rows=[[3]], columns=[("v", "int")])
+    conn = reactor.connect(endpoint_of(cluster), heartbeat_interval=0.1)
+    try:
+        pause(reactor, 0.6)                           # several heartbeats, all answered
+        assert not conn.is_defunct
+        assert rows_of(roundtrip(reactor, conn)) == [(3,)]
+    finally:
+        conn.close()
+
+
+# --- opening failures ------------------------------------------------------------------------
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_connection_refused_names_the_endpoint(reactor):
+    port = _free_port()
+    with pytest.raises(ConnectionException) as info:
+        reactor.connect(("127.0.0.1", port), connect_timeout=5)
+    assert "127.0.0.1:%d" % port in str(info.value)
+
+
+def test_connect_timeout_when_the_server_never_answers(reactor):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)                              # accepts in the kernel, never answers
+    try:
+        start = time.monotonic()
+        with pytest.raises(ConnectionException) as info:
+            reactor.connect(listener.getsockname(), connect_timeout=0.3)
+        assert "timed out" in str(info.value)
+        assert time.monotonic() - start < 10
+    finally:
+        listener.close()
+
+
+# --- fork ------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # 3.12+: fork with threads
+def test_fork_child_gets_a_fresh_loop(reactor, cluster):
+    cluster.prime("SELECT v FROM rt0", rows=[[5]], columns=[("v", "int")])
+    conn = reactor.connect(endpoint_of(cluster))
+    assert rows_of(roundtrip(reactor, conn)) == [(5,)]
+    pid = os.fork()
+    if pid == 0:                                    # the child: report through the exit code
+        code = 10
+        try:
+            inherited = roundtrip(reactor, conn, timeout=5)
+            code = 11
+            if isinstance(inherited, ConnectionDefunct) and "fork" in str(inherited):
+                code = 12
+                fresh = reactor.connect(endpoint_of(cluster), connect_timeout=5)
+                code = 13
+                if rows_of(roundtrip(reactor, fresh, timeout=5)) == [(5,)]:
+                    code = 0
+                fresh.close()
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        pause(reactor, 0.02)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+        "child failed at step %s" % (os.WEXITSTATUS(status),)
+    # the parent's connection is untouched by the child
+    assert rows_of(roundtrip(reactor, conn)) == [(5,)]
+    conn.close()
+
+
+# --- asyncio applications --------------------------------------------------------------------
+
+def test_results_are_awaitable_from_asyncio(reactor, cluster):
+    if reactor.name in ("gevent", "eventlet"):
+        pytest.skip("a green hub and an asyncio loop cannot share the test's thread")
+    import asyncio
+    from cqlreactor.reactors.asyncio_reactor import connect_awaitable, future_callback
+
+    cluster.prime("SELECT v FROM rt0", rows=[[9]], columns=[("v", "int")])
+
+    async def main():
+        conn = await connect_awaitable(reactor, endpoint_of(cluster))
+        future, callback = future_callback()
+        conn.send(query("SELECT v FROM rt0"), callback, timeout=10)
+        result = await asyncio.wait_for(future, 15)
+        broken, callback = future_callback()
+        conn.close()
+        conn.send(query("SELECT v FROM rt0"), callback)
+        with pytest.raises(ConnectionShutdown):
+            await asyncio.wait_for(broken, 15)
+        return result
+
+    if sys.version_info >= (3, 7):
+        result = asyncio.run(main())
+    else:
+        loop = asyncio.new_event_loop()
+        try:
+            result = loop.run_until_complete(main())
+        finally:
+            loop.close()
+    assert result.rows == [(9,)]
