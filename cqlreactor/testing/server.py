@@ -14,8 +14,9 @@ stream id patch.  Everything else goes through the slow path: decode, handshake,
 
 Nodes: node ``i`` (0-based) listens on ``127.0.0.<i+1>:port``; all share the port.  Stopping a
 node closes its listener (connections are refused) and its client connections, marks it down
-for the engine's consistency checks and sends STATUS_CHANGE DOWN to the connections registered
-on the other nodes; starting it again listens anew, forgets its prepared statements (clients get
+for the engine's consistency checks and, 0.25 s later (gossip is never instant, and drivers
+ignore a DOWN while their own sockets to the node look open), sends STATUS_CHANGE DOWN to the
+connections registered on the other nodes; starting it again listens anew, forgets its prepared statements (clients get
 UNPREPARED) and sends STATUS_CHANGE UP.
 
 Faults (see ``control.py`` for the API):
@@ -80,6 +81,7 @@ AUTHENTICATOR = "org.apache.cassandra.auth.PasswordAuthenticator"
 MAX_FRAME = 256 * 1024 * 1024
 READ_SIZE = 256 * 1024
 LOG_LIMIT = 200000
+DOWN_EVENT_DELAY = 0.25
 
 _HEADER = struct.Struct(">BBhBi")
 _INT = struct.Struct(">i")
@@ -833,6 +835,9 @@ class ClusterServer(object):
         if self.auth:
             conn.phase = AUTHENTICATING
             self._reply(conn, out, stream, AUTHENTICATE, wire.write_string(AUTHENTICATOR))
+            # Cassandra 4 (and cassandra-driver) switch v5 to segments after the answer to
+            # STARTUP, whether READY or AUTHENTICATE: AUTH_RESPONSE already comes in segments.
+            self._enable_segments(conn, out)
         else:
             self._reply(conn, out, stream, READY, b"")
             self._become_ready(conn, out)
@@ -851,17 +856,21 @@ class ClusterServer(object):
 
     def _become_ready(self, conn, out):
         conn.phase = READY_PHASE
-        if conn.version >= 5:
-            # READY / AUTH_SUCCESS goes out as a bare envelope, everything after in segments.
-            self._send_envelopes(conn, out)
-            del out[:]
-            seg_compressor = conn.compressor
-            conn.seg_decoder = SegmentDecoder(seg_compressor)
-            conn.seg_encoder = SegmentEncoder(seg_compressor)
-            conn.segments = True
-            conn.cache_name = None
-        else:
+        self._enable_segments(conn, out)
+        if conn.version < 5:
             conn.cache_name = conn.compressor.name if conn.compressor is not None else None
+
+    def _enable_segments(self, conn, out):
+        """v5: the answer to STARTUP goes out as a bare envelope, everything after it (both
+        directions) in segments."""
+        if conn.version < 5 or conn.segments:
+            return
+        self._send_envelopes(conn, out)
+        del out[:]
+        conn.seg_decoder = SegmentDecoder(conn.compressor)
+        conn.seg_encoder = SegmentEncoder(conn.compressor)
+        conn.segments = True
+        conn.cache_name = None
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -1037,9 +1046,16 @@ class ClusterServer(object):
             node.listener = None
         self._close_node_connections(node)
         self.engine.set_node_up(node.index, False)
-        self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "DOWN"),
-                              exclude_node=node)
+        # Like gossip, the others notice a little after the node's sockets closed; clients
+        # (cassandra-driver among them) ignore a DOWN event while they still see open
+        # connections to the node.
+        self.call_later(DOWN_EVENT_DELAY, self._announce_down, node)
         return True
+
+    def _announce_down(self, node):
+        if not node.up:
+            self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "DOWN"),
+                                  exclude_node=node)
 
     def start_node(self, ref):
         node = self.node(ref)

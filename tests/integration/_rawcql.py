@@ -148,32 +148,39 @@ class RawClient(object):
     # --- conversations -----------------------------------------------------------------------
 
     def startup(self, compression=None, credentials=None):
-        """OPTIONS, STARTUP (+ SASL PLAIN); switches to segments on v5.  Returns the last frame."""
+        """OPTIONS, STARTUP (+ SASL PLAIN).  Returns the last frame.
+
+        Like Cassandra 4 and cassandra-driver, compression and (v5) segments start right after
+        the answer to STARTUP, READY or AUTHENTICATE alike.
+        """
         self.request(OPTIONS)
         options = {"CQL_VERSION": "3.0.0"}
         if compression:
             options["COMPRESSION"] = compression
         frame = self.request(STARTUP, wire.write_string_map(options))
+        if frame.opcode in (READY, AUTHENTICATE):
+            self._switch(compression)
         if frame.opcode == AUTHENTICATE:
             user, password = credentials or ("", "")
             token = b"\x00" + user.encode() + b"\x00" + password.encode()
             frame = self.request(AUTH_RESPONSE, wire.write_bytes(token))
-        if frame.opcode in (READY, AUTH_SUCCESS):
-            if compression:
-                self.compressor = available_compressors()[compression]
-                self.frames.compressor = self.compressor
-            if self.version >= 5:
-                seg_compressor = self.compressor
-                self.compressor = None
-                self.frames.compressor = None
-                self.seg_decoder = SegmentDecoder(seg_compressor)
-                self.seg_encoder = SegmentEncoder(seg_compressor)
-                self.segments = True
-                leftover = self.frames._buf[self.frames._pos:]
-                if leftover:
-                    del self.frames._buf[self.frames._pos:]
-                    self.seg_decoder.add_data(bytes(leftover))
         return frame
+
+    def _switch(self, compression):
+        if compression:
+            self.compressor = available_compressors()[compression]
+            self.frames.compressor = self.compressor
+        if self.version >= 5:
+            seg_compressor = self.compressor
+            self.compressor = None
+            self.frames.compressor = None
+            self.seg_decoder = SegmentDecoder(seg_compressor)
+            self.seg_encoder = SegmentEncoder(seg_compressor)
+            self.segments = True
+            leftover = self.frames._buf[self.frames._pos:]
+            if leftover:
+                del self.frames._buf[self.frames._pos:]
+                self.seg_decoder.add_data(bytes(leftover))
 
     def query(self, text, consistency=1, values=None, timeout=None):
         return self.request(QUERY, query_body(text, consistency, self.version, values),

@@ -167,3 +167,20 @@ def test_control_errors_name_the_problem(clean_sim):
         clean_sim.prime(Q, error="no_such_error")
     with pytest.raises(ControlError, match="out of range"):
         clean_sim.stall(9, 1)
+
+
+def test_restarted_node_answers_unprepared(clean_sim, raw_client):
+    pytest.importorskip("cqlreactor.testing.engine")
+    client = _ready(raw_client, node=1)
+    prepared = client.request(0x09, wire.write_long_string("SELECT key FROM system.local"))
+    assert prepared.opcode == RESULT
+    query_id, _ = wire.read_short_bytes(prepared.body, 4)
+    execute = wire.write_short_bytes(query_id) + struct.pack(">HB", 1, 0)
+    assert client.request(0x0A, execute).opcode == RESULT
+    clean_sim.stop_node(1)
+    clean_sim.start_node(1)
+    client = _ready(raw_client, node=1)
+    frame = client.request(0x0A, execute)
+    code, message = error_of(frame)
+    assert code == 0x2500
+    assert wire.read_short_bytes(frame.body, 4 + 2 + len(message.encode()))[0] == query_id

@@ -138,14 +138,25 @@ def test_password_authentication(auth_sim, version):
     with RawClient(auth_sim.contact_points[0], auth_sim.port, version=version) as client:
         frame = client.startup(credentials=("cassandra", "s3cret"))
         assert frame.opcode == AUTH_SUCCESS
-        assert client.request(OPTIONS).opcode == SUPPORTED       # v5: segments after AUTH_SUCCESS
+        assert client.request(OPTIONS).opcode == SUPPORTED
     with RawClient(auth_sim.contact_points[0], auth_sim.port, version=version) as client:
         client.request(OPTIONS)
         frame = client.request(STARTUP, wire.write_string_map({"CQL_VERSION": "3.0.0"}))
         assert frame.opcode == AUTHENTICATE
         assert wire.read_string(frame.body, 0)[0] == \
             "org.apache.cassandra.auth.PasswordAuthenticator"
+        client._switch(None)             # v5: segments from here on
         frame = client.request(0x0F, wire.write_bytes(b"\x00cassandra\x00wrong"))
         code, message = error_of(frame)
         assert code == 0x0100
         assert message == "Provided username cassandra and/or password are incorrect"
+
+
+def test_v5_auth_response_must_come_in_segments(auth_sim):
+    """Cassandra 4 switches to segments after AUTHENTICATE; a bare AUTH_RESPONSE envelope is
+    then garbage (a segment header with a bad CRC24): the connection is closed."""
+    with RawClient(auth_sim.contact_points[0], auth_sim.port, version=5) as client:
+        frame = client.request(STARTUP, wire.write_string_map({"CQL_VERSION": "3.0.0"}))
+        assert frame.opcode == AUTHENTICATE
+        client.send(0x0F, wire.write_bytes(b"\x00cassandra\x00s3cret"))
+        assert client.is_closed()
