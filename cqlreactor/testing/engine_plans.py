@@ -288,19 +288,22 @@ def _bind_getter(index, texpr, ctype, cname):
     while base.name == "frozen":
         base = base.params[0]
     normalize = base.name in ("set", "map")
+    collection = base.name in ("list", "set", "map")
     deserialize = ctype.deserialize
 
     def get(vals):
         v = vals[index]
         if v is None or v is _UNSET:
             return v
+        if collection and not v:
+            return b"\x00\x00\x00\x00"      # an empty collection
         try:
             deserialize(v)
+            if normalize:
+                return V.normalize(base, v)
         except Exception as exc:  # noqa: BLE001 - any decode complaint is an invalid value
             raise _invalid("Invalid value for column %s of type %s: %s"
                            % (cname, ctype.name, exc))
-        if normalize:
-            return V.normalize(base, v)
         return v
     return get
 
