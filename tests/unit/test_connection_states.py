@@ -241,9 +241,10 @@ class ConnectionModel(RuleBasedStateMachine):
     and close.  Invariants: every request completes exactly once (answer or failure), an answer
     always carries the tag of the request that owns the stream, in-flight counts match."""
 
+    version = 5
+
     def __init__(self):
         super(ConnectionModel, self).__init__()
-        self.version = 5
         self.conn = Connection(host="model:9042", protocol_version=self.version)
         self.conn.initiate()
         self.conn.data_to_send()
@@ -257,7 +258,8 @@ class ConnectionModel(RuleBasedStateMachine):
         self.open = set()         # tags awaiting completion
         self.done = set()
         from cqlreactor.core.segments import SegmentEncoder
-        self.segments = SegmentEncoder()
+        encoder = SegmentEncoder()
+        self.wrap = encoder.encode if self.version >= 5 else b"".join
 
     def _events(self, events):
         for event in events:
@@ -296,7 +298,7 @@ class ConnectionModel(RuleBasedStateMachine):
                                      unique=True))
         envelopes = [m.encode_message(m.SetKeyspaceResult("t%d" % self.server_side.pop(s)), s,
                                       self.version, is_response=True) for s in streams]
-        payload = self.segments.encode(envelopes)
+        payload = self.wrap(envelopes)
         cut = data.draw(st.integers(0, len(payload)))
         self._events(self.conn.receive_data(payload[:cut]))
         self._events(self.conn.receive_data(payload[cut:]))
@@ -308,7 +310,7 @@ class ConnectionModel(RuleBasedStateMachine):
 
     @rule()
     def server_event(self):
-        self._events(self.conn.receive_data(self.segments.encode([m.encode_message(
+        self._events(self.conn.receive_data(self.wrap([m.encode_message(
             m.EventMessage("STATUS_CHANGE", "DOWN", address=("1.1.1.1", 9042)), -1,
             self.version)])))
 
@@ -337,3 +339,11 @@ class ConnectionModel(RuleBasedStateMachine):
 
 TestConnectionModel = ConnectionModel.TestCase
 TestConnectionModel.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+class ConnectionModelV4(ConnectionModel):
+    version = 4
+
+
+TestConnectionModelV4 = ConnectionModelV4.TestCase
+TestConnectionModelV4.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
