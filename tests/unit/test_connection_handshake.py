@@ -362,3 +362,12 @@ def test_invalid_constructor_arguments():
         Connection(protocol_version=2)
     with pytest.raises(ValueError):
         Connection(heartbeat_interval=0)
+
+
+def test_cassandra_driver_auth_provider_works_unchanged():
+    cassandra_auth = pytest.importorskip("cassandra.auth")
+    provider = cassandra_auth.PlainTextAuthProvider(username="u", password="p")
+    client, server, events = connect(5, MemoryServer(credentials=("u", "p")), provider)
+    assert client.is_ready
+    assert client.authenticator.server_authenticator_class == \
+        "org.apache.cassandra.auth.PasswordAuthenticator"
