@@ -468,6 +468,15 @@ class ClusterServer(object):
                 for payload in conn.seg_decoder:
                     conn.envbuf += payload
             except ProtocolError as exc:
+                if conn.phase == AUTHENTICATING and data[:1] == b"\x05":
+                    # A client that waits for AUTH_SUCCESS before switching: tell it why, in
+                    # the bare framing it still reads.
+                    stream = struct.unpack_from(">h", data, 2)[0] if len(data) >= 4 else 0
+                    self._protocol_failure(
+                        conn, stream, "Invalid frame: protocol v5 switches to segments right "
+                        "after the answer to STARTUP (AUTHENTICATE included), but a bare "
+                        "envelope arrived", frame_version=5)
+                    return
                 self._protocol_failure(conn, 0, str(exc))
                 return
         else:

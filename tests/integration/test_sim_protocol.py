@@ -158,5 +158,8 @@ def test_v5_auth_response_must_come_in_segments(auth_sim):
     with RawClient(auth_sim.contact_points[0], auth_sim.port, version=5) as client:
         frame = client.request(STARTUP, wire.write_string_map({"CQL_VERSION": "3.0.0"}))
         assert frame.opcode == AUTHENTICATE
-        client.send(0x0F, wire.write_bytes(b"\x00cassandra\x00s3cret"))
+        stream = client.send(0x0F, wire.write_bytes(b"\x00cassandra\x00s3cret"))
+        frame = client.response(stream)          # explained in the framing the client reads
+        code, message = error_of(frame)
+        assert code == 0x000A and "segments" in message
         assert client.is_closed()
