@@ -83,6 +83,7 @@ class Connection(object):
                 and hasattr(authenticator, "new_authenticator"):
             authenticator = authenticator.new_authenticator(host)
         self.authenticator = authenticator
+        choose_compression(compression, (), protocol_version)   # ValueError for unknown names
         self.compression_preference = compression
         self.cql_version = cql_version
         self.driver_name = driver_name

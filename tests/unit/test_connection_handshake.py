@@ -362,6 +362,8 @@ def test_invalid_constructor_arguments():
         Connection(protocol_version=2)
     with pytest.raises(ValueError):
         Connection(heartbeat_interval=0)
+    with pytest.raises(ValueError):
+        Connection(compression="zstd")
 
 
 def test_cassandra_driver_auth_provider_works_unchanged():
