@@ -25,8 +25,8 @@ import ssl
 from cqlreactor.core.errors import CloudConfigError, ConnectionException, TLSError
 from cqlreactor.reactors.base import Endpoint
 
-__all__ = ["SniEndpoint", "SniEndpointFactory", "CloudSSLContext", "make_ssl_context",
-           "verify_peer_hostname", "hostname_matches"]
+__all__ = ["SniEndpoint", "SniEndpointFactory", "CloudSSLContext", "is_cloud_context",
+           "make_ssl_context", "verify_peer_hostname", "hostname_matches"]
 
 
 class SniEndpoint(Endpoint):
@@ -137,62 +137,84 @@ def _peer_hostname_problem(ssl_object, hostname):
 class _ProxyHostnameCheck(object):
     """Mixed into SSLObject/SSLSocket: after the handshake, check the context's tls_hostname."""
 
-    def do_handshake(self, *args):
-        super(_ProxyHostnameCheck, self).do_handshake(*args)
+    def do_handshake(self, *args, **kwargs):
+        super(_ProxyHostnameCheck, self).do_handshake(*args, **kwargs)
         problem = _peer_hostname_problem(self, self.context.tls_hostname)
         if problem:
             raise ssl.CertificateError(problem)
 
 
-class _CheckedSSLObject(_ProxyHostnameCheck, ssl.SSLObject):
-    pass
+_checked_classes = {}
 
 
-class _CheckedSSLSocket(_ProxyHostnameCheck, ssl.SSLSocket):
-    pass
+def _checked(obj):
+    # Give the SSLObject/SSLSocket (stdlib, or gevent's/eventlet's green one: whatever the
+    # context made) a subclass whose do_handshake adds the check.  Same layout, so __class__
+    # can be swapped; this works on 3.6 (no sslobject_class hook) and with green contexts
+    # (which ignore sslsocket_class).
+    base = type(obj)
+    cls = _checked_classes.get(base)
+    if cls is None:
+        cls = type("Checked" + base.__name__, (_ProxyHostnameCheck, base), {})
+        _checked_classes[base] = cls
+    obj.__class__ = cls
+    return obj
 
 
-class CloudSSLContext(ssl.SSLContext):
+class _CloudContextMixin(object):
     """The node-connection context: SNI free to vary, identity checked against one name.
 
     Every connection wrapped with it (``wrap_bio`` as the TLS layer does, or ``wrap_socket``)
     sends whatever ``server_hostname`` it is given as SNI (the host id), and after the handshake
-    checks that the verified certificate names ``tls_hostname`` (the proxy's host) — failing the
-    handshake with ``ssl.CertificateError`` ("hostname mismatch ...") otherwise.  So the check
-    holds for any caller of the context; nothing needs to remember to do it.
-    ``check_hostname`` is False only because OpenSSL would check the SNI name instead.
+    checks that the verified certificate names ``tls_hostname`` (the proxy's host), failing the
+    handshake with ``ssl.CertificateError`` ("hostname mismatch ...") otherwise.  The check holds
+    for any caller of the context; nothing needs to remember to do it.  ``check_hostname`` is
+    False only because OpenSSL would check the SNI name instead.
     """
 
     tls_hostname = None
 
-    def __new__(cls, protocol, tls_hostname):
-        return super(CloudSSLContext, cls).__new__(cls, protocol)
+    def wrap_bio(self, *args, **kwargs):
+        return _checked(super(_CloudContextMixin, self).wrap_bio(*args, **kwargs))
 
-    def __init__(self, protocol, tls_hostname):
-        if not tls_hostname:
-            raise ValueError("CloudSSLContext needs the name to check certificates against")
-        self.tls_hostname = tls_hostname
-        if hasattr(ssl.SSLContext, "sslobject_class"):         # 3.7+
-            self.sslobject_class = _CheckedSSLObject
-            self.sslsocket_class = _CheckedSSLSocket
+    def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, **kwargs):
+        tls = super(_CloudContextMixin, self).wrap_socket(
+            sock, server_side=server_side, do_handshake_on_connect=False, **kwargs)
+        _checked(tls)
+        tls.do_handshake_on_connect = do_handshake_on_connect
+        if do_handshake_on_connect:
+            try:
+                tls.getpeername()
+            except OSError:
+                return tls                  # not connected yet: connect() does the handshake
+            if tls.gettimeout() == 0.0:
+                return tls                  # non-blocking: the caller drives do_handshake()
+            tls.do_handshake()
+        return tls
 
-    if not hasattr(ssl.SSLContext, "sslobject_class"):         # 3.6: no class hooks
-        def wrap_bio(self, *args, **kwargs):
-            obj = super(CloudSSLContext, self).wrap_bio(*args, **kwargs)
-            obj.__class__ = _CheckedSSLObject
-            return obj
 
-        def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, **kwargs):
-            tls = super(CloudSSLContext, self).wrap_socket(
-                sock, server_side=server_side, do_handshake_on_connect=False, **kwargs)
-            tls.__class__ = _CheckedSSLSocket
-            if do_handshake_on_connect:
-                try:
-                    tls.getpeername()
-                except OSError:
-                    return tls                  # not connected yet: handshake on connect()
-                tls.do_handshake()
-            return tls
+_context_classes = {}
+
+
+def _cloud_context_class():
+    # Built on whatever ssl.SSLContext is *now*: under eventlet/gevent monkey-patching that is
+    # the green class, and a context of the original class would hit eventlet's recursion bug
+    # on attribute setters (eventlet #371).
+    base = ssl.SSLContext
+    cls = _context_classes.get(base)
+    if cls is None:
+        cls = type("CloudSSLContext", (_CloudContextMixin, base), {"__doc__":
+                                                                    _CloudContextMixin.__doc__})
+        _context_classes[base] = cls
+    return cls
+
+
+CloudSSLContext = _cloud_context_class()
+
+
+def is_cloud_context(ctx):
+    """True for a context made by ``make_ssl_context(..., tls_hostname=...)``."""
+    return isinstance(ctx, _CloudContextMixin)
 
 
 def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls_hostname=None,
@@ -207,7 +229,8 @@ def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls
     """
     try:
         if tls_hostname:
-            ctx = CloudSSLContext(ssl.PROTOCOL_TLS_CLIENT, tls_hostname)
+            ctx = _cloud_context_class()(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.tls_hostname = tls_hostname
             ctx.check_hostname = False
         else:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
