@@ -98,7 +98,11 @@ def test_sni_carries_the_endpoint_hostname(pki):
     seen = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(pki["node"].cert_path, pki["node"].key_path)
-    context.sni_callback = lambda obj, name, ctx: seen.append(name)
+    callback = lambda obj, name, ctx: seen.append(name)  # noqa: E731
+    if hasattr(context, "sni_callback"):
+        context.sni_callback = callback
+    else:                                   # Python 3.6
+        context.set_servername_callback(callback)
     s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     server = context.wrap_bio(s_in, s_out, server_side=True)
     client = TLSLayer(client_context(pki["ca"]), "localhost")
