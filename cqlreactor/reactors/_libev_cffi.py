@@ -1,0 +1,400 @@
+"""A small binding to the system libev: pyev when it imports, else our own cffi extension.
+
+The cffi extension is built in API mode (``#include <ev.h>``, linked with ``-lev``) the first time
+it is needed and cached per interpreter and binding source::
+
+    $CQLREACTOR_CACHE_DIR or $XDG_CACHE_HOME/cqlreactor or ~/.cache/cqlreactor
+        /<cache tag>-<machine>-<hash of cdef+source+cffi version>/_cqlreactor_libev.<ext>
+
+(the system temp dir when none of those is writable).  Each process builds in its own temporary
+directory and moves the result into place with an atomic rename, so parallel processes never see
+half a file.  libev's ``ev_io_init``-style initialisers are macros; small static C wrappers turn
+them into functions cffi can call.  When the build cannot run (no ``ev.h``, no C compiler, no
+setuptools) :func:`load` raises ReactorUnavailable saying what to install, which is what
+``python -m cqlreactor doctor`` then shows for libev.
+
+Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop` over pyev):
+``Loop().io(fd, events, cb)``, ``.timer(after, cb)``, ``.async_(cb)`` -- watchers with
+``start()`` / ``stop()`` (and ``send()`` for async, the only call other threads may make) --
+``run()``, ``break_all()``, ``update_now()``, ``destroy()``.  Callbacks take no arguments.
+"""
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+
+from cqlreactor.core.errors import ReactorUnavailable
+
+__all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW"]
+
+log = logging.getLogger(__name__)
+
+MODULE_NAME = "_cqlreactor_libev"
+INSTALL_HINT = ("install the libev headers and a C compiler (Debian/Ubuntu: apt-get install "
+                "libev4 libev-dev gcc; Fedora: dnf install libev-devel gcc; macOS: brew install "
+                "libev) and the cffi and setuptools packages (pip install cffi setuptools)")
+
+EV_READ = 0x01
+EV_WRITE = 0x02
+
+CDEF = """
+struct ev_loop;
+typedef double ev_tstamp;
+typedef struct { void *data; ...; } ev_io;
+typedef struct { void *data; ...; } ev_timer;
+typedef struct { void *data; ...; } ev_async;
+
+#define EV_READ ...
+#define EV_WRITE ...
+#define EVBREAK_ALL ...
+#define EVFLAG_AUTO ...
+
+int ev_version_major(void);
+int ev_version_minor(void);
+struct ev_loop *ev_loop_new(unsigned int flags);
+void ev_loop_destroy(struct ev_loop *loop);
+int ev_run(struct ev_loop *loop, int flags);
+void ev_break(struct ev_loop *loop, int how);
+ev_tstamp ev_now(struct ev_loop *loop);
+void ev_now_update(struct ev_loop *loop);
+unsigned int ev_backend(struct ev_loop *loop);
+
+void ev_io_start(struct ev_loop *loop, ev_io *w);
+void ev_io_stop(struct ev_loop *loop, ev_io *w);
+void ev_timer_start(struct ev_loop *loop, ev_timer *w);
+void ev_timer_stop(struct ev_loop *loop, ev_timer *w);
+void ev_async_start(struct ev_loop *loop, ev_async *w);
+void ev_async_stop(struct ev_loop *loop, ev_async *w);
+void ev_async_send(struct ev_loop *loop, ev_async *w);
+
+void cqlr_io_init(ev_io *w, int fd, int events);
+void cqlr_timer_init(ev_timer *w, double after);
+void cqlr_async_init(ev_async *w);
+
+extern "Python" void cqlr_io_cb(struct ev_loop *, ev_io *, int);
+extern "Python" void cqlr_timer_cb(struct ev_loop *, ev_timer *, int);
+extern "Python" void cqlr_async_cb(struct ev_loop *, ev_async *, int);
+"""
+
+SOURCE = """
+#include <ev.h>
+
+static void cqlr_io_cb(struct ev_loop *, ev_io *, int);
+static void cqlr_timer_cb(struct ev_loop *, ev_timer *, int);
+static void cqlr_async_cb(struct ev_loop *, ev_async *, int);
+
+static void cqlr_io_init(ev_io *w, int fd, int events) { ev_io_init(w, cqlr_io_cb, fd, events); }
+static void cqlr_timer_init(ev_timer *w, double after) {
+    ev_timer_init(w, cqlr_timer_cb, after, 0.0);
+}
+static void cqlr_async_init(ev_async *w) { ev_async_init(w, cqlr_async_cb); }
+"""
+
+#: True when this process compiled the extension (False: loaded from the cache, or pyev)
+BUILT_NOW = False
+
+_lib = None
+_ffi = None
+
+
+def _source_hash():
+    import cffi
+    digest = hashlib.sha256()
+    for part in (CDEF, SOURCE, cffi.__version__, sys.version, platform.machine()):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _cache_roots():
+    explicit = os.environ.get("CQLREACTOR_CACHE_DIR")
+    if explicit:
+        yield explicit
+        return
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        yield os.path.join(xdg, "cqlreactor")
+    home = os.path.expanduser("~")
+    if home and home != "~":
+        yield os.path.join(home, ".cache", "cqlreactor")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    yield os.path.join(tempfile.gettempdir(), "cqlreactor-cache-%s" % (uid,))
+
+
+def cache_dir():
+    """The directory holding (or about to hold) the built extension for this interpreter."""
+    name = "%s-%s-%s" % (sys.implementation.cache_tag, platform.machine() or "unknown",
+                         _source_hash())
+    last_error = None
+    for root in _cache_roots():
+        path = os.path.join(root, name)
+        try:
+            os.makedirs(path, exist_ok=True)
+            if os.access(path, os.W_OK):
+                return path
+        except OSError as exc:
+            last_error = exc
+    raise ReactorUnavailable("no writable cache directory for the libev binding (%s); set "
+                             "CQLREACTOR_CACHE_DIR" % (last_error,))
+
+
+def _extension_path(directory):
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    return os.path.join(directory, MODULE_NAME + suffix)
+
+
+def _build(directory):
+    """Compile the extension into ``directory`` (atomic rename); returns its path."""
+    global BUILT_NOW
+    try:
+        import cffi
+    except ImportError as exc:
+        raise ReactorUnavailable("the libev binding needs cffi: " + INSTALL_HINT) from exc
+    target = _extension_path(directory)
+    work = tempfile.mkdtemp(prefix="build-", dir=directory)
+    try:
+        ffi = cffi.FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source(MODULE_NAME, SOURCE, libraries=["ev"])
+        try:
+            built = ffi.compile(tmpdir=work, verbose=False)
+        except Exception as exc:  # cffi.VerificationError, CompileError, LinkError, ImportError
+            raise ReactorUnavailable("building the libev binding failed (%s: %s); %s"
+                                     % (type(exc).__name__, _first_line(exc),
+                                        INSTALL_HINT)) from exc
+        os.replace(built, target)       # atomic: a parallel build's result is equally good
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    BUILT_NOW = True
+    return target
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()
+    return (lines[0] if lines else repr(exc))[:300]
+
+
+def _import_extension(path):
+    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, path)
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _load_cffi():
+    global _lib, _ffi
+    if _lib is not None:
+        return
+    directory = cache_dir()
+    path = _extension_path(directory)
+    if not os.path.exists(path):
+        path = _build(directory)
+    try:
+        module = _import_extension(path)
+    except ImportError as exc:          # e.g. libev.so.4 gone since the build
+        raise ReactorUnavailable("loading the libev binding %s failed (%s); %s"
+                                 % (path, exc, INSTALL_HINT)) from exc
+    _ffi, _lib = module.ffi, module.lib
+    _install_callbacks(_ffi, _lib)
+
+
+def _install_callbacks(ffi, lib):
+    from_handle = ffi.from_handle
+
+    @ffi.def_extern()
+    def cqlr_io_cb(loop, watcher, revents):
+        _dispatch(from_handle(watcher.data))
+
+    @ffi.def_extern()
+    def cqlr_timer_cb(loop, watcher, revents):
+        _dispatch(from_handle(watcher.data))
+
+    @ffi.def_extern()
+    def cqlr_async_cb(loop, watcher, revents):
+        _dispatch(from_handle(watcher.data))
+
+
+def _dispatch(watcher):
+    try:
+        watcher._callback()
+    except Exception:                   # never let an exception unwind into libev
+        log.exception("libev callback %r raised", watcher._callback)
+
+
+# --- the cffi backend ----------------------------------------------------------------------------
+
+class _Watcher(object):
+    """Owns one libev watcher struct and the handle that leads libev's callback back here."""
+
+    __slots__ = ("_loop", "_struct", "_handle", "_callback", "active", "_start", "_stop")
+
+    def __init__(self, loop, ctype, callback, start, stop):
+        self._loop = loop
+        self._struct = _ffi.new(ctype)
+        self._handle = _ffi.new_handle(self)        # kept alive as long as the watcher
+        self._struct.data = self._handle
+        self._callback = callback
+        self._start = start
+        self._stop = stop
+        self.active = False
+
+    def start(self):
+        if not self.active:
+            self.active = True
+            self._start(self._loop._ptr, self._struct)
+
+    def stop(self):
+        if self.active:
+            self.active = False
+            self._stop(self._loop._ptr, self._struct)
+
+
+class _Async(_Watcher):
+    __slots__ = ()
+
+    def send(self):
+        """Wake the loop; the one call that is safe from any thread."""
+        _lib.ev_async_send(self._loop._ptr, self._struct)
+
+
+class Loop(object):
+    """One libev loop (``ev_loop_new``): watchers, run, break.  Loop-thread only except
+    ``_Async.send``."""
+
+    def __init__(self):
+        self._ptr = _lib.ev_loop_new(_lib.EVFLAG_AUTO)
+        if self._ptr == _ffi.NULL:
+            raise ReactorUnavailable("libev could not create a loop (ev_loop_new returned NULL)")
+
+    def io(self, fd, events, callback):
+        watcher = _Watcher(self, "ev_io *", callback, _lib.ev_io_start, _lib.ev_io_stop)
+        _lib.cqlr_io_init(watcher._struct, fd, events)
+        return watcher
+
+    def timer(self, after, callback):
+        watcher = _Watcher(self, "ev_timer *", callback, _lib.ev_timer_start,
+                           _lib.ev_timer_stop)
+        _lib.cqlr_timer_init(watcher._struct, max(0.0, after))
+        return watcher
+
+    def async_(self, callback):
+        watcher = _Async(self, "ev_async *", callback, _lib.ev_async_start, _lib.ev_async_stop)
+        _lib.cqlr_async_init(watcher._struct)
+        return watcher
+
+    def run(self):
+        """Run until ``break_all`` (the GIL is released while libev waits)."""
+        _lib.ev_run(self._ptr, 0)
+
+    def break_all(self):
+        _lib.ev_break(self._ptr, _lib.EVBREAK_ALL)
+
+    def update_now(self):
+        _lib.ev_now_update(self._ptr)
+
+    def destroy(self):
+        ptr, self._ptr = self._ptr, _ffi.NULL
+        if ptr != _ffi.NULL:
+            _lib.ev_loop_destroy(ptr)
+
+
+# --- the pyev backend (used when pyev imports; not installable from the index today) ----------
+
+class _PyevWatcher(object):
+    __slots__ = ("_w", "active")
+
+    def __init__(self, watcher):
+        self._w = watcher
+        self.active = False
+
+    def start(self):
+        if not self.active:
+            self.active = True
+            self._w.start()
+
+    def stop(self):
+        if self.active:
+            self.active = False
+            self._w.stop()
+
+    def send(self):
+        self._w.send()
+
+
+def _pyev_callback(callback):
+    def invoke(watcher, revents):
+        try:
+            callback()
+        except Exception:
+            log.exception("libev callback %r raised", callback)
+    return invoke
+
+
+class _PyevLoop(object):
+    def __init__(self):
+        import pyev
+        self._pyev = pyev
+        self._loop = pyev.Loop()
+
+    def io(self, fd, events, callback):
+        pyev = self._pyev
+        flags = (pyev.EV_READ if events & EV_READ else 0) | (pyev.EV_WRITE if events & EV_WRITE
+                                                               else 0)
+        return _PyevWatcher(pyev.Io(fd, flags, self._loop, _pyev_callback(callback)))
+
+    def timer(self, after, callback):
+        return _PyevWatcher(self._pyev.Timer(max(0.0, after), 0.0, self._loop,
+                                             _pyev_callback(callback)))
+
+    def async_(self, callback):
+        return _PyevWatcher(self._pyev.Async(self._loop, _pyev_callback(callback)))
+
+    def run(self):
+        self._loop.start()
+
+    def break_all(self):
+        self._loop.stop(self._pyev.EVBREAK_ALL)
+
+    def update_now(self):
+        self._loop.update()
+
+    def destroy(self):
+        self._loop = None
+
+
+_backend = None
+
+
+def load(prefer_pyev=True):
+    """Make the binding usable; returns the Loop class.  Raises ReactorUnavailable."""
+    global _backend
+    if _backend is not None:
+        return _backend
+    if prefer_pyev and not os.environ.get("CQLREACTOR_LIBEV_NO_PYEV"):
+        try:
+            import pyev  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            _backend = _PyevLoop
+            return _backend
+    _load_cffi()
+    _backend = Loop
+    return _backend
+
+
+def backend_name():
+    """"pyev", "cffi (libev X.Y)" or None before :func:`load`."""
+    if _backend is _PyevLoop:
+        return "pyev"
+    if _backend is Loop:
+        return "cffi (libev %d.%d)" % (_lib.ev_version_major(), _lib.ev_version_minor())
+    return None
