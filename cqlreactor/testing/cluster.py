@@ -169,13 +169,15 @@ class SimulatedCluster(object):
             return self._control.call(op, **args)
 
     def prime(self, query, rows=None, columns=None, error=None, delay=None, node=None,
-              regex=False, times=None):
+              regex=False, times=None, params=None):
         """Prime an answer for ``query``; see ``control.Prime`` for every argument."""
         if isinstance(columns, dict):
             columns = list(columns.items())
+        if isinstance(params, dict):
+            params = list(params.items())
         return self.call("prime", query=query, rows=encode_rows_for_json(rows),
                          columns=columns, error=error, delay=delay, node=node, regex=regex,
-                         times=times)
+                         times=times, params=params)
 
     def stop_node(self, node):
         """Stop a node: its connections close, new ones are refused, the others are told."""

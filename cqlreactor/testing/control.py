@@ -7,7 +7,7 @@ one JSON line back, ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": 
 
 Operations (``args`` in brackets; ``node`` is a 0-based index or an address "127.0.0.2"):
 
-    prime        [query, rows, columns, error, delay, node, regex, times]
+    prime        [query, rows, columns, error, delay, node, regex, times, params]
     stop_node    [node]            closes its connections, refuses new ones, tells the others
     start_node   [node]            listens again; its prepared statements are forgotten
     drop_connections [node=None]   closes the client connections (all nodes when None)
@@ -177,11 +177,19 @@ class Prime(object):
             A prime with only a delay (no rows, no error) delays the engine's real answer.
         node: only on this node (index or address); every node when None.
         times: answer this way this many times, then the prime expires; forever when None.
+        params: ``[(name, cql_type), ...]`` bind markers announced when a client PREPAREs the
+            query and the engine cannot prepare it itself (e.g. its table does not exist).
+
+    Primes answer QUERY and EXECUTE (an EXECUTE matches by the text it was prepared from).
+    PREPARE is answered by the engine when it can, else from the prime (rows or void ones).
     """
 
     def __init__(self, query, rows=None, columns=None, error=None, delay=None, node=None,
-                 regex=False, times=None):
+                 regex=False, times=None, params=None):
         self.query = query
+        if isinstance(params, dict):
+            params = list(params.items())
+        self.params = [(str(n), str(t)) for n, t in params] if params else None
         self.regex = bool(regex)
         self._pattern = re.compile(_normalise(query), re.IGNORECASE | re.DOTALL) if regex else None
         self._text = _normalise(query)
@@ -273,14 +281,15 @@ class PrimeTable(object):
     def __len__(self):
         return len(self._primes)
 
-    def find(self, query_text, node_index, node_address):
-        """The prime answering ``query_text`` on that node, or None; counts down ``times``."""
+    def find(self, query_text, node_index, node_address, consume=True):
+        """The prime answering ``query_text`` on that node, or None; counts down ``times``
+        (unless ``consume`` is false)."""
         for prime in self._primes:
             if prime.node is not None and prime.node != node_index and \
                     prime.node != node_address:
                 continue
             if prime.matches(query_text):
-                if prime.times is not None:
+                if prime.times is not None and consume:
                     prime.times -= 1
                     if prime.times <= 0:
                         self._primes.remove(prime)

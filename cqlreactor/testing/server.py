@@ -230,6 +230,7 @@ class ClusterServer(object):
         self._wakeup_r = self._wakeup_w = None
         self.prepared_text = {}           # prepared id -> query text (for logs and primes)
         self.prepared_meta = {}           # prepared id -> result metadata id (v5)
+        self.primed_ids = set()           # ids of PREPARED answers built from primes
         self.engine = engine
         supported = {"CQL_VERSION": [CQL_VERSION],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
@@ -897,6 +898,20 @@ class ClusterServer(object):
         message = messages.OPCODES[opcode].decode_body(body, conn.version)
         query_text = self._query_text(opcode, body)
         prime = None
+        if opcode == PREPARE:
+            # The engine prepares what it can (real bind metadata); a primed query it cannot
+            # prepare (unknown table ...) gets a PREPARED built from the prime.
+            try:
+                opcode_out, body_out, _ = self._engine_request(conn, message)
+            except EngineError as exc:
+                prime = self.primes.find(query_text, node.index, node.address, consume=False) \
+                    if len(self.primes) else None
+                if prime is None or prime.passthrough:
+                    raise
+                opcode_out, body_out = self._primed_response(conn, opcode, body, prime,
+                                                             query_text)
+            self._reply(conn, out, stream, opcode_out, body_out)
+            return
         if query_text is not None and len(self.primes):
             prime = self.primes.find(query_text, node.index, node.address)
         if prime is not None and not prime.passthrough:
@@ -905,7 +920,7 @@ class ClusterServer(object):
                 self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out,
                                 body_out)
                 return
-            cacheable = prime.times is None and opcode != PREPARE
+            cacheable = prime.times is None
             self._reply(conn, out, stream, opcode_out, body_out,
                         cache_key=key if cacheable else None, logged=True)
             return
@@ -951,6 +966,7 @@ class ClusterServer(object):
         if opcode == PREPARE:
             prepared_id = hashlib.md5(("primed:" + query_text).encode("utf-8")).digest()
             self.prepared_text[prepared_id] = query_text
+            self.primed_ids.add(prepared_id)
             return RESULT, _primed_prepared_body(prepared_id, prime, conn.version)
         if prime.is_void:
             return RESULT, _INT.pack(1)
@@ -1370,14 +1386,18 @@ def _rows_body(columns, rows, version, keyspace="primed", table="primed"):
 
 
 def _primed_prepared_body(prepared_id, prime, version):
+    """PREPARED for a primed query the engine cannot prepare: bind markers from
+    ``prime.params``, result columns from ``prime.columns``."""
+    params = prime.params or []
     parts = [_INT.pack(4), wire.write_short_bytes(prepared_id)]
     if version >= 5:
         parts.append(wire.write_short_bytes(hashlib.md5(prepared_id).digest()))
-    # bind variables: the prime's ``params`` are not supported yet -> none.
-    parts.append(_INT.pack(0x0001) + _INT.pack(0))
+    parts.append(_INT.pack(0x0001) + _INT.pack(len(params)))
     if version >= 4:
-        parts.append(_INT.pack(0))
+        parts.append(_INT.pack(0))                      # no partition key indexes known
     parts.append(wire.write_string("primed") + wire.write_string("primed"))
+    for name, cql_type in params:
+        parts.append(wire.write_string(name) + _type_option(cql_type)[1])
     columns = prime.columns or []
     if columns:
         parts.append(_INT.pack(0x0001) + _INT.pack(len(columns)) + wire.write_string("primed")

@@ -9,7 +9,8 @@ import pytest
 cassandra = pytest.importorskip("cassandra")
 pytest.importorskip("cqlreactor.testing.engine")   # the CQL engine (written alongside)
 
-from cassandra import AuthenticationFailed, ConsistencyLevel, Unavailable  # noqa: E402
+from cassandra import (AuthenticationFailed, ConsistencyLevel, ReadTimeout,  # noqa: E402
+                       Unavailable)
 from cassandra.auth import PlainTextAuthProvider  # noqa: E402
 from cassandra.cluster import Cluster, NoHostAvailable  # noqa: E402
 from cassandra.policies import FallthroughRetryPolicy  # noqa: E402
@@ -224,3 +225,22 @@ def test_driver_downgrades_to_a_version_the_node_speaks():
             assert cluster.protocol_version == 4
         finally:
             cluster.shutdown()
+
+
+def test_primed_queries_through_the_driver(driver):
+    sim, cluster, session = driver
+    try:
+        sim.prime("SELECT name, age FROM people.users WHERE id = ?", params=[("id", "int")],
+                  rows=[{"name": "ada", "age": 36}], columns=[("name", "text"), ("age", "int")])
+        prepared = session.prepare("SELECT name, age FROM people.users WHERE id = ?")
+        row = session.execute(prepared, (1,)).one()
+        assert (row.name, row.age) == ("ada", 36)
+        sim.prime("SELECT * FROM people.users", error={"code": "read_timeout",
+                                                       "message": "primed timeout",
+                                                       "consistency": "ONE", "received": 0,
+                                                       "block_for": 1})
+        with pytest.raises(ReadTimeout, match="primed timeout"):
+            session.execute(SimpleStatement("SELECT * FROM people.users",
+                                            retry_policy=FallthroughRetryPolicy()))
+    finally:
+        sim.clear()

@@ -184,3 +184,21 @@ def test_restarted_node_answers_unprepared(clean_sim, raw_client):
     code, message = error_of(frame)
     assert code == 0x2500
     assert wire.read_short_bytes(frame.body, 4 + 2 + len(message.encode()))[0] == query_id
+
+
+def test_schema_change_events_reach_every_node(clean_sim, raw_client):
+    pytest.importorskip("cqlreactor.testing.engine")
+    watcher = _ready(raw_client, node=2, version=5)
+    assert watcher.register(("SCHEMA_CHANGE",)).opcode == READY
+    ddl = _ready(raw_client, node=0)
+    frame = ddl.query("CREATE KEYSPACE IF NOT EXISTS evented WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    assert frame.opcode == RESULT and struct.unpack_from(">i", frame.body, 0)[0] == 5
+    event = watcher.recv()
+    assert event.opcode == EVENT and event.stream == -1
+    kind, pos = wire.read_string(event.body, 0)
+    change, pos = wire.read_string(event.body, pos)
+    target, pos = wire.read_string(event.body, pos)
+    keyspace, pos = wire.read_string(event.body, pos)
+    assert (kind, change, target, keyspace) == ("SCHEMA_CHANGE", "CREATED", "KEYSPACE",
+                                                "evented")
