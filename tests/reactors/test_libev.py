@@ -1,0 +1,161 @@
+"""libev-specific behaviour: exit without closing (no crash), the binding's build cache, and the
+"what to install" report when the binding cannot be built.
+
+Each case runs in a fresh interpreter: interpreter exit is the thing under test, and the binding
+is built (or found in the cache) once per process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cqlreactor.reactors import matrix
+
+pytest.importorskip("cffi")
+
+if matrix.reactor_status("libev", load=False).state != "available":
+    pytest.skip("libev (library or cffi) not available here", allow_module_level=True)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_python(code, *args, **kw):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(kw.pop("env", {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)] + [str(a) for a in args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=kw.pop("timeout", 120))
+
+
+def assert_clean_exit(proc):
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, "exit code %d:\n%s" % (proc.returncode, text[-3000:])
+    for bad in ("Segmentation fault", "Fatal Python error", "Traceback", "core dumped"):
+        assert bad not in text, text[-3000:]
+
+
+# Connect, leave requests in flight (answers still arriving, timers armed, the loop busy) and
+# leave the interpreter without closing anything.  The atexit check, registered before
+# cqlreactor is imported, runs after cqlreactor's own exit handler (atexit is LIFO) and reports
+# whether the loop thread was stopped before the interpreter went on to tear down.
+EXIT_SCRIPT = r"""
+import atexit, sys, threading
+
+def after_cqlreactor_exit_handler():
+    alive = [t.name for t in threading.enumerate() if t.name == "cqlreactor-libev" and t.is_alive()]
+    sys.stdout.write("loop threads alive at teardown: %d\n" % len(alive))
+    sys.stdout.flush()
+
+atexit.register(after_cqlreactor_exit_handler)
+
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.messages import QueryMessage, QueryParameters
+from cqlreactor.reactors.base import Endpoint
+from cqlreactor.reactors.libev import LibevReactor
+
+reactor = LibevReactor()
+conn = reactor.connect(Endpoint(sys.argv[1], int(sys.argv[2])), heartbeat_interval=0.05)
+event = threading.Event()
+conn.send(QueryMessage("SELECT v FROM libevfast", QueryParameters(ConsistencyLevel.ONE)),
+          lambda r: event.set(), timeout=10)
+assert event.wait(10)
+for i in range(2000):                       # answers arrive while the interpreter exits
+    conn.send(QueryMessage("SELECT v FROM libevfast", QueryParameters(ConsistencyLevel.ONE)),
+              lambda r: None, timeout=30)
+conn.send(QueryMessage("SELECT v FROM libevslow", QueryParameters(ConsistencyLevel.ONE)),
+          lambda r: None, timeout=30)
+reactor.call_later(0.001, lambda: None)
+print("exiting without close")
+sys.exit(0)
+"""
+
+
+def test_exit_without_closing_is_clean(cluster):
+    cluster.prime("SELECT v FROM libevfast", rows=[[1]], columns=[("v", "int")])
+    cluster.prime("SELECT v FROM libevslow", rows=[[1]], columns=[("v", "int")], delay=30)
+    for _ in range(3):                          # a crash at teardown is a race: try a few times
+        proc = run_python(EXIT_SCRIPT, cluster.contact_points[0], cluster.port)
+        assert_clean_exit(proc)
+        assert "exiting without close" in proc.stdout
+        assert "loop threads alive at teardown: 0" in proc.stdout, proc.stdout
+
+
+def test_exit_with_an_idle_reactor_that_never_connected():
+    proc = run_python("""
+        from cqlreactor.reactors.libev import LibevReactor
+        r = LibevReactor()
+        r.call_later(60, print, "never")
+        print("ok")
+    """)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip() == "ok"
+
+
+BUILD_SCRIPT = r"""
+from cqlreactor.reactors import _libev_cffi
+_libev_cffi.load(prefer_pyev=False)
+import os
+path = _libev_cffi._extension_path(_libev_cffi.cache_dir())
+st = os.stat(path)
+print(_libev_cffi.BUILT_NOW, path, st.st_ino, st.st_mtime)
+from cqlreactor.reactors.libev import LibevReactor
+r = LibevReactor()
+e = r.make_event()
+r.call_later(0.01, e.set)
+assert e.wait(5)
+r.stop()
+"""
+
+
+def test_binding_is_built_once_then_reused_from_the_cache(tmp_path):
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path)}
+    # three processes race to build into the same empty cache: all must load a whole file
+    procs = [subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT, **env))
+             for _ in range(3)]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-3000:]
+        outputs.append(out.split())
+    assert any(o[0] == "True" for o in outputs)             # somebody built it
+    paths = set(o[1] for o in outputs)
+    assert len(paths) == 1 and paths.pop().startswith(str(tmp_path))
+    entries = os.listdir(os.path.dirname(outputs[0][1]))
+    assert not [e for e in entries if e.startswith("build-")], entries   # no leftovers
+
+    final = os.stat(outputs[0][1])
+    again = run_python(BUILD_SCRIPT, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    built_now, path, inode, mtime = again.stdout.split()
+    assert built_now == "False"                             # loaded from the cache
+    assert int(inode) == final.st_ino and float(mtime) == final.st_mtime
+
+
+def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
+    proc = run_python("""
+        import json
+        from cqlreactor.core.errors import ReactorUnavailable
+        from cqlreactor.reactors import matrix
+        try:
+            import cqlreactor.reactors.libev
+        except ReactorUnavailable as exc:
+            print(json.dumps({"error": str(exc)}))
+        else:
+            print(json.dumps({"error": None}))
+        status = matrix.reactor_status("libev")
+        print(json.dumps({"state": status.state, "reason": status.reason}))
+    """, env={"CQLREACTOR_CACHE_DIR": str(tmp_path), "CC": "/nonexistent/cc",
+              "CQLREACTOR_LIBEV_NO_PYEV": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    first, second = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert first["error"] and "apt-get install libev4 libev-dev" in first["error"]
+    assert "C compiler" in first["error"]
+    assert second["state"] == "missing"
+    assert "libev-dev" in second["reason"] and "C compiler" in second["reason"]
