@@ -61,7 +61,8 @@ class MemoryServer(object):
         self.startup_options = None
         self.held = set()
         self.version = None
-        self.ready = False
+        self.framed = False         # past our answer to STARTUP (v5: segments from here on)
+        self.ready = False          # handshake (and auth) done
         self.closed = False
         self._held_streams = []
         self._compressor = None
@@ -78,22 +79,22 @@ class MemoryServer(object):
     def receive_data(self, data):
         if self.closed:
             return
-        if self.ready:
-            self._receive_ready(data)
+        if self.framed:
+            self._receive_framed(data)
             return
         buf = self._buf
         buf += data
-        while not self.ready and not self.closed and len(buf) >= HEADER_LENGTH:
+        while not self.framed and not self.closed and len(buf) >= HEADER_LENGTH:
             end = HEADER_LENGTH + _length_at(buf, 5)[0]
             if len(buf) < end:
                 return
             raw = bytes(buf[:end])
             del buf[:end]
-            self._handshake(raw)
-        if self.ready and buf:
+            self._raw_frame(raw)
+        if self.framed and buf:
             rest = bytes(buf)
             del buf[:]
-            self._receive_ready(rest)
+            self._receive_framed(rest)
 
     def data_to_send(self):
         pre, self._pre = self._pre, b""
@@ -106,7 +107,7 @@ class MemoryServer(object):
 
     # --- handshake ----------------------------------------------------------------------------
 
-    def _handshake(self, raw):
+    def _raw_frame(self, raw):
         version, flags, stream = raw[0] & 0x7F, raw[1], struct.unpack(">h", raw[2:4])[0]
         usable = version in self.versions or (
             version in self.beta_versions and flags & FLAG_USE_BETA)
@@ -116,7 +117,9 @@ class MemoryServer(object):
         decoder = FrameDecoder(compressor=self._compressor if version < 5 else None)
         decoder.add_data(raw)
         frame = next(decoder)
-        message = m.decode_message(frame, version)
+        self._handshake(frame.stream, m.decode_message(frame, version))
+
+    def _handshake(self, stream, message):
         if isinstance(message, m.OptionsMessage):
             self._send(stream, m.SupportedMessage({
                 "CQL_VERSION": ["3.4.5"], "COMPRESSION": list(self.compression),
@@ -128,9 +131,11 @@ class MemoryServer(object):
                 self._compressor = available_compressors()[name]
             if self.credentials is None:
                 self._send(stream, m.ReadyMessage(), compress=True)
-                self._become_ready()
+                self.ready = True
             else:
                 self._send(stream, m.AuthenticateMessage(PASSWORD_AUTHENTICATOR), compress=True)
+            # like Cassandra 4: the answer to STARTUP is the last bare envelope
+            self._switch_framing()
         elif isinstance(message, m.AuthResponseMessage):
             if self.challenge and not self._challenged:
                 self._challenged = True
@@ -140,7 +145,7 @@ class MemoryServer(object):
             expected = b"\x00" + user.encode() + b"\x00" + password.encode()
             if message.token == expected:
                 self._send(stream, m.AuthSuccessMessage(None), compress=True)
-                self._become_ready()
+                self.ready = True
             else:
                 self._send(stream, m.ErrorMessage(0x0100, "Provided username %s and/or password "
                                                   "are incorrect" % (user,)), compress=True)
@@ -166,12 +171,12 @@ class MemoryServer(object):
                                           is_response=True))
         self.closed = True
 
-    def _become_ready(self):
-        self.ready = True
+    def _switch_framing(self):
+        self.framed = True
         lz4 = self._compressor if (self._compressor is not None
                                    and self._compressor.name == "lz4") else None
         if self.version >= 5:
-            # the READY / AUTH_SUCCESS envelope already queued goes out bare
+            # the READY / AUTHENTICATE envelope already queued goes out bare
             self._pre = b"".join(self._out)
             self._out = []
             self._seg_decoder = SegmentDecoder(lz4)
@@ -182,7 +187,7 @@ class MemoryServer(object):
 
     # --- requests -----------------------------------------------------------------------------
 
-    def _receive_ready(self, data):
+    def _receive_framed(self, data):
         if self._seg_decoder is not None:
             self._seg_decoder.add_data(data)
             for payload in self._seg_decoder:
@@ -191,6 +196,9 @@ class MemoryServer(object):
             self._frames.add_data(data)
         for frame in self._frames:
             message = m.decode_message(frame, self.version)
+            if not self.ready:
+                self._handshake(frame.stream, message)
+                continue
             self.requests.append((frame.stream, message))
             self._answer(frame.stream, message)
 

@@ -105,8 +105,9 @@ class Connection(object):
         self._pre_switch = b""          # bare envelopes queued before v5 framing started
         self._hs_buf = bytearray()      # handshake: bytes not yet split into frames
         self._hs_decoder = FrameDecoder(max_frame_size, versions=SUPPORTED_VERSIONS)
-        self._decoder = None            # after the handshake: FrameDecoder of our version
-        self._seg_decoder = None        # v5 after the handshake
+        self._framed = False            # past the answer to STARTUP: framing switched
+        self._decoder = None            # once framed: FrameDecoder of our version
+        self._seg_decoder = None        # once framed, v5: segments in
         self._seg_encoder = None
         # heartbeat
         self._next_tick = None          # None: anchor at the next handle_timeout(now)
@@ -244,8 +245,8 @@ class Connection(object):
             return []
         events = []
         try:
-            if state is _READY:
-                self._receive_ready(data, events)
+            if self._framed:
+                self._receive_framed(data, events)
             elif state in HANDSHAKE_STATES:
                 self._receive_handshake(data, events)
             else:
@@ -259,7 +260,7 @@ class Connection(object):
             self._become_defunct(error, events)
         return events
 
-    def _receive_ready(self, data, events):
+    def _receive_framed(self, data, events):
         decoder = self._decoder
         pending_error = None
         if self._seg_decoder is not None:
@@ -281,6 +282,13 @@ class Connection(object):
         append = events.append
         for frame in decoder:
             frames += 1
+            if self.state is not _READY:
+                # still authenticating (v5 segments carry the SASL exchange), or the exchange
+                # just failed and the rest of the chunk is moot
+                if self.state is not S.AUTHENTICATING:
+                    break
+                self._handshake_frame(frame, events)
+                continue
             stream_id = frame.stream
             if stream_id >= 0:
                 record = lookup(stream_id)
@@ -316,9 +324,9 @@ class Connection(object):
     def _receive_handshake(self, data, events):
         buf = self._hs_buf
         buf += data
-        # Split frames by hand so that no byte after READY / AUTH_SUCCESS lands in a frame
-        # decoder: in v5 those bytes are already segments.
-        while self.state in HANDSHAKE_STATES and buf:
+        # Split frames by hand so that no byte after the answer to STARTUP (READY or
+        # AUTHENTICATE) lands in this decoder: in v5 those bytes are already segments.
+        while not self._framed and self.state in HANDSHAKE_STATES and buf:
             if not 1 <= (buf[0] & 0x7F) <= 0x3F:
                 raise ProtocolError("not a CQL frame: first byte 0x%02X is no protocol version"
                                     % (buf[0],), host=self.host)
@@ -344,10 +352,10 @@ class Connection(object):
                 self._version_rejected(error, None, events)
                 return
             self._handshake_frame(frame, events)
-        if buf and self.state is _READY:
+        if buf and self._framed and self.state not in TERMINAL_STATES:
             rest = bytes(buf)
             del buf[:]
-            self._receive_ready(rest, events)
+            self._receive_framed(rest, events)
 
     def _handshake_frame(self, frame, events):
         message = _m.decode_message(frame, frame.version)
@@ -375,9 +383,11 @@ class Connection(object):
             self._send_startup(message)
         elif isinstance(message, _m.ReadyMessage):
             self._apply(Input.RECV_READY)
+            self._switch_framing()
             self._handshake_done(events)
         elif isinstance(message, _m.AuthenticateMessage):
             self._apply(Input.RECV_AUTHENTICATE)
+            self._switch_framing()
             self._start_auth(message, events)
         elif isinstance(message, _m.AuthChallengeMessage):
             self._apply(Input.RECV_AUTH_CHALLENGE)
@@ -441,10 +451,12 @@ class Connection(object):
     def _auth_failed(self, error, events):
         self._fail_pending(error, events, Input.AUTH_FAILED)
 
-    def _handshake_done(self, events):
+    def _switch_framing(self):
+        """The server has answered STARTUP (READY or AUTHENTICATE): as Cassandra 4 and
+        cassandra-driver do, v5 wraps every later envelope in segments, both directions (the
+        SASL exchange included); v3/v4 just keep frames, compressed when negotiated."""
         version = self.protocol_version
         if version >= 5:
-            # v5: from here on both directions carry envelopes inside segments
             if self._out:
                 self._pre_switch += b"".join(self._out)
                 self._out = []
@@ -455,7 +467,11 @@ class Connection(object):
             self._decoder = FrameDecoder(self.max_frame_size, compressor=self.compressor,
                                          versions=(version,))
         self._hs_decoder = None
-        events.append(ConnectionReady(version, self.compression, self.supported, self.options))
+        self._framed = True
+
+    def _handshake_done(self, events):
+        events.append(ConnectionReady(self.protocol_version, self.compression, self.supported,
+                                      self.options))
 
     def _rejection(self, message, frame):
         """For an ERROR answering our first message: False when it is not about the protocol

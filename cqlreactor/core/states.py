@@ -19,6 +19,9 @@ Happy path::
     READY --close--> CLOSING --(pending failed, output dropped)--> CLOSED
     any live state --malformed bytes / lost socket / missed heartbeat / handshake error--> DEFUNCT
 
+The server's answer to STARTUP (READY or AUTHENTICATE) is the last bare envelope of a v5
+handshake: the SASL exchange already travels in segments.
+
 CLOSING is the short state in which ``close()`` fails the pending requests; nothing is sent and
 no new request is accepted once it is entered.  ``diagram()`` renders the table as Graphviz dot
 text for the docs.

@@ -373,3 +373,63 @@ def test_cassandra_driver_auth_provider_works_unchanged():
     assert client.is_ready
     assert client.authenticator.server_authenticator_class == \
         "org.apache.cassandra.auth.PasswordAuthenticator"
+
+
+# --- v5: segments start right after the answer to STARTUP (as Cassandra 4 and the driver do) ----
+
+def _v5_to_authenticate(auth):
+    client = Connection(host=HOST, protocol_version=5, authenticator=auth)
+    client.initiate()
+    client.data_to_send()
+    client.receive_data(frame(5, 0, 0x06, string_multimap({})))
+    client.data_to_send()                                  # STARTUP, bare
+    authenticate = struct.pack(">H", 8) + b"PlainSrv"
+    assert client.receive_data(frame(5, 0, 0x03, authenticate)) == []
+    assert client.state is ConnectionState.AUTHENTICATING
+    return client
+
+
+def test_v5_sasl_exchange_travels_in_segments():
+    from cqlreactor.core.segments import SegmentDecoder
+    client = _v5_to_authenticate(PlainTextAuthProvider("u", "p"))
+    out = client.data_to_send()
+    assert out[0] != 0x05                                  # not a bare envelope
+    decoder = SegmentDecoder()
+    decoder.add_data(out)
+    [payload] = list(decoder)
+    [(f, response)] = decode_client(payload, 5)
+    assert f.opcode == 0x0F and response.token == b"\x00u\x00p"
+    success = SegmentEncoder().encode([frame(5, 0, 0x10, struct.pack(">i", -1))])
+    events = client.receive_data(success)
+    assert [type(e) for e in events] == [ConnectionReady] and client.is_ready
+
+
+def test_v5_bare_auth_success_after_authenticate_is_a_protocol_error():
+    client = _v5_to_authenticate(PlainTextAuthProvider("u", "p"))
+    client.data_to_send()
+    events = client.receive_data(frame(5, 0, 0x10, struct.pack(">i", -1)))
+    assert isinstance(events[-1], ConnectionFailed) and client.is_defunct
+
+
+def test_v5_bad_credentials_error_arrives_in_a_segment():
+    client = _v5_to_authenticate(PlainTextAuthProvider("u", "bad"))
+    client.data_to_send()
+    error = SegmentEncoder().encode([frame(5, 0, 0x00, error_body(0x0100, "bad creds"))])
+    [failed] = client.receive_data(error)
+    assert isinstance(failed.error, BadCredentials)
+
+
+def test_v5_auth_and_first_answers_in_one_chunk():
+    server = MemoryServer(credentials=("u", "p"))
+    client = Connection(host=HOST, protocol_version=5, authenticator=PlainTextAuthProvider("u", "p"))
+    client.initiate()
+    pump(client, server)
+    assert client.is_ready
+    # AUTH_SUCCESS and an EVENT in the same segment: the event is read in READY
+    client2 = _v5_to_authenticate(PlainTextAuthProvider("u", "p"))
+    client2.data_to_send()
+    event = m.EventMessage("STATUS_CHANGE", "UP", address=("10.0.0.2", 9042))
+    segment = SegmentEncoder().encode([frame(5, 0, 0x10, struct.pack(">i", -1)),
+                                       m.encode_message(event, -1, 5)])
+    events = client2.receive_data(segment)
+    assert [type(e) for e in events] == [ConnectionReady, ServerEventReceived]

@@ -74,3 +74,21 @@ def test_we_accept_driver_segments(compression, codec):
     events = client.receive_data(out.getvalue())
     assert [(type(e), e.stream_id) for e in events] == [(ResponseReceived, s) for s in streams]
     assert all(isinstance(e.message, m.VoidResult) for e in events)
+
+
+@pytest.mark.parametrize("compression,codec", CODECS, ids=[c or "plain" for c, _ in CODECS])
+def test_driver_decodes_our_auth_response_segment(compression, codec):
+    # cassandra-driver switches to segments right after AUTHENTICATE; so must we
+    from cqlreactor.core.auth import PlainTextAuthProvider
+    server = MemoryServer(credentials=("u", "p"))
+    client = Connection(host="oracle:9042", protocol_version=5, compression=compression,
+                        authenticator=PlainTextAuthProvider("u", "p"))
+    client.initiate()
+    server.receive_data(client.data_to_send())                 # OPTIONS
+    client.receive_data(server.data_to_send())                 # SUPPORTED
+    server.receive_data(client.data_to_send())                 # STARTUP
+    client.receive_data(server.data_to_send())                 # AUTHENTICATE (bare)
+    segments, envelopes = driver_decode(codec, client.data_to_send())
+    assert segments == 1
+    [(version, stream, opcode, body)] = envelopes
+    assert (version, opcode) == (5, 0x0F) and body == struct.pack(">i", 4) + b"\x00u\x00p"
