@@ -896,7 +896,12 @@ class ClusterServer(object):
             node.close_after -= 1
         node.log.append((conn.id, conn.version, conn.cache_name, key))
         message = messages.OPCODES[opcode].decode_body(body, conn.version)
-        query_text = self._query_text(opcode, body)
+        if opcode == EXECUTE:
+            query_text = self.prepared_text.get(bytes(message.query_id))
+        elif opcode == BATCH:
+            query_text = None
+        else:
+            query_text = message.query
         prime = None
         if opcode == PREPARE:
             # The engine prepares what it can (real bind metadata); a primed query it cannot
@@ -943,17 +948,6 @@ class ClusterServer(object):
         out = []
         self._reply(conn, out, stream, opcode, body)
         self._send_envelopes(conn, out)
-
-    def _query_text(self, opcode, body):
-        try:
-            if opcode in (QUERY, PREPARE):
-                return wire.read_long_string(body, 0)[0]
-            if opcode == EXECUTE:
-                prepared_id, _ = wire.read_short_bytes(body, 0)
-                return self.prepared_text.get(bytes(prepared_id))
-        except ProtocolError:
-            return None
-        return None
 
     def _primed_response(self, conn, opcode, body, prime, query_text):
         if prime.error is not None:
@@ -1310,29 +1304,48 @@ def _schema_change_payload(change):
     return b"".join(parts)
 
 
+_METADATA_CACHE = {}
+
+
+def _column_specs(columns):
+    """(flags, bytes) of the column specs; cached per list of Column objects (the cache holds
+    the objects, so their ids cannot be reused while an entry exists)."""
+    key = tuple(map(id, columns))
+    hit = _METADATA_CACHE.get(key)
+    if hit is not None:
+        return hit[1]
+    parts = []
+    flags = 0
+    tables = set((c.keyspace, c.table) for c in columns)
+    if len(tables) == 1:
+        flags = 0x0001
+        ks, table = tables.pop()
+        parts.append(wire.write_string(ks) + wire.write_string(table))
+        for c in columns:
+            parts.append(wire.write_string(c.name) + _type_bytes(c.cql_type))
+    else:
+        for c in columns:
+            parts.append(wire.write_string(c.keyspace) + wire.write_string(c.table)
+                         + wire.write_string(c.name) + _type_bytes(c.cql_type))
+    if len(_METADATA_CACHE) > 5000:
+        _METADATA_CACHE.clear()
+    result = (flags, b"".join(parts))
+    _METADATA_CACHE[key] = (list(columns), result)
+    return result
+
+
 def _rows_result_body(columns, rows, paging_state, no_metadata):
     """A ROWS result from engine columns and rows of serialized cells."""
-    flags = 0
-    parts = []
+    if no_metadata:
+        flags, specs = 0x0004, b""
+    else:
+        flags, specs = _column_specs(columns)
+    paging = b""
     if paging_state is not None:
         flags |= 0x0002
-        parts.append(wire.write_bytes(paging_state))
-    if no_metadata:
-        flags |= 0x0004
-    else:
-        tables = set((c.keyspace, c.table) for c in columns)
-        if len(tables) == 1:
-            flags |= 0x0001
-            ks, table = tables.pop()
-            parts.append(wire.write_string(ks) + wire.write_string(table))
-            for c in columns:
-                parts.append(wire.write_string(c.name) + _type_bytes(c.cql_type))
-        else:
-            for c in columns:
-                parts.append(wire.write_string(c.keyspace) + wire.write_string(c.table)
-                             + wire.write_string(c.name) + _type_bytes(c.cql_type))
-    head = _INT.pack(2) + _INT.pack(flags) + _INT.pack(len(columns))
-    cells = [_INT.pack(len(rows))]
+        paging = wire.write_bytes(paging_state)
+    cells = [_INT.pack(2), _INT.pack(flags), _INT.pack(len(columns)), paging, specs,
+             _INT.pack(len(rows))]
     append = cells.append
     pack = _INT.pack
     for row in rows:
@@ -1342,7 +1355,7 @@ def _rows_result_body(columns, rows, paging_state, no_metadata):
             else:
                 append(pack(len(value)))
                 append(value)
-    return head + b"".join(parts) + b"".join(cells)
+    return b"".join(cells)
 
 
 _TYPE_BYTES = {}
