@@ -43,7 +43,6 @@ level needs more. Unsupported or malformed CQL raises SyntaxError (0x2000) or In
 """
 
 import hashlib
-import itertools
 import struct
 import time
 import uuid
@@ -51,12 +50,10 @@ from collections import OrderedDict
 
 from cqlreactor.core.errors import EngineError
 from cqlreactor.core.murmur3 import murmur3_token, MIN_TOKEN
-from cqlreactor.core import types as T
 from cqlreactor.testing import cql_parser as P
 from cqlreactor.testing import cql_values as V
 from cqlreactor.testing import system_tables as S
-from cqlreactor.testing.store import (
-    ColumnDef, Keyspace, Table, UserTypeDef, routing_key, split_routing_key, sort_key_for)
+from cqlreactor.testing.store import ColumnDef, Keyspace, Table, routing_key
 
 __all__ = ["Engine", "NodeInfo", "Column", "Rows", "Void", "SetKeyspace", "SchemaChange",
            "Prepared", "EngineError",
@@ -647,5 +644,5 @@ def _py_bytes(column, value):
     return column.cql_type.serialize(value)
 
 
-from cqlreactor.testing.engine_plans import (  # noqa: E402  (plans need the classes above)
-    _compile, _ModificationPlan, _run_batch)
+from cqlreactor.testing.engine_plans import _compile  # noqa: E402 (plans need the above)
+from cqlreactor.testing.engine_writes import _ModificationPlan, _run_batch  # noqa: E402
