@@ -92,7 +92,7 @@ class Cluster(object):
             from cqlreactor.cloud import cloud_config_from
             self._cloud_config = cloud_config_from(cloud)
             ssl_context = self._cloud_config.ssl_context
-            if auth_provider is None and self._cloud_config.username:
+            if auth_provider is None and self._cloud_config.has_credentials:
                 from cqlreactor.core.auth import PlainTextAuthProvider
                 auth_provider = PlainTextAuthProvider(self._cloud_config.username,
                                                       self._cloud_config.password)
@@ -219,7 +219,7 @@ class Cluster(object):
     def _contact_endpoints(self):
         from cqlreactor.reactors.base import Endpoint
         if self._cloud_config is not None:
-            endpoints = list(self._cloud_config.contact_endpoints())
+            endpoints = list(self._cloud_config.endpoints)
             random.shuffle(endpoints)
             return endpoints
         endpoints = []
@@ -312,7 +312,7 @@ class Cluster(object):
         from cqlreactor.reactors.base import Endpoint
         host_id = row.get("host_id")
         if self._cloud_config is not None:
-            return self._cloud_config.endpoint_for_host_id(str(host_id))
+            return self._cloud_config.endpoint_factory.create_from_row(row)
         if is_local:
             return conn.endpoint
         address = row.get("native_address") or row.get("rpc_address") or row.get("peer")
