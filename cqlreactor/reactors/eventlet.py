@@ -1,0 +1,359 @@
+"""eventlet reactor: runs in the eventlet hub of the thread that uses it -- no loop thread.
+
+Sockets are watched with hub listeners (``hub.add(READ/WRITE, fd, ...)``), timers are the hub's
+global timers, and callbacks queued from other OS threads wake the hub through a socketpair the
+hub listens on.  Blocking calls wait on an ``eventlet.event.Event``, so a blocked greenthread lets
+the others run (``eventlet.wsgi`` can share one connection between many greenthreads).  Works
+with and without ``eventlet.monkey_patch()``: sockets are the C-level ``_socket`` ones and
+thread identity and locks come from the unpatched ``_thread``.
+
+TLS stays in cqlreactor's MemoryBIO layer; nothing here asks eventlet for ssl, so eventlet's
+green-ssl problems (issue 526 on 3.7+, the SSLContext RecursionError of issues 371/618) are not
+on this path.  compat_matrix.yaml gates this reactor off on Python 3.7+ (eventlet issue 526)
+unless the user opts in with CQLREACTOR_ALLOW_UNSUPPORTED=eventlet.
+"""
+
+import collections
+import logging
+import os
+
+import eventlet
+import eventlet.event
+import eventlet.hubs
+from eventlet import patcher
+
+from cqlreactor.reactors._fdstream import FdStream
+from cqlreactor.reactors.base import Reactor, _abandon
+
+import _socket
+
+__all__ = ["EventletReactor"]
+
+log = logging.getLogger(__name__)
+
+_thread = patcher.original("_thread")
+_get_ident = _thread.get_ident
+_allocate_lock = _thread.allocate_lock
+_CHECK_PID = not hasattr(os, "register_at_fork")
+_CROSS_THREAD_STOP_WAIT = 2.0
+
+
+def _run_logged(fn, args):
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("callback %r raised in the eventlet hub", fn)
+
+
+class _HubState(object):
+    """The hub the reactor runs in, plus the wake-up socketpair and the callback queue."""
+
+    def __init__(self):
+        self.hub = eventlet.hubs.get_hub()
+        self.ident = _get_ident()
+        self.callbacks = collections.deque()
+        self.drain_scheduled = False
+        self.streams = set()
+        self._reader, self._writer = _socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self.wake_pending = False
+        self._listener = self.hub.add(self.hub.READ, self._reader.fileno(), self._on_wake,
+                                      self._on_wake_closed, _noop)
+        self.closed = False
+
+    def in_thread(self):
+        return _get_ident() == self.ident
+
+    def enqueue(self, fn, args):
+        self.callbacks.append((fn, args))
+        if _get_ident() == self.ident:
+            if not self.drain_scheduled:
+                self.drain_scheduled = True
+                self.hub.schedule_call_global(0, self.drain)
+        elif not self.wake_pending:
+            self.wake_pending = True
+            try:
+                self._writer.send(b"x")
+            except (BlockingIOError, InterruptedError):
+                pass                    # full: the hub is being woken anyway
+            except OSError:
+                pass                    # closed by stop()
+
+    def _on_wake(self, _fileno):
+        try:
+            while self._reader.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return
+        self.wake_pending = False       # after draining: a racing wake writes a new byte
+        self.drain()
+
+    def _on_wake_closed(self, *_args):
+        pass
+
+    def drain(self):
+        self.drain_scheduled = False
+        callbacks = self.callbacks
+        for _ in range(len(callbacks)):
+            fn, args = callbacks.popleft()
+            _run_logged(fn, args)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.hub.remove(self._listener)
+        except Exception:
+            log.debug("removing the wake-up listener failed", exc_info=True)
+        for sock in (self._reader, self._writer):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+def _noop(*_args):
+    pass
+
+
+class _Timer(object):
+    """A hub timer; ``cancel`` works from any thread."""
+
+    __slots__ = ("_state", "_delay", "_fn", "_args", "_timer", "_cancelled")
+
+    def __init__(self, state, delay, fn, args):
+        self._state = state
+        self._delay = max(0.0, delay)
+        self._fn = fn
+        self._args = args
+        self._timer = None
+        self._cancelled = False
+
+    def _arm(self):
+        if not self._cancelled:
+            self._timer = self._state.hub.schedule_call_global(self._delay, self._fire)
+
+    def _fire(self):
+        self._timer = None
+        if not self._cancelled:
+            self._cancelled = True
+            _run_logged(self._fn, self._args)
+
+    def _release(self):
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def cancel(self):
+        if self._cancelled:
+            return
+        self._cancelled = True
+        if self._timer is not None:
+            if self._state.in_thread():
+                self._release()
+            elif not self._state.closed:
+                self._state.enqueue(self._release, ())
+
+
+class _HybridEvent(object):
+    """Greenthreads of the hub's thread wait on an eventlet Event (others run meanwhile); other
+    OS threads wait on a real lock.  ``set`` works from anywhere."""
+
+    __slots__ = ("_state", "_flag", "_green", "_lock")
+
+    def __init__(self, state):
+        self._state = state
+        self._flag = False
+        self._green = eventlet.event.Event()
+        self._lock = _allocate_lock()
+        self._lock.acquire()
+
+    def is_set(self):
+        return self._flag
+
+    isSet = is_set
+
+    def set(self):
+        if self._flag:
+            return
+        self._flag = True
+        try:
+            self._lock.release()
+        except RuntimeError:            # a racing set() from another thread released it
+            pass
+        if self._state.in_thread():
+            self._send()
+        else:
+            self._state.enqueue(self._send, ())
+
+    def _send(self):
+        if not self._green.ready():
+            self._green.send(True)
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if self._state.in_thread():
+            self._green.wait(timeout)
+            return self._flag
+        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()
+        return self._flag
+
+
+class _EventletStream(FdStream):
+    def __init__(self, state, protocol):
+        FdStream.__init__(self, protocol)
+        self._state = state
+        self._rl = self._wl = None
+
+    def _created(self):
+        self._state.streams.add(self)
+
+    def _watch_read(self, on):
+        hub = self._state.hub
+        if on:
+            self._rl = hub.add(hub.READ, self.sock.fileno(), self.on_readable, self._obsoleted,
+                               _noop)
+        else:
+            listener, self._rl = self._rl, None
+            if listener is not None:
+                hub.remove(listener)
+
+    def _watch_write(self, on):
+        hub = self._state.hub
+        if on:
+            self._wl = hub.add(hub.WRITE, self.sock.fileno(), self.on_writable, self._obsoleted,
+                               _noop)
+        else:
+            listener, self._wl = self._wl, None
+            if listener is not None:
+                hub.remove(listener)
+
+    def _obsoleted(self, exc=None):
+        # eventlet saw our fd number reused by someone else: the socket is gone under us
+        self._rl = self._wl = None
+        self._lost(exc if isinstance(exc, OSError) else None)
+
+    def _release_watchers(self):
+        hub = self._state.hub
+        for listener in (self._rl, self._wl):
+            if listener is not None:
+                hub.remove(listener)
+        self._rl = self._wl = None
+        self._state.streams.discard(self)
+
+    def _defer(self, fn, *args):
+        self._state.enqueue(fn, args)
+
+
+class EventletReactor(Reactor):
+    """The eventlet hub of the thread that first uses the reactor (usually the main thread).
+
+    ``make_event`` returns an event whose ``wait`` yields to the hub in that thread and blocks
+    only the caller in any other OS thread.  ``spawn`` is ``eventlet.spawn``.
+    """
+
+    name = "eventlet"
+
+    def __init__(self, allow_unsupported_reactors=None):
+        super(EventletReactor, self).__init__(allow_unsupported_reactors)
+        self._state = None
+
+    # --- loop ----------------------------------------------------------------------------------
+
+    def start(self):
+        """Bind to the calling thread's hub (idempotent)."""
+        if _CHECK_PID:
+            self.check_fork()
+        if self._state is None:
+            self._state = _HubState()
+
+    def _ensure(self):
+        state = self._state
+        if state is None or _CHECK_PID:
+            self.start()
+            state = self._state
+        return state
+
+    def stop(self):
+        state = self._state
+        if state is None:
+            return
+        if state.in_thread():
+            self._shutdown(state)
+            return
+        done = _allocate_lock()
+        done.acquire()
+        state.enqueue(self._shutdown, (state, done))
+        # The hub runs only while its thread waits in eventlet; do not hang if it never does.
+        done.acquire(True, _CROSS_THREAD_STOP_WAIT)
+
+    def _shutdown(self, state, done=None):
+        try:
+            if self._state is state:
+                self._state = None
+            for conn in list(self._connections):
+                try:
+                    conn._close_in_loop()
+                except Exception:
+                    log.exception("closing %r failed", conn)
+            for stream in list(state.streams):
+                stream.close()
+            state.close()
+        finally:
+            if done is not None:
+                done.release()
+
+    # --- wake-up, time, waits -------------------------------------------------------------------
+
+    def call_soon_threadsafe(self, fn, *args):
+        self._ensure().enqueue(fn, args)
+
+    def call_later(self, delay, fn, *args):
+        state = self._ensure()
+        timer = _Timer(state, delay, fn, args)
+        if state.in_thread():
+            timer._arm()
+        else:
+            state.enqueue(timer._arm, ())
+        return timer
+
+    def make_event(self):
+        return _HybridEvent(self._ensure())
+
+    def spawn(self, fn, *args):
+        """``eventlet.spawn`` in the hub's thread (from another thread: queued to it)."""
+        state = self._ensure()
+        if state.in_thread():
+            return eventlet.spawn(fn, *args)
+        state.enqueue(eventlet.spawn, (fn,) + args)
+        return None
+
+    # --- TCP -----------------------------------------------------------------------------------
+
+    def open_stream(self, address, port, protocol):
+        stream = _EventletStream(self._state, protocol)
+        stream.open(address, port)      # OSError propagates: the driver reports it
+        return stream
+
+    # --- fork ----------------------------------------------------------------------------------
+
+    def _reinit_after_fork(self):
+        state, self._state = self._state, None
+        if state is None:
+            return
+        # The parent's hub polls an epoll set the child shares with the parent: removing our
+        # listeners from it (or adding new ones) would change the parent's registrations.  So
+        # the forking thread gets a new hub of the same kind, and the old hub, its listeners,
+        # sockets and our streams are kept alive untouched.
+        _abandon(state, list(state.streams))
+        if state.in_thread() and getattr(eventlet.hubs._threadlocal, "hub", None) is state.hub:
+            try:
+                eventlet.hubs._threadlocal.hub = type(state.hub)()
+            except Exception:
+                log.exception("could not give the forked child a fresh eventlet hub")
