@@ -26,14 +26,23 @@ tuples and maps with non-string keys are tagged objects such as ``{"$bytes": "00
 
 import datetime
 import decimal
+import hashlib
 import ipaddress
 import json
 import re
 import socket
+import struct
 import uuid
 
-__all__ = ["Prime", "PrimeTable", "ControlClient", "ControlError", "encode_value",
-           "decode_value", "ERROR_CODES"]
+from cqlreactor.core import wire
+
+__all__ = ["Prime", "PrimeTable", "ControlClient", "ControlError", "ControlConnection",
+           "CONTROL_OPS", "encode_value", "decode_value", "describe_request", "ERROR_CODES"]
+
+_INT = struct.Struct(">i")
+QUERY, PREPARE, EXECUTE, BATCH = 0x07, 0x09, 0x0A, 0x0D
+_OPCODE_NAMES = {0x07: "QUERY", 0x09: "PREPARE", 0x0A: "EXECUTE", 0x0D: "BATCH",
+                 0x05: "OPTIONS", 0x0B: "REGISTER", 0x01: "STARTUP"}
 
 # Error names accepted by prime(error="unavailable") (or {"code": "unavailable", ...}).
 ERROR_CODES = {
@@ -363,3 +372,226 @@ class ControlClient(object):
         finally:
             self._sock.close()
 
+
+# --- the server side of the channel (runs in the server's loop) -----------------------------
+
+CONTROL_OPS = {
+    "prime": lambda self, **args: self.prime(**args),
+    "stop_node": lambda self, node: self.stop_node(node),
+    "start_node": lambda self, node: self.start_node(node),
+    "drop_connections": lambda self, node=None: self.drop_connections(node),
+    "stall": lambda self, node, seconds: self.stall(node, seconds),
+    "close_after": lambda self, node, n: self.close_after(node, n),
+    "corrupt_next_frame": lambda self, node: self.corrupt_next_frame(node),
+    "clear": lambda self: self.clear(),
+    "served": lambda self, node, clear=False: self.served(node, clear),
+    "connections": lambda self, node=None: self.connections(node),
+    "nodes": lambda self: self.describe_nodes(),
+    "ping": lambda self: True,
+}
+
+
+class ControlConnection(object):
+    """One control-channel client: JSON lines in, JSON lines out (blocking sends are fine:
+    answers are small and the client reads them at once)."""
+
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.buf = b""
+
+    def on_readable(self):
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if line.strip():
+                self._answer(line)
+
+    def _answer(self, line):
+        try:
+            request = json.loads(line.decode("utf-8"))
+            result = self.server.control_call(request.get("op"), request.get("args") or {})
+            reply = {"ok": True, "result": result}
+        except Exception as exc:
+            reply = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+        data = json.dumps(reply, default=str).encode("utf-8") + b"\n"
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.close()
+            return
+        finally:
+            if self.sock.fileno() >= 0:
+                self.sock.setblocking(False)
+
+    def close(self):
+        try:
+            self.server.selector.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+        self.sock.close()
+
+
+# --- primed answers and the query log ---------------------------------------------------------
+
+CONSISTENCY_NAMES = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
+                      "EACH_QUORUM", "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE")
+
+
+def consistency_code(value):
+    """A consistency level code from a code or a name ('QUORUM')."""
+    if isinstance(value, str):
+        return CONSISTENCY_NAMES.index(value.upper())
+    return int(value)
+
+
+def strip_request_extras(flags, body):
+    """A request body without its custom payload (flag 0x04); tracing adds nothing."""
+    if flags & 0x04:
+        _, pos = wire.read_bytes_map(body, 0)
+        return body[pos:]
+    return body
+
+
+def type_option(cql_type):
+    from cqlreactor.core import types as cql_types
+    ctype = cql_types.parse_cql_type(cql_type) if isinstance(cql_type, str) else cql_type
+    return ctype, cql_types.write_type_option(ctype)
+
+
+def rows_body(columns, rows, version, keyspace="primed", table="primed"):
+    parts = [_INT.pack(2), _INT.pack(0x0001), _INT.pack(len(columns)),
+             wire.write_string(keyspace), wire.write_string(table)]
+    ctypes = []
+    for name, cql_type in columns:
+        ctype, option = type_option(cql_type)
+        ctypes.append(ctype)
+        parts.append(wire.write_string(name))
+        parts.append(option)
+    parts.append(_INT.pack(len(rows)))
+    for row in rows:
+        for ctype, value in zip(ctypes, row):
+            if value is None:
+                parts.append(_INT.pack(-1))
+            else:
+                parts.append(wire.write_bytes(ctype.serialize(value, version)))
+    return b"".join(parts)
+
+
+def primed_prepared_body(prepared_id, prime, version):
+    """PREPARED for a primed query the engine cannot prepare: bind markers from
+    ``prime.params``, result columns from ``prime.columns``."""
+    params = prime.params or []
+    parts = [_INT.pack(4), wire.write_short_bytes(prepared_id)]
+    if version >= 5:
+        parts.append(wire.write_short_bytes(hashlib.md5(prepared_id).digest()))
+    parts.append(_INT.pack(0x0001) + _INT.pack(len(params)))
+    if version >= 4:
+        parts.append(_INT.pack(0))                      # no partition key indexes known
+    parts.append(wire.write_string("primed") + wire.write_string("primed"))
+    for name, cql_type in params:
+        parts.append(wire.write_string(name) + type_option(cql_type)[1])
+    columns = prime.columns or []
+    if columns:
+        parts.append(_INT.pack(0x0001) + _INT.pack(len(columns)) + wire.write_string("primed")
+                     + wire.write_string("primed"))
+        for name, cql_type in columns:
+            parts.append(wire.write_string(name) + type_option(cql_type)[1])
+    else:
+        parts.append(_INT.pack(0x0004) + _INT.pack(0))
+    return b"".join(parts)
+
+
+def describe_params(body, pos, version):
+    consistency = struct.unpack_from(">H", body, pos)[0]
+    pos += 2
+    if version >= 5:
+        flags = _INT.unpack_from(body, pos)[0]
+        pos += 4
+    else:
+        flags = body[pos]
+        pos += 1
+    info = {"consistency": CONSISTENCY_NAMES[consistency]
+            if consistency < len(CONSISTENCY_NAMES) else consistency}
+    if flags & 0x01:
+        count = struct.unpack_from(">H", body, pos)[0]
+        pos += 2
+        values = []
+        names = []
+        for _ in range(count):
+            if flags & 0x40:
+                name, pos = wire.read_string(body, pos)
+                names.append(name)
+            length = _INT.unpack_from(body, pos)[0]
+            pos += 4
+            if length < 0:
+                values.append(None)
+            else:
+                values.append(bytes(body[pos:pos + length]).hex())
+                pos += length
+        info["values"] = values
+        if names:
+            info["names"] = names
+    return info
+
+
+def describe_batch(body, prepared_text):
+    pos = 1
+    count = struct.unpack_from(">H", body, pos)[0]
+    pos += 2
+    queries = []
+    for _ in range(count):
+        kind = body[pos]
+        pos += 1
+        if kind == 0:
+            text, pos = wire.read_long_string(body, pos)
+        else:
+            prepared_id, pos = wire.read_short_bytes(body, pos)
+            text = prepared_text.get(bytes(prepared_id))
+        n = struct.unpack_from(">H", body, pos)[0]
+        pos += 2
+        for _ in range(n):
+            length = _INT.unpack_from(body, pos)[0]
+            pos += 4 + max(length, 0)
+        queries.append(text)
+    return queries
+
+
+def describe_request(entry, compressors, prepared_text):
+    """One query-log entry (connection id, version, compression, request frame) as a dict."""
+    conn_id, version, compression, key = entry
+    flags = key[1]
+    opcode = key[4]
+    body = key[9:]
+    try:
+        if flags & 0x01 and version < 5 and compression:
+            body = compressors[compression].decompress_frame(body)
+        body = strip_request_extras(flags, body)
+        info = {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode)}
+        if opcode in (QUERY, PREPARE):
+            info["query"], pos = wire.read_long_string(body, 0)
+            if opcode == QUERY:
+                info.update(describe_params(body, pos, version))
+        elif opcode == EXECUTE:
+            prepared_id, pos = wire.read_short_bytes(body, 0)
+            info["prepared_id"] = bytes(prepared_id).hex()
+            info["query"] = prepared_text.get(bytes(prepared_id))
+            if version >= 5:
+                _, pos = wire.read_short_bytes(body, pos)
+            info.update(describe_params(body, pos, version))
+        elif opcode == BATCH:
+            info["queries"] = describe_batch(body, prepared_text)
+        return info
+    except Exception as exc:         # a malformed request is still logged
+        return {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode),
+                "error": str(exc)}

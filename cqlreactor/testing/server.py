@@ -400,12 +400,12 @@ class ClusterServer(object):
         except OSError:
             return
         sock.setblocking(False)
-        ctrl = _ControlConnection(self, sock)
+        ctrl = control.ControlConnection(self, sock)
         self.selector.register(sock, selectors.EVENT_READ, ("ctrl", ctrl))
 
     def control_call(self, op, args):
         """Run one control operation (the control channel's dispatcher)."""
-        handler = _CONTROL_OPS.get(op)
+        handler = control.CONTROL_OPS.get(op)
         if handler is None:
             raise ValueError("unknown control operation %r" % (op,))
         return handler(self, **args)
@@ -774,7 +774,7 @@ class ClusterServer(object):
                 self._protocol_failure(conn, stream, "Bad compressed frame: %s" % (exc,))
                 return
         try:
-            body = self._strip_request_extras(flags, body)
+            body = control.strip_request_extras(flags, body)
             if opcode == OPTIONS:
                 self._reply(conn, out, stream, SUPPORTED, self.supported_body,
                             cache_key=key)
@@ -815,14 +815,6 @@ class ClusterServer(object):
         except Exception as exc:        # the server must survive anything a client sends
             self._reply_error(conn, out, stream, SERVER_ERROR,
                               "java.lang.RuntimeException: %s: %s" % (type(exc).__name__, exc))
-
-    @staticmethod
-    def _strip_request_extras(flags, body):
-        # Requests may carry a custom payload (0x04); tracing (0x02) adds nothing to a request.
-        if flags & 0x04:
-            _, pos = wire.read_bytes_map(body, 0)
-            return body[pos:]
-        return body
 
     def _reply_error(self, conn, out, stream, code, message, fields=None):
         self._reply(conn, out, stream, ERROR, _error_body(code, message, fields, conn.version))
@@ -908,7 +900,7 @@ class ClusterServer(object):
             # prepare (unknown table ...) gets a PREPARED built from the prime.
             try:
                 opcode_out, body_out, _ = self._engine_request(conn, message)
-            except EngineError as exc:
+            except EngineError:
                 prime = self.primes.find(query_text, node.index, node.address, consume=False) \
                     if len(self.primes) else None
                 if prime is None or prime.passthrough:
@@ -961,10 +953,10 @@ class ClusterServer(object):
             prepared_id = hashlib.md5(("primed:" + query_text).encode("utf-8")).digest()
             self.prepared_text[prepared_id] = query_text
             self.primed_ids.add(prepared_id)
-            return RESULT, _primed_prepared_body(prepared_id, prime, conn.version)
+            return RESULT, control.primed_prepared_body(prepared_id, prime, conn.version)
         if prime.is_void:
             return RESULT, _INT.pack(1)
-        return RESULT, _rows_body(prime.columns, prime.rows, conn.version)
+        return RESULT, control.rows_body(prime.columns, prime.rows, conn.version)
 
     def _engine_request(self, conn, message):
         """Run a request through the engine.  Returns (opcode, body, schema change payloads)."""
@@ -1144,7 +1136,8 @@ class ClusterServer(object):
 
     def served(self, ref, clear=False):
         node = self.node(ref)
-        entries = [self._describe_request(entry) for entry in node.log]
+        entries = [control.describe_request(entry, self.compressors, self.prepared_text)
+                   for entry in node.log]
         if clear:
             node.log.clear()
         return [e for e in entries if e is not None]
@@ -1157,113 +1150,9 @@ class ClusterServer(object):
     def describe_nodes(self):
         return [node.describe() for node in self.nodes]
 
-    def _describe_request(self, entry):
-        conn_id, version, compression, key = entry
-        flags = key[1]
-        opcode = key[4]
-        body = key[9:]
-        try:
-            if flags & 0x01 and version < 5 and compression:
-                body = self.compressors[compression].decompress_frame(body)
-            body = self._strip_request_extras(flags, body)
-            info = {"connection": conn_id, "opcode": OPCODE_NAMES.get(opcode, opcode)}
-            if opcode in (QUERY, PREPARE):
-                info["query"], pos = wire.read_long_string(body, 0)
-                if opcode == QUERY:
-                    info.update(_describe_params(body, pos, version))
-            elif opcode == EXECUTE:
-                prepared_id, pos = wire.read_short_bytes(body, 0)
-                info["prepared_id"] = bytes(prepared_id).hex()
-                info["query"] = self.prepared_text.get(bytes(prepared_id))
-                if version >= 5:
-                    _, pos = wire.read_short_bytes(body, pos)
-                info.update(_describe_params(body, pos, version))
-            elif opcode == BATCH:
-                info["queries"] = _describe_batch(body, self.prepared_text)
-            return info
-        except Exception as exc:         # a malformed request is still logged
-            return {"connection": conn_id, "opcode": OPCODE_NAMES.get(opcode, opcode),
-                    "error": str(exc)}
-
-
-_CONTROL_OPS = {
-    "prime": ClusterServer.prime,
-    "stop_node": lambda self, node: self.stop_node(node),
-    "start_node": lambda self, node: self.start_node(node),
-    "drop_connections": lambda self, node=None: self.drop_connections(node),
-    "stall": lambda self, node, seconds: self.stall(node, seconds),
-    "close_after": lambda self, node, n: self.close_after(node, n),
-    "corrupt_next_frame": lambda self, node: self.corrupt_next_frame(node),
-    "clear": lambda self: self.clear(),
-    "served": lambda self, node, clear=False: self.served(node, clear),
-    "connections": lambda self, node=None: self.connections(node),
-    "nodes": lambda self: self.describe_nodes(),
-    "ping": lambda self: True,
-}
-
-
-class _ControlConnection(object):
-    """One control-channel client: JSON lines in, JSON lines out (blocking sends are fine:
-    answers are small and the client reads them at once)."""
-
-    def __init__(self, server, sock):
-        self.server = server
-        self.sock = sock
-        self.buf = b""
-
-    def on_readable(self):
-        try:
-            data = self.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.close()
-            return
-        self.buf += data
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            if line.strip():
-                self._answer(line)
-
-    def _answer(self, line):
-        try:
-            request = json.loads(line.decode("utf-8"))
-            result = self.server.control_call(request.get("op"), request.get("args") or {})
-            reply = {"ok": True, "result": result}
-        except Exception as exc:
-            reply = {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
-        data = json.dumps(reply, default=str).encode("utf-8") + b"\n"
-        self.sock.setblocking(True)
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            self.close()
-            return
-        finally:
-            if self.sock.fileno() >= 0:
-                self.sock.setblocking(False)
-
-    def close(self):
-        try:
-            self.server.selector.unregister(self.sock)
-        except (KeyError, ValueError):
-            pass
-        self.sock.close()
 
 
 # --- body helpers -----------------------------------------------------------------------------
-
-_CONSISTENCY_NAMES = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM",
-                      "EACH_QUORUM", "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE")
-
-
-def _consistency_code(value):
-    if isinstance(value, str):
-        return _CONSISTENCY_NAMES.index(value.upper())
-    return int(value)
-
 
 _ERROR_DEFAULTS = {
     "consistency": 4, "required_replicas": 2, "alive_replicas": 1, "received_responses": 0,
@@ -1286,7 +1175,7 @@ def _error_body(code, message, fields, version):
         if code == 0x1000 and key == "required_responses":
             key = "required_replicas"
         info[key] = value
-    info["consistency"] = _consistency_code(info["consistency"])
+    info["consistency"] = control.consistency_code(info["consistency"])
     if isinstance(info["query_id"], str):
         info["query_id"] = bytes.fromhex(info["query_id"])
     if info["error_code_map"] is None and version >= 5 and code in (0x1300, 0x1500):
@@ -1371,110 +1260,6 @@ def _type_bytes(ctype):
             _TYPE_BYTES.clear()
         cached = _TYPE_BYTES[id(ctype)] = (ctype, cql_types.write_type_option(ctype))
     return cached[1]
-
-
-def _type_option(cql_type):
-    from cqlreactor.core import types as cql_types
-    ctype = cql_types.parse_cql_type(cql_type) if isinstance(cql_type, str) else cql_type
-    return ctype, cql_types.write_type_option(ctype)
-
-
-def _rows_body(columns, rows, version, keyspace="primed", table="primed"):
-    parts = [_INT.pack(2), _INT.pack(0x0001), _INT.pack(len(columns)),
-             wire.write_string(keyspace), wire.write_string(table)]
-    ctypes = []
-    for name, cql_type in columns:
-        ctype, option = _type_option(cql_type)
-        ctypes.append(ctype)
-        parts.append(wire.write_string(name))
-        parts.append(option)
-    parts.append(_INT.pack(len(rows)))
-    for row in rows:
-        for ctype, value in zip(ctypes, row):
-            if value is None:
-                parts.append(_INT.pack(-1))
-            else:
-                parts.append(wire.write_bytes(ctype.serialize(value, version)))
-    return b"".join(parts)
-
-
-def _primed_prepared_body(prepared_id, prime, version):
-    """PREPARED for a primed query the engine cannot prepare: bind markers from
-    ``prime.params``, result columns from ``prime.columns``."""
-    params = prime.params or []
-    parts = [_INT.pack(4), wire.write_short_bytes(prepared_id)]
-    if version >= 5:
-        parts.append(wire.write_short_bytes(hashlib.md5(prepared_id).digest()))
-    parts.append(_INT.pack(0x0001) + _INT.pack(len(params)))
-    if version >= 4:
-        parts.append(_INT.pack(0))                      # no partition key indexes known
-    parts.append(wire.write_string("primed") + wire.write_string("primed"))
-    for name, cql_type in params:
-        parts.append(wire.write_string(name) + _type_option(cql_type)[1])
-    columns = prime.columns or []
-    if columns:
-        parts.append(_INT.pack(0x0001) + _INT.pack(len(columns)) + wire.write_string("primed")
-                     + wire.write_string("primed"))
-        for name, cql_type in columns:
-            parts.append(wire.write_string(name) + _type_option(cql_type)[1])
-    else:
-        parts.append(_INT.pack(0x0004) + _INT.pack(0))
-    return b"".join(parts)
-
-
-def _describe_params(body, pos, version):
-    consistency = struct.unpack_from(">H", body, pos)[0]
-    pos += 2
-    if version >= 5:
-        flags = _INT.unpack_from(body, pos)[0]
-        pos += 4
-    else:
-        flags = body[pos]
-        pos += 1
-    info = {"consistency": _CONSISTENCY_NAMES[consistency]
-            if consistency < len(_CONSISTENCY_NAMES) else consistency}
-    if flags & 0x01:
-        count = struct.unpack_from(">H", body, pos)[0]
-        pos += 2
-        values = []
-        names = []
-        for _ in range(count):
-            if flags & 0x40:
-                name, pos = wire.read_string(body, pos)
-                names.append(name)
-            length = _INT.unpack_from(body, pos)[0]
-            pos += 4
-            if length < 0:
-                values.append(None)
-            else:
-                values.append(bytes(body[pos:pos + length]).hex())
-                pos += length
-        info["values"] = values
-        if names:
-            info["names"] = names
-    return info
-
-
-def _describe_batch(body, prepared_text):
-    pos = 1
-    count = struct.unpack_from(">H", body, pos)[0]
-    pos += 2
-    queries = []
-    for _ in range(count):
-        kind = body[pos]
-        pos += 1
-        if kind == 0:
-            text, pos = wire.read_long_string(body, pos)
-        else:
-            prepared_id, pos = wire.read_short_bytes(body, pos)
-            text = prepared_text.get(bytes(prepared_id))
-        n = struct.unpack_from(">H", body, pos)[0]
-        pos += 2
-        for _ in range(n):
-            length = _INT.unpack_from(body, pos)[0]
-            pos += 4 + max(length, 0)
-        queries.append(text)
-    return queries
 
 
 # --- process entry ----------------------------------------------------------------------------
