@@ -397,7 +397,8 @@ class Engine(object):
                     raise _invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE "
                                    "statements are allowed.")
                 items.append((plan, plan.bind(values, None)))
-            return _run_batch(self, items, ctx, "COUNTER" if batch_type == 2 else None)
+            kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
+            return _run_batch(self, items, ctx, kind)
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -491,22 +492,31 @@ class Engine(object):
         n = len(tokens)
         out = []
         if cls.endswith("NetworkTopologyStrategy"):
-            wanted = {}
+            # Cassandra 4's NetworkTopologyStrategy: per DC, walk the ring taking nodes of
+            # racks not seen yet; a node of a seen rack counts only while the DC's rf exceeds
+            # its rack count (acceptableRackRepeats)
+            state = {}
             for dc, rf in repl.items():
-                if dc != "class":
-                    try:
-                        wanted[dc] = int(rf)
-                    except ValueError:
-                        pass
-            have = {}
+                if dc == "class":
+                    continue
+                members = [m for m in self.nodes if m.data_center == dc]
+                rf = min(_int_or(rf, 0), len(members))
+                racks = len(set(m.rack for m in members))
+                state[dc] = [rf, max(0, rf - racks), set()]
             for k in range(n):
                 idx = nodes[(i + k) % n]
-                dc = self.nodes[idx].data_center
-                if idx in out:
+                node = self.nodes[idx]
+                st = state.get(node.data_center)
+                if st is None or st[0] <= 0 or idx in out:
                     continue
-                if have.get(dc, 0) < wanted.get(dc, 0):
-                    out.append(idx)
-                    have[dc] = have.get(dc, 0) + 1
+                if node.rack not in st[2]:
+                    st[2].add(node.rack)
+                elif st[1] > 0:
+                    st[1] -= 1
+                else:
+                    continue
+                st[0] -= 1
+                out.append(idx)
         elif cls.endswith("SimpleStrategy"):
             rf = _int_or(repl.get("replication_factor"), 1)
             for k in range(n):

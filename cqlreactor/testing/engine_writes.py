@@ -52,10 +52,14 @@ def _run_batch(engine, items, ctx, kind):
     for plan, vals in items:
         writes.extend(plan.writes(engine, vals, ctx))
     conditional = any(w.condition is not None for w in writes)
-    if kind == "COUNTER":
-        for plan, _ in items:
-            if not plan.table.is_counter:
-                raise _invalid("Only counter mutations are allowed in COUNTER batches")
+    counters = [plan.table.is_counter for plan, _ in items]
+    if kind == "COUNTER" and not all(counters):
+        raise _invalid("Only counter mutations are allowed in COUNTER batches")
+    if kind is not None and any(counters):
+        if not all(counters):
+            raise _invalid("Counter and non-counter mutations cannot exist in the same batch")
+        if kind == "LOGGED":
+            raise _invalid("Cannot include a counter statement in a logged batch")
     for w in writes:
         ks = engine.keyspaces[w.plan.table.keyspace]
         if conditional:
@@ -147,10 +151,13 @@ def _compile_insert(engine, stmt, keyspace):
     if missing:
         raise _invalid("Some partition key parts are missing: %s" % ", ".join(missing))
     missing = [c.name for c in table.clustering if c.name not in given]
-    if missing:
+    # an INSERT of only the partition key and static columns writes the static row
+    static_only = len(missing) == len(table.clustering) and bool(table.clustering) and all(
+        c.kind in ("partition_key", "static") for c, _ in given.values())
+    if missing and not static_only:
         raise _invalid("Some clustering keys are missing: %s" % ", ".join(missing))
     pk_getters = [given[c.name][1] for c in table.partition_key]
-    ck_getters = [given[c.name][1] for c in table.clustering]
+    ck_getters = [] if static_only else [given[c.name][1] for c in table.clustering]
     cells = [(c, g) for c, g in given.values() if c.kind in ("regular", "static")]
     plan.ttl = comp.int_term(stmt.ttl, table, "[ttl]")
     plan.timestamp = comp.timestamp_term(stmt.timestamp, table)
@@ -175,7 +182,7 @@ def _compile_insert(engine, stmt, keyspace):
 
         def apply(now):
             part = table.get_or_create_partition(key, comps)
-            row = part.get_or_create_row(ck, ck_key)
+            row = part.static if static_only else part.get_or_create_row(ck, ck_key)
             if row.marker is None or row.marker[0] <= ts:
                 row.marker = (ts, expires, ttl)
             for c, v in values:
@@ -189,7 +196,10 @@ def _compile_insert(engine, stmt, keyspace):
 
         def condition(now):
             part = table.get_partition(key)
-            row = part.get_row(ck_key) if part is not None else None
+            if static_only:
+                row = part.static if part is not None else None
+            else:
+                row = part.get_row(ck_key) if part is not None else None
             if row is not None and row.is_live(now):
                 cols = [Column(table.keyspace, table.name, c.name, c.cql_type)
                         for c in table.star]

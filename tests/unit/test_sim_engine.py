@@ -542,3 +542,91 @@ def test_quoted_identifiers_and_case(engine):
     assert names(result) == ["Key", "value"] and decode(result) == [(1, "v")]
     with pytest.raises(EngineError):
         run(engine, "SELECT * FROM ks.mytable")
+
+
+# --- static columns, DISTINCT, PER PARTITION LIMIT, deletes, unset -------------------------------
+
+def test_static_columns_and_distinct(engine):
+    run(engine, "CREATE TABLE ks.s (k int, c int, s text static, v int, PRIMARY KEY (k, c))")
+    run(engine, "INSERT INTO ks.s (k, s) VALUES (1, 'st')")
+    assert decode(run(engine, "SELECT * FROM ks.s")) == [(1, None, "st", None)]
+    run(engine, "INSERT INTO ks.s (k, c, v) VALUES (1, 1, 10)")
+    run(engine, "INSERT INTO ks.s (k, c, v) VALUES (1, 2, 20)")
+    run(engine, "INSERT INTO ks.s (k, c) VALUES (2, 1)")
+    assert decode(run(engine, "SELECT * FROM ks.s WHERE k = 1")) == [
+        (1, 1, "st", 10), (1, 2, "st", 20)]
+    assert sorted(decode(run(engine, "SELECT DISTINCT k, s FROM ks.s"))) == [
+        (1, "st"), (2, None)]
+    assert sorted(decode(run(engine, "SELECT k, c FROM ks.s PER PARTITION LIMIT 1"))) == [
+        (1, 1), (2, 1)]
+    first, _ = engine.execute("SELECT DISTINCT k FROM ks.s", page_size=1)
+    second, _ = engine.execute("SELECT DISTINCT k FROM ks.s", page_size=1,
+                               paging_state=first.paging_state)
+    assert sorted(decode(first) + decode(second)) == [(1,), (2,)]
+    assert second.paging_state is None
+    with pytest.raises(EngineError):
+        run(engine, "SELECT DISTINCT v FROM ks.s")
+
+
+def test_range_and_partition_deletes(engine):
+    run(engine, "CREATE TABLE ks.r (k int, c int, v int, PRIMARY KEY (k, c))")
+    for c in range(6):
+        run(engine, "INSERT INTO ks.r (k, c, v) VALUES (1, %d, %d)" % (c, c))
+        run(engine, "INSERT INTO ks.r (k, c, v) VALUES (2, %d, %d)" % (c, c))
+    run(engine, "DELETE FROM ks.r WHERE k = 1 AND c >= 2 AND c < 5")
+    assert decode(run(engine, "SELECT c FROM ks.r WHERE k = 1")) == [(0,), (1,), (5,)]
+    run(engine, "DELETE v FROM ks.r WHERE k = 1 AND c = 0")
+    assert decode(run(engine, "SELECT c, v FROM ks.r WHERE k = 1 AND c = 0")) == [(0, None)]
+    run(engine, "DELETE FROM ks.r WHERE k IN (2, 3)")
+    assert decode(run(engine, "SELECT count(*) FROM ks.r WHERE k = 2")) == [(0,)]
+
+
+def test_unset_and_null_values(engine):
+    run(engine, "CREATE TABLE ks.u (k int PRIMARY KEY, a int, b int)")
+    run(engine, "INSERT INTO ks.u (k, a, b) VALUES (1, 1, 1)")
+    run(engine, "INSERT INTO ks.u (k, a, b) VALUES (?, ?, ?)",
+        [T.INT.serialize(1), T.UNSET_VALUE, None])
+    assert decode(run(engine, "SELECT a, b FROM ks.u WHERE k = 1")) == [(1, None)]
+    for value, word in ((T.UNSET_VALUE, "unset"), (None, "null")):
+        with pytest.raises(EngineError) as info:
+            run(engine, "SELECT * FROM ks.u WHERE k = ?", [value])
+        assert info.value.code == 0x2200 and word in info.value.message
+
+
+def test_named_values_on_a_query(engine):
+    run(engine, "CREATE TABLE ks.n (k int, c int, v text, PRIMARY KEY (k, c))")
+    run(engine, "INSERT INTO ks.n (k, c, v) VALUES (:k, :c, :v)",
+        [T.TEXT.serialize("x"), T.INT.serialize(2), T.INT.serialize(1)], names=["v", "c", "k"])
+    result, _ = engine.execute("SELECT v FROM ks.n WHERE k = :k AND c = :c",
+                               [T.INT.serialize(2), T.INT.serialize(1)], names=["c", "k"])
+    assert decode(result) == [("x",)]
+
+
+def test_bind_specs_of_special_markers(engine):
+    run(engine, "CREATE TABLE ks.b (k int, c int, m map<text, int>, l list<text>, "
+                "PRIMARY KEY (k, c))")
+    p = engine.prepare("UPDATE ks.b USING TTL ? AND TIMESTAMP ? SET m[?] = ?, l[?] = ? "
+                       "WHERE k = ? AND c = ?", None)
+    assert [(c.name, c.cql_type.name) for c in p.bind_columns] == [
+        ("[ttl]", "int"), ("[timestamp]", "bigint"), ("key(m)", "text"), ("value(m)", "int"),
+        ("idx(l)", "int"), ("value(l)", "text"), ("k", "int"), ("c", "int")]
+    assert p.pk_indexes == [6] and p.result_columns == []
+    p = engine.prepare("SELECT * FROM ks.b WHERE k = ? AND c IN ? LIMIT ?", None)
+    assert [(c.name, c.cql_type.name) for c in p.bind_columns] == [
+        ("k", "int"), ("in(c)", "list<int>"), ("[limit]", "int")]
+
+
+def test_counter_batch_rules(engine):
+    run(engine, "CREATE TABLE ks.cn (k int PRIMARY KEY, n counter)")
+    run(engine, "CREATE TABLE ks.plain (k int PRIMARY KEY, v int)")
+    up = "UPDATE ks.cn SET n = n + 1 WHERE k = 1"
+    ins = "INSERT INTO ks.plain (k, v) VALUES (1, 1)"
+    for query in ("BEGIN BATCH %s APPLY BATCH" % up,
+                  "BEGIN COUNTER BATCH %s; %s APPLY BATCH" % (up, ins),
+                  "BEGIN UNLOGGED BATCH %s; %s APPLY BATCH" % (up, ins)):
+        with pytest.raises(EngineError) as info:
+            run(engine, query)
+        assert info.value.code == 0x2200
+    run(engine, "BEGIN COUNTER BATCH %s; %s APPLY BATCH" % (up, up))
+    engine.batch([(up, False, [])], batch_type=2)
+    assert decode(run(engine, "SELECT n FROM ks.cn WHERE k = 1")) == [(3,)]

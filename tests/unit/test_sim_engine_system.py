@@ -225,3 +225,48 @@ def test_cassandra_driver_schema_parser_builds_the_metadata():
     assert [c.name for c in local.partition_key] == ["key"]
     # every query the parser sent was answered by the engine
     assert any("system_schema.tables" in q for q in conn.queries)
+
+
+# --- replica placement, checked against cassandra-driver's strategies -------------------------
+
+def _driver_replicas(e, keyspace_options, key):
+    from cassandra.metadata import Murmur3Token, ReplicationStrategy
+    from cassandra.policies import SimpleConvictionPolicy
+    from cassandra.pool import Host
+    import bisect
+    hosts = {}
+    owner = {}
+    for n in e.nodes:
+        h = Host(n.address, SimpleConvictionPolicy, datacenter=n.data_center, rack=n.rack)
+        hosts[h] = n.index
+        for t in n.tokens:
+            owner[Murmur3Token(t)] = h
+    ring = sorted(owner)
+    options = dict(keyspace_options)
+    strategy = ReplicationStrategy.create(options.pop("class"), options)
+    replica_map = strategy.make_token_replica_map(owner, ring)
+    token = Murmur3Token.from_key(key)
+    i = bisect.bisect_left(ring, token) % len(ring)
+    return [hosts[h] for h in replica_map[ring[i]]]
+
+
+@pytest.mark.parametrize("layout,replication", [
+    ([("dc1", "r1")] * 5, {"class": "SimpleStrategy", "replication_factor": "3"}),
+    ([("dc1", "r1")] * 3 + [("dc2", "r1")] * 3,
+     {"class": "NetworkTopologyStrategy", "dc1": "2", "dc2": "3"}),
+    ([("dc1", "r%d" % (i % 2)) for i in range(6)],
+     {"class": "NetworkTopologyStrategy", "dc1": "3"}),
+])
+def test_replicas_match_cassandra_driver(layout, replication):
+    pytest.importorskip("cassandra.metadata")
+    from cqlreactor.core import types as T
+    nodes = [NodeInfo(i, "127.0.0.%d" % (i + 1), data_center=dc, rack=rack)
+             for i, (dc, rack) in enumerate(layout)]
+    e = Engine(nodes, clock=lambda: 1.7e9)
+    e.execute("CREATE KEYSPACE r WITH replication = {%s}" % ", ".join(
+        "'%s': '%s'" % kv for kv in replication.items()))
+    full = dict(replication)
+    full["class"] = "org.apache.cassandra.locator." + full["class"]
+    for k in range(200):
+        key = T.INT.serialize(k)
+        assert sorted(e.replicas_for("r", key)) == sorted(_driver_replicas(e, full, key)), k
