@@ -433,3 +433,60 @@ def test_v5_auth_and_first_answers_in_one_chunk():
                                        m.encode_message(event, -1, 5)])
     events = client2.receive_data(segment)
     assert [type(e) for e in events] == [ConnectionReady, ServerEventReceived]
+
+
+# --- any chunking of the server's bytes gives the same events ------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _server_stream(version, auth, compression):
+    """Record the bytes a server sends for handshake + two answers, per exchange."""
+    server = MemoryServer(credentials=("u", "p") if auth else None)
+    client = Connection(host=HOST, protocol_version=version, compression=compression,
+                        authenticator=PlainTextAuthProvider("u", "p") if auth else None)
+    client.initiate()
+    chunks = []
+    for _ in range(10):
+        out = client.data_to_send()
+        server.receive_data(out)
+        back = server.data_to_send()
+        if back:
+            chunks.append(back)
+            client.receive_data(back)
+        if client.is_ready and len(chunks) < 10 and not server.requests:
+            client.send_request(query())
+            client.send_request(query("SELECT v FROM ks.t"))
+        elif not out and not back:
+            break
+    return chunks
+
+
+@settings(max_examples=60, deadline=None)
+@given(version=st.sampled_from([4, 5]), auth=st.booleans(),
+       compression=st.sampled_from([None] + (["lz4"] if "lz4" in COMPRESSORS else [])),
+       cuts=st.lists(st.integers(0, 10 ** 6), max_size=12))
+def test_chunking_does_not_change_events(version, auth, compression, cuts):
+    chunks = _server_stream(version, auth, compression)
+
+    def replay(split):
+        client = Connection(host=HOST, protocol_version=version, compression=compression,
+                            authenticator=PlainTextAuthProvider("u", "p") if auth else None)
+        client.initiate()
+        events = []
+        for chunk in chunks:
+            client.data_to_send()
+            points = sorted(set(c % (len(chunk) + 1) for c in cuts)) if split else []
+            start = 0
+            for point in points + [len(chunk)]:
+                events.extend(client.receive_data(chunk[start:point]))
+                start = point
+            if client.is_ready and client.in_flight == 0 and not any(
+                    isinstance(e, ResponseReceived) for e in events):
+                client.send_request(query())
+                client.send_request(query("SELECT v FROM ks.t"))
+        return events
+
+    whole = replay(False)
+    assert [type(e) for e in whole] == [ConnectionReady, ResponseReceived, ResponseReceived]
+    assert replay(True) == whole
