@@ -182,6 +182,10 @@ def _compile_select(engine, stmt, keyspace):
             elif reverse != r:
                 raise _invalid("Unsupported order by relation")
         plan.reverse = bool(reverse)
+    # IN on the partition key + ORDER BY: Cassandra merges the partitions' rows in the
+    # requested order, which it can only do without paging
+    plan.in_order = bool(stmt.order_by) and any(
+        kind != "eq" for kind, _ in w.pk.values())
 
     plan.limit = comp.int_term(stmt.limit, table, "[limit]")
     plan.ppl = comp.int_term(stmt.per_partition_limit, table, "[per_partition_limit]")
@@ -433,6 +437,10 @@ def _run_select(plan, engine, vals, ctx):
     page_size = ctx.page_size
     if plan.aggregate or page_size is None or page_size <= 0:
         page_size = None
+    if plan.in_order and page_size is not None:
+        raise _invalid("Cannot page queries with both ORDER BY and a IN restriction on the "
+                       "partition key; you must either remove the ORDER BY or the IN and sort "
+                       "client side, or disable paging for this query")
 
     emitted = 0
     resume_key = resume_ck = None
@@ -459,6 +467,9 @@ def _run_select(plan, engine, vals, ctx):
         if remaining <= 0:
             return Rows(plan.result_columns, [], None)
         want = remaining if want is None else min(want, remaining)
+    if plan.in_order:
+        want = None
+        merge_keys = []
     count = 0
     first = None
     done = False
@@ -482,6 +493,8 @@ def _run_select(plan, engine, vals, ctx):
                 continue
             rows_out.append(_build(outs, part, row, now))
             positions.append((part.key, None if row is None else row.clustering, in_part))
+            if plan.in_order:
+                merge_keys.append(() if row is None else row.key)
             if want is not None and len(rows_out) >= want:
                 done = True
                 break
@@ -504,6 +517,12 @@ def _run_select(plan, engine, vals, ctx):
             else:
                 out.append(_build([(kind, arg)], fp, fr, now)[0])
         return Rows(plan.result_columns, [tuple(out)], None)
+    if plan.in_order:
+        order = sorted(range(len(rows_out)), key=merge_keys.__getitem__, reverse=plan.reverse)
+        rows_out = [rows_out[i] for i in order]
+        if limit is not None:
+            rows_out = rows_out[:limit]
+        return Rows(plan.result_columns, rows_out, None)
     paging = None
     if page_size is not None and len(rows_out) > page_size:
         rows_out.pop()

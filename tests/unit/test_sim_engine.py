@@ -258,12 +258,26 @@ def test_paging_resumes_exactly_across_pages_partitions_and_nodes(clustered, pag
 
 def test_paging_with_limit_reverse_order_and_in(clustered):
     e = clustered
-    query = "SELECT p, c FROM ks.ts WHERE p IN ('x', 'y') AND b = 0 ORDER BY c ASC LIMIT 13"
+    query = "SELECT p, c FROM ks.ts WHERE p IN ('x', 'y') AND b = 0 LIMIT 13"
     everything = decode(run(e, query))
-    assert everything == [("x", c) for c in range(10)] + [("y", c) for c in range(3)]
+    assert everything == [("x", c) for c in range(9, -1, -1)] + [("y", c) for c in (9, 8, 7)]
     pages = _pages(e, query, 4)
     assert [len(p) for p in pages] == [4, 4, 4, 1]
     assert [r for page in pages for r in page] == everything
+    query = "SELECT c FROM ks.ts WHERE p = 'y' AND b = 0 AND c < 8 ORDER BY c ASC LIMIT 5"
+    pages = _pages(e, query, 2)
+    assert [r for page in pages for r in page] == [(c,) for c in range(5)]
+
+
+def test_in_with_order_by_merges_partitions_without_paging(clustered):
+    e = clustered
+    query = "SELECT p, c FROM ks.ts WHERE p IN ('y', 'x') AND b = 0 AND c < 3 ORDER BY c ASC"
+    assert decode(run(e, query)) == [("x", 0), ("y", 0), ("x", 1), ("y", 1), ("x", 2),
+                                     ("y", 2)]
+    assert decode(run(e, query + " LIMIT 3")) == [("x", 0), ("y", 0), ("x", 1)]
+    with pytest.raises(EngineError) as info:
+        e.execute(query, page_size=100)
+    assert info.value.code == 0x2200 and "Cannot page queries" in info.value.message
 
 
 def test_paging_state_survives_deleted_resume_row(clustered):
