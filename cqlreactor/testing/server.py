@@ -345,28 +345,43 @@ class ClusterServer(object):
                 timeout = max(0.0, timers[0].when - time.monotonic())
             for key, mask in select(timeout):
                 kind, obj = key.data
-                if kind == "conn":
-                    if mask & selectors.EVENT_READ:
-                        self._on_readable(obj)
-                    if mask & selectors.EVENT_WRITE and not obj.closed:
-                        self._on_writable(obj)
-                elif kind == "accept":
-                    self._accept(obj)
-                elif kind == "control":
-                    self._accept_control()
-                elif kind == "ctrl":
-                    obj.on_readable()
-                elif kind == "wakeup":
-                    try:
-                        self._wakeup_r.recv(4096)
-                    except OSError:
-                        pass
+                try:
+                    if kind == "conn":
+                        if mask & selectors.EVENT_READ:
+                            self._on_readable(obj)
+                        if mask & selectors.EVENT_WRITE and not obj.closed:
+                            self._on_writable(obj)
+                    elif kind == "accept":
+                        self._accept(obj)
+                    elif kind == "control":
+                        self._accept_control()
+                    elif kind == "ctrl":
+                        obj.on_readable()
+                    elif kind == "wakeup":
+                        try:
+                            self._wakeup_r.recv(4096)
+                        except OSError:
+                            pass
+                except Exception:
+                    self._internal_error(obj if kind == "conn" else None)
             if timers:
                 now = time.monotonic()
                 while timers and timers[0].when <= now:
                     timer = heapq.heappop(timers)
                     if not timer.cancelled:
-                        timer.fn(*timer.args)
+                        try:
+                            timer.fn(*timer.args)
+                        except Exception:
+                            self._internal_error(None)
+
+    def _internal_error(self, conn):
+        """A bug of ours met by one connection: report it, drop that connection, keep serving."""
+        import traceback
+        sys.stderr.write("simulated cluster: internal error (connection dropped):\n")
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+        if conn is not None:
+            self._close(conn)
 
     def close(self):
         """Close every socket."""

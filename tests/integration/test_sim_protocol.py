@@ -163,3 +163,26 @@ def test_v5_auth_response_must_come_in_segments(auth_sim):
         code, message = error_of(frame)
         assert code == 0x000A and "segments" in message
         assert client.is_closed()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_random_request_bodies_never_stop_the_server(sim, raw_client, version):
+    """Every request opcode with random bodies: answers are ERRORs (or a close), and the
+    node keeps serving other clients; nothing reaches the server's stderr."""
+    import random
+    rng = random.Random(1234 + version)
+    opcodes = [0x01, 0x05, 0x07, 0x09, 0x0A, 0x0B, 0x0D, 0x0F, 0x33]
+    for _ in range(30):
+        client = raw_client(version=version)
+        client.startup()
+        for _ in range(20):
+            body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 40)))
+            try:
+                frame = client.request(rng.choice(opcodes), body, timeout=3)
+            except Exception:       # closed: acceptable for garbage
+                break
+            assert frame.opcode in (0x00, 0x02, 0x06, 0x08)
+    good = raw_client(version=version)
+    assert good.startup().opcode == READY
+    assert good.request(OPTIONS).opcode == SUPPORTED
+    assert "internal error" not in sim.stderr
