@@ -100,8 +100,7 @@ class ResponseFuture(object):
         self._connection = conn
         keyspace = self.session.keyspace
         try:
-            if keyspace and conn.keyspace != keyspace and not isinstance(
-                    self.message, msgs.PrepareMessage):
+            if keyspace and conn.keyspace != keyspace:
                 use = msgs.QueryMessage('USE "%s"' % keyspace.replace('"', '""'),
                                         msgs.QueryParameters(ConsistencyLevel.ONE))
                 conn.send(use, lambda resp: self._on_keyspace_set(conn, keyspace, resp),
@@ -271,6 +270,11 @@ class ResponseFuture(object):
 
         def reprepared(response):
             if isinstance(response, msgs.PreparedResult):
+                if response.query_id != getattr(self.message, "query_id", response.query_id):
+                    # the host computed another id (another keyspace context): use it here
+                    self.message = msgs.ExecuteMessage(
+                        response.query_id, self.message.parameters,
+                        result_metadata_id=self.message.result_metadata_id)
                 try:
                     conn.send(self.message, self._on_response, self._remaining())
                 except ConnectionException as send_error:
@@ -280,7 +284,7 @@ class ResponseFuture(object):
             else:
                 self._on_response(response)
 
-        keyspace = prepared.keyspace
+        keyspace = prepared.prepared_in_keyspace
         if keyspace and conn.keyspace != keyspace:
             use = msgs.QueryMessage('USE "%s"' % keyspace, msgs.QueryParameters(1))
 
@@ -617,13 +621,9 @@ class Session(object):
         cached = self._prepared.get(key)
         if cached is not None:
             return cached
-        message = msgs.PrepareMessage(query, keyspace=None)
         profile = self.cluster._profile(EXEC_PROFILE_DEFAULT)
-        plan = iter(profile.load_balancing_policy.make_query_plan(keyspace, None))
-        future = ResponseFuture(self, SimpleStatement(query), lambda cl, ps: message,
-                                profile.request_timeout, None, profile.retry_policy, plan,
-                                ConsistencyLevel.ONE)
-        future.send_request()
+        plan = list(profile.load_balancing_policy.make_query_plan(keyspace, None))
+        future = self._prepare_on(query, iter(plan), profile)
         response = future.result()
         bind_meta = response.bind_metadata
         prepared = PreparedStatement(
@@ -631,10 +631,29 @@ class Session(object):
             response.pk_indexes, response.result_metadata,
             getattr(response, "result_metadata_id", None), self.cluster.protocol_version,
             session=self)
+        # The id depends on the keyspace the connection had (USE): re-prepare in the same one.
+        prepared.prepared_in_keyspace = self.keyspace
         with self._lock:
             self._prepared[key] = prepared
             self._prepared_by_id[prepared.query_id] = prepared
+        # Prepare on every other host too (as cassandra-driver's prepare_on_all_hosts), so
+        # the first executes there need no UNPREPARED round trip; failures only cost that.
+        others = [self._prepare_on(query, iter([h]), profile)
+                  for h in plan if h is not future.coordinator_host]
+        for other in others:
+            try:
+                other.result()
+            except DriverException as exc:
+                log.debug("preparing %r on %s failed: %r", query, other._current_host, exc)
         return prepared
+
+    def _prepare_on(self, query, plan, profile):
+        message = msgs.PrepareMessage(query, keyspace=None)
+        future = ResponseFuture(self, SimpleStatement(query), lambda cl, ps: message,
+                                profile.request_timeout, None, profile.retry_policy, plan,
+                                ConsistencyLevel.ONE)
+        future.send_request()
+        return future
 
     def set_keyspace(self, keyspace):
         """Make ``keyspace`` the default of every statement of this session (``USE``)."""

@@ -103,6 +103,8 @@ class PreparedStatement(object):
         self.custom_payload = None
         self.is_idempotent = False
         self._session = session
+        #: the session keyspace when it was prepared (its id depends on it)
+        self.prepared_in_keyspace = None
         self._bind_types = [col[3] for col in bind_columns]
         self._bind_names = [col[2] for col in bind_columns]
 
