@@ -723,7 +723,9 @@ class ClusterServer(object):
                 return False
             stream = struct.unpack_from(">h", buf, 2)[0]
         lower = [v for v in self.protocol_versions if v <= version]
-        reply_version = lower[-1] if lower else self.protocol_versions[0]
+        # A v1/v2 client reads 8-byte headers: answer in its own version, as Cassandra does.
+        reply_version = lower[-1] if lower else (version if version < 3
+                                                 else self.protocol_versions[0])
         self._protocol_failure(
             conn, stream, "Invalid or unsupported protocol version (%d); supported versions "
             "are (%s)" % (version, ", ".join("%d/v%d" % (v, v) for v in self.protocol_versions)),
@@ -734,7 +736,10 @@ class ClusterServer(object):
         """Answer ERROR ProtocolError and close the connection once that is written."""
         version = frame_version or conn.version or self.protocol_versions[-1]
         body = _INT.pack(PROTOCOL_ERROR) + wire.write_string(message)
-        frame = _pack_header(version | 0x80, 0, stream, ERROR, len(body)) + body
+        if version < 3:
+            frame = struct.pack(">BBbBi", version | 0x80, 0, stream, ERROR, len(body)) + body
+        else:
+            frame = _pack_header(version | 0x80, 0, stream, ERROR, len(body)) + body
         if conn.segments and frame_version is None:
             try:
                 frame = conn.seg_encoder.encode([frame])

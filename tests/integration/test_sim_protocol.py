@@ -186,3 +186,23 @@ def test_random_request_bodies_never_stop_the_server(sim, raw_client, version):
     assert good.startup().opcode == READY
     assert good.request(OPTIONS).opcode == SUPPORTED
     assert "internal error" not in sim.stderr
+
+
+def test_v2_client_gets_the_error_in_its_own_8_byte_header(sim):
+    sock = socket.create_connection((sim.contact_points[0], sim.port), timeout=5)
+    try:
+        sock.sendall(struct.pack(">BBbBi", 2, 0, 7, OPTIONS, 0))
+        data = b""
+        while len(data) < 8:
+            chunk = sock.recv(4096)
+            assert chunk
+            data += chunk
+        version, flags, stream, opcode, length = struct.unpack_from(">BBbBi", data, 0)
+        assert (version, stream, opcode) == (0x82, 7, ERROR)
+        while len(data) < 8 + length:
+            data += sock.recv(4096)
+        code = struct.unpack_from(">i", data, 8)[0]
+        message, _ = wire.read_string(data, 12)
+        assert code == 0x000A and "(2)" in message and "3/v3" in message
+    finally:
+        sock.close()
