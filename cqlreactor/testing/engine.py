@@ -49,11 +49,11 @@ import uuid
 from collections import OrderedDict
 
 from cqlreactor.core.errors import EngineError
-from cqlreactor.core.murmur3 import murmur3_token, MIN_TOKEN
+from cqlreactor.core.murmur3 import MIN_TOKEN
 from cqlreactor.testing import cql_parser as P
 from cqlreactor.testing import cql_values as V
 from cqlreactor.testing import system_tables as S
-from cqlreactor.testing.store import ColumnDef, Keyspace, Table, routing_key
+from cqlreactor.testing.store import ColumnDef, Keyspace, Table, routing_key, token_of
 
 __all__ = ["Engine", "NodeInfo", "Column", "Rows", "Void", "SetKeyspace", "SchemaChange",
            "Prepared", "EngineError",
@@ -474,7 +474,7 @@ class Engine(object):
         ks = self.keyspaces.get(keyspace)
         if ks is None:
             return []
-        return list(self._replicas(ks, murmur3_token(bytes(routing_key))))
+        return list(self._replicas(ks, token_of(bytes(routing_key))))
 
     def _replicas(self, ks, token):
         import bisect

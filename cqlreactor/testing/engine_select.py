@@ -8,7 +8,6 @@ import math
 import struct
 
 from cqlreactor.core import types as T
-from cqlreactor.core.murmur3 import murmur3_token
 from cqlreactor.testing import cql_parser as P
 from cqlreactor.testing import cql_values as V
 from cqlreactor.testing.engine import Column, EngineError, Rows, PROTOCOL_ERROR, _invalid, \
@@ -16,7 +15,7 @@ from cqlreactor.testing.engine import Column, EngineError, Rows, PROTOCOL_ERROR,
 from cqlreactor.testing.engine_plans import (
     _Plan, _Compiler, _UNSET, _analyze_where, _check_table_name, _column, _compare,
     _partition_keys)
-from cqlreactor.testing.store import split_routing_key, sort_key_for
+from cqlreactor.testing.store import sort_key_for, split_routing_key, token_of
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
@@ -191,6 +190,8 @@ def _compile_select(engine, stmt, keyspace):
     plan.ppl = comp.int_term(stmt.per_partition_limit, table, "[per_partition_limit]")
     comp.finish(plan)
     plan.pk_indexes = _pk_indexes(table, w.pk if plan.mode == "keys" else {}, stmt.where)
+    plan.key_order = _key_order(table)
+    plan.ck_name = lambda pos: table.clustering[pos].name
     plan.run = _run_select.__get__(plan)
     return plan
 
@@ -385,6 +386,22 @@ def _decode_paging(data):
         raise EngineError(PROTOCOL_ERROR, "Invalid value for the paging state")
 
 
+def _ring_order(part_key):
+    return (token_of(part_key), part_key)
+
+
+def _key_order(table):
+    fns = [sort_key_for(c.type_expr) for c in table.partition_key]
+    count = len(fns)
+
+    def order_key(part_key):
+        comps = split_routing_key(part_key, count)
+        if comps is None:
+            return ()
+        return tuple(f(x) for f, x in zip(fns, comps))
+    return order_key
+
+
 def _run_select(plan, engine, vals, ctx):
     table = plan.table
     data = engine.table_data(table, ctx.node)
@@ -393,36 +410,26 @@ def _run_select(plan, engine, vals, ctx):
     cl = ctx.consistency
 
     # partitions in order, each with its order key
+    partitions = data.partitions
     if plan.mode == "keys":
         keys = _partition_keys(table, plan.where, vals)
+        parts = []
         for key, _ in keys:
-            engine.check_available(ks, murmur3_token(key), cl, ctx.node)
-        if len(keys) == 1:
-            p = data.partitions.get(keys[0][0])
-            parts = [] if p is None else [p]
-        else:
-            parts = []
-            for key, _ in keys:
-                p = data.partitions.get(key)
-                if p is not None:
-                    parts.append(p)
-
-        def order_key(part_key, _fns=[sort_key_for(c.type_expr) for c in table.partition_key]):
-            comps = split_routing_key(part_key, len(_fns))
-            if comps is None:
-                return ()
-            return tuple(f(x) for f, x in zip(_fns, comps))
+            p = partitions.get(key)
+            engine.check_available(ks, token_of(key) if p is None else p.token, cl,
+                                   ctx.node)
+            if p is not None:
+                parts.append(p)
+        order_key = plan.key_order
     else:
         engine.check_available(ks, None, cl, ctx.node)
         parts = data.ring()
         if plan.token:
             bounds = [(op, g(vals)) for op, g in plan.token]
             parts = [p for p in parts if all(_compare(op, p.token, b) for op, b in bounds)]
+        order_key = _ring_order
 
-        def order_key(part_key):
-            return (murmur3_token(part_key), part_key)
-
-    ck_preds = _eval_preds(plan.ck_preds, vals, lambda pos: table.clustering[pos].name)
+    ck_preds = _eval_preds(plan.ck_preds, vals, plan.ck_name) if plan.ck_preds else ()
     filters = []
     for c, op, g, keyfn in plan.filters:
         filters.extend((c, o, v, k) for (_, o, v, k) in

@@ -9,7 +9,6 @@ import itertools
 import struct
 
 from cqlreactor.core import types as T
-from cqlreactor.core.murmur3 import murmur3_token
 from cqlreactor.testing import cql_parser as P
 from cqlreactor.testing import cql_values as V
 from cqlreactor.testing.engine import Column, EngineError, Rows, Void, _invalid
@@ -17,7 +16,7 @@ from cqlreactor.testing.engine_plans import (
     _Plan, _Compiler, _UNSET, _TRUE, _FALSE, _analyze_where, _check_table_name, _column,
     _compare, _partition_keys)
 from cqlreactor.testing.engine_select import _accessor, _build, _pk_indexes
-from cqlreactor.testing.store import routing_key, sort_key_for
+from cqlreactor.testing.store import routing_key, sort_key_for, token_of
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
@@ -42,7 +41,7 @@ class _Write(object):
         self.plan = plan
         self.key = key
         self.comps = comps
-        self.token = murmur3_token(key)
+        self.token = token_of(key)
         self.apply = apply
         self.condition = condition
 

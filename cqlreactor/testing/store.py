@@ -22,9 +22,23 @@ from collections import OrderedDict
 from cqlreactor.core.murmur3 import murmur3_token
 
 __all__ = [
-    "ColumnDef", "UserTypeDef", "Keyspace", "Table", "Partition", "Row",
+    "token_of", "ColumnDef", "UserTypeDef", "Keyspace", "Table", "Partition", "Row",
     "sort_key_for", "routing_key", "split_routing_key",
 ]
+
+_TOKENS = {}
+_MAX_TOKENS = 200000
+
+
+def token_of(key):
+    """The Murmur3 token of a routing key, memoised (hashing in pure Python is slow)."""
+    token = _TOKENS.get(key)
+    if token is None:
+        if len(_TOKENS) >= _MAX_TOKENS:
+            _TOKENS.clear()
+        token = _TOKENS[key] = murmur3_token(key)
+    return token
+
 
 _I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
@@ -149,7 +163,7 @@ class Partition(object):
 
     def __init__(self, key, components):
         self.key = key
-        self.token = murmur3_token(key)
+        self.token = token_of(key)
         self.components = components
         self.rows = []
         self.keys = []
