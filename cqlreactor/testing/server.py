@@ -603,8 +603,9 @@ class ClusterServer(object):
         if node.cache_version != self.primes.version:
             node.caches.clear()
             node.cache_version = self.primes.version
-        fast = conn.phase == READY_PHASE and not node.faulty
-        cache = node.caches.get(conn.cache_name) if fast else None
+        cache = None
+        if conn.phase == READY_PHASE and not node.faulty:
+            cache = node.caches.get(conn.cache_name)
         if cache is None:
             cache = {}
         out = []
@@ -634,21 +635,23 @@ class ClusterServer(object):
                 if hit[2]:
                     log((conn.id, conn.version, conn.cache_name, key))
                 continue
+            stream_id = struct.unpack(">h", bytes(stream))[0]
             if key[0] != expected:
                 self._send_envelopes(conn, out)
                 self._protocol_failure(
-                    conn, struct.unpack(">h", bytes(stream))[0], "frame of protocol version %d on a connection of version %d" % (
-                        key[0] & 0x7F, expected))
+                    conn, stream_id, "frame of protocol version %d on a connection of "
+                    "version %d" % (key[0] & 0x7F, expected))
                 return
-            self._handle_frame(conn, struct.unpack(">h", bytes(stream))[0], key, out)
+            self._handle_frame(conn, stream_id, key, out)
             if conn.closed or conn.closing:
                 del buf[:pos]
                 return
+            # The slow path may have made the connection ready, a fault may have started, or
+            # the answer may just have been cached: pick the cache for the next frames.
             if conn.phase != READY_PHASE or node.faulty:
                 cache = {}
-            elif fast is False:
-                fast = True
-                cache = node.caches.get(conn.cache_name) or {}
+            else:
+                cache = node.caches.get(conn.cache_name) or cache
             if conn.segments and not was_segments:
                 # The handshake just switched to segments: the rest is segment bytes.
                 rest = bytes(buf[pos:])
