@@ -44,9 +44,9 @@ class _Timer(object):
     def cancel(self):
         self._cancelled = True
 
-    def _schedule(self, reactor, delay):
-        if not self._cancelled:
-            reactor._loop.call_later(delay, self._fire)
+    def _schedule(self, delay):
+        if not self._cancelled:         # runs on the loop thread: its loop is the current one
+            asyncio.get_event_loop().call_later(delay, self._fire)
 
     def _fire(self):
         if not self._cancelled:
@@ -196,7 +196,7 @@ class AsyncioReactor(Reactor):
         if loop is not None and threading.get_ident() == self._thread_ident:
             return loop.call_later(delay, fn, *args)
         timer = _Timer(fn, args)
-        self.call_soon_threadsafe(timer._schedule, self, delay)
+        self.call_soon_threadsafe(timer._schedule, delay)
         return timer
 
     def make_event(self):

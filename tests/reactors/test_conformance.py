@@ -455,3 +455,71 @@ def test_results_are_awaitable_from_asyncio(reactor, cluster):
         finally:
             loop.close()
     assert result.rows == [(9,)]
+
+
+# --- write coalescing, stop, interpreter exit ------------------------------------------------
+
+def test_requests_queued_in_one_loop_turn_go_out_in_one_write(reactor, cluster):
+    prime_numbered(cluster, "co")
+    conn = reactor.connect(endpoint_of(cluster))
+    writes = []
+    transport = conn._transport
+    real_write = transport.write
+
+    def counting_write(data):                   # instrumentation around the real transport
+        writes.append(len(data))
+        return real_write(data)
+
+    transport.write = counting_write
+    collector = Collector(reactor, 1000)
+
+    def burst():                                # runs on the loop: one turn, 1000 sends
+        for i in range(1000):
+            conn.send(query("SELECT v FROM co%d" % (i % N_PRIMES)), collector.callback(i),
+                      timeout=30)
+
+    try:
+        reactor.call_soon_threadsafe(burst)
+        assert collector.wait(30)
+        check_numbered(collector, 1000)
+        assert len(writes) == 1 and writes[0] > 1000 * 20
+    finally:
+        conn.close()
+
+
+def test_stop_fails_pending_requests_and_the_reactor_restarts(reactor_class, cluster):
+    reactor = reactor_class()
+    conn = reactor.connect(endpoint_of(cluster))
+    collector = delayed_requests(reactor, cluster, conn, 50)
+    assert wait_until(reactor, lambda: len(cluster.served(0)) >= 50)
+    reactor.stop()
+    assert collector.wait(10)
+    assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
+    assert conn.is_closed
+    cluster.prime("SELECT v FROM rt0", rows=[[6]], columns=[("v", "int")])
+    again = reactor.connect(endpoint_of(cluster))     # first use starts a fresh loop
+    assert rows_of(roundtrip(reactor, again)) == [(6,)]
+    reactor.stop()
+
+
+def test_interpreter_exit_with_a_live_loop_and_pending_requests(reactor, cluster):
+    import subprocess
+    cluster.prime("SELECT v FROM slow", rows=[[1]], columns=[("v", "int")], delay=30)
+    code = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from cqlreactor.reactors import get_reactor_class\n"
+        "from reactor_helpers import query\n"
+        "reactor = get_reactor_class(%r, allow_unsupported_reactors=True)()\n"
+        "conn = reactor.connect((%r, %d))\n"
+        "for i in range(100):\n"
+        "    conn.send(query('SELECT v FROM slow'), lambda r: None, timeout=None)\n"
+        "reactor.call_later(60, print, 'never')\n"
+        "print('exiting')\n" % (reactor.name, cluster.contact_points[0], cluster.port))
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, here]), PYTHONFAULTHANDLER="1")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, timeout=60, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "exiting"
+    assert "Traceback" not in proc.stderr and "Fatal" not in proc.stderr, proc.stderr
