@@ -64,6 +64,16 @@ def to_driver(ctype, value):
     return value
 
 
+def _contains_set(ctype):
+    return isinstance(ctype, T.SetType) or any(_contains_set(t) for t in ctype.subtypes)
+
+
+def _set_in_map_key(ctype):
+    if isinstance(ctype, T.MapType) and _contains_set(ctype.subtypes[0]):
+        return True
+    return any(_set_in_map_key(t) for t in ctype.subtypes)
+
+
 def _has_vector(ctype):
     return isinstance(ctype, T.VectorType) or any(_has_vector(t) for t in ctype.subtypes)
 
@@ -87,7 +97,10 @@ def _check(ctype, value, version):
 @given(st.data(), st.sampled_from([4, 5]))
 def test_driver_and_we_agree_on_every_type(data, version):
     ctype = data.draw(_types(), label="type")
-    value = data.draw(values_for(ctype), label="value")
+    # cassandra-driver keys maps by the re-serialized key; a set inside a key must then be in
+    # the order its util.SortedSet sorts to (Cassandra sends it so), which our values need not be
+    assume(not _set_in_map_key(ctype))
+    value = data.draw(values_for(ctype, null_in_keys=False), label="value")
     _check(ctype, value, version)
 
 

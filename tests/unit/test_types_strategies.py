@@ -9,6 +9,7 @@ import datetime
 import decimal
 import ipaddress
 import uuid
+import zlib
 
 from hypothesis import given, settings, strategies as st
 
@@ -26,8 +27,13 @@ _names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8)
 def _udt(children):
     return st.lists(st.tuples(_names, children), min_size=1, max_size=3,
                     unique_by=lambda f: f[0]).map(
-        lambda fields: T.UserType("ks", "udt_" + "_".join(f for f, _ in fields), fields,
-                                  frozen=True))
+        lambda fields: T.UserType("ks", _udt_name(fields), fields, frozen=True))
+
+
+def _udt_name(fields):
+    # different field types give different names, so one user_types mapping can hold them all
+    signature = ",".join("%s:%s" % (f, t.cass_name) for f, t in fields).encode("utf-8")
+    return "udt_%s_%08x" % ("_".join(f for f, _ in fields), zlib.crc32(signature))
 
 
 def _collections(children):
@@ -102,25 +108,45 @@ def _scalar_values(ctype):
     raise AssertionError("no strategy for %s" % ctype.name)
 
 
-def values_for(ctype, nulls=True):
-    """Values ``ctype`` can hold; ``nulls`` allows None in tuple/UDT fields."""
+def values_for(ctype, nulls=True, null_in_keys=True):
+    """Values ``ctype`` can hold; ``nulls`` allows None in tuple/UDT fields (``null_in_keys``:
+    also inside map keys, which cassandra-driver's OrderedMapSerializedKey cannot look up)."""
+    def sub(t, allow_nulls=nulls):
+        return values_for(t, allow_nulls, null_in_keys)
+
     if isinstance(ctype, T.VectorType):
-        return st.lists(values_for(ctype.subtypes[0], nulls), min_size=ctype.dimension,
+        return st.lists(sub(ctype.subtypes[0]), min_size=ctype.dimension,
                         max_size=ctype.dimension)
     if isinstance(ctype, T.UserType):
-        fields = [_maybe_null(values_for(t, nulls), nulls) for t in ctype.subtypes]
+        fields = [_maybe_null(sub(t), nulls) for t in ctype.subtypes]
         return st.tuples(*fields).map(lambda vals: ctype.value_class(*vals))
     if isinstance(ctype, T.TupleType):
-        return st.tuples(*[_maybe_null(values_for(t, nulls), nulls) for t in ctype.subtypes])
+        return st.tuples(*[_maybe_null(sub(t), nulls) for t in ctype.subtypes])
     if isinstance(ctype, T.SetType):
-        return st.lists(values_for(ctype.subtypes[0], nulls), max_size=3).map(T.SortedSet)
+        elem = ctype.subtypes[0]
+        return st.lists(sub(elem), max_size=3).map(
+            lambda items: T.SortedSet(_dedupe(elem, items, lambda item: item)))
     if isinstance(ctype, T.ListType):
-        return st.lists(values_for(ctype.subtypes[0], nulls), max_size=3)
+        return st.lists(sub(ctype.subtypes[0]), max_size=3)
     if isinstance(ctype, T.MapType):
         key, val = ctype.subtypes
-        pairs = st.lists(st.tuples(values_for(key, nulls), values_for(val, nulls)), max_size=3)
-        return pairs.map(dict if key.hashable else T.OrderedMap)
+        pairs = st.lists(st.tuples(sub(key, nulls and null_in_keys), sub(val)), max_size=3)
+        return pairs.map(lambda kvs: (dict if key.hashable else T.OrderedMap)(
+            _dedupe(key, kvs, lambda kv: kv[0])))
     return _scalar_values(ctype)
+
+
+def _dedupe(ctype, items, key_of):
+    """Drop items whose key equals an earlier one once serialized (e.g. an IPv4Address and its
+    str, a naive and an aware datetime for the same instant), as the server would."""
+    seen = set()
+    out = []
+    for item in items:
+        raw = ctype.serialize(key_of(item), 4)
+        if raw not in seen:
+            seen.add(raw)
+            out.append(item)
+    return out
 
 
 def _maybe_null(strategy, nulls):
