@@ -15,7 +15,7 @@ __all__ = [
     "CqlSyntaxError", "parse", "parse_type", "TypeExpr",
     "Const", "Bind", "Collection", "FuncCall",
     "Relation", "Selector",
-    "Use", "CreateKeyspace", "DropKeyspace", "CreateTable", "DropTable", "AlterTable",
+    "Use", "CreateKeyspace", "AlterKeyspace", "DropKeyspace", "CreateTable", "DropTable", "AlterTable",
     "CreateType", "DropType", "Insert", "Update", "Delete", "Select", "Truncate", "Batch",
     "Unsupported",
 ]
@@ -146,6 +146,7 @@ CreateTable = _node("CreateTable", ["keyspace", "name", "if_not_exists", "column
                                     "partition_key", "clustering", "clustering_order",
                                     "options", "compact"], "")
 DropTable = _node("DropTable", ["keyspace", "name", "if_exists"], "")
+AlterKeyspace = _node("AlterKeyspace", ["name", "if_exists", "options"], "")
 AlterTable = _node("AlterTable", ["keyspace", "name", "action", "payload"], "")
 CreateType = _node("CreateType", ["keyspace", "name", "if_not_exists", "fields"], "")
 DropType = _node("DropType", ["keyspace", "name", "if_exists"], "")
@@ -531,6 +532,11 @@ class _Parser(object):
         return Unsupported("DROP " + str(t[2]).upper())
 
     def p_alter(self):
+        if self.accept_kw("keyspace") or self.accept_kw("schema"):
+            ie = self.if_exists()
+            name = self.ident("keyspace name")
+            self.expect_kw("with")
+            return AlterKeyspace(name, ie, self.properties())
         if not (self.accept_kw("table") or self.accept_kw("columnfamily")):
             t = self.peek()
             self.i = len(self.toks) - 1

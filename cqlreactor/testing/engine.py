@@ -24,14 +24,15 @@ Interface::
     Engine(nodes, cluster_name="cqlreactor-sim",
            partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time)
       .execute(query, values=None, names=None, keyspace=None, node=0, consistency=1,
-               page_size=None, paging_state=None, protocol_version=4)
-               -> (result, schema_changed)
+               page_size=None, paging_state=None, protocol_version=4, timestamp=None)
+               -> (result, schema_changed)      # timestamp: client default, micros
       .prepare(query, keyspace=None, node=None) -> Prepared   # node None: on every node
       .execute_prepared(query_id, values, keyspace=None, node=0, consistency=1,
                         page_size=None, paging_state=None, protocol_version=4,
-                        names=None) -> result                 # unknown id: 0x2500
+                        names=None, timestamp=None) -> result # unknown id: 0x2500
       .batch(statements [(query_or_id, is_prepared, values)], keyspace=None, node=0,
-             consistency=1) -> result
+             consistency=1, batch_type=0, timestamp=None) -> result   # 0 LOGGED 1 UNLOGGED
+                                                                      # 2 COUNTER
       .forget_prepared(node)          # a restarted node forgets its prepared ids
       .replicas_for(keyspace, routing_key) -> [node index]
       .set_node_up(index, up)
@@ -322,13 +323,17 @@ class Engine(object):
 
     # --- entry points ---
     def execute(self, query, values=None, names=None, keyspace=None, node=0, consistency=1,
-                page_size=None, paging_state=None, protocol_version=4):
-        """Run one CQL statement. Returns (result, schema_changed)."""
+                page_size=None, paging_state=None, protocol_version=4, timestamp=None):
+        """Run one CQL statement. Returns (result, schema_changed).
+
+        ``timestamp`` is the request's default write timestamp (microseconds), when the
+        client sent one.
+        """
         try:
             plan = self._plan(query, keyspace)
             vals = plan.bind(values, names)
             result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                    protocol_version))
+                                                    protocol_version, timestamp))
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
@@ -367,13 +372,14 @@ class Engine(object):
         return self._plan(query, ks if ks is not None else keyspace)
 
     def execute_prepared(self, query_id, values, keyspace=None, node=0, consistency=1,
-                         page_size=None, paging_state=None, protocol_version=4, names=None):
+                         page_size=None, paging_state=None, protocol_version=4, names=None,
+                         timestamp=None):
         """Run a prepared statement. Returns the result (unknown id: Unprepared 0x2500)."""
         try:
             plan = self._prepared_plan(query_id, node, keyspace)
             vals = plan.bind(values, names)
             return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                  protocol_version))
+                                                  protocol_version, timestamp))
         except EngineError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -384,9 +390,7 @@ class Engine(object):
               timestamp=None):
         """Run a BATCH message: statements are (query or prepared id, is_prepared, values)."""
         try:
-            ctx = self._ctx(node, consistency, None, None, 4)
-            if timestamp is not None:
-                ctx.timestamp = timestamp
+            ctx = self._ctx(node, consistency, None, None, 4, timestamp)
             items = []
             for query_or_id, is_prepared, values in statements:
                 if is_prepared:
@@ -405,10 +409,13 @@ class Engine(object):
             raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
                                             "%s: %s" % (type(exc).__name__, exc))
 
-    def _ctx(self, node, consistency, page_size, paging_state, protocol_version):
+    def _ctx(self, node, consistency, page_size, paging_state, protocol_version,
+             timestamp=None):
         now = self._now()
+        if timestamp is None:
+            timestamp = self._next_timestamp(now)
         return _Ctx(node, consistency, page_size, paging_state, protocol_version, now,
-                    self._next_timestamp(now))
+                    timestamp)
 
     def _plan(self, query, keyspace):
         key = (keyspace, query)

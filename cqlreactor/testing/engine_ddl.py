@@ -119,6 +119,30 @@ def _create_keyspace(stmt):
     return run
 
 
+def _alter_keyspace(stmt):
+    def run(engine, ctx):
+        ks = engine.keyspaces.get(stmt.name)
+        if ks is None:
+            if stmt.if_exists:
+                return Void()
+            raise _invalid("Keyspace '%s' doesn't exist" % stmt.name)
+        if ks.system and ks.replication.get("class") == S.LOCAL_STRATEGY:
+            raise EngineError(0x2100, "%s keyspace is not user-modifiable." % stmt.name)
+        unknown = [k for k in stmt.options if k not in ("replication", "durable_writes")]
+        if unknown:
+            raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
+        if "replication" in stmt.options:
+            ks.replication = _nts_expand(engine, _replication(stmt.options))
+        if "durable_writes" in stmt.options:
+            durable = stmt.options["durable_writes"]
+            if isinstance(durable, str):
+                durable = durable.lower() == "true"
+            ks.durable_writes = bool(durable)
+        engine._schema_changed()
+        return SchemaChange("UPDATED", "KEYSPACE", stmt.name)
+    return run
+
+
 def _drop_keyspace(stmt):
     def run(engine, ctx):
         ks = engine.keyspaces.get(stmt.name)
@@ -459,6 +483,8 @@ def compile_ddl(engine, stmt, keyspace):
         return _DdlPlan(_use(stmt))
     if isinstance(stmt, P.CreateKeyspace):
         return _DdlPlan(_create_keyspace(stmt))
+    if isinstance(stmt, P.AlterKeyspace):
+        return _DdlPlan(_alter_keyspace(stmt))
     if isinstance(stmt, P.DropKeyspace):
         return _DdlPlan(_drop_keyspace(stmt))
     if isinstance(stmt, P.CreateTable):

@@ -408,6 +408,8 @@ def _run_select(plan, engine, vals, ctx):
     now = ctx.now
     ks = plan.ks
     cl = ctx.consistency
+    if cl == 0:
+        raise _invalid("ANY ConsistencyLevel is only supported for writes")
 
     # partitions in order, each with its order key
     partitions = data.partitions

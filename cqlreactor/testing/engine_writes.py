@@ -51,6 +51,13 @@ def _run_batch(engine, items, ctx, kind):
     for plan, vals in items:
         writes.extend(plan.writes(engine, vals, ctx))
     conditional = any(w.condition is not None for w in writes)
+    if ctx.consistency in (8, 9):
+        if conditional:
+            raise _invalid("%s is not supported as conditional update commit consistency. "
+                           "Use ANY if you mean \"make sure it is accepted but I don't care "
+                           "how many replicas commit it for non-SERIAL reads\""
+                           % ("SERIAL" if ctx.consistency == 8 else "LOCAL_SERIAL"))
+        raise _invalid("You must use conditional updates for serializable writes")
     counters = [plan.table.is_counter for plan, _ in items]
     if kind == "COUNTER" and not all(counters):
         raise _invalid("Only counter mutations are allowed in COUNTER batches")

@@ -644,3 +644,35 @@ def test_counter_batch_rules(engine):
     run(engine, "BEGIN COUNTER BATCH %s; %s APPLY BATCH" % (up, up))
     engine.batch([(up, False, [])], batch_type=2)
     assert decode(run(engine, "SELECT n FROM ks.cn WHERE k = 1")) == [(3,)]
+
+
+def test_alter_keyspace_changes_replication(engine):
+    run(engine, "CREATE TABLE ks.t (k int PRIMARY KEY)")
+    result, changed = engine.execute("ALTER KEYSPACE ks WITH replication = "
+                                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    assert changed and (result.change_type, result.target, result.keyspace) == (
+        "UPDATED", "KEYSPACE", "ks")
+    assert len(engine.replicas_for("ks", T.INT.serialize(1))) == 1
+    engine.set_node_up(engine.replicas_for("ks", T.INT.serialize(1))[0], False)
+    with pytest.raises(EngineError) as info:
+        run(engine, "SELECT * FROM ks.t WHERE k = 1")
+    assert info.value.fields == {"consistency": 1, "required": 1, "alive": 0}
+
+
+def test_client_timestamp_and_consistency_rules(engine):
+    run(engine, "CREATE TABLE ks.t (k int PRIMARY KEY, v int)")
+    engine.execute("INSERT INTO ks.t (k, v) VALUES (1, 1)", timestamp=5000)
+    engine.execute("INSERT INTO ks.t (k, v) VALUES (1, 2)", timestamp=4000)
+    assert decode(run(engine, "SELECT v, writetime(v) FROM ks.t WHERE k = 1")) == [(1, 5000)]
+    p = engine.prepare("UPDATE ks.t SET v = ? WHERE k = 1", None)
+    engine.execute_prepared(p.query_id, [T.INT.serialize(3)], timestamp=6000)
+    assert decode(run(engine, "SELECT v, writetime(v) FROM ks.t WHERE k = 1")) == [(3, 6000)]
+    engine.execute("INSERT INTO ks.t (k, v) VALUES (2, 2)", consistency=0)   # ANY: writes only
+    for query, cl in (("SELECT * FROM ks.t WHERE k = 1", 0),
+                      ("INSERT INTO ks.t (k, v) VALUES (1, 1)", 8),
+                      ("INSERT INTO ks.t (k, v) VALUES (1, 1) IF NOT EXISTS", 9)):
+        with pytest.raises(EngineError) as info:
+            engine.execute(query, consistency=cl)
+        assert info.value.code == 0x2200
+    # a SERIAL read is a quorum read
+    assert decode(run(engine, "SELECT v FROM ks.t WHERE k = 1", consistency=8)) == [(3,)]
