@@ -26,7 +26,8 @@ def _cluster(args):
         sys.stderr.write("--protocol-versions needs a comma-separated list such as 4,5\n")
         return 2
     return run_cluster(nodes=args.nodes, port=args.port, auth=auth, tls_dir=args.tls_dir,
-                       protocol_versions=versions, client_auth=args.client_auth)
+                       protocol_versions=versions, client_auth=args.client_auth,
+                       parent_pid=args.parent_pid)
 
 
 def _astra(argv):
@@ -53,6 +54,8 @@ def main(argv=None):
                    help="with DIR/ca.crt: whether client certificates are required")
     p.add_argument("--protocol-versions", default="3,4,5", metavar="LIST",
                    help="protocol versions the nodes speak (default 3,4,5)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="exit when the process with this pid is gone")
     p.set_defaults(func=_cluster)
     sub.add_parser("astra", help="run a fake Astra (see: python -m cqlreactor.testing astra -h)")
     args = parser.parse_args(argv)

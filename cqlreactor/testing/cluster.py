@@ -76,6 +76,7 @@ class SimulatedCluster(object):
             cmd += ["--client-auth", self.client_auth]
         if self.protocol_versions:
             cmd += ["--protocol-versions", ",".join(str(v) for v in self.protocol_versions)]
+        cmd += ["--parent-pid", str(os.getpid())]
         return cmd
 
     def start(self):

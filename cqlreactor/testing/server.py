@@ -1288,14 +1288,22 @@ def _type_bytes(ctype):
 # --- process entry ----------------------------------------------------------------------------
 
 def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                client_auth="optional", stdout=None):
+                client_auth="optional", stdout=None, parent_pid=None):
     """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
 
-    Returns the process exit status (0 on a clean shutdown).
+    Args:
+        parent_pid: exit when this process is gone (SimulatedCluster passes its own pid, so a
+            killed test run leaves no server behind).
+
+    Returns the process exit status (0 on a clean shutdown, 1 when it cannot start).
     """
     stdout = stdout or sys.stdout
-    server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
-                           protocol_versions=protocol_versions, client_auth=client_auth)
+    try:
+        server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
+                               protocol_versions=protocol_versions, client_auth=client_auth)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        sys.stderr.write("cannot start: %s\n" % (exc,))
+        return 1
     try:
         server.open()
     except OSError as exc:
@@ -1305,6 +1313,8 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, server.request_stop)
+    if parent_pid:
+        _watch_parent(server, parent_pid)
     try:
         stdout.write(json.dumps(server.ready_info()) + "\n")
         stdout.flush()
@@ -1317,3 +1327,9 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
             signal.signal(signum, handler)
     return 0
 
+
+def _watch_parent(server, parent_pid):
+    if os.getppid() != parent_pid:
+        server.request_stop()
+        return
+    server.call_later(1.0, _watch_parent, server, parent_pid)

@@ -63,10 +63,10 @@ def test_python_api_context_manager_stops_process():
         info = sim.node_info()
         assert [n["address"] for n in info] == sim.contact_points
         assert len(set(n["host_id"] for n in info)) == 2
-        pid = sim.pid
-    assert sim.process.returncode == 0
+        port = sim.port
+    assert sim.process.returncode == 0          # stopped with SIGTERM, exited cleanly
     with pytest.raises(OSError):
-        os.kill(pid, 0) if sim.process.poll() is None else (_ for _ in ()).throw(OSError())
+        socket.create_connection(("127.0.0.2", port), timeout=1).close()
 
 
 def test_unknown_control_operation_is_an_error(sim):
@@ -76,3 +76,32 @@ def test_unknown_control_operation_is_an_error(sim):
     with pytest.raises(ControlError):
         sim.stop_node(17)
     assert sim.call("ping") is True
+
+
+def test_missing_tls_files_fail_cleanly(tmp_path):
+    proc, line = _start("--nodes", "1", "--port", "0", "--tls-dir", str(tmp_path))
+    out, err = proc.communicate(timeout=10)
+    assert line == b"" and proc.returncode == 1
+    assert b"cannot start" in err and b"Traceback" not in err
+
+
+def test_server_exits_when_its_parent_is_gone():
+    # A parent that starts the server and dies at once, as a killed test run would.
+    code = ("import subprocess, sys, os; "
+            "p = subprocess.Popen([sys.executable, '-m', 'cqlreactor.testing', 'cluster', "
+            "'--nodes', '1', '--port', '0', '--parent-pid', str(os.getpid())], "
+            "stdout=subprocess.PIPE); "
+            "print(p.pid); print(p.stdout.readline().decode().strip()); sys.stdout.flush()")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.check_output([sys.executable, "-c", code], env=env, timeout=30)
+    pid = int(out.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the orphaned server kept running")
