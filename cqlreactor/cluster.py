@@ -76,7 +76,7 @@ class Cluster(object):
                  reconnection_policy=None, default_retry_policy=None, connect_timeout=5.0,
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
-                 max_requests_per_connection=2048, allow_unsupported_reactors=None,
+                 max_requests_per_connection=32768, allow_unsupported_reactors=None,
                  cql_version=None):
         self._cloud_config = None
         if cloud is not None:

@@ -250,7 +250,8 @@ class RetryPolicy(object):
     - write timeout: retry once only for idempotent statements whose batch log write timed out;
       never retry a non-idempotent write;
     - unavailable: try the next host once (another coordinator may see more live replicas);
-    - request error (connection lost, overloaded, …): next host for idempotent statements only.
+    - request error (connection lost, overloaded, …): next host for idempotent statements and
+      reads (SELECT) only.
     Each method returns ``(decision, consistency_level_or_None)``.
     """
 
@@ -281,9 +282,18 @@ class RetryPolicy(object):
         return self.RETHROW, None
 
     def on_request_error(self, query, consistency, error, retry_num):
-        if getattr(query, "is_idempotent", False):
+        if getattr(query, "is_idempotent", False) or is_read(query):
             return self.RETRY_NEXT_HOST, None
         return self.RETHROW, None
+
+
+def is_read(query):
+    """True for a SELECT: running it twice changes nothing, so it may be retried even when
+    the statement was not marked idempotent."""
+    text = getattr(query, "query_string", None)
+    if not isinstance(text, str):
+        return False
+    return text.lstrip().lstrip("(").lstrip()[:6].upper() == "SELECT"
 
 
 class FallthroughRetryPolicy(RetryPolicy):

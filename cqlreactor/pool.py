@@ -24,7 +24,7 @@ class NoConnectionsAvailable(ConnectionException):
 class HostConnectionPool(object):
     """The connections one session holds to one host."""
 
-    def __init__(self, host, session, core_connections=1, max_requests_per_connection=2048):
+    def __init__(self, host, session, core_connections=1, max_requests_per_connection=32768):
         self.host = host
         self.session = session
         self.core_connections = max(1, int(core_connections))

@@ -9,6 +9,7 @@ import datetime
 import decimal
 import ipaddress
 import threading
+import time
 import uuid
 
 import pytest
@@ -51,6 +52,17 @@ def reactor(request):
 def _cluster(sim, reactor, **kwargs):
     kwargs.setdefault("connect_timeout", 5)
     return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
+
+
+def _wait(cluster, predicate, timeout):
+    """Poll ``predicate`` sleeping with the reactor's own wait primitive: under gevent or
+    eventlet without monkey-patching, ``time.sleep`` would block the hub the driver runs in."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        cluster.reactor.make_event().wait(0.05)
+    return True
 
 
 def _make_keyspace(session, name):
@@ -258,11 +270,11 @@ def test_node_stopped_mid_load_and_restarted(reactor):
             f.result()   # none lost: ONE is satisfiable with two of three replicas
         assert session.execute("SELECT COUNT(*) FROM faults.t").one()[0] == 600
         stopped = [h for h in cluster.metadata.all_hosts() if h.address == sim.contact_points[1]]
-        assert sim.wait_for(lambda: not stopped[0].is_up, timeout=10)
+        assert _wait(cluster, lambda: not stopped[0].is_up, timeout=10)
         sim.start_node(1)   # it forgets prepared statements: UNPREPARED must be handled
-        assert sim.wait_for(lambda: stopped[0].is_up, timeout=15)
+        assert _wait(cluster, lambda: stopped[0].is_up, timeout=15)
         pool = session._pools[stopped[0]]
-        assert sim.wait_for(lambda: pool.open_count > 0, timeout=10)
+        assert _wait(cluster, lambda: pool.open_count > 0, timeout=10)
         for i in range(60):   # some land on the restarted node and get re-prepared there
             session.execute(insert, (i, i + 1))
         assert any(e.get("opcode") == "PREPARE" for e in sim.served(1))   # PREPARE again
