@@ -218,7 +218,8 @@ class SimulatedCluster(object):
         return self.call("connections", node=node)
 
     def node_info(self):
-        """Address, host id, data center, rack, up/down and connection count of each node."""
+        """Per node: index, address, port, host_id, datacenter, rack, up, connections (open
+        now), accepted (connections accepted since start) and tokens (strings)."""
         return self.call("nodes")
 
     def wait_for(self, predicate, timeout=10.0, interval=0.05):

@@ -124,7 +124,8 @@ class NodeState(object):
     def describe(self):
         return {"index": self.index, "address": self.address, "port": self.port,
                 "host_id": str(self.host_id), "datacenter": self.datacenter,
-                "rack": self.rack, "up": self.up, "connections": len(self.connections)}
+                "rack": self.rack, "up": self.up, "connections": len(self.connections),
+                "accepted": self.accepted}
 
 
 class _NoEngine(object):
@@ -1171,7 +1172,11 @@ class ClusterServer(object):
         return len(self.node(ref).connections)
 
     def describe_nodes(self):
-        return [node.describe() for node in self.nodes]
+        infos = [node.describe() for node in self.nodes]
+        engine_nodes = getattr(self.engine, "nodes", None) or []
+        for info, engine_node in zip(infos, engine_nodes):
+            info["tokens"] = [str(t) for t in getattr(engine_node, "tokens", ())]
+        return infos
 
 
 

@@ -82,6 +82,11 @@ def test_served_log_per_node_and_connection_counts(clean_sim, raw_client):
     counts = clean_sim.connection_count()
     assert counts[0] >= 1 and counts[2] >= 1
     assert clean_sim.connection_count(2) == counts[2]
+    before = clean_sim.node_info()[2]["accepted"]
+    _ready(raw_client, node=2)
+    info = clean_sim.node_info()[2]
+    assert info["accepted"] == before + 1 and info["connections"] == counts[2] + 1
+    assert len(info["tokens"]) == 1 and int(info["tokens"][0])
 
 
 @pytest.mark.parametrize("version", [4, 5])
