@@ -6,13 +6,11 @@ Part of ``cqlreactor.core.types`` (import from there). Malformed bytes raise ``P
 import datetime
 import decimal
 import ipaddress
-import re
 import struct
 import uuid
-from collections import namedtuple
 
 from cqlreactor.core.errors import ProtocolError
-from cqlreactor.core.types_values import Date, Duration, OrderedMap, SortedSet, Time
+from cqlreactor.core.types_values import Date, Duration, Time
 
 __all__ = [
     "CqlType", "UNSET_VALUE", "MARSHAL", "NATIVE_TYPES", "write_unsigned_vint",
@@ -217,6 +215,8 @@ def _ts_to_bytes(value):
         ms = (value.toordinal() - _EPOCH.toordinal()) * 86400000
     elif isinstance(value, int) and not isinstance(value, bool):
         ms = value
+    elif isinstance(value, float):
+        ms = int(value)  # milliseconds, as cassandra-driver takes numbers
     else:
         raise TypeError("timestamp needs a datetime, date or int milliseconds, got %r" % (value,))
     return _LONG.pack(ms)
@@ -340,9 +340,9 @@ def _make_fast_uuid():
     sample = bytes(range(1, 17))
     try:
         made, real = fast_uuid(sample), cls(bytes=sample)
-        same_state = getattr(made, "__dict__", None) == getattr(real, "__dict__", None)
-        if (made == real and str(made) == str(real) and hash(made) == hash(real)
-                and same_state and getattr(made, "is_safe", None) == getattr(real, "is_safe", None)):
+        same_state = (getattr(made, "__dict__", None) == getattr(real, "__dict__", None)
+                      and getattr(made, "is_safe", None) == getattr(real, "is_safe", None))
+        if made == real and str(made) == str(real) and hash(made) == hash(real) and same_state:
             return fast_uuid
     except Exception:  # pragma: no cover - a future uuid.UUID we do not know
         pass

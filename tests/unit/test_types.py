@@ -114,6 +114,8 @@ def test_empty_cells_are_null_for_non_string_types_and_empty_for_strings():
                                     tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
      struct.pack(">q", 1000)),
     (T.TIMESTAMP, -5, struct.pack(">q", -5)),
+    (T.TIMESTAMP, 1500.0, struct.pack(">q", 1500)),
+    (T.TIMESTAMP, datetime.date(1970, 1, 2), struct.pack(">q", 86400000)),
     (T.INET, "::1", b"\x00" * 15 + b"\x01"),
     (T.INET, ipaddress.ip_address("1.2.3.4"), b"\x01\x02\x03\x04"),
     (T.DURATION, T.Duration(1, -1, 128), b"\x02\x01\x81\x00"),
@@ -369,3 +371,13 @@ def test_date_time_duration_value_classes():
 def test_timestamps_beyond_datetime_come_back_as_milliseconds():
     big = 2 ** 62
     assert T.TIMESTAMP.deserialize(struct.pack(">q", big), 4) == big
+
+
+def test_decoded_uuids_behave_like_constructed_ones():
+    import pickle
+    u = uuid.uuid1()
+    got = T.make_row_decoder([T.TIMEUUID], 4)(cell(u.bytes), 0, 1)[0][0][0]
+    assert type(got) is uuid.UUID and got == u and hash(got) == hash(u)
+    assert got.version == 1 and got.time == u.time and str(got) == str(u)
+    assert pickle.loads(pickle.dumps(got)) == u
+    assert T.UUID.deserialize(u.bytes, 4) == u

@@ -6,7 +6,6 @@ plain comparable structures (dates to day counts, inet to ipaddress, sets to sor
 """
 
 import datetime
-import decimal
 import ipaddress
 import uuid
 import zlib
@@ -154,8 +153,10 @@ def _maybe_null(strategy, nulls):
 
 
 def _ms(value):
-    if isinstance(value, int):
-        return value
+    if isinstance(value, (int, float)):
+        return int(value)
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
     if value.tzinfo is not None:
         value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     delta = value - EPOCH
