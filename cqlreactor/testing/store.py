@@ -410,15 +410,63 @@ _NATIVE_KEYS = {
 }
 
 
+def _cells(data, count=None):
+    """Cells of a serialized collection (count read from the data) or tuple (count None):
+    list of bytes or None (null)."""
+    pos = 0
+    out = []
+    n = len(data)
+    if count is not None:
+        if n < 4:
+            raise ValueError("truncated")
+        count = _I32.unpack_from(data, 0)[0] * count
+        pos = 4
+    while (pos < n) if count is None else (len(out) < count):
+        if pos + 4 > n:
+            raise ValueError("truncated")
+        size = _I32.unpack_from(data, pos)[0]
+        pos += 4
+        if size < 0:
+            out.append(None)
+            continue
+        out.append(data[pos:pos + size])
+        pos += size
+    return out
+
+
+def _composite_key(fns, per):
+    """Element-wise order of frozen collections (per = 1 or 2 cells per item) or tuples
+    (per None: a fixed field list; a null field sorts first)."""
+    def key(b):
+        try:
+            cells = _cells(b, per)
+        except (ValueError, struct.error):
+            return ((2, b),)
+        out = []
+        for i, c in enumerate(cells):
+            fn = fns[i % len(fns)] if per is not None else (fns[i] if i < len(fns) else _bytes)
+            out.append((0,) if c is None else (1, fn(c)))
+        return tuple(out)
+    return key
+
+
 def sort_key_for(type_expr, descending=False):
     """A function serialized bytes -> comparable value ordering like Cassandra's comparator.
 
-    Native types are exact; frozen collections, tuples and UDTs compare by their bytes.
+    Native types and frozen lists, sets, maps and tuples are exact; UDTs compare by their bytes.
     """
-    name = type_expr.name
-    if name == "frozen" and type_expr.params:
-        name = type_expr.params[0].name
-    fn = _NATIVE_KEYS.get(name, _bytes)
+    base = type_expr
+    while base.name == "frozen" and base.params:
+        base = base.params[0]
+    name = base.name
+    if name in ("list", "set"):
+        fn = _composite_key([sort_key_for(base.params[0])], 1)
+    elif name == "map":
+        fn = _composite_key([sort_key_for(base.params[0]), sort_key_for(base.params[1])], 2)
+    elif name == "tuple":
+        fn = _composite_key([sort_key_for(p) for p in base.params], None)
+    else:
+        fn = _NATIVE_KEYS.get(name, _bytes)
     if descending:
         def desc(b, fn=fn):
             return _Desc(fn(b))
