@@ -233,20 +233,26 @@ def load_reactor_class(name, path=None):
     entry = _entry(name, path)
     missing = _missing_requirements(entry)
     if missing:
-        raise ReactorUnavailable("reactor %r is not available: %s missing. Install with: %s"
-                                 % (name, ", ".join(m for m, _ in missing),
-                                    entry["install"]))
+        raise _unavailable(name, "%s missing" % ", ".join(m for m, _ in missing), entry)
     try:
         module = importlib.import_module(entry["module"])
         return getattr(module, entry["class"])
     except ReactorUnavailable:
         raise
     except Exception as exc:  # ImportError, OSError from dlopen, a broken dependency ...
-        err = ReactorUnavailable("reactor %r is not available: importing %s failed: %s: %s. "
-                                 "Install with: %s" % (name, entry["module"],
-                                                       type(exc).__name__, exc, entry["install"]))
+        err = _unavailable(name, "importing %s failed: %s: %s"
+                           % (entry["module"], type(exc).__name__, exc), entry)
         err.__cause__ = exc
         raise err
+
+
+def _unavailable(name, reason, entry):
+    err = ReactorUnavailable("reactor %r is not available: %s. Install with: %s"
+                             % (name, reason, entry["install"]))
+    err.reactor = name
+    err.reason = reason
+    err.install = entry["install"]
+    return err
 
 
 def get_reactor_class(name, allow_unsupported_reactors=None, path=None):
@@ -370,7 +376,7 @@ def reactor_status(name, load=True, path=None):
         except ReactorUnavailable as exc:
             status.state = "missing"
             status.installed = False
-            status.reason = str(exc)
+            status.reason = getattr(exc, "reason", None) or str(exc)
             return status
     status.state = "available"
     return status
