@@ -676,3 +676,16 @@ def test_client_timestamp_and_consistency_rules(engine):
         assert info.value.code == 0x2200
     # a SERIAL read is a quorum read
     assert decode(run(engine, "SELECT v FROM ks.t WHERE k = 1", consistency=8)) == [(3,)]
+
+
+def test_frozen_collection_and_tuple_clustering_order(engine):
+    run(engine, "CREATE TABLE ks.f (k int, c frozen<list<int>>, t tuple<int, text>, "
+                "PRIMARY KEY (k, c, t))")
+    for c in ("[2]", "[1, 1]", "[1]", "[]", "[-5, 3]"):
+        for t in ("(2, 'a')", "(1, 'b')", "(1, null)"):
+            run(engine, "INSERT INTO ks.f (k, c, t) VALUES (1, %s, %s)" % (c, t))
+    rows = decode(run(engine, "SELECT c, t FROM ks.f WHERE k = 1"))
+    assert [r[0] for r in rows[::3]] == [[], [-5, 3], [1], [1, 1], [2]]
+    assert [r[1] for r in rows[:3]] == [(1, None), (1, "b"), (2, "a")]
+    ranged = decode(run(engine, "SELECT c FROM ks.f WHERE k = 1 AND c > [1] AND c <= [2]"))
+    assert [r[0] for r in ranged] == [[1, 1]] * 3 + [[2]] * 3
