@@ -336,6 +336,8 @@ class Engine(object):
                                                     protocol_version, timestamp))
         except EngineError:
             raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
         except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
             raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
                                             "%s: %s" % (type(exc).__name__, exc))
@@ -347,6 +349,8 @@ class Engine(object):
             plan = self._plan(query, keyspace)
         except EngineError:
             raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
         except Exception as exc:  # noqa: BLE001
             raise EngineError(SERVER_ERROR, "simulator failure: %s: %s"
                               % (type(exc).__name__, exc))
@@ -382,6 +386,8 @@ class Engine(object):
                                                   protocol_version, timestamp))
         except EngineError:
             raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
         except Exception as exc:  # noqa: BLE001
             raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
                                             "%s: %s" % (type(exc).__name__, exc))
@@ -405,6 +411,8 @@ class Engine(object):
             return _run_batch(self, items, ctx, kind)
         except EngineError:
             raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
         except Exception as exc:  # noqa: BLE001
             raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
                                             "%s: %s" % (type(exc).__name__, exc))
@@ -428,7 +436,10 @@ class Engine(object):
             raise EngineError(SYNTAX_ERROR, str(exc))
         except RecursionError:
             raise EngineError(SYNTAX_ERROR, "statement nested too deeply")
-        plan = _compile(self, stmt, keyspace)
+        try:
+            plan = _compile(self, stmt, keyspace)
+        except RecursionError:
+            raise EngineError(INVALID, "statement nested too deeply")
         if len(self._plans) >= self.MAX_PLANS:
             self._plans.clear()
         if plan.cacheable:

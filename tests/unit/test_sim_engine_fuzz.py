@@ -152,3 +152,19 @@ def test_random_bound_bytes_never_crash(values):
 def test_engine_still_answers_after_the_fuzzing():
     rows, _ = ENGINE.execute("SELECT k, c FROM ks.t WHERE k = 1 AND c = 'a'")
     assert [tuple(r) for r in rows.rows] == [(T.INT.serialize(1), b"a")]
+
+
+def test_deeply_nested_types_and_values_are_refused_not_crashed():
+    e = fresh_engine()
+    deep = "int"
+    for _ in range(400):
+        deep = "frozen<list<%s>>" % deep
+    with pytest.raises(EngineError) as info:
+        e.execute("CREATE TABLE ks.deep (k int PRIMARY KEY, v %s)" % deep)
+    assert info.value.code in (0x2000, 0x2200)
+    value = "1"
+    for _ in range(400):
+        value = "[%s]" % value
+    with pytest.raises(EngineError) as info:
+        e.execute("INSERT INTO ks.t (k, c, v) VALUES (1, 'a', %s)" % value)
+    assert info.value.code in (0x2000, 0x2200)
