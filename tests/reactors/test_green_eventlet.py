@@ -219,3 +219,23 @@ def test_stop_fails_pending_requests_and_is_idempotent(cluster):
     assert collector.wait(5)
     assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
     assert conn.is_closed
+
+
+def test_session_execute_from_many_greenthreads(cluster):
+    """The user's view: Cluster(connection_class="eventlet"); blocking session.execute in 50
+    greenthreads at once."""
+    from cqlreactor import Cluster
+    prime_green(cluster)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", matrix.UnsupportedReactorWarning)
+        db = Cluster(cluster.contact_points, port=cluster.port, connection_class="eventlet",
+                     allow_unsupported_reactors=["eventlet"])
+        try:
+            session = db.connect()
+            pool = eventlet.GreenPool(50)
+            results = list(pool.imap(
+                lambda g: [session.execute("SELECT v FROM egreen%d" % ((g + j) % N_PRIMES))
+                           .one()[0] for j in range(10)], range(50)))
+            assert results == [[(g + j) % N_PRIMES for j in range(10)] for g in range(50)]
+        finally:
+            db.shutdown()

@@ -208,3 +208,24 @@ def test_stop_fails_pending_requests_and_is_idempotent(cluster):
     assert collector.wait(5)
     assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
     assert conn.is_closed
+
+
+def test_session_execute_from_many_greenlets(cluster):
+    """The user's view: Cluster(connection_class="gevent"); blocking session.execute in 50
+    greenlets at once, each yielding to the hub while it waits."""
+    from cqlreactor import Cluster
+    prime_green(cluster)
+    db = Cluster(cluster.contact_points, port=cluster.port, connection_class="gevent")
+    try:
+        session = db.connect()
+
+        def worker(g):
+            return [session.execute("SELECT v FROM green%d" % ((g + j) % N_PRIMES)).one()[0]
+                    for j in range(10)]
+
+        greenlets = [gevent.spawn(worker, g) for g in range(50)]
+        gevent.joinall(greenlets, raise_error=True)
+        assert [g.value for g in greenlets] == [[(g + j) % N_PRIMES for j in range(10)]
+                                                for g in range(50)]
+    finally:
+        db.shutdown()
