@@ -156,8 +156,13 @@ class ReactorConnection(StreamProtocol):
         self._connect_timer = self.reactor.call_later(self._connect_timeout,
                                                       self._connect_timed_out)
         try:
-            self._transport = self.reactor.open_stream(self.endpoint.address, self.endpoint.port,
-                                                       self)
+            address, port = self.endpoint.address, self.endpoint.port
+            resolve = getattr(self.endpoint, "resolve", None)
+            if resolve is not None:
+                # a cloud SniEndpoint: its address is the proxy's name, re-resolved and
+                # rotated over the proxy's addresses on every connect
+                address, port = resolve()
+            self._transport = self.reactor.open_stream(address, port, self)
         except Exception as exc:  # e.g. name resolution failed synchronously
             self.connection_lost(exc)
 
@@ -206,6 +211,14 @@ class ReactorConnection(StreamProtocol):
     def data_received(self, data):
         if self._phase == _ENDED:
             return
+        try:
+            self._data_received(data)
+        except Exception as exc:        # a bug, not the peer's fault: still end this connection
+            log.exception("error handling data from %s", self.host)
+            self._fail(ConnectionDefunct("internal error handling data: %r" % (exc,),
+                                         host=self.host, cause=exc))
+
+    def _data_received(self, data):
         tls = self._tls
         if tls is not None:
             try:
