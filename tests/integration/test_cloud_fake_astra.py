@@ -217,12 +217,7 @@ def _reactor_params():
     return params
 
 
-CORE_V5_AUTH = pytest.mark.xfail(
-    reason="core/connection.py switches to v5 segments after AUTH_SUCCESS; the spec, Cassandra 4 "
-           "and (now) the simulated server switch right after AUTHENTICATE", strict=False)
-
-
-@pytest.mark.parametrize("protocol_version", [4, pytest.param(5, marks=CORE_V5_AUTH)])
+@pytest.mark.parametrize("protocol_version", [4, 5])
 @pytest.mark.parametrize("reactor_name", _reactor_params())
 def test_our_reactors_reach_every_node_through_the_proxy(astra, cloud, reactor_name,
                                                          protocol_version):
