@@ -21,7 +21,7 @@ def cell(data):
 
 # --- round trips -------------------------------------------------------------------------------
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data(), st.sampled_from([4, 5]))
 def test_every_type_round_trips(data, version):
     ctype = data.draw(cql_types(), label="type")
@@ -330,7 +330,7 @@ def test_malformed_type_options_raise_protocol_error(option):
         T.read_type_option(option, 0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(cql_types(max_leaves=4), st.binary(max_size=40))
 def test_random_bytes_decode_or_raise_protocol_error(ctype, data):
     try:

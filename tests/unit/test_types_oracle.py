@@ -93,7 +93,7 @@ def _check(ctype, value, version):
     assert theirs == ours
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data(), st.sampled_from([4, 5]))
 def test_driver_and_we_agree_on_every_type(data, version):
     ctype = data.draw(_types(), label="type")
@@ -106,7 +106,7 @@ def test_driver_and_we_agree_on_every_type(data, version):
 
 @pytest.mark.parametrize("ctype", T.NATIVE_TYPES, ids=lambda t: t.name)
 @pytest.mark.parametrize("version", [4, 5])
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_driver_and_we_agree_on_each_native_type(ctype, version, data):
     _check(ctype, data.draw(values_for(ctype)), version)
