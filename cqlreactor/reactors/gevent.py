@@ -45,20 +45,21 @@ def _run_logged(fn, args):
 class _Timer(object):
     """A hub timer; ``cancel`` works from any thread."""
 
-    __slots__ = ("_reactor", "_delay", "_fn", "_args", "_watcher", "_cancelled")
+    __slots__ = ("_loop", "_ident", "_delay", "_fn", "_args", "_watcher", "_cancelled")
 
-    def __init__(self, reactor, delay, fn, args):
-        self._reactor = reactor
+    def __init__(self, hub, ident, delay, fn, args):
+        self._loop = hub.loop
+        self._ident = ident
         self._delay = max(0.0, delay)
         self._fn = fn
         self._args = args
         self._watcher = None
         self._cancelled = False
 
-    def _arm(self, loop):
+    def _arm(self):
         if self._cancelled:
             return
-        watcher = loop.timer(self._delay)
+        watcher = self._loop.timer(self._delay)
         self._watcher = watcher
         watcher.start(self._fire, update=True)   # from "now", not the loop's cached time
 
@@ -79,23 +80,25 @@ class _Timer(object):
             return
         self._cancelled = True
         if self._watcher is not None:
-            if self._reactor._in_hub_thread():
+            if _get_ident() == self._ident:
                 self._release()
             else:                       # a ref'd watcher would keep gevent.wait() waiting
-                self._reactor.call_soon_threadsafe(self._release)
+                self._loop.run_callback_threadsafe(self._release)
 
 
 class _HybridEvent(object):
     """A greenlet-aware event that also works across OS threads.
 
     A greenlet of the hub's thread waits on a ``gevent.event.Event`` (other greenlets run
-    meanwhile); another OS thread waits on a real lock.  ``set`` works from anywhere.
+    meanwhile); another OS thread waits on a real lock.  ``set`` works from anywhere.  The hub is
+    the one current when the event was made, so a stopped reactor does not strand a waiter.
     """
 
-    __slots__ = ("_reactor", "_flag", "_green", "_lock")
+    __slots__ = ("_hub", "_ident", "_flag", "_green", "_lock")
 
-    def __init__(self, reactor):
-        self._reactor = reactor
+    def __init__(self, hub, ident):
+        self._hub = hub
+        self._ident = ident
         self._flag = False
         self._green = gevent.event.Event()
         self._lock = _allocate_lock()
@@ -114,15 +117,15 @@ class _HybridEvent(object):
             self._lock.release()
         except RuntimeError:            # a racing set() from another thread released it
             pass
-        if self._reactor._in_hub_thread():
+        if _get_ident() == self._ident:
             self._green.set()
         else:
-            self._reactor._threadsafe(self._green.set)
+            self._hub.loop.run_callback_threadsafe(self._green.set)
 
     def wait(self, timeout=None):
         if self._flag:
             return True
-        if self._reactor._in_hub_thread():
+        if _get_ident() == self._ident:
             self._green.wait(timeout)
             return self._flag
         if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
@@ -190,14 +193,6 @@ class GeventReactor(Reactor):
             self._hub_ident = _get_ident()
             self._hub = gevent.get_hub()
 
-    def _in_hub_thread(self):
-        return self._hub is None or _get_ident() == self._hub_ident
-
-    def _threadsafe(self, fn, *args):
-        hub = self._hub
-        if hub is not None:
-            hub.loop.run_callback_threadsafe(fn, *args)
-
     def stop(self):
         hub = self._hub
         if hub is None:
@@ -228,36 +223,42 @@ class GeventReactor(Reactor):
 
     # --- wake-up, time, waits -------------------------------------------------------------------
 
-    def call_soon_threadsafe(self, fn, *args):
-        if self._hub is None or _CHECK_PID:
+    def _bound_hub(self):
+        hub, ident = self._hub, self._hub_ident
+        if hub is None or _CHECK_PID:
             self.start()
-        if _get_ident() == self._hub_ident:
-            self._hub.loop.run_callback(_run_logged, fn, args)
+            hub, ident = self._hub, self._hub_ident
+        return hub, ident
+
+    def call_soon_threadsafe(self, fn, *args):
+        hub, ident = self._bound_hub()
+        if _get_ident() == ident:
+            hub.loop.run_callback(_run_logged, fn, args)
         else:
-            self._hub.loop.run_callback_threadsafe(_run_logged, fn, args)
+            hub.loop.run_callback_threadsafe(_run_logged, fn, args)
 
     def call_later(self, delay, fn, *args):
-        if self._hub is None or _CHECK_PID:
-            self.start()
-        timer = _Timer(self, delay, fn, args)
-        if _get_ident() == self._hub_ident:
-            timer._arm(self._hub.loop)
+        hub, ident = self._bound_hub()
+        timer = _Timer(hub, ident, delay, fn, args)
+        if _get_ident() == ident:
+            timer._arm()
         else:
-            self._hub.loop.run_callback_threadsafe(timer._arm, self._hub.loop)
+            hub.loop.run_callback_threadsafe(timer._arm)
         return timer
 
     def make_event(self):
-        if self._hub is None:
+        hub, ident = self._hub, self._hub_ident
+        if hub is None:
             self.start()
-        return _HybridEvent(self)
+            hub, ident = self._hub, self._hub_ident
+        return _HybridEvent(hub, ident)
 
     def spawn(self, fn, *args):
         """``gevent.spawn`` in the hub's thread (from another thread: queued to it)."""
-        if self._hub is None:
-            self.start()
-        if _get_ident() == self._hub_ident:
+        hub, ident = self._bound_hub()
+        if _get_ident() == ident:
             return gevent.spawn(fn, *args)
-        self.call_soon_threadsafe(gevent.spawn, fn, *args)
+        hub.loop.run_callback_threadsafe(gevent.spawn, fn, *args)
         return None
 
     # --- TCP -----------------------------------------------------------------------------------
