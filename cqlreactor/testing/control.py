@@ -81,8 +81,7 @@ def encode_value(value):
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return {"$inet": str(value)}
     if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return {"$map": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+        # as pairs: map keys may be ints, UUIDs, tuples ...
         return {"$map": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
     if isinstance(value, (set, frozenset)):
         return {"$set": [encode_value(v) for v in value]}
