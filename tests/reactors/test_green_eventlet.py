@@ -113,8 +113,10 @@ SCRIPT = textwrap.dedent(r"""
 
     conn = reactor.connect(Endpoint(HOST, int(PORT)))
     pool = eventlet.GreenPool(100)
-    results = list(pool.imap(lambda g: [execute(conn, "SELECT v FROM egreen%d" % ((g * 10 + j) % 10))
-                                        for j in range(10)], range(100)))
+    def worker(g):
+        return [execute(conn, "SELECT v FROM egreen%d" % ((g * 10 + j) % 10)) for j in range(10)]
+
+    results = list(pool.imap(worker, range(100)))
     assert results == [[[((g * 10 + j) % 10,)] for j in range(10)] for g in range(100)], results
 
     # TLS through cqlreactor's MemoryBIO layer: a context the driver builds (ssl_options), and one
