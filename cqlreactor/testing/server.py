@@ -16,8 +16,20 @@ Nodes: node ``i`` (0-based) listens on ``127.0.0.<i+1>:port``; all share the por
 node closes its listener (connections are refused) and its client connections, marks it down
 for the engine's consistency checks and, 0.25 s later (gossip is never instant, and drivers
 ignore a DOWN while their own sockets to the node look open), sends STATUS_CHANGE DOWN to the
-connections registered on the other nodes; starting it again listens anew, forgets its prepared statements (clients get
-UNPREPARED) and sends STATUS_CHANGE UP.
+connections registered on the other nodes; starting it again listens anew, forgets its prepared
+statements (clients get UNPREPARED) and sends STATUS_CHANGE UP.  As in Cassandra, a stop/start
+is a status change, not a topology change: TOPOLOGY_CHANGE (NEW_NODE/REMOVED_NODE) is never
+sent, because nodes never join or leave the ring.  SCHEMA_CHANGE goes to every registered
+connection on every node after DDL.  Prepared statements are per node, as in Cassandra: a
+statement prepared on one node is UNPREPARED on the others until prepared there too.
+
+Handshake (as Cassandra 4): OPTIONS -> SUPPORTED; STARTUP -> READY, or AUTHENTICATE
+(PasswordAuthenticator, SASL PLAIN) -> AUTH_SUCCESS or ERROR 0x0100.  Compression and, on v5,
+segments start right after the answer to STARTUP (AUTHENTICATE included), both directions.  A
+first frame of a version the node lacks gets ERROR 0x000A naming the supported versions, in a
+frame of the highest version it speaks below the one asked (v1/v2: the client's own header).
+A client that does not read its answers stops being read (backpressure).  An internal error
+drops only the connection that met it, with a traceback on stderr.
 
 Faults (see ``control.py`` for the API):
   * ``stall(i, s)``: the node keeps reading but answers nothing for ``s`` seconds; then it
