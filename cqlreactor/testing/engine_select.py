@@ -3,6 +3,7 @@ paging (an opaque paging state that resumes right after the last row returned, o
 and COUNT aggregates."""
 
 import bisect
+import decimal
 import itertools
 import math
 import struct
@@ -80,11 +81,28 @@ def _compile_select(engine, stmt, keyspace):
                 cols.append(Column(table.keyspace, table.name,
                                    sel.alias or "system.token(%s)" % ", ".join(sel.args),
                                    T.BIGINT))
+            elif sel.kind == "func" and sel.column in ("min", "max", "sum", "avg"):
+                if len(sel.args) != 1:
+                    raise _invalid("Invalid number of arguments in call to function system.%s: "
+                                   "1 required but %d provided" % (sel.column, len(sel.args)))
+                c = _column(table, sel.args[0])
+                base = c.type_expr.name
+                if sel.column in ("sum", "avg") and base not in _NUMERIC:
+                    raise _invalid("Invalid call to function system.%s, none of its type "
+                                   "signatures match" % sel.column)
+                if base in ("list", "set", "map", "frozen", "udt", "duration"):
+                    raise _invalid("Invalid call to function system.%s, none of its type "
+                                   "signatures match" % sel.column)
+                outs.append(("agg", (sel.column, c)))
+                aggregate = True
+                cols.append(Column(table.keyspace, table.name,
+                                   sel.alias or "system.%s(%s)" % (sel.column, c.name),
+                                   c.cql_type))
             else:
                 raise _invalid("Unknown function '%s'" % (sel.column,))
     if stmt.distinct:
         for kind, arg in outs:
-            if kind not in ("pk", "static", "count", "token"):
+            if kind not in ("pk", "static", "count", "token", "agg"):
                 raise _invalid("SELECT DISTINCT queries must only request partition key "
                                "columns and/or static columns (not %s)"
                                % (arg if isinstance(arg, str) else "this selection"))
@@ -479,8 +497,7 @@ def _run_select(plan, engine, vals, ctx):
     if plan.in_order:
         want = None
         merge_keys = []
-    count = 0
-    first = None
+    matched = []
     done = False
     for i in range(start, len(parts)):
         part = parts[i]
@@ -496,9 +513,7 @@ def _run_select(plan, engine, vals, ctx):
                 break
             in_part += 1
             if plan.aggregate:
-                if first is None:
-                    first = (part, row)
-                count += 1
+                matched.append((part, row))
                 continue
             rows_out.append(_build(outs, part, row, now))
             positions.append((part.key, None if row is None else row.clustering, in_part))
@@ -512,20 +527,7 @@ def _run_select(plan, engine, vals, ctx):
         if done:
             break
     if plan.aggregate:
-        out = []
-        fp, fr = first if first is not None else (None, None)
-        for kind, arg in outs:
-            if kind == "count":
-                if arg is None or first is None:
-                    out.append(_I64.pack(count))
-                else:
-                    out.append(_I64.pack(_count_non_null(plan, parts, arg, now, ck_preds,
-                                                         filters, vals, ppl)))
-            elif fp is None:
-                out.append(None)
-            else:
-                out.append(_build([(kind, arg)], fp, fr, now)[0])
-        return Rows(plan.result_columns, [tuple(out)], None)
+        return Rows(plan.result_columns, [_aggregate(plan, matched, now)], None)
     if plan.in_order:
         order = sorted(range(len(rows_out)), key=merge_keys.__getitem__, reverse=plan.reverse)
         rows_out = [rows_out[i] for i in order]
@@ -541,17 +543,67 @@ def _run_select(plan, engine, vals, ctx):
     return Rows(plan.result_columns, rows_out, paging)
 
 
-def _count_non_null(plan, parts, column, now, ck_preds, filters, vals, ppl):
-    n = 0
-    for part in parts:
-        in_part = 0
-        for row in _partition_rows(plan, part, now, ck_preds, filters, None, vals):
-            if ppl is not None and in_part >= ppl:
-                break
-            in_part += 1
-            if _build([_accessor(plan.table, column)], part, row, now)[0] is not None:
-                n += 1
-    return n
+_NUMERIC = frozenset(["tinyint", "smallint", "int", "bigint", "varint", "float", "double",
+                      "decimal", "counter"])
+_WIDTH = {"tinyint": 8, "smallint": 16, "int": 32, "bigint": 64, "counter": 64}
+
+
+def _aggregate(plan, matched, now):
+    """The one row of an aggregate query: count / min / max / sum / avg over ``matched``;
+    plain columns take the first row's values (as Cassandra answers)."""
+    out = []
+    first = matched[0] if matched else (None, None)
+    for kind, arg in plan.outs:
+        if kind == "count":
+            if arg is None:
+                n = len(matched)
+            else:
+                acc = _accessor(plan.table, arg)
+                n = sum(1 for p, r in matched if _build([acc], p, r, now)[0] is not None)
+            out.append(_I64.pack(n))
+        elif kind == "agg":
+            fname, c = arg
+            acc = _accessor(plan.table, c)
+            cells = [v for v in (_build([acc], p, r, now)[0] for p, r in matched)
+                     if v is not None]
+            out.append(_fold(fname, c, cells))
+        elif first[0] is None:
+            out.append(None)
+        else:
+            out.append(_build([(kind, arg)], first[0], first[1], now)[0])
+    return tuple(out)
+
+
+def _fold(fname, column, cells):
+    base = column.type_expr.name
+    if fname in ("min", "max"):
+        if not cells:
+            return None
+        key = sort_key_for(column.type_expr)
+        return (min if fname == "min" else max)(cells, key=key)
+    ctype = column.cql_type
+    values = [ctype.deserialize(c) for c in cells]
+    if base in ("float", "double"):
+        zero = 0.0
+    elif base == "decimal":
+        zero = decimal.Decimal(0)
+    else:
+        zero = 0
+    total = sum(values, zero)
+    if fname == "avg":
+        if not values:
+            total = zero
+        elif base in _WIDTH or base == "varint":
+            q = abs(total) // len(values)
+            total = q if total >= 0 else -q      # Java integer division truncates
+        else:
+            total = total / len(values)
+    if base in _WIDTH:
+        bits = _WIDTH[base]
+        total = ((total + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
+    if base == "counter":
+        return _I64.pack(total)
+    return ctype.serialize(total)
 
 
 def _partition_rows(plan, part, now, ck_preds, filters, after, vals):

@@ -689,3 +689,20 @@ def test_frozen_collection_and_tuple_clustering_order(engine):
     assert [r[1] for r in rows[:3]] == [(1, None), (1, "b"), (2, "a")]
     ranged = decode(run(engine, "SELECT c FROM ks.f WHERE k = 1 AND c > [1] AND c <= [2]"))
     assert [r[0] for r in ranged] == [[1, 1]] * 3 + [[2]] * 3
+
+
+def test_native_aggregates(engine):
+    run(engine, "CREATE TABLE ks.a (k int, c int, v int, d double, t text, PRIMARY KEY (k, c))")
+    for c in range(5):
+        run(engine, "INSERT INTO ks.a (k, c, v, d, t) VALUES (1, %d, %d, %s, '%s')"
+            % (c, c * 7 - 10, c / 2.0, "abcde"[4 - c]))
+    run(engine, "INSERT INTO ks.a (k, c) VALUES (1, 9)")
+    result = run(engine, "SELECT min(v), max(v), sum(v), avg(v), avg(d), min(t), count(v), "
+                         "count(*), k FROM ks.a WHERE k = 1")
+    assert names(result) == ["system.min(v)", "system.max(v)", "system.sum(v)",
+                             "system.avg(v)", "system.avg(d)", "system.min(t)",
+                             "system.count(v)", "count", "k"]
+    assert decode(result) == [(-10, 18, 20, 4, 1.0, "a", 5, 6, 1)]
+    assert decode(run(engine, "SELECT max(v), count(*) FROM ks.a WHERE k = 7")) == [(None, 0)]
+    with pytest.raises(EngineError):
+        run(engine, "SELECT sum(t) FROM ks.a")
