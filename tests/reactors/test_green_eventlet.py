@@ -241,3 +241,60 @@ def test_session_execute_from_many_greenthreads(cluster):
             assert results == [[(g + j) % N_PRIMES for j in range(10)] for g in range(50)]
         finally:
             db.shutdown()
+
+
+FORK_SCRIPT = textwrap.dedent(r"""
+    import sys
+    import warnings
+    warnings.simplefilter("ignore")
+    import eventlet
+    eventlet.monkey_patch()
+    import os
+    from cqlreactor.core.consistency import ConsistencyLevel
+    from cqlreactor.core.messages import QueryMessage, QueryParameters
+    from cqlreactor.reactors.eventlet import EventletReactor
+
+    def roundtrip(reactor, conn):
+        event = reactor.make_event()
+        box = []
+        conn.send(QueryMessage("SELECT v FROM egreen1", QueryParameters(ConsistencyLevel.ONE)),
+                  lambda r: (box.append(r), event.set()), timeout=5)
+        assert event.wait(10)
+        return box[0]
+
+    address = (sys.argv[1], int(sys.argv[2]))
+    reactor = EventletReactor(allow_unsupported_reactors=["eventlet"])
+    conn = reactor.connect(address)
+    assert roundtrip(reactor, conn).rows == [(1,)]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            inherited = roundtrip(reactor, conn)
+            assert "fork" in str(inherited), inherited
+            fresh = reactor.connect(address)        # on the child's own, fresh hub
+            assert roundtrip(reactor, fresh).rows == [(1,)]
+            code = 0
+            eventlet.sleep(1.0)              # run the child's hub while the parent works
+        finally:
+            os._exit(code)
+    # the parent's answers must all reach the parent: a child still watching the inherited
+    # socket would steal some of them
+    for _ in range(20):
+        assert roundtrip(reactor, conn).rows == [(1,)]
+        eventlet.sleep(0.05)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    assert roundtrip(reactor, conn).rows == [(1,)]   # the child left the parent's epoll set alone
+    print("OK")
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_under_monkey_patch_keeps_the_parent_connection(cluster):
+    prime_green(cluster)
+    env = dict(os.environ, PYTHONPATH=ROOT, **OPT_IN)
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT, cluster.contact_points[0],
+                           str(cluster.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr[-3000:]

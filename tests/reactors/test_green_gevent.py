@@ -229,3 +229,57 @@ def test_session_execute_from_many_greenlets(cluster):
                                                 for g in range(50)]
     finally:
         db.shutdown()
+
+
+FORK_SCRIPT = textwrap.dedent(r"""
+    import sys
+    from gevent import monkey
+    monkey.patch_all()                  # os.fork is gevent's: it reinitialises the hub as well
+    import os
+    import gevent
+    from cqlreactor.core.consistency import ConsistencyLevel
+    from cqlreactor.core.messages import QueryMessage, QueryParameters
+    from cqlreactor.reactors.gevent import GeventReactor
+
+    def roundtrip(reactor, conn):
+        event = reactor.make_event()
+        box = []
+        conn.send(QueryMessage("SELECT v FROM green1", QueryParameters(ConsistencyLevel.ONE)),
+                  lambda r: (box.append(r), event.set()), timeout=5)
+        assert event.wait(10)
+        return box[0]
+
+    address = (sys.argv[1], int(sys.argv[2]))
+    reactor = GeventReactor()
+    conn = reactor.connect(address)
+    assert roundtrip(reactor, conn).rows == [(1,)]
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            inherited = roundtrip(reactor, conn)
+            assert "fork" in str(inherited), inherited
+            fresh = reactor.connect(address)
+            assert roundtrip(reactor, fresh).rows == [(1,)]
+            code = 0
+            gevent.sleep(1.0)              # run the child's hub while the parent works
+        finally:
+            os._exit(code)
+    # the parent's answers must all reach the parent: a child still watching the inherited
+    # socket would steal some of them
+    for _ in range(20):
+        assert roundtrip(reactor, conn).rows == [(1,)]
+        gevent.sleep(0.05)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    assert roundtrip(reactor, conn).rows == [(1,)]   # the child left the parent's loop alone
+    print("OK")
+""")
+
+
+def test_fork_under_patch_all_keeps_the_parent_connection(cluster):
+    cluster.prime("SELECT v FROM green1", rows=[[1]], columns=[("v", "int")])
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT, cluster.contact_points[0],
+                           str(cluster.port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr[-3000:]
