@@ -79,7 +79,7 @@ def attempt(engine, query, values=None, page_size=None, paging_state=None):
     "GRANT ALL ON ks.t TO bob", "SELECT JSON * FROM ks.t", "INSERT INTO ks.t JSON '{}'",
     "SELECT * FROM ks.t WHERE k = 'text'", "SELECT * FROM ks.t WHERE c = 1",
     "SELECT * FROM ks.t WHERE k = 1 ORDER BY v", "UPDATE ks.t SET k = 1 WHERE k = 1",
-    "INSERT INTO ks.t (k, c, nope) VALUES (1, 'a', 1)", "SELECT sum(k) FROM ks.t",
+    "INSERT INTO ks.t (k, c, nope) VALUES (1, 'a', 1)", "SELECT sum(c) FROM ks.t", "SELECT nofunc(k) FROM ks.t",
     "SELECT * FROM ks.t LIMIT 0", "SELECT * FROM ks.t LIMIT -1",
     "INSERT INTO ks.t (k, c) VALUES (1, 'a') USING TTL -1", "DROP KEYSPACE system",
     "SELECT * FROM ks.t WHERE k = 1 AND c = 'a' AND c > 'b'", "x" * 10000,
