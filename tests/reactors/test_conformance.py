@@ -110,6 +110,65 @@ def test_server_error_is_raised_as_its_class(reactor, cluster):
         conn.close()
 
 
+def test_server_events_reach_the_listener(reactor, cluster):
+    from cqlreactor.core.messages import RegisterMessage
+    listener_conn = reactor.connect(endpoint_of(cluster))
+    other = reactor.connect(endpoint_of(cluster))
+    events = []
+    got = reactor.make_event()
+    listener_conn.set_event_listener(lambda message: (events.append(message), got.set()))
+    try:
+        collector = Collector(reactor, 1)
+        listener_conn.send(RegisterMessage(["SCHEMA_CHANGE"]), collector.callback(0), timeout=10)
+        assert collector.wait(15) and not isinstance(collector.results[0], BaseException)
+        name = "events_%s" % os.urandom(6).hex()     # new each time: IF NOT EXISTS must create
+        execute(reactor, other, "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = "
+                                "{'class': 'SimpleStrategy', 'replication_factor': 1}" % name)
+        assert got.wait(10), "no EVENT arrived"
+        assert events[0].event_type == "SCHEMA_CHANGE" and events[0].keyspace == name
+    finally:
+        listener_conn.close()
+        other.close()
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_lz4_compression(reactor, cluster, version):
+    pytest.importorskip("lz4")
+    prime_numbered(cluster, "lz")
+    conn = reactor.connect(endpoint_of(cluster), protocol_version=version, compression="lz4")
+    try:
+        assert conn.ready.compression == "lz4"
+        collector = send_numbered(reactor, conn, "lz", 2000)
+        assert collector.wait(60)
+        check_numbered(collector, 2000)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def auth_cluster():
+    from cqlreactor.testing.cluster import SimulatedCluster
+    with SimulatedCluster(nodes=1, auth=("cassandra", "secret")) as cluster:
+        yield cluster
+
+
+def test_password_authentication(reactor, auth_cluster):
+    from cqlreactor.core.auth import PlainTextAuthProvider
+    from cqlreactor.core.errors import AuthenticationFailed
+    auth_cluster.prime("SELECT v FROM rt0", rows=[[8]], columns=[("v", "int")])
+    for version in (4, 5):
+        conn = reactor.connect(endpoint_of(auth_cluster), protocol_version=version,
+                               authenticator=PlainTextAuthProvider("cassandra", "secret"))
+        assert rows_of(roundtrip(reactor, conn)) == [(8,)]
+        conn.close()
+    with pytest.raises(AuthenticationFailed) as info:
+        reactor.connect(endpoint_of(auth_cluster),
+                        authenticator=PlainTextAuthProvider("cassandra", "wrong"))
+    assert str(endpoint_of(auth_cluster)) in str(info.value)
+    with pytest.raises(AuthenticationFailed):
+        reactor.connect(endpoint_of(auth_cluster))      # the server asks, we have nothing
+
+
 # --- volume ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", [4, 5])
