@@ -320,3 +320,103 @@ def test_default_profile_consistency_is_sent(sim, reactor):
         entries = [e for i in range(3) for e in sim.served(i)
                    if "system.local" in (e.get("query") or "")]
         assert entries and entries[-1]["consistency"] == "TWO"
+
+
+@pytest.fixture(scope="module")
+def tls_sim(tmp_path_factory):
+    from cqlreactor.testing.certs import make_ca, make_cert
+    directory = tmp_path_factory.mktemp("tls")
+    ca = make_ca(str(directory))
+    make_cert(ca, ["127.0.0.1", "127.0.0.2", "127.0.0.3"], str(directory), "node",
+              usage="server")
+    with SimulatedCluster(nodes=3, tls_dir=str(directory)) as sim:
+        yield sim, ca
+
+
+def test_tls_cluster_via_ssl_context(tls_sim, reactor):
+    import ssl
+    sim, ca = tls_sim
+    context = ssl.create_default_context(cafile=ca.cert_path)
+    with _cluster(sim, reactor, ssl_context=context) as cluster:
+        session = cluster.connect()
+        assert len(cluster.metadata.all_hosts()) == 3
+        for _ in range(6):   # round robin reaches every node over TLS
+            assert session.execute("SELECT key FROM system.local").one().key == "local"
+    # a context that does not trust the cluster's CA is refused, naming TLS
+    untrusting = ssl.create_default_context()
+    refused = _cluster(sim, reactor, ssl_context=untrusting)
+    try:
+        with pytest.raises(NoHostAvailable) as info:
+            refused.connect()
+        assert all("certificate" in str(e).lower() or "tls" in str(e).lower()
+                   for e in info.value.errors.values())
+    finally:
+        refused.shutdown()
+
+
+def _sockets_and_threads():
+    import gc
+    import socket as socket_module
+    gc.collect()
+    sockets = [o for o in gc.get_objects()
+               if isinstance(o, socket_module.socket) and o.fileno() != -1]
+    threads = [t for t in threading.enumerate() if t.name.startswith("cqlreactor")]
+    return len(sockets), sorted(t.name for t in threads)
+
+
+def test_shutdown_leaves_no_thread_timer_or_socket(sim, reactor):
+    before_sockets, before_threads = _sockets_and_threads()
+    cluster = _cluster(sim, reactor)
+    session = cluster.connect()
+    futures = [session.execute_async("SELECT key FROM system.local") for _ in range(50)]
+    for f in futures:
+        f.result()
+    cluster.shutdown()
+    deadline = time.monotonic() + 5
+    while _sockets_and_threads() != (before_sockets, before_threads) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sockets_and_threads() == (before_sockets, before_threads)
+    assert all(not s._pools for s in cluster.sessions) and not cluster._reconnectors
+    if reactor == "gevent":
+        import gc
+        import gevent
+        gc.collect()
+        alive = [g for g in gc.get_objects()
+                 if isinstance(g, gevent.Greenlet) and not g.dead]
+        assert not alive
+
+
+def test_await_execute_async_inside_asyncio(sim, reactor):
+    if reactor in ("gevent", "eventlet"):
+        pytest.skip("an asyncio loop in the same thread as a green hub is not a supported mix")
+    import asyncio
+    with _cluster(sim, reactor) as cluster:
+        session = cluster.connect()
+
+        async def main():
+            results = await asyncio.gather(*[
+                session.execute_async("SELECT key FROM system.local") for _ in range(20)])
+            return [r.one().key for r in results]
+
+        loop = asyncio.new_event_loop()
+        try:
+            assert loop.run_until_complete(main()) == ["local"] * 20
+        finally:
+            loop.close()
+
+
+def test_control_connection_moves_to_another_host(reactor):
+    policy = ConstantReconnectionPolicy(0.2, max_attempts=None)
+    with SimulatedCluster(nodes=3) as sim, \
+            _cluster(sim, reactor, reconnection_policy=policy) as cluster:
+        session = cluster.connect()
+        first = cluster.control_connection.connection.endpoint
+        sim.stop_node(sim.contact_points.index(first.address))
+        assert _wait(cluster, lambda: cluster.control_connection.connection is not None and
+                     cluster.control_connection.connection.endpoint != first, timeout=15)
+        # the new control connection still follows the cluster: it sees the node come back
+        sim.start_node(sim.contact_points.index(first.address))
+        host = [h for h in cluster.metadata.all_hosts() if h.address == first.address][0]
+        assert _wait(cluster, lambda: host.is_up, timeout=15)
+        assert session.execute("SELECT key FROM system.local").one().key == "local"
