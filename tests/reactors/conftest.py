@@ -39,12 +39,24 @@ def reactor_params():
             marks.append(pytest.mark.filterwarnings(
                 "ignore::cqlreactor.reactors.matrix.UnsupportedReactorWarning"))
         params.append(pytest.param(name, id=ident, marks=marks))
+        if name == "asyncio" and HAVE_UVLOOP:   # the stdlib loop too, where uvloop would win
+            params.append(pytest.param("asyncio-stdlib", id="asyncio", marks=marks))
     return params
 
 
 @pytest.fixture(params=reactor_params())
 def reactor_class(request):
     """The Reactor subclass under test (gate applied with the environment's opt-in)."""
+    if request.param == "asyncio-stdlib":
+        from cqlreactor.reactors.asyncio_reactor import AsyncioReactor
+
+        class StdlibAsyncioReactor(AsyncioReactor):
+            """AsyncioReactor with uvloop turned off."""
+
+            def __init__(self, **kwargs):
+                kwargs.setdefault("use_uvloop", False)
+                super(StdlibAsyncioReactor, self).__init__(**kwargs)
+        return StdlibAsyncioReactor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", matrix.UnsupportedReactorWarning)
         return matrix.get_reactor_class(request.param)

@@ -582,3 +582,28 @@ def test_interpreter_exit_with_a_live_loop_and_pending_requests(reactor, cluster
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "exiting"
     assert "Traceback" not in proc.stderr and "Fatal" not in proc.stderr, proc.stderr
+
+
+def test_asyncio_reactor_uses_uvloop_only_when_asked_or_installed():
+    import asyncio
+    from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, uvloop
+    plain = AsyncioReactor(use_uvloop=False)
+    try:
+        plain.start()
+        assert plain.loop_name == "asyncio"
+        assert type(plain._loop).__module__.startswith("asyncio")
+    finally:
+        plain.stop()
+    default = AsyncioReactor()
+    try:
+        default.start()
+        if uvloop is None:
+            assert default.loop_name == "asyncio"
+            with pytest.raises(ValueError, match="uvloop"):
+                AsyncioReactor(use_uvloop=True)
+        else:
+            assert default.loop_name == "asyncio+uvloop"
+            assert isinstance(default._loop, uvloop.Loop)
+        assert isinstance(default._loop, asyncio.AbstractEventLoop)
+    finally:
+        default.stop()
