@@ -189,7 +189,11 @@ class AsyncioReactor(Reactor):
         if loop is None or _CHECK_PID:
             self.start()
             loop = self._loop
-        loop.call_soon_threadsafe(fn, *args)
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:            # stop() closed that loop under us: use a fresh one
+            self.start()
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def call_later(self, delay, fn, *args):
         loop = self._loop

@@ -426,6 +426,12 @@ def test_connection_refused_names_the_endpoint(reactor):
     assert "127.0.0.1:%d" % port in str(info.value)
 
 
+def test_unresolvable_name_is_a_connection_error(reactor):
+    with pytest.raises(ConnectionException) as info:
+        reactor.connect(("no-such-host.invalid", 9042), connect_timeout=5)
+    assert "no-such-host.invalid:9042" in str(info.value)
+
+
 def test_connect_timeout_when_the_server_never_answers(reactor):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
