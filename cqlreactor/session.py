@@ -38,13 +38,21 @@ class ResponseFuture(object):
     """The eventual result of one statement; ``result()`` blocks (green-thread friendly),
     callbacks run on the reactor's loop, ``await future`` works inside asyncio."""
 
+    __slots__ = ("session", "query", "_build", "_consistency", "_sent_paging_state", "message",
+                 "timeout", "_deadline", "row_factory", "_retry_policy", "_query_plan",
+                 "_current_host", "_connection", "_errors", "_retry_num", "_final",
+                 "_final_exception", "_result_set", "_callbacks", "_errbacks", "_event",
+                 "_lock", "_paging_state", "has_more_pages", "_col_names", "_col_types",
+                 "coordinator_host", "warnings", "custom_payload", "_trace_id", "__weakref__")
+
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
                  query_plan, consistency_level):
         self.session = session
         self.query = query
         self._build = message_builder        # (consistency, paging_state) -> message
         self._consistency = consistency_level
-        self.message = message_builder(consistency_level, getattr(query, "paging_state", None))
+        self._sent_paging_state = getattr(query, "paging_state", None)
+        self.message = message_builder(consistency_level, self._sent_paging_state)
         self.timeout = timeout
         self._deadline = (time.monotonic() + timeout) if timeout else None
         self.row_factory = row_factory
@@ -250,7 +258,7 @@ class ResponseFuture(object):
         self.send_request()   # RETRY_NEXT_HOST, or the same host could not take it
 
     def _paging_state_for_retry(self):
-        return getattr(self.message, "paging_state", None)
+        return self._sent_paging_state
 
     def _reprepare(self, exc):
         """The host forgot the statement (e.g. it restarted): prepare it there, send again."""
@@ -395,6 +403,7 @@ class ResponseFuture(object):
             self._event = None
             self._callbacks = []
             self._errbacks = []
+        self._sent_paging_state = self._paging_state
         self.message = self._build(self._consistency, self._paging_state)
         self._retry_num = 0
         self._errors = {}
@@ -448,6 +457,7 @@ class Session(object):
         self.is_shutdown = False
         self._lock = threading.Lock()
         self.default_fetch_size = 5000
+        self._encoded_queries = {}   # (text, consistency, page size, serial, version) -> request
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -602,8 +612,23 @@ class Session(object):
         if isinstance(query, SimpleStatement):
             text = encoder.bind_params(query.query_string, parameters) if parameters \
                 else query.query_string
+            cache = self._encoded_queries
 
             def build(consistency, paging_state):
+                if paging_state is None:
+                    # A query text sent again and again is encoded once; the connection only
+                    # adds the frame header with its stream id.
+                    key = (text, consistency, page_size, serial, version)
+                    message = cache.get(key)
+                    if message is None:
+                        params = msgs.QueryParameters(consistency, page_size=page_size,
+                                                      serial_consistency=serial)
+                        body = msgs.QueryMessage(text, params).encode_body(version)
+                        message = msgs.PreEncodedRequest(msgs.QueryMessage.opcode, body)
+                        if len(cache) >= 2048:
+                            cache.clear()
+                        cache[key] = message
+                    return message
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
                     serial_consistency=serial)
