@@ -236,3 +236,27 @@ def test_tls_client_against_a_plain_server(reactor, cluster, pki):
 def test_plain_client_against_a_tls_server_fails_cleanly(reactor, tls_cluster):
     with pytest.raises(ConnectionException):
         reactor.connect(endpoint_of(tls_cluster), connect_timeout=2)
+
+
+def test_tls_16_mib_value_both_ways(reactor, tls_cluster, pki):
+    big = os.urandom(1024) * (16 * 1024)
+    conn = reactor.connect(endpoint_of(tls_cluster), ssl_context=client_context(pki["ca"]))
+
+    def execute(text, values=None):
+        collector = Collector(reactor, 1)
+        conn.send(query(text, values=values), collector.callback(0), timeout=60)
+        assert collector.wait(90)
+        result = collector.results[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    try:
+        execute("CREATE KEYSPACE IF NOT EXISTS tlsks WITH replication = "
+                "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        execute("CREATE TABLE IF NOT EXISTS tlsks.blobs (k int PRIMARY KEY, big blob)")
+        execute("INSERT INTO tlsks.blobs (k, big) VALUES (?, ?)", [b"\x00\x00\x00\x01", big])
+        result = execute("SELECT big FROM tlsks.blobs WHERE k = ?", [b"\x00\x00\x00\x01"])
+        assert result.rows == [(big,)]
+    finally:
+        conn.close()
