@@ -24,6 +24,7 @@ import shutil
 import ssl
 import stat
 import tempfile
+import time
 import weakref
 import zipfile
 
@@ -303,7 +304,8 @@ def check_certificates(ca_path, cert_path, key_path, bundle_path="?"):
                 if key == "s":
                     raise _bundle_error(bundle_path, "the client certificate 'cert' is not "
                                                      "accepted by 'ca.crt': %s"
-                                                     % (_verify_detail(exc),))
+                                                     % (_verify_detail(exc, ca_path,
+                                                                       cert_path),))
                 raise _bundle_error(bundle_path, "TLS self-check failed (%s)" % (exc,))
         s_in.write(c_out.read())
         c_in.write(s_out.read())
@@ -312,10 +314,36 @@ def check_certificates(ca_path, cert_path, key_path, bundle_path="?"):
     raise _bundle_error(bundle_path, "TLS self-check did not complete")
 
 
-def _verify_detail(exc):
+def _verify_detail(exc, ca_path=None, cert_path=None):
     detail = getattr(exc, "verify_message", None)
     if detail:
         if "local issuer" in detail or "self signed" in detail or "self-signed" in detail:
             detail += " (cert was not signed by the CA in ca.crt)"
         return detail
+    # Python 3.6 has no verify_message: say what is wrong ourselves when we can tell
+    diagnosis = _diagnose(ca_path, cert_path) if ca_path and cert_path else None
+    if diagnosis:
+        return "%s (%s)" % (diagnosis, exc)
     return str(exc)
+
+
+def _diagnose(ca_path, cert_path):
+    """Why ``cert`` fails against ``ca.crt``, from the decoded certificates, or None."""
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    if decode is None:
+        return None
+    try:
+        cert = decode(cert_path)
+        ca = decode(ca_path)                # the first certificate of the file
+        with open(ca_path, "rb") as f:
+            ca_count = f.read().count(b"-----BEGIN CERTIFICATE-----")
+        now = time.time()
+        if ssl.cert_time_to_seconds(cert["notAfter"]) < now:
+            return "certificate has expired (notAfter %s)" % (cert["notAfter"],)
+        if ssl.cert_time_to_seconds(cert["notBefore"]) > now:
+            return "certificate is not yet valid (notBefore %s)" % (cert["notBefore"],)
+    except Exception:                       # a private helper: never let it mask the error
+        return None
+    if ca_count == 1 and cert.get("issuer") != ca.get("subject"):
+        return "unable to get local issuer certificate (cert was not signed by the CA in ca.crt)"
+    return None
