@@ -89,6 +89,9 @@ class Cluster(object):
                     "cloud= cannot be combined with %s: the secure connect bundle provides the "
                     "contact points and the TLS settings; remove %s"
                     % (", ".join(conflicts), " and ".join(conflicts)))
+            # a reactor refused here must be refused before the bundle is extracted: nothing
+            # would remove the files of a Cluster whose __init__ failed until it is collected
+            _reactor_class(connection_class, allow_unsupported_reactors)
             from cqlreactor.cloud import cloud_config_from
             self._cloud_config = cloud_config_from(cloud)
             ssl_context = self._cloud_config.ssl_context

@@ -292,6 +292,15 @@ def test_a_bad_cloud_dict_is_a_value_error(scb, cloud, fragment):
     assert fragment in str(info.value)
 
 
+def test_a_refused_reactor_is_refused_before_the_bundle_is_extracted(astra, scb):
+    before = astra.metadata.requests
+    with pytest.raises(ValueError) as info:
+        Cluster(cloud={"secure_connect_bundle": scb}, connection_class="no-such-reactor")
+    assert "no-such-reactor" in str(info.value)
+    assert astra.metadata.requests == before
+    # (the scb fixture checks that nothing was extracted next to the bundle)
+
+
 # --- bad bundles ---------------------------------------------------------------------------
 
 def _bad_bundle(kind, astra, scb, tmp_path):
