@@ -177,6 +177,33 @@ def test_connect_discover_crud_at_local_quorum(astra, scb, systmp, reactor, use_
 
 
 @pytest.mark.timeout(60)
+def test_nodes_missing_from_the_metadata_are_found_in_system_peers(astra, scb, reactor):
+    """The metadata service names one node; the other two come from system.peers and get the
+    same kind of endpoint (proxy + their host id as SNI), and pools through the proxy."""
+    only = astra.host_ids[1]
+    full = astra.metadata.document
+    astra.metadata.document = lambda: dict(full(), contact_info=dict(
+        full()["contact_info"], contact_points=[only]))
+    try:
+        cluster = _cloud_cluster(scb, reactor, auth_provider=PlainTextAuthProvider(USER, PASSWORD))
+    finally:
+        astra.metadata.document = full
+    with cluster:
+        assert [e.host_id for e in cluster._cloud_config.endpoints] == [only]
+        before = dict(astra.proxy.routed)
+        session = cluster.connect()
+        hosts = cluster.metadata.all_hosts()
+        assert sorted(str(h.host_id) for h in hosts) == astra.host_ids
+        for host in hosts:
+            assert isinstance(host.endpoint, SniEndpoint)
+            assert host.endpoint.server_hostname == str(host.host_id)
+            assert (host.endpoint.address, host.endpoint.port) == ("127.0.0.1", astra.proxy.port)
+        assert _wait(cluster, lambda: all(p.open_count for p in session.get_pools())
+                     and len(session.get_pools()) == 3, 10)
+        assert all(astra.proxy.routed.get(h, 0) > before.get(h, 0) for h in astra.host_ids)
+
+
+@pytest.mark.timeout(60)
 def test_statement_and_profile_consistency_win_over_the_cloud_default(astra, scb):
     profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM)
     with _cloud_cluster(scb, auth_provider=PlainTextAuthProvider(USER, PASSWORD),
