@@ -48,6 +48,7 @@ loop's reads and writes stay the same for plain and TLS connections.
 """
 
 import collections
+import errno
 import hashlib
 import heapq
 import itertools
@@ -306,8 +307,12 @@ class ClusterServer(object):
             sock.bind((address, port))
             sock.listen(512)
             sock.setblocking(False)
-        except OSError:
+        except OSError as exc:
             sock.close()
+            if exc.errno == errno.EADDRNOTAVAIL:
+                # Linux routes all of 127/8 to lo; macOS and BSDs need each alias added.
+                raise OSError(exc.errno, "%s: %s is not a local address (on macOS: sudo "
+                              "ifconfig lo0 alias %s up)" % (exc.strerror, address, address))
             raise
         return sock
 
