@@ -16,9 +16,11 @@ binding, so a machine without libev headers or a compiler sees ReactorUnavailabl
   is shared with the parent) and builds a new loop on first use.
 """
 
+import _thread
 import collections
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -35,6 +37,55 @@ log = logging.getLogger(__name__)
 _CHECK_PID = not hasattr(os, "register_at_fork")
 _JOIN_TIMEOUT = 5.0
 _monotonic = time.monotonic
+
+
+def _green_patched_thread():
+    """The unpatched ``_thread`` when gevent or eventlet monkey-patched threading, else None.
+
+    libev's loop must own a real OS thread (``ev_run`` blocks it); under patching a
+    ``threading.Thread`` is a greenlet, which would block every greenlet of the thread forever.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        class original(object):
+            start_new_thread = staticmethod(monkey.get_original("_thread", "start_new_thread"))
+            get_ident = staticmethod(monkey.get_original("_thread", "get_ident"))
+            allocate_lock = staticmethod(monkey.get_original("_thread", "allocate_lock"))
+        return original
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        return patcher.original("_thread")
+    return None
+
+
+class _RealEvent(object):
+    """A threading.Event made of a real lock, for when threading is green-patched: set() comes
+    from the (real) loop thread, so the waiter must wait on something real."""
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self, allocate_lock):
+        self._flag = False
+        self._lock = allocate_lock()
+        self._lock.acquire()
+
+    def is_set(self):
+        return self._flag
+
+    def set(self):
+        if not self._flag:
+            self._flag = True
+            try:
+                self._lock.release()
+            except RuntimeError:
+                pass
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()
+        return self._flag
 
 
 def _run_logged(fn, args):
@@ -89,7 +140,7 @@ class _Timer(object):
         if self._watcher is None:
             return                      # not armed yet (_arm sees the flag) or already done
         state = self._state
-        if threading.get_ident() == state.ident:
+        if state.get_ident() == state.ident:
             self._release()
         else:                           # dropped when that loop is already gone
             state.enqueue(self._release, ())
@@ -133,7 +184,9 @@ class _LibevStream(FdStream):
 class _LoopState(object):
     """Everything of one running loop: replaced as a whole by stop/start and after fork."""
 
-    def __init__(self):
+    def __init__(self, real_thread=None):
+        self.real_thread = real_thread  # the unpatched _thread under gevent/eventlet patching
+        self.get_ident = (real_thread or _thread).get_ident
         self.loop = _LoopClass()
         self.callbacks = collections.deque()
         self.timers = set()             # armed _Timer objects (their watchers must stay alive)
@@ -142,7 +195,8 @@ class _LoopState(object):
         self.ident = None
         self.running = True
         self.destroyed = False
-        self.lock = threading.Lock()    # orders send() against destroy(): no use after free
+        # orders send() against destroy(): no use after free
+        self.lock = (real_thread or _thread).allocate_lock()
         self.waker = self.loop.async_(self._drain)
         self.waker.start()
 
@@ -170,6 +224,29 @@ class _LoopState(object):
             self.loop.break_all()
 
 
+class _RawThread(object):
+    """join()/is_alive() for a loop thread started with the unpatched ``start_new_thread``."""
+
+    def __init__(self, real_thread):
+        self._done = real_thread.allocate_lock()
+        self._alive = False
+
+    def begin(self):
+        self._alive = True
+        self._done.acquire()
+
+    def end(self):
+        self._alive = False
+        self._done.release()
+
+    def join(self, timeout=None):
+        if self._done.acquire(True, -1 if timeout is None else timeout):
+            self._done.release()
+
+    def is_alive(self):
+        return self._alive
+
+
 class LibevReactor(Reactor):
     """libev in a daemon loop thread (``ev_run``; the GIL is released while it waits)."""
 
@@ -195,18 +272,26 @@ class LibevReactor(Reactor):
         with self._lock:
             if self._state is not None:
                 return
-            state = _LoopState()
-            started = threading.Event()
-            thread = threading.Thread(target=self._run, args=(state, started),
-                                      name="cqlreactor-libev")
-            thread.daemon = True
-            state.thread = thread
-            thread.start()
+            real = _green_patched_thread()
+            state = _LoopState(real)
+            if real is None:
+                started = threading.Event()
+                thread = threading.Thread(target=self._run, args=(state, started),
+                                          name="cqlreactor-libev")
+                thread.daemon = True
+                state.thread = thread
+                thread.start()
+            else:                       # a real OS thread, joined through a real lock
+                started = _RealEvent(real.allocate_lock)
+                state.thread = _RawThread(real)
+                real.start_new_thread(self._run, (state, started))
             started.wait()
             self._state = state
 
     def _run(self, state, started):
-        state.ident = threading.get_ident()
+        state.ident = state.get_ident()
+        if state.real_thread is not None:
+            state.thread.begin()
         started.set()
         try:
             state.loop.run()
@@ -221,17 +306,19 @@ class LibevReactor(Reactor):
                 state.destroy()
             except Exception:
                 log.debug("destroying the libev loop failed", exc_info=True)
+            if state.real_thread is not None:
+                state.thread.end()
 
     def _in_loop_thread(self):
         state = self._state
-        return state is not None and threading.get_ident() == state.ident
+        return state is not None and state.get_ident() == state.ident
 
     def stop(self):
         with self._lock:
             state, self._state = self._state, None
         if state is None or not state.running:
             return
-        if threading.get_ident() == state.ident:
+        if state.get_ident() == state.ident:
             self._shutdown(state)       # the loop breaks when this callback returns
             return
         if state.enqueue(self._shutdown, (state,)):
@@ -269,13 +356,16 @@ class LibevReactor(Reactor):
             self.start()
             state = self._state
         timer = _Timer(self, delay, fn, args)
-        if threading.get_ident() == state.ident:
+        if state.get_ident() == state.ident:
             timer._arm(state)
         else:
             state.enqueue(timer._arm, (state,))
         return timer
 
     def make_event(self):
+        real = _green_patched_thread()
+        if real is not None:
+            return _RealEvent(real.allocate_lock)
         return threading.Event()
 
     # --- TCP -----------------------------------------------------------------------------------
