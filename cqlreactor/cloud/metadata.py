@@ -14,9 +14,11 @@ monkey-patching.
 """
 
 import http.client
+import io
 import json
 import socket
 import ssl
+import time
 
 from cqlreactor.core.errors import CloudConfigError
 
@@ -111,8 +113,86 @@ class _Transient(Exception):
     """A failure worth one retry (connect refused, timeout, reset, 5xx)."""
 
 
+def _remaining(deadline):
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("deadline passed")
+    return left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The read side http.client gets from ``makefile``: every read bounded by the deadline."""
+
+    def __init__(self, owner):
+        super(_DeadlineReader, self).__init__()
+        self._owner = owner
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        sock = self._owner.sock
+        sock.settimeout(_remaining(self._owner.deadline))
+        return sock.recv_into(buffer)
+
+    def close(self):
+        if not self.closed:
+            super(_DeadlineReader, self).close()
+            self._owner.release()
+
+
+class _DeadlineSocket(object):
+    """What http.client uses of a socket (sendall, makefile, close), each operation bounded by
+    one deadline for the whole attempt: a service that trickles its answer byte by byte cannot
+    stretch the call past ``connect_timeout`` as per-operation socket timeouts would let it."""
+
+    def __init__(self, sock, deadline):
+        self.sock = sock
+        self.deadline = deadline
+        self._readers = 0
+        self._closed = False
+
+    def sendall(self, data):
+        self.sock.settimeout(_remaining(self.deadline))
+        self.sock.sendall(data)
+
+    def makefile(self, mode="rb", *args, **kwargs):
+        self._readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def release(self):
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self.sock.close()
+
+    def close(self):
+        # like a real socket: the response may still be reading; the last reader closes it
+        self._closed = True
+        if self._readers <= 0:
+            self.sock.close()
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host, port, context, deadline):
+        super(_DeadlineHTTPSConnection, self).__init__(host, port, context=context,
+                                                       timeout=_remaining(deadline))
+        self._deadline = deadline
+        self._tls_context = context
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), _remaining(self._deadline))
+        try:
+            sock.settimeout(_remaining(self._deadline))
+            tls = self._tls_context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = _DeadlineSocket(tls, self._deadline)
+
+
 def _get_once(host, port, ssl_context, timeout, url):
-    conn = http.client.HTTPSConnection(host, port, context=ssl_context, timeout=timeout)
+    conn = _DeadlineHTTPSConnection(host, port, ssl_context, time.monotonic() + timeout)
+    response = None
     try:
         try:
             conn.request("GET", "/metadata", headers={"Accept": "application/json"})
@@ -139,6 +219,8 @@ def _get_once(host, port, ssl_context, timeout, url):
         except http.client.HTTPException as exc:
             raise _Transient("bad HTTP answer (%s: %s)" % (type(exc).__name__, exc))
     finally:
+        if response is not None:
+            response.close()
         conn.close()
     if len(body) > MAX_RESPONSE_SIZE:
         raise _error(url, "the answer is larger than %d bytes" % MAX_RESPONSE_SIZE)
@@ -155,7 +237,8 @@ def fetch_metadata(host, port, ssl_context, timeout=DEFAULT_TIMEOUT, retries=1, 
     Args:
         host, port: the metadata service (config.json ``host``/``port``).
         ssl_context: from ``make_ssl_context(..., check_hostname=True)``.
-        timeout: seconds for each socket operation of each attempt (cloud ``connect_timeout``).
+        timeout: seconds for each attempt, connect, TLS handshake, request and answer together
+            (cloud ``connect_timeout``).
         retries: extra attempts after a refused connection, a timeout or a 5xx answer.
 
     Returns:

@@ -421,6 +421,70 @@ def test_connect_timeout_bounds_a_slow_metadata_service(astra, scb):
     assert astra.metadata.requests - before == 2    # one attempt and one retry, both cut short
 
 
+class _TricklingMetadataService(object):
+    """An HTTPS metadata service (the fake's certificate, client certificate required) that
+    sends a valid answer one byte every 50 ms: each read gets data long before any
+    per-operation timeout, so only a deadline for the whole call stops it."""
+
+    def __init__(self, astra):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(astra.metadata_cert.cert_path, astra.metadata_cert.key_path)
+        self.ctx.load_verify_locations(cafile=astra.ca.cert_path)
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        body = json.dumps(astra.metadata.document()).encode()
+        self.answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.settimeout(10)
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        return
+                    request += chunk
+                self.requests += 1
+                for i in range(len(self.answer)):
+                    tls.sendall(self.answer[i:i + 1])
+                    time.sleep(0.05)
+        except (OSError, ssl.SSLError):
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.timeout(60)
+def test_connect_timeout_bounds_a_metadata_service_that_trickles(astra, scb):
+    service = _TricklingMetadataService(astra)
+    try:
+        _rewrite(scb, scb, config_changes={"port": service.port})
+        with pytest.raises(CloudConfigError) as info:
+            Cluster(cloud={"secure_connect_bundle": scb, "connect_timeout": 0.5})
+        text = str(info.value)
+        assert "https://127.0.0.1:%d/metadata" % service.port in text, text
+        assert "no answer within 0.5 s" in text, text
+        assert service.requests == 2
+    finally:
+        service.close()
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode,fragment", [
     ("down", "after 2 attempts"),
