@@ -14,5 +14,5 @@ from cqlreactor.cloud.metadata import CloudMetadata, fetch_metadata, parse_metad
 
 __all__ = ["SecureConnectBundle", "open_bundle", "CLOUD_OPTIONS", "CloudConfig",
            "cloud_config_from", "CloudSSLContext", "SniEndpoint", "SniEndpointFactory",
-           "hostname_matches", "is_cloud_context", "make_ssl_context", "verify_peer_hostname", "CloudMetadata",
-           "fetch_metadata", "parse_metadata"]
+           "hostname_matches", "is_cloud_context", "make_ssl_context", "verify_peer_hostname",
+           "CloudMetadata", "fetch_metadata", "parse_metadata"]

@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("cryptography")
 
 from cqlreactor import (Cluster, ConsistencyLevel, DCAwareRoundRobinPolicy,  # noqa: E402
-                        EXEC_PROFILE_DEFAULT, ExecutionProfile, NoHostAvailable,
+                        ExecutionProfile, NoHostAvailable,
                         PlainTextAuthProvider, SimpleStatement)
 from cqlreactor.cloud import SniEndpoint, cloud_config_from                  # noqa: E402
 from cqlreactor.core.errors import (BadCredentials, CloudConfigError,        # noqa: E402
@@ -174,6 +174,15 @@ def test_connect_discover_crud_at_local_quorum(astra, scb, systmp, reactor, use_
     finally:
         cluster.shutdown()
     assert not os.path.exists(extracted)
+
+
+def test_shutdown_without_connect_removes_the_extracted_files(astra, scb):
+    cluster = Cluster(cloud={"secure_connect_bundle": scb})
+    extracted = cluster._cloud_config.bundle.directory
+    assert os.path.isfile(os.path.join(extracted, "key"))
+    cluster.shutdown()
+    assert not os.path.exists(extracted)
+    cluster.shutdown()                                  # idempotent
 
 
 @pytest.mark.timeout(60)
