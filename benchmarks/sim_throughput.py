@@ -13,8 +13,9 @@ Prints one JSON line per run: {"kind", "protocol", "requests", "seconds", "reque
 
 Measured on the shared 2-core development machine (load average 3-7 from other work, so these
 are lower bounds; runs vary by about 2x): primed QUERY v4 420k-1,000k/s, v5 160k-580k/s;
-OPTIONS v4 440k-960k/s, v5 130k-550k/s; unprimed system.local through the CQL engine
-16k-35k/s.  The target was 150k simple requests/s per node.
+OPTIONS v4 440k-960k/s, v5 130k-550k/s; an unprimed, repeated system.local SELECT through the
+CQL engine 55k-90k/s (decoding identical bodies once is worth about 25% there).  The target was
+150k simple requests/s per node.
 """
 
 import argparse
