@@ -78,6 +78,12 @@ class Cluster(object):
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
                  cql_version=None):
+        # Validate everything before a cloud bundle is extracted: nothing would remove the
+        # files of a Cluster whose __init__ failed until it is garbage collected.
+        if protocol_version not in (None, 3, 4, 5):
+            raise ValueError("protocol_version must be None, 3, 4 or 5, not %r"
+                             % (protocol_version,))
+        reactor_class = _reactor_class(connection_class, allow_unsupported_reactors)
         self._cloud_config = None
         if cloud is not None:
             conflicts = [name for name, given in (
@@ -89,9 +95,6 @@ class Cluster(object):
                     "cloud= cannot be combined with %s: the secure connect bundle provides the "
                     "contact points and the TLS settings; remove %s"
                     % (", ".join(conflicts), " and ".join(conflicts)))
-            # a reactor refused here must be refused before the bundle is extracted: nothing
-            # would remove the files of a Cluster whose __init__ failed until it is collected
-            _reactor_class(connection_class, allow_unsupported_reactors)
             from cqlreactor.cloud import cloud_config_from
             self._cloud_config = cloud_config_from(cloud)
             ssl_context = self._cloud_config.ssl_context
@@ -104,9 +107,6 @@ class Cluster(object):
             contact_points = ["127.0.0.1"]
         if isinstance(contact_points, str):
             raise TypeError("contact_points must be a list of addresses, not a string")
-        if protocol_version not in (None, 3, 4, 5):
-            raise ValueError("protocol_version must be None, 3, 4 or 5, not %r"
-                             % (protocol_version,))
         self.contact_points = list(contact_points)
         self.port = int(port)
         self.auth_provider = auth_provider
@@ -126,7 +126,7 @@ class Cluster(object):
         self.max_requests_per_connection = max_requests_per_connection
         self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
                                                                                         600.0)
-        self.connection_class = _reactor_class(connection_class, allow_unsupported_reactors)
+        self.connection_class = reactor_class
         self._allow_unsupported_reactors = allow_unsupported_reactors
         self.reactor = None
         self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None
