@@ -1,4 +1,4 @@
-"""Command line: ``python -m cqlreactor selfcheck`` and ``python -m cqlreactor doctor``."""
+"""Command line: ``python -m cqlreactor demo|selfcheck|doctor``."""
 
 import argparse
 import sys
@@ -7,6 +7,11 @@ import sys
 def _selfcheck(args):
     from cqlreactor import selfcheck
     return selfcheck.run(verbose=not args.quiet)
+
+
+def _demo(args):
+    from cqlreactor import demo
+    return demo.run()
 
 
 def _doctor(args):
@@ -18,6 +23,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cqlreactor",
                                      description="cqlreactor command line tools")
     sub = parser.add_subparsers(dest="command")
+    p = sub.add_parser("demo", help="self check, then queries through every available reactor "
+                                    "against the simulated cluster")
+    p.set_defaults(func=_demo)
     p = sub.add_parser("selfcheck", help="exercise the sans-IO core end to end in memory")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_selfcheck)

@@ -92,25 +92,35 @@ class ResultSet(object):
     def __iter__(self):
         if self._list_mode:
             return iter(self._current_rows)
-        self._page_iter = iter(self._current_rows)
-        return self
+        return self._iter_pages()
+
+    def _iter_pages(self):
+        # A fresh generator per iteration: list() calls iter() and then len(), and len()
+        # fetches every page into _current_rows, which this loop then reads whole.
+        while True:
+            for row in self._current_rows or ():
+                yield row
+            if self._list_mode or not self.response_future.has_more_pages:
+                return
+            self.fetch_next_page()
 
     def __next__(self):
-        while True:
-            try:
-                return next(self._page_iter)
-            except StopIteration:
-                if not self.response_future.has_more_pages:
-                    raise
-                self.fetch_next_page()
-                self._page_iter = iter(self._current_rows)
+        """The next row, fetching pages as needed (the ResultSet as its own iterator)."""
+        if self._page_iter is None:
+            self._page_iter = iter(self)
+        return next(self._page_iter)
 
     next = __next__
 
     def _fetch_all(self):
-        if self.response_future.has_more_pages:
-            rows = list(self)
-            self._current_rows = rows
+        # Page by page, not list(self): list() asks len() first, which would come back here.
+        if self._list_mode:
+            return
+        rows = list(self._current_rows or ())
+        while self.response_future.has_more_pages:
+            self.fetch_next_page()
+            rows.extend(self._current_rows)
+        self._current_rows = rows
         self._list_mode = True
 
     def all(self):

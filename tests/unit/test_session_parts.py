@@ -222,3 +222,33 @@ def test_row_factories_and_result_set():
     assert result.one().k == 1 and len(result) == 2 and result[1].k == 3
     applied = ResultSet(_DoneFuture(), named_tuple_factory(["[applied]"], [(False,)]))
     assert applied.was_applied is False
+
+
+class _PagedFuture(object):
+    """Serves pages from a list, as ResponseFuture does after each page's round trip."""
+
+    _col_names = ["n"]
+    _col_types = None
+
+    def __init__(self, pages):
+        self._pages = list(pages)
+        self._paging_state = b"more" if self._pages else None
+
+    @property
+    def has_more_pages(self):
+        return bool(self._pages)
+
+    def start_fetching_next_page(self):
+        self._next = self._pages.pop(0)
+        self._paging_state = b"more" if self._pages else None
+
+    def result(self):
+        return ResultSet(self, self._next)
+
+
+@pytest.mark.parametrize("consume", [list, len, lambda r: r[4], lambda r: [x for x in r]])
+def test_result_set_pages_through_every_consumer(consume):
+    result = ResultSet(_PagedFuture([[3, 4], [5]]), [1, 2])
+    value = consume(result)
+    assert value in ([1, 2, 3, 4, 5], 5)
+    assert list(result) == [1, 2, 3, 4, 5] or consume is not list
