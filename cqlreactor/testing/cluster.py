@@ -4,6 +4,8 @@
         cluster = Cluster(sim.contact_points, port=sim.port, ...)
         sim.prime("SELECT * FROM ks.t", rows=[{"k": 1}])
         sim.stop_node(1)                 # 0-based index, or an address "127.0.0.2"
+        i = sim.add_node()               # bootstraps node 3 on 127.0.0.4 (TOPOLOGY_CHANGE)
+        sim.remove_node(i)               # decommissions it again
         sim.served(0)                    # what node 0 answered
 
 The server is a separate process (``python -m cqlreactor.testing cluster``), so a test's client
@@ -181,12 +183,41 @@ class SimulatedCluster(object):
                          times=times, params=params)
 
     def stop_node(self, node):
-        """Stop a node: its connections close, new ones are refused, the others are told."""
+        """Stop a node: its connections close, new ones are refused, the others are told.
+
+        The others get STATUS_CHANGE DOWN (and UP after ``start_node``), never a
+        TOPOLOGY_CHANGE: the node keeps its host id and tokens, as a restarted Cassandra node
+        does, and a REMOVED_NODE would make drivers forget the host instead of reconnecting.
+        Use ``remove_node``/``add_node`` for topology changes.
+        """
         return self.call("stop_node", node=node)
 
     def start_node(self, node):
         """Start a stopped node (it forgets its prepared statements)."""
         return self.call("start_node", node=node)
+
+    def add_node(self, datacenter=None, rack=None, tokens=None):
+        """Bootstrap a new node on the next loopback address (same port); returns its index.
+
+        It gets its own host id and tokens (``tokens``, or the midpoint of the widest range),
+        shows in the other nodes' system.peers/peers_v2, owns ranges in the ring (replica
+        placement follows) and, once it listens, the others' registered connections get
+        TOPOLOGY_CHANGE NEW_NODE.  ``contact_points`` keeps the addresses the cluster started
+        with; ``node_info()`` lists every node.  Raises ControlError when the port is taken on
+        the new address.
+        """
+        return self.call("add_node", datacenter=datacenter, rack=rack,
+                         tokens=[str(t) for t in tokens] if tokens else None)
+
+    def remove_node(self, node):
+        """Decommission a node: its connections and listener close, it leaves system.peers
+        and the ring, and the others' registered connections get TOPOLOGY_CHANGE
+        REMOVED_NODE.  Its index is never reused.
+
+        ``stop_node``/``start_node`` are not this: a restart is a status change (STATUS_CHANGE
+        DOWN/UP only), since a REMOVED_NODE would make drivers drop the host for good.
+        """
+        return self.call("remove_node", node=node)
 
     def drop_connections(self, node=None):
         """Close client connections of one node (all nodes when None); returns how many."""
@@ -219,7 +250,8 @@ class SimulatedCluster(object):
 
     def node_info(self):
         """Per node: index, address, port, host_id, datacenter, rack, up, connections (open
-        now), accepted (connections accepted since start) and tokens (strings)."""
+        now), accepted (connections accepted since start), removed (decommissioned; its
+        tokens are then empty) and tokens (strings)."""
         return self.call("nodes")
 
     def wait_for(self, predicate, timeout=10.0, interval=0.05):

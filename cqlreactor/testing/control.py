@@ -10,6 +10,8 @@ Operations (``args`` in brackets; ``node`` is a 0-based index or an address "127
     prime        [query, rows, columns, error, delay, node, regex, times, params]
     stop_node    [node]            closes its connections, refuses new ones, tells the others
     start_node   [node]            listens again; its prepared statements are forgotten
+    add_node     [datacenter, rack, tokens]   bootstraps a node on the next address; its index
+    remove_node  [node]            decommissions the node (TOPOLOGY_CHANGE REMOVED_NODE)
     drop_connections [node=None]   closes the client connections (all nodes when None)
     stall        [node, seconds]   reads requests but answers nothing for that long
     close_after  [node, n]         answers n more requests, closes the connection of the next
@@ -17,7 +19,8 @@ Operations (``args`` in brackets; ``node`` is a 0-based index or an address "127
     clear        []                removes primes and faults, empties the query logs
     served       [node, clear]     the requests the node served (a list of dicts)
     connections  [node=None]       open client connection count(s)
-    nodes        []                address, host id, dc, rack, up/down of every node
+    nodes        []                address, host id, dc, rack, up/down, removed, tokens of
+                                   every node (removed ones included: indexes never move)
 
 Values in primed rows and in query logs travel through JSON with a small tagging scheme
 (``encode_value`` / ``decode_value``): bytes, UUIDs, Decimals, datetimes, dates, times, sets,
@@ -378,6 +381,9 @@ CONTROL_OPS = {
     "prime": lambda self, **args: self.prime(**args),
     "stop_node": lambda self, node: self.stop_node(node),
     "start_node": lambda self, node: self.start_node(node),
+    "add_node": lambda self, datacenter=None, rack=None, tokens=None: self.add_node(
+        datacenter, rack, tokens),
+    "remove_node": lambda self, node: self.remove_node(node),
     "drop_connections": lambda self, node=None: self.drop_connections(node),
     "stall": lambda self, node, seconds: self.stall(node, seconds),
     "close_after": lambda self, node, n: self.close_after(node, n),

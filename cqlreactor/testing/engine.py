@@ -36,6 +36,11 @@ Interface::
       .forget_prepared(node)          # a restarted node forgets its prepared ids
       .replicas_for(keyspace, routing_key) -> [node index]
       .set_node_up(index, up)
+      .add_node(NodeInfo) -> index     # joins the ring (tokens: widest range split if none)
+      .remove_node(index) -> NodeInfo  # leaves the ring; later nodes' indexes move down one
+
+Node indexes are positions in ``Engine.nodes`` (the ring members); the simulated server maps
+its own stable node numbers onto them.
 
 Consistency: a read or write first counts the live replicas of its partition
 (``replicas_for`` + ``NodeInfo.up``) and raises Unavailable (0x1000) when the consistency
@@ -50,7 +55,7 @@ import uuid
 from collections import OrderedDict
 
 from cqlreactor.core.errors import EngineError
-from cqlreactor.core.murmur3 import MIN_TOKEN
+from cqlreactor.core.murmur3 import MAX_TOKEN, MIN_TOKEN
 from cqlreactor.testing import cql_parser as P
 from cqlreactor.testing import cql_values as V
 from cqlreactor.testing import system_tables as S
@@ -309,6 +314,61 @@ class Engine(object):
     def forget_prepared(self, node):
         """The node restarted: every id prepared on it answers UNPREPARED until re-prepared."""
         self._prepared_on[node].clear()
+
+    # --- topology ---
+    def add_node(self, info):
+        """A node joins the ring (bootstrap); returns its index (always the last one).
+
+        Without ``info.tokens`` it takes the midpoint of the widest token range, as a
+        bootstrapping Cassandra node without initial_token relieves the most loaded range.
+        The store is shared, so the data it now replicates is there at once (no streaming).
+        It knows no prepared statement yet.
+        """
+        if not info.tokens:
+            info.tokens = [self._split_widest_range()]
+        taken = set(self._ring_tokens)
+        for t in info.tokens:
+            if int(t) in taken:
+                raise ValueError("token %s is already owned by another node" % (t,))
+        info.index = len(self.nodes)
+        info.schema_version = self.schema_version
+        self.nodes.append(info)
+        self._prepared_on.append(set())
+        self._topology_changed()
+        return info.index
+
+    def remove_node(self, index):
+        """A node leaves the ring (decommission); returns its NodeInfo.
+
+        Indexes are positions in ``nodes``: the nodes after it move down by one (the caller
+        renumbers its own references).  Its ranges go to the next nodes on the ring.
+        """
+        if len(self.nodes) <= 1:
+            raise ValueError("cannot remove the last node of the cluster")
+        info = self.nodes.pop(index)
+        self._prepared_on.pop(index)
+        for i, n in enumerate(self.nodes):
+            n.index = i
+        self._topology_changed()
+        return info
+
+    def _split_widest_range(self):
+        tokens = sorted(self._ring_tokens)
+        best_start, best_width = None, -1
+        for a, b in zip(tokens, tokens[1:]):
+            if b - a > best_width:
+                best_start, best_width = a, b - a
+        wrap = (tokens[0] - tokens[-1]) % (1 << 64) or (1 << 64)   # past MAX_TOKEN to the first
+        if wrap > best_width:
+            best_start, best_width = tokens[-1], wrap
+        token = best_start + best_width // 2
+        if token > MAX_TOKEN:           # the range wrapping past the end of the ring
+            token -= 1 << 64
+        return token
+
+    def _topology_changed(self):
+        self._build_ring()
+        self._sys_cache.clear()
 
     # --- time ---
     def _now(self):

@@ -17,10 +17,21 @@ node closes its listener (connections are refused) and its client connections, m
 for the engine's consistency checks and, 0.25 s later (gossip is never instant, and drivers
 ignore a DOWN while their own sockets to the node look open), sends STATUS_CHANGE DOWN to the
 connections registered on the other nodes; starting it again listens anew, forgets its prepared
-statements (clients get UNPREPARED) and sends STATUS_CHANGE UP.  As in Cassandra, a stop/start
-is a status change, not a topology change: TOPOLOGY_CHANGE (NEW_NODE/REMOVED_NODE) is never
-sent, because nodes never join or leave the ring.  SCHEMA_CHANGE goes to every registered
-connection on every node after DDL.  Prepared statements are per node, as in Cassandra: a
+statements (clients get UNPREPARED) and sends STATUS_CHANGE UP.
+
+Stop/start send STATUS_CHANGE only, on purpose: as in Cassandra, a node that goes down and
+comes back keeps its host id and its tokens, so it is a status change, not a topology change.
+A REMOVED_NODE there would be wrong, and harmful: drivers drop a removed host from their
+metadata and token map (its pool, its replicas), where a DOWN host is kept and reconnected to.
+Topology changes are their own operations: ``add_node()`` bootstraps node ``len(nodes)`` on
+the next loopback address (same port, its own host id and tokens; it listens first, joins the
+engine's ring and the others' system.peers, then the others' registered connections get
+TOPOLOGY_CHANGE NEW_NODE, so a client told of it can connect at once, as Cassandra 4 delays
+NEW_NODE until the node's native transport is up); ``remove_node(i)`` decommissions node ``i``
+(its connections and listener close, it leaves system.peers and the ring, its ranges pass to
+the next nodes, the others get TOPOLOGY_CHANGE REMOVED_NODE).  Node indexes and addresses
+never move: a removed node's index stays taken, ``add_node`` always takes a new one.
+SCHEMA_CHANGE goes to every registered connection on every node after DDL.  Prepared statements are per node, as in Cassandra: a
 statement prepared on one node is UNPREPARED on the others until prepared there too.
 
 Handshake (as Cassandra 4): OPTIONS -> SUPPORTED; STARTUP -> READY, or AUTHENTICATE
@@ -116,6 +127,8 @@ class NodeState(object):
         self.index = index
         self.address = address
         self.port = port
+        self.engine_index = index         # position in the engine's ring (moves on removals)
+        self.removed = False              # decommissioned: never listens again
         self.host_id = uuid.uuid5(uuid.NAMESPACE_DNS, "cqlreactor-node-%d" % (index + 1,))
         self.datacenter = "datacenter1"
         self.rack = "rack1"
@@ -138,7 +151,7 @@ class NodeState(object):
         return {"index": self.index, "address": self.address, "port": self.port,
                 "host_id": str(self.host_id), "datacenter": self.datacenter,
                 "rack": self.rack, "up": self.up, "connections": len(self.connections),
-                "accepted": self.accepted}
+                "accepted": self.accepted, "removed": self.removed}
 
 
 class _NoEngine(object):
@@ -146,8 +159,10 @@ class _NoEngine(object):
 
     def __getattr__(self, name):
         def refuse(*args, **kwargs):
-            if name in ("set_node_up", "forget_prepared"):
+            if name in ("set_node_up", "forget_prepared", "remove_node"):
                 return None
+            if name == "add_node":
+                return args[0].index
             raise EngineError(0x2200, "the CQL engine is not available")
         return refuse
 
@@ -231,6 +246,7 @@ class ClusterServer(object):
                 raise ValueError("unsupported protocol version %r (choose from 3, 4, 5)" % (v,))
         self.auth = tuple(auth) if auth else None
         self.port = port
+        self.base_address = base_address
         self.nodes = [NodeState(i, "%s%d" % (base_address, i + 1), port) for i in range(nodes)]
         self.selector = selectors.DefaultSelector()
         self.primes = control.PrimeTable()
@@ -263,11 +279,16 @@ class ClusterServer(object):
         except ImportError as exc:      # only while the engine is being written
             sys.stderr.write("CQL engine unavailable: %s\n" % (exc,))
             return _NoEngine()
-        infos = [engine_module.NodeInfo(node.index, node.address, host_id=node.host_id,
-                                        data_center=node.datacenter, rack=node.rack,
-                                        rpc_port=node.port)
-                 for node in self.nodes]
-        return engine_module.Engine(infos)
+        return engine_module.Engine([self._node_info(node, engine_module)
+                                     for node in self.nodes])
+
+    @staticmethod
+    def _node_info(node, engine_module=None, tokens=None):
+        if engine_module is None:
+            from cqlreactor.testing import engine as engine_module
+        return engine_module.NodeInfo(node.engine_index, node.address, host_id=node.host_id,
+                                      data_center=node.datacenter, rack=node.rack,
+                                      rpc_port=node.port, tokens=tokens)
 
     @staticmethod
     def _make_tls_context(tls_dir, client_auth):
@@ -1010,7 +1031,7 @@ class ClusterServer(object):
     def _engine_request(self, conn, message):
         """Run a request through the engine.  Returns (opcode, body, schema change payloads)."""
         engine = self.engine
-        node = conn.node.index
+        node = conn.node.engine_index
         version = conn.version
         opcode = message.opcode
         skip_metadata = False
@@ -1105,7 +1126,7 @@ class ClusterServer(object):
             node.listener.close()
             node.listener = None
         self._close_node_connections(node)
-        self.engine.set_node_up(node.index, False)
+        self.engine.set_node_up(node.engine_index, False)
         # Like gossip, the others notice a little after the node's sockets closed; clients
         # (cassandra-driver among them) ignore a DOWN event while they still see open
         # connections to the node.
@@ -1113,21 +1134,90 @@ class ClusterServer(object):
         return True
 
     def _announce_down(self, node):
-        if not node.up:
+        if not node.up and not node.removed:
             self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "DOWN"),
                                   exclude_node=node)
 
     def start_node(self, ref):
         node = self.node(ref)
+        if node.removed:
+            raise ValueError("node %d (%s) was removed from the cluster; add_node() makes a "
+                             "new one" % (node.index, node.address))
         if node.up:
             return False
         node.listener = self._listen(node.address, node.port)
         self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
         node.up = True
         node.caches.clear()
-        self.engine.set_node_up(node.index, True)
-        self.engine.forget_prepared(node.index)
+        self.engine.set_node_up(node.engine_index, True)
+        self.engine.forget_prepared(node.engine_index)
         self._broadcast_event("STATUS_CHANGE", self._node_event_payload(node, "UP"),
+                              exclude_node=node)
+        return True
+
+    def add_node(self, datacenter=None, rack=None, tokens=None):
+        """Bootstrap a new node on the next loopback address, same port; returns its index.
+
+        The node listens first, then joins the engine's ring (it shows in the others'
+        system.peers and owns token ranges), then the others' registered connections get
+        TOPOLOGY_CHANGE NEW_NODE: as in Cassandra 4, a client told of a node can connect to it.
+        Raises OSError when the port is taken on the new address (nothing changes then).
+        """
+        index = len(self.nodes)
+        if index >= 250:
+            raise ValueError("a simulated cluster has at most 250 node addresses")
+        node = NodeState(index, "%s%d" % (self.base_address, index + 1), self.port)
+        if datacenter:
+            node.datacenter = str(datacenter)
+        if rack:
+            node.rack = str(rack)
+        token_list = [int(t) for t in tokens] if tokens else None
+        listener = self._listen(node.address, self.port)    # the port must be free there
+        try:
+            if isinstance(self.engine, _NoEngine):
+                node.engine_index = self.engine.add_node(node)
+            else:
+                node.engine_index = self.engine.add_node(self._node_info(node,
+                                                                         tokens=token_list))
+        except Exception:
+            listener.close()
+            raise
+        node.listener = listener
+        self.selector.register(listener, selectors.EVENT_READ, ("accept", node))
+        self.nodes.append(node)
+        self._broadcast_event("TOPOLOGY_CHANGE", self._node_event_payload(node, "NEW_NODE"),
+                              exclude_node=node)
+        return index
+
+    def remove_node(self, ref):
+        """Decommission a node: it leaves the ring for good; the others are told.
+
+        Its listener and connections close, it disappears from the others' system.peers, its
+        token ranges pass to the next nodes on the ring, and the others' registered
+        connections get TOPOLOGY_CHANGE REMOVED_NODE.  Its index stays taken (node indexes
+        and addresses never move).  Returns False when it was already removed.
+        """
+        node = self.node(ref)
+        if node.removed:
+            return False
+        if sum(1 for n in self.nodes if not n.removed) <= 1:
+            raise ValueError("cannot remove the last node of the cluster")
+        if node.listener is not None:
+            self._unregister(node.listener)
+            node.listener.close()
+            node.listener = None
+        self._close_node_connections(node)
+        node.up = False
+        node.removed = True
+        self.engine.remove_node(node.engine_index)
+        node.engine_index = None
+        position = 0
+        for other in self.nodes:        # the engine's indexes are ring positions
+            if not other.removed:
+                other.engine_index = position
+                position += 1
+        self._broadcast_event("TOPOLOGY_CHANGE",
+                              self._node_event_payload(node, "REMOVED_NODE"),
                               exclude_node=node)
         return True
 
@@ -1199,7 +1289,10 @@ class ClusterServer(object):
     def describe_nodes(self):
         infos = [node.describe() for node in self.nodes]
         engine_nodes = getattr(self.engine, "nodes", None) or []
-        for info, engine_node in zip(infos, engine_nodes):
+        for info, node in zip(infos, self.nodes):
+            engine_node = None
+            if node.engine_index is not None and node.engine_index < len(engine_nodes):
+                engine_node = engine_nodes[node.engine_index]
             info["tokens"] = [str(t) for t in getattr(engine_node, "tokens", ())]
         return infos
 
