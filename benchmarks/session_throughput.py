@@ -2,13 +2,20 @@
 
     python benchmarks/session_throughput.py [--reactors asyncio,asyncore,libev,gevent]
                                             [--requests 20000] [--concurrency 128]
-                                            [--rows named|tuple]
+                                            [--rows named|tuple] [--repeat N]
+    python benchmarks/session_throughput.py --profile REACTOR [--impl ours|theirs]
 
 Both drivers talk to the same simulated node (one connection per host, a primed one-row SELECT
 answered from the server's fast path), keep ``--concurrency`` requests in flight through
 ``Session.execute_async`` and callbacks, and are measured in separate processes (gevent's
 monkey-patching and reactor globals must not leak between runs).  Printed: requests/s, p50/p99
-latency, and ours / theirs ratios.  Numbers are for reading, never asserted by tests.
+latency, CPU seconds the client process used per 1,000 requests (less sensitive to other load
+on the machine than requests/s), and ours / theirs ratios.  Numbers are for reading, never
+asserted by tests.
+
+``--profile REACTOR`` runs one implementation in this process under cProfile instead, with a
+profiler on the calling thread and one started on the reactor's loop thread (for reactors with
+a loop thread), and prints the top functions of each by own time.
 """
 
 import argparse
@@ -74,8 +81,11 @@ def _run_chains(execute_async, add_callbacks, requests, concurrency, wait_done):
             "p99_ms": latencies[int(n * 0.99) - 1] * 1000 if latencies else None}
 
 
-def _worker(args):
-    """Run inside a subprocess: one implementation, one reactor; prints one JSON line."""
+def _setup(args):
+    """Connect one implementation; return (cluster, execute_async, event_factory, run_on_loop).
+
+    ``run_on_loop(fn)`` runs ``fn`` on the reactor's loop thread and waits, or is None when the
+    reactor has no loop thread of its own (gevent, eventlet: the hub runs in this thread)."""
     contact, port = args.contact, args.port
     if args.impl == "theirs" and args.reactor in ("gevent", "eventlet"):
         if args.reactor == "gevent":
@@ -85,6 +95,7 @@ def _worker(args):
             import eventlet
             eventlet.monkey_patch()
     import threading
+    run_on_loop = None
     if args.impl == "ours":
         from cqlreactor import Cluster, tuple_factory
         cluster = Cluster([contact], port=port, connection_class=args.reactor)
@@ -92,6 +103,17 @@ def _worker(args):
         if args.rows == "tuple":
             session.row_factory = tuple_factory
         event_factory = cluster.reactor.make_event
+        if args.reactor not in ("gevent", "eventlet"):
+            def run_on_loop(fn):
+                done = threading.Event()
+
+                def call():
+                    try:
+                        fn()
+                    finally:
+                        done.set()
+                cluster.reactor.call_soon_threadsafe(call)
+                done.wait(10)
     else:
         import importlib
         from cassandra.cluster import Cluster as TheirCluster
@@ -104,20 +126,67 @@ def _worker(args):
         if args.rows == "tuple":
             session.row_factory = their_tuple_factory
         event_factory = threading.Event
+
+    def execute_async():
+        return session.execute_async(QUERY)
+
+    return cluster, execute_async, event_factory, run_on_loop
+
+
+def _add_callbacks(future, ok, failed):
+    future.add_callbacks(ok, failed)
+
+
+def _worker(args):
+    """Run inside a subprocess: one implementation, one reactor; prints one JSON line."""
+    cluster, execute_async, event_factory, _ = _setup(args)
     try:
-        def execute_async():
-            return session.execute_async(QUERY)
-
-        def add_callbacks(future, ok, failed):
-            future.add_callbacks(ok, failed)
-
-        _run_chains(execute_async, add_callbacks, min(2000, args.requests), args.concurrency,
+        _run_chains(execute_async, _add_callbacks, min(2000, args.requests), args.concurrency,
                     event_factory)   # warm up
-        result = _run_chains(execute_async, add_callbacks, args.requests, args.concurrency,
+        cpu0 = _cpu()
+        result = _run_chains(execute_async, _add_callbacks, args.requests, args.concurrency,
                              event_factory)
+        result["cpu_ms_per_1k"] = (_cpu() - cpu0) * 1e6 / args.requests
     finally:
         cluster.shutdown()
     print(json.dumps(result))
+
+
+def _cpu():
+    times = os.times()
+    return times[0] + times[1]
+
+
+def _profile(args, sim):
+    """Run one implementation here under cProfile (this thread and the loop thread)."""
+    import cProfile
+    import io
+    import pstats
+    args.contact, args.port = sim.contact_points[0], sim.port
+    cluster, execute_async, event_factory, run_on_loop = _setup(args)
+    main_prof = cProfile.Profile()
+    loop_prof = cProfile.Profile() if run_on_loop else None
+    try:
+        _run_chains(execute_async, _add_callbacks, 2000, args.concurrency, event_factory)
+        if loop_prof is not None:
+            run_on_loop(loop_prof.enable)
+        main_prof.enable()
+        result = _run_chains(execute_async, _add_callbacks, args.requests, args.concurrency,
+                             event_factory)
+        main_prof.disable()
+        if loop_prof is not None:
+            run_on_loop(loop_prof.disable)
+    finally:
+        cluster.shutdown()
+    print("under the profiler:", json.dumps(result))
+    for name, prof in (("calling thread", main_prof), ("loop thread", loop_prof)):
+        if prof is None:
+            continue
+        out = io.StringIO()
+        stats = pstats.Stats(prof, stream=out)
+        stats.sort_stats("tottime").print_stats(args.top)
+        print("=== %s ===" % name)
+        print(out.getvalue())
 
 
 def main():
@@ -127,8 +196,15 @@ def main():
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--rows", choices=("named", "tuple"), default="named")
     parser.add_argument("--protocol-version", type=int, default=4)
+    parser.add_argument("--impls", default="ours,theirs",
+                        help="which implementations to run (ours,theirs)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every pair this many times (ours/theirs alternate)")
+    parser.add_argument("--profile", metavar="REACTOR",
+                        help="profile one reactor in this process instead (cProfile)")
+    parser.add_argument("--top", type=int, default=35, help="functions shown by --profile")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", default="ours", help="with --profile: ours or theirs")
     parser.add_argument("--reactor", help=argparse.SUPPRESS)
     parser.add_argument("--contact", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -143,9 +219,13 @@ def main():
     rows = []
     with SimulatedCluster(nodes=1) as sim:
         sim.prime(QUERY, columns=[("v", "int")], rows=[{"v": 42}])
-        for reactor in args.reactors.split(","):
+        if args.profile:
+            args.reactor = args.profile
+            _profile(args, sim)
+            return 0
+        for reactor in args.reactors.split(",") * args.repeat:
             line = {"reactor": reactor}
-            for impl in ("ours", "theirs"):
+            for impl in args.impls.split(","):
                 cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--reactor", reactor,
                        "--contact", sim.contact_points[0], "--port", str(sim.port),
                        "--requests", str(args.requests), "--concurrency",
@@ -160,17 +240,23 @@ def main():
                     line[impl] = {"error": tail[0]}
             rows.append(line)
 
-    print("%-9s %12s %12s %7s %10s %10s %7s" % ("reactor", "ours req/s", "theirs req/s",
-                                                "ratio", "ours p99", "their p99", "p99 x"))
+    print("%-9s %12s %12s %7s %10s %10s %7s %14s" % (
+        "reactor", "ours req/s", "theirs req/s", "ratio", "ours p99", "their p99", "p99 x",
+        "cpu ms/1k o/t"))
     for line in rows:
-        ours, theirs = line["ours"], line["theirs"]
+        ours, theirs = line.get("ours"), line.get("theirs")
+        if ours is None or theirs is None:
+            one = ours or theirs
+            print("%-9s %s" % (line["reactor"], json.dumps(one)))
+            continue
         if "error" in ours or "error" in theirs:
             print("%-9s ours: %s | theirs: %s" % (line["reactor"], ours.get("error", "ok"),
                                                   theirs.get("error", "ok")))
             continue
-        print("%-9s %12.0f %12.0f %6.1fx %8.2fms %8.2fms %6.2fx" % (
+        print("%-9s %12.0f %12.0f %6.1fx %8.2fms %8.2fms %6.2fx %6.0f/%-7.0f" % (
             line["reactor"], ours["rps"], theirs["rps"], ours["rps"] / theirs["rps"],
-            ours["p99_ms"], theirs["p99_ms"], ours["p99_ms"] / theirs["p99_ms"]))
+            ours["p99_ms"], theirs["p99_ms"], ours["p99_ms"] / theirs["p99_ms"],
+            ours["cpu_ms_per_1k"], theirs["cpu_ms_per_1k"]))
     return 0
 
 

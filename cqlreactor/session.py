@@ -8,13 +8,16 @@ idempotent statements.  Blocking waits (``result()``) use the reactor's wait pri
 gevent/eventlet they yield to the hub instead of blocking the OS thread.
 """
 
+import functools
 import logging
+import struct
 import threading
 import time
 
 from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.wire import UNSET_VALUE, write_short_bytes, write_value
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, DriverException, NoHostAvailable, OperationTimedOut,
     OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
@@ -32,6 +35,36 @@ log = logging.getLogger(__name__)
 
 _NOT_SET = object()
 EXEC_PROFILE_DEFAULT = object()
+_NO_KWARGS = {}
+_monotonic = time.monotonic
+_allocate_lock = threading.Lock
+_RowsResult = msgs.RowsResult
+_PreEncodedRequest = msgs.PreEncodedRequest
+_QUERY = msgs.QueryMessage.opcode
+_EXECUTE = msgs.ExecuteMessage.opcode
+_int32 = struct.Struct(">i").pack
+_uint16 = struct.Struct(">H").pack
+_NULL = _int32(-1)
+_UNSET = _int32(-2)
+_EMPTY_VALUES = b"\x00\x00"
+
+# column names and types of a result's metadata list, by identity (the core shares one list per
+# distinct metadata, so this is a dict hit per response instead of two list builds)
+_NAMES_AND_TYPES = {}
+
+
+def _names_and_types(meta):
+    if not meta:
+        return [], []
+    entry = _NAMES_AND_TYPES.get(id(meta))
+    if entry is not None and entry[0] is meta:
+        return entry[1], entry[2]
+    names = [c[2] for c in meta]
+    types = [c[3] for c in meta]
+    if len(_NAMES_AND_TYPES) >= 1024:
+        _NAMES_AND_TYPES.clear()
+    _NAMES_AND_TYPES[id(meta)] = (meta, names, types)   # keeps meta alive: the id stays its own
+    return names, types
 
 
 class ResponseFuture(object):
@@ -43,32 +76,39 @@ class ResponseFuture(object):
                  "_current_host", "_connection", "_errors", "_retry_num", "_final",
                  "_final_exception", "_result_set", "_callbacks", "_errbacks", "_event",
                  "_lock", "_paging_state", "has_more_pages", "_col_names", "_col_types",
-                 "coordinator_host", "warnings", "custom_payload", "_trace_id", "__weakref__")
+                 "coordinator_host", "warnings", "custom_payload", "_trace_id",
+                 "_result_metadata", "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
-                 query_plan, consistency_level):
+                 query_plan, consistency_level, message=None, result_metadata=None):
         self.session = session
         self.query = query
         self._build = message_builder        # (consistency, paging_state) -> message
         self._consistency = consistency_level
-        self._sent_paging_state = getattr(query, "paging_state", None)
-        self.message = message_builder(consistency_level, self._sent_paging_state)
+        # what the first message was built with (execute_async passes the message it built)
+        self._sent_paging_state = query.paging_state if message is not None else \
+            getattr(query, "paging_state", None)
+        if message is None:
+            message = message_builder(consistency_level, self._sent_paging_state)
+        self.message = message
+        # columns of a Rows answer sent without metadata (EXECUTE with skip_metadata)
+        self._result_metadata = result_metadata
         self.timeout = timeout
-        self._deadline = (time.monotonic() + timeout) if timeout else None
+        self._deadline = (_monotonic() + timeout) if timeout else None
         self.row_factory = row_factory
         self._retry_policy = retry_policy
         self._query_plan = query_plan
         self._current_host = None
         self._connection = None
-        self._errors = {}
+        self._errors = None                  # host -> error, made on the first error
         self._retry_num = 0
         self._final = _NOT_SET
         self._final_exception = None
         self._result_set = None
-        self._callbacks = []
-        self._errbacks = []
+        self._callbacks = None               # [(fn, args, kwargs)], made on the first add
+        self._errbacks = None
         self._event = None
-        self._lock = threading.Lock()
+        self._lock = _allocate_lock()
         self._paging_state = None
         self.has_more_pages = False
         self._col_names = None
@@ -77,6 +117,12 @@ class ResponseFuture(object):
         self.warnings = None
         self.custom_payload = None
         self._trace_id = None
+
+    def _error_on(self, host, exc):
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = {}
+        errors[host] = exc
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -90,19 +136,19 @@ class ResponseFuture(object):
             try:
                 conn = pool.borrow_connection()
             except ConnectionException as exc:
-                self._errors[host] = exc
+                self._error_on(host, exc)
                 continue
             self._current_host = host
             if self._send_on(conn):
                 return True
         self._set_final_exception(NoHostAvailable(
-            "Unable to complete the operation against any hosts", self._errors))
+            "Unable to complete the operation against any hosts", self._errors or {}))
         return False
 
     def _remaining(self):
         if self._deadline is None:
             return None
-        return max(0.0, self._deadline - time.monotonic())
+        return max(0.0, self._deadline - _monotonic())
 
     def _send_on(self, conn, message=None):
         self._connection = conn
@@ -114,20 +160,19 @@ class ResponseFuture(object):
                 conn.send(use, lambda resp: self._on_keyspace_set(conn, keyspace, resp),
                           self._remaining())
             else:
-                conn.send(message or self.message, self._on_response, self._remaining())
+                conn.send(message or self.message, self._on_response, self._remaining(),
+                          self._result_metadata)
             return True
-        except ConnectionBusy as exc:
-            self._errors[self._current_host] = exc
-            return False
-        except ConnectionException as exc:
-            self._errors[self._current_host] = exc
+        except ConnectionException as exc:   # ConnectionBusy, closed, defunct
+            self._error_on(self._current_host, exc)
             return False
 
     def _on_keyspace_set(self, conn, keyspace, response):
         if isinstance(response, msgs.SetKeyspaceResult) or isinstance(response, msgs.VoidResult):
             conn.keyspace = keyspace
             try:
-                conn.send(self.message, self._on_response, self._remaining())
+                conn.send(self.message, self._on_response, self._remaining(),
+                          self._result_metadata)
             except ConnectionException as exc:
                 self._on_response(exc)
             return
@@ -144,20 +189,26 @@ class ResponseFuture(object):
 
     def _handle_response(self, response):
         host = self._current_host
-        if isinstance(response, msgs.RowsResult):
-            self.warnings = getattr(response, "warnings", None)
-            self.custom_payload = getattr(response, "custom_payload", None)
-            self._trace_id = getattr(response, "tracing_id", None)
+        if response.__class__ is _RowsResult or isinstance(response, _RowsResult):
+            self.warnings = response.warnings
+            self.custom_payload = response.custom_payload
+            self._trace_id = response.tracing_id
             self.coordinator_host = host
-            self._paging_state = response.paging_state
-            self.has_more_pages = response.paging_state is not None
+            paging_state = self._paging_state = response.paging_state
+            self.has_more_pages = paging_state is not None
             meta = response.column_metadata
             if meta is None and isinstance(self.query, BoundStatement):
                 meta = self.query.prepared_statement.result_metadata
-            meta = meta or []
-            self._col_names = [c[2] for c in meta]
-            self._col_types = [c[3] for c in meta]
-            self._set_final_result(self.row_factory(self._col_names, response.rows))
+            elif response.result_metadata_id is not None and \
+                    isinstance(self.query, BoundStatement):
+                # v5: the table changed since PREPARE; later EXECUTEs name the new metadata
+                ps = self.query.prepared_statement
+                ps.result_metadata = meta
+                ps.result_metadata_id = response.result_metadata_id
+            names, types = _names_and_types(meta)
+            self._col_names = names
+            self._col_types = types
+            self._set_final_result(self.row_factory(names, response.rows))
             return
         if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
             self.coordinator_host = host
@@ -197,7 +248,7 @@ class ResponseFuture(object):
         if isinstance(exc, OperationTimedOut):
             self._set_final_exception(exc)
             return
-        self._errors[host] = exc
+        self._error_on(host, exc)
         if isinstance(exc, ConnectionBusy):
             self.send_request()
             return
@@ -228,7 +279,7 @@ class ResponseFuture(object):
                 self._retry_num)
         elif isinstance(exc, (OverloadedErrorMessage, IsBootstrappingErrorMessage, TruncateError,
                               ServerError)):
-            self._errors[self._current_host] = exc
+            self._error_on(self._current_host, exc)
             decision, cl = policy.on_request_error(query, self._consistency, exc,
                                                    self._retry_num)
         else:
@@ -254,7 +305,7 @@ class ResponseFuture(object):
                     if self._send_on(pool.borrow_connection()):
                         return
                 except ConnectionException as busy:
-                    self._errors[self._current_host] = busy
+                    self._error_on(self._current_host, busy)
         self.send_request()   # RETRY_NEXT_HOST, or the same host could not take it
 
     def _paging_state_for_retry(self):
@@ -278,11 +329,11 @@ class ResponseFuture(object):
 
         def reprepared(response):
             if isinstance(response, msgs.PreparedResult):
-                if response.query_id != getattr(self.message, "query_id", response.query_id):
+                if isinstance(query, BoundStatement) and \
+                        response.query_id != prepared.query_id:
                     # the host computed another id (another keyspace context): use it here
-                    self.message = msgs.ExecuteMessage(
-                        response.query_id, self.message.parameters,
-                        result_metadata_id=self.message.result_metadata_id)
+                    self.message = self._build(self._consistency, self._sent_paging_state,
+                                               response.query_id)
                 try:
                     conn.send(self.message, self._on_response, self._remaining())
                 except ConnectionException as send_error:
@@ -316,11 +367,12 @@ class ResponseFuture(object):
             event = self._event
         if event is not None:
             event.set()
-        for fn, args, kwargs in callbacks:
-            try:
-                fn(rows, *args, **kwargs)
-            except Exception:
-                log.exception("a result callback failed")
+        if callbacks:
+            for fn, args, kwargs in callbacks:
+                try:
+                    fn(rows, *args, **kwargs)
+                except Exception:
+                    log.exception("a result callback failed")
 
     def _set_final_exception(self, exc):
         with self._lock:
@@ -332,11 +384,12 @@ class ResponseFuture(object):
             event = self._event
         if event is not None:
             event.set()
-        for fn, args, kwargs in errbacks:
-            try:
-                fn(exc, *args, **kwargs)
-            except Exception:
-                log.exception("an error callback failed")
+        if errbacks:
+            for fn, args, kwargs in errbacks:
+                try:
+                    fn(exc, *args, **kwargs)
+                except Exception:
+                    log.exception("an error callback failed")
 
     @property
     def done(self):
@@ -372,6 +425,8 @@ class ResponseFuture(object):
         with self._lock:
             done = self._final is not _NOT_SET and self._final_exception is None
             if not done:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append((fn, args, kwargs))
         if done:
             fn(self._final, *args, **kwargs)
@@ -381,6 +436,8 @@ class ResponseFuture(object):
         with self._lock:
             failed = self._final_exception is not None
             if not failed:
+                if self._errbacks is None:
+                    self._errbacks = []
                 self._errbacks.append((fn, args, kwargs))
         if failed:
             fn(self._final_exception, *args, **kwargs)
@@ -388,8 +445,22 @@ class ResponseFuture(object):
 
     def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
                       errback_args=(), errback_kwargs=None):
-        self.add_callback(callback, *callback_args, **(callback_kwargs or {}))
-        self.add_errback(errback, *errback_args, **(errback_kwargs or {}))
+        callback_kwargs = callback_kwargs or _NO_KWARGS
+        errback_kwargs = errback_kwargs or _NO_KWARGS
+        # one lock round for both (this is on every request's path)
+        with self._lock:
+            final = self._final
+            if final is _NOT_SET:
+                self._callbacks = [(callback, callback_args, callback_kwargs)] \
+                    if self._callbacks is None \
+                    else self._callbacks + [(callback, callback_args, callback_kwargs)]
+                self._errbacks = [(errback, errback_args, errback_kwargs)] \
+                    if self._errbacks is None \
+                    else self._errbacks + [(errback, errback_args, errback_kwargs)]
+                return self
+        # already settled: the same as the two calls one after the other
+        self.add_callback(callback, *callback_args, **callback_kwargs)
+        self.add_errback(errback, *errback_args, **errback_kwargs)
         return self
 
     def start_fetching_next_page(self):
@@ -401,14 +472,14 @@ class ResponseFuture(object):
             self._final_exception = None
             self._result_set = None
             self._event = None
-            self._callbacks = []
-            self._errbacks = []
+            self._callbacks = None
+            self._errbacks = None
         self._sent_paging_state = self._paging_state
         self.message = self._build(self._consistency, self._paging_state)
         self._retry_num = 0
-        self._errors = {}
+        self._errors = None
         if self.timeout:
-            self._deadline = time.monotonic() + self.timeout
+            self._deadline = _monotonic() + self.timeout
         self._query_plan = iter(self.session._query_plan(self.query))
         self.send_request()
 
@@ -457,7 +528,11 @@ class Session(object):
         self.is_shutdown = False
         self._lock = threading.Lock()
         self.default_fetch_size = 5000
-        self._encoded_queries = {}   # (text, consistency, page size, serial, version) -> request
+        # (text, consistency, page size, serial, version) -> (builder, pre-encoded QUERY)
+        self._encoded_queries = {}
+        # (query id, result metadata id, consistency, page size, serial, version)
+        #   -> (EXECUTE body head, tail): the values go between them
+        self._execute_parts = {}
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -549,8 +624,12 @@ class Session(object):
         """
         if self.is_shutdown:
             raise DriverException("the session is shut down")
-        profile = self.cluster._profile(execution_profile)
-        if isinstance(query, str):
+        cluster = self.cluster
+        try:
+            profile = cluster.profiles[execution_profile]
+        except (KeyError, TypeError):   # an ExecutionProfile object, or an unknown name
+            profile = cluster._profile(execution_profile)
+        if query.__class__ is str:
             query = SimpleStatement(query)
         elif isinstance(query, PreparedStatement):
             query = query.bind(parameters)
@@ -563,40 +642,109 @@ class Session(object):
         consistency = query.consistency_level
         if consistency is None:
             consistency = profile.consistency_level
-        if consistency is None:
-            consistency = self.cluster._default_consistency
+            if consistency is None:
+                consistency = cluster._default_consistency
         serial = query.serial_consistency_level
         if serial is None:
             serial = profile.serial_consistency_level
         fetch_size = query.fetch_size
         if fetch_size is FETCH_SIZE_UNSET:
             fetch_size = self.default_fetch_size
-        builder = self._message_builder(query, parameters, serial, fetch_size,
-                                        custom_payload, trace)
+        page_size = fetch_size if fetch_size and fetch_size > 0 else None
+        message = result_metadata = None
+        cls = query.__class__
+        if cls is SimpleStatement and not parameters and query.paging_state is None:
+            # The hot path: a query text sent again and again is encoded once; the connection
+            # only adds the frame header with its stream id.
+            key = (query.query_string, consistency, page_size, serial,
+                   cluster.protocol_version)
+            entry = self._encoded_queries.get(key)
+            if entry is None:
+                entry = self._cache_simple(key, query)
+            builder, message = entry
+        elif cls is BoundStatement:
+            ps = query.prepared_statement
+            builder = functools.partial(self._build_execute, ps, query.values, page_size,
+                                        serial, cluster.protocol_version)
+            if query.paging_state is None:
+                message = builder(consistency, None)
+            meta = ps.result_metadata
+            if meta and cluster.protocol_version >= 5:
+                result_metadata = meta
+        else:
+            builder = self._message_builder(query, parameters, serial, fetch_size,
+                                            custom_payload, trace)
         retry_policy = query.retry_policy or profile.retry_policy
         if host is not None:
             plan = iter([host])
         else:
             plan = iter(profile.load_balancing_policy.make_query_plan(self.keyspace, query))
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
-                                retry_policy, plan, consistency)
+                                retry_policy, plan, consistency, message, result_metadata)
         future.send_request()
         return future
+
+    def _cache_simple(self, key, query):
+        """(builder, pre-encoded QUERY) for a statement without parameters or paging state."""
+        text, consistency, page_size, serial, version = key
+        builder = self._message_builder(query, None, serial, page_size, None, False)
+        entry = (builder, builder(consistency, None))
+        cache = self._encoded_queries
+        if len(cache) >= 2048:
+            cache.clear()
+        cache[key] = entry
+        return entry
+
+    def _build_execute(self, ps, values, page_size, serial, version, consistency, paging_state,
+                       query_id=None):
+        """The EXECUTE of a bound statement.  Without a paging state it is pre-encoded from a
+        head and tail built once per prepared statement and settings, around the values."""
+        skip = version >= 5 and bool(ps.result_metadata)
+        if paging_state is not None or query_id is not None:
+            params = msgs.QueryParameters(
+                consistency, values=values, page_size=page_size, paging_state=paging_state,
+                serial_consistency=serial, skip_metadata=skip)
+            return msgs.ExecuteMessage(query_id or ps.query_id, params,
+                                       result_metadata_id=ps.result_metadata_id)
+        key = (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version)
+        cache = self._execute_parts
+        parts = cache.get(key)
+        if parts is None:
+            params = msgs.QueryParameters(consistency, values=[], page_size=page_size,
+                                          serial_consistency=serial, skip_metadata=skip)
+            body = msgs.ExecuteMessage(ps.query_id, params,
+                                       result_metadata_id=ps.result_metadata_id
+                                       ).encode_body(version)
+            at = len(write_short_bytes(ps.query_id)) + 2 + (4 if version >= 5 else 1)
+            if version >= 5:
+                at += len(write_short_bytes(ps.result_metadata_id or b""))
+            if body[at:at + 2] != _EMPTY_VALUES:   # never expected: the layout is fixed
+                raise DriverException("cannot locate the values of an EXECUTE body")
+            parts = (body[:at], body[at + 2:])
+            if len(cache) >= 2048:
+                cache.clear()
+            cache[key] = parts
+        chunks = [parts[0], _uint16(len(values))]
+        append = chunks.append
+        for value in values:
+            if value.__class__ is bytes:
+                append(_int32(len(value)))
+                append(value)
+            elif value is None:
+                append(_NULL)
+            elif value is UNSET_VALUE:
+                append(_UNSET)
+            else:
+                append(write_value(value))
+        append(parts[1])
+        return _PreEncodedRequest(_EXECUTE, b"".join(chunks))
 
     def _message_builder(self, query, parameters, serial, fetch_size, custom_payload, trace):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         version = self.cluster.protocol_version
         if isinstance(query, BoundStatement):
-            ps = query.prepared_statement
-            values = query.values
-
-            def build(consistency, paging_state):
-                params = msgs.QueryParameters(
-                    consistency, values=values, page_size=page_size, paging_state=paging_state,
-                    serial_consistency=serial)
-                return msgs.ExecuteMessage(ps.query_id, params,
-                                           result_metadata_id=ps.result_metadata_id)
-            return build
+            return functools.partial(self._build_execute, query.prepared_statement,
+                                     query.values, page_size, serial, version)
         if isinstance(query, BatchStatement):
             statements = []
             for is_prepared, query_or_id, values in query._statements_and_parameters:
@@ -612,26 +760,14 @@ class Session(object):
         if isinstance(query, SimpleStatement):
             text = encoder.bind_params(query.query_string, parameters) if parameters \
                 else query.query_string
-            cache = self._encoded_queries
 
             def build(consistency, paging_state):
-                if paging_state is None:
-                    # A query text sent again and again is encoded once; the connection only
-                    # adds the frame header with its stream id.
-                    key = (text, consistency, page_size, serial, version)
-                    message = cache.get(key)
-                    if message is None:
-                        params = msgs.QueryParameters(consistency, page_size=page_size,
-                                                      serial_consistency=serial)
-                        body = msgs.QueryMessage(text, params).encode_body(version)
-                        message = msgs.PreEncodedRequest(msgs.QueryMessage.opcode, body)
-                        if len(cache) >= 2048:
-                            cache.clear()
-                        cache[key] = message
-                    return message
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
                     serial_consistency=serial)
+                if paging_state is None:
+                    return _PreEncodedRequest(
+                        _QUERY, msgs.QueryMessage(text, params).encode_body(version))
                 return msgs.QueryMessage(text, params)
             return build
         raise TypeError("cannot execute %r: expected a string, SimpleStatement, "

@@ -41,6 +41,8 @@ _HANDSHAKE_STREAM = 0
 _ERROR_PROTOCOL = 0x000A
 _ERROR_BAD_CREDENTIALS = 0x0100
 _length_at = struct.Struct(">i").unpack_from
+_pack_header = struct.Struct(">BBhBi").pack      # request frame header (9 bytes, v3+)
+_PreEncoded = _m.PreEncodedRequest
 
 # The hot paths test ``state is READY`` instead of looking the table up; make sure the table
 # agrees with that shortcut.
@@ -193,6 +195,13 @@ class Connection(object):
         opcode = message.opcode
         record = self._streams.allocate(opcode, message, deadline, KIND_REQUEST, result_metadata)
         stream_id = record.stream_id
+        if message.__class__ is _PreEncoded and self._frame_compressor is None \
+                and not message.tracing and not message.custom_payload:
+            # The hot path: a body the session built once; only the header is new.
+            body = message.body
+            self._out.append(_pack_header(self.protocol_version, self._flags, stream_id,
+                                          opcode, len(body)) + body)
+            return stream_id
         try:
             self._out.append(_m.encode_message(message, stream_id, self.protocol_version,
                                                self._flags, self._frame_compressor))

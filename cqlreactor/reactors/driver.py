@@ -257,7 +257,10 @@ class ReactorConnection(StreamProtocol):
                     message = event.message
                     if isinstance(message, error_message):
                         message = message.to_exception(host=self.host)
-                    _call(callback, message)
+                    try:                # _call, inlined: this runs once per response
+                        callback(message)
+                    except Exception:
+                        log.exception("callback %r raised", callback)
             elif cls is RequestFailed:
                 callback = callbacks.pop(event.stream_id, None)
                 if callback is not None:
