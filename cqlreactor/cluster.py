@@ -393,6 +393,13 @@ class Cluster(object):
 
     def _on_host_removed(self, host):
         self.metadata.remove_host(host)
+        # A decommissioned host never comes back at that address: stop reconnecting to it
+        # (its pool usually lost its connections, and started a reconnector, before the
+        # REMOVED_NODE refresh arrived).
+        with self._lock:
+            timer = self._reconnectors.pop(host, None)
+        if timer is not None:
+            timer.cancel()
         for profile in self.profiles.values():
             profile.load_balancing_policy.on_remove(host)
         for session in list(self.sessions):
@@ -401,8 +408,8 @@ class Cluster(object):
     def _on_host_unreachable(self, host, exc):
         """A pool lost its last connection: mark the host down, start reconnecting."""
         with self._lock:
-            if self.is_shutdown:
-                return
+            if self.is_shutdown or self.metadata.get_host(host.endpoint) is not host:
+                return      # shut down, or the host left the cluster (nothing to come back)
             was_up = host.is_up
             host.is_up = False
             if host in self._reconnectors:
@@ -449,8 +456,8 @@ class Cluster(object):
     def _on_host_up(self, host):
         with self._lock:
             timer = self._reconnectors.pop(host, None)
-            if self.is_shutdown:
-                return
+            if self.is_shutdown or self.metadata.get_host(host.endpoint) is not host:
+                return      # shut down, or the host was removed while a probe was in flight
             was_down = not host.is_up
             host.is_up = True
         if timer is not None:
