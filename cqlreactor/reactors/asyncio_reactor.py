@@ -13,9 +13,12 @@ and an asyncio application awaits results on its own loop through :func:`future_
 import asyncio
 import logging
 import os
+import selectors
 import sys
 import threading
 
+from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
+                                          real_allocate_lock, real_get_ident, start_loop_thread)
 from cqlreactor.reactors.base import Reactor, Transport, _abandon
 
 try:
@@ -29,6 +32,29 @@ log = logging.getLogger(__name__)
 
 _CHECK_PID = not hasattr(os, "register_at_fork")   # Python 3.6: no fork hook, compare pids
 _CancelledError = asyncio.CancelledError
+
+
+def _unpatched_selector():
+    """A selector on the real ``select(2)`` when gevent/eventlet patched ``select``, else None
+    (asyncio's default).  The loop runs in a real OS thread, where a green selector would start
+    a second hub instead of waiting on the sockets.
+
+    Both libraries replace ``select.select`` in place and drop ``poll``/``epoll`` from the
+    module, and the selectors classes look those up in it, so the one portable choice is
+    ``SelectSelector`` calling the original function (fine for a client's few sockets).
+    """
+    real_select = None
+    monkey = sys.modules.get("gevent.monkey")
+    patcher = sys.modules.get("eventlet.patcher")
+    if monkey is not None and monkey.is_module_patched("select"):
+        real_select = monkey.get_original("select", "select")
+    elif patcher is not None and patcher.is_monkey_patched("select"):
+        real_select = patcher.original("select").select
+    if real_select is None:
+        return None
+    selector = selectors.SelectSelector()
+    selector._select = real_select      # an instance attribute: called unbound, as on POSIX
+    return selector
 
 
 class _Timer(object):
@@ -122,10 +148,11 @@ class AsyncioReactor(Reactor):
         if use_uvloop and uvloop is None:
             raise ValueError("use_uvloop=True but uvloop is not installed (pip install uvloop)")
         self.use_uvloop = uvloop is not None if use_uvloop is None else bool(use_uvloop)
-        self._lock = threading.Lock()
+        self._lock = real_allocate_lock()
         self._loop = None
         self._thread = None
         self._thread_ident = None
+        self._get_ident = threading.get_ident     # the real one once start() ran
 
     @property
     def loop_name(self):
@@ -140,19 +167,28 @@ class AsyncioReactor(Reactor):
         with self._lock:
             if self._loop is not None:
                 return
-            loop = uvloop.new_event_loop() if self.use_uvloop else asyncio.new_event_loop()
-            started = threading.Event()
-            thread = threading.Thread(target=self._run, args=(loop, started),
-                                      name="cqlreactor-%s" % self.loop_name)
-            thread.daemon = True
-            thread.start()
+            loop = self._new_loop()
+            started = make_loop_event()
+            # A real OS thread even under gevent/eventlet patching: a patched "thread" would be a
+            # greenlet, and run_forever (uvloop's, or a loop on the unpatched selector) would
+            # block every greenlet of its thread for good.
+            self._get_ident = real_get_ident()
+            thread = start_loop_thread(self._run, (loop, started), "cqlreactor-%s" % self.loop_name)
             started.wait()
             self._thread = thread
             self._loop = loop
 
+    def _new_loop(self):
+        if self.use_uvloop:
+            return uvloop.new_event_loop()
+        selector = _unpatched_selector() if green_patched_thread() is not None else None
+        if selector is None:
+            return asyncio.new_event_loop()
+        return asyncio.SelectorEventLoop(selector)
+
     def _run(self, loop, started):
         asyncio.set_event_loop(loop)
-        self._thread_ident = threading.get_ident()
+        self._thread_ident = self._get_ident()
         loop.call_soon(started.set)
         try:
             loop.run_forever()
@@ -168,7 +204,7 @@ class AsyncioReactor(Reactor):
             self._loop = self._thread = None
         if loop is None:
             return
-        if threading.get_ident() == self._thread_ident:
+        if self._get_ident() == self._thread_ident:
             self._shutdown(loop)
             return
         try:
@@ -197,14 +233,14 @@ class AsyncioReactor(Reactor):
 
     def call_later(self, delay, fn, *args):
         loop = self._loop
-        if loop is not None and threading.get_ident() == self._thread_ident:
+        if loop is not None and self._get_ident() == self._thread_ident:
             return loop.call_later(delay, fn, *args)
         timer = _Timer(fn, args)
         self.call_soon_threadsafe(timer._schedule, delay)
         return timer
 
     def make_event(self):
-        return threading.Event()
+        return make_loop_event()
 
     # --- TCP -----------------------------------------------------------------------------------
 
@@ -219,7 +255,7 @@ class AsyncioReactor(Reactor):
     def _reinit_after_fork(self):
         # The parent's loop shares its epoll set with the parent: never close or use it here.
         _abandon(self._loop, self._thread)
-        self._lock = threading.Lock()
+        self._lock = real_allocate_lock()
         self._loop = self._thread = self._thread_ident = None
 
 

@@ -16,16 +16,16 @@ binding, so a machine without libev headers or a compiler sees ReactorUnavailabl
   is shared with the parent) and builds a new loop on first use.
 """
 
-import _thread
 import collections
 import logging
 import os
-import sys
 import threading
 import time
 
 from cqlreactor.reactors import _libev_cffi
 from cqlreactor.reactors._fdstream import FdStream
+from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
+                                          start_loop_thread)
 from cqlreactor.reactors.base import Reactor, _abandon
 
 _LoopClass = _libev_cffi.load()    # raises ReactorUnavailable with what to install
@@ -37,55 +37,6 @@ log = logging.getLogger(__name__)
 _CHECK_PID = not hasattr(os, "register_at_fork")
 _JOIN_TIMEOUT = 5.0
 _monotonic = time.monotonic
-
-
-def _green_patched_thread():
-    """The unpatched ``_thread`` when gevent or eventlet monkey-patched threading, else None.
-
-    libev's loop must own a real OS thread (``ev_run`` blocks it); under patching a
-    ``threading.Thread`` is a greenlet, which would block every greenlet of the thread forever.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        class original(object):
-            start_new_thread = staticmethod(monkey.get_original("_thread", "start_new_thread"))
-            get_ident = staticmethod(monkey.get_original("_thread", "get_ident"))
-            allocate_lock = staticmethod(monkey.get_original("_thread", "allocate_lock"))
-        return original
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        return patcher.original("_thread")
-    return None
-
-
-class _RealEvent(object):
-    """A threading.Event made of a real lock, for when threading is green-patched: set() comes
-    from the (real) loop thread, so the waiter must wait on something real."""
-
-    __slots__ = ("_flag", "_lock")
-
-    def __init__(self, allocate_lock):
-        self._flag = False
-        self._lock = allocate_lock()
-        self._lock.acquire()
-
-    def is_set(self):
-        return self._flag
-
-    def set(self):
-        if not self._flag:
-            self._flag = True
-            try:
-                self._lock.release()
-            except RuntimeError:
-                pass
-
-    def wait(self, timeout=None):
-        if self._flag:
-            return True
-        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
-            self._lock.release()
-        return self._flag
 
 
 def _run_logged(fn, args):
@@ -184,9 +135,9 @@ class _LibevStream(FdStream):
 class _LoopState(object):
     """Everything of one running loop: replaced as a whole by stop/start and after fork."""
 
-    def __init__(self, real_thread=None):
-        self.real_thread = real_thread  # the unpatched _thread under gevent/eventlet patching
-        self.get_ident = (real_thread or _thread).get_ident
+    def __init__(self):
+        # the OS thread's identity even when gevent/eventlet patched threading
+        self.get_ident = real_get_ident()
         self.loop = _LoopClass()
         self.callbacks = collections.deque()
         self.timers = set()             # armed _Timer objects (their watchers must stay alive)
@@ -195,8 +146,8 @@ class _LoopState(object):
         self.ident = None
         self.running = True
         self.destroyed = False
-        # orders send() against destroy(): no use after free
-        self.lock = (real_thread or _thread).allocate_lock()
+        # orders send() against destroy(): no use after free (real: the loop thread takes it)
+        self.lock = real_allocate_lock()
         self.waker = self.loop.async_(self._drain)
         self.waker.start()
 
@@ -224,29 +175,6 @@ class _LoopState(object):
             self.loop.break_all()
 
 
-class _RawThread(object):
-    """join()/is_alive() for a loop thread started with the unpatched ``start_new_thread``."""
-
-    def __init__(self, real_thread):
-        self._done = real_thread.allocate_lock()
-        self._alive = False
-
-    def begin(self):
-        self._alive = True
-        self._done.acquire()
-
-    def end(self):
-        self._alive = False
-        self._done.release()
-
-    def join(self, timeout=None):
-        if self._done.acquire(True, -1 if timeout is None else timeout):
-            self._done.release()
-
-    def is_alive(self):
-        return self._alive
-
-
 class LibevReactor(Reactor):
     """libev in a daemon loop thread (``ev_run``; the GIL is released while it waits)."""
 
@@ -272,26 +200,15 @@ class LibevReactor(Reactor):
         with self._lock:
             if self._state is not None:
                 return
-            real = _green_patched_thread()
-            state = _LoopState(real)
-            if real is None:
-                started = threading.Event()
-                thread = threading.Thread(target=self._run, args=(state, started),
-                                          name="cqlreactor-libev")
-                thread.daemon = True
-                state.thread = thread
-                thread.start()
-            else:                       # a real OS thread, joined through a real lock
-                started = _RealEvent(real.allocate_lock)
-                state.thread = _RawThread(real)
-                real.start_new_thread(self._run, (state, started))
+            state = _LoopState()
+            started = make_loop_event()
+            # a real OS thread even under gevent/eventlet patching (ev_run blocks its thread)
+            state.thread = start_loop_thread(self._run, (state, started), "cqlreactor-libev")
             started.wait()
             self._state = state
 
     def _run(self, state, started):
         state.ident = state.get_ident()
-        if state.real_thread is not None:
-            state.thread.begin()
         started.set()
         try:
             state.loop.run()
@@ -306,8 +223,6 @@ class LibevReactor(Reactor):
                 state.destroy()
             except Exception:
                 log.debug("destroying the libev loop failed", exc_info=True)
-            if state.real_thread is not None:
-                state.thread.end()
 
     def _in_loop_thread(self):
         state = self._state
@@ -363,10 +278,7 @@ class LibevReactor(Reactor):
         return timer
 
     def make_event(self):
-        real = _green_patched_thread()
-        if real is not None:
-            return _RealEvent(real.allocate_lock)
-        return threading.Event()
+        return make_loop_event()
 
     # --- TCP -----------------------------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Real OS threads, locks and events for reactor loop threads, even under monkey-patching.
+
+After ``gevent.monkey.patch_all()`` or ``eventlet.monkey_patch()``, ``threading.Thread`` starts a
+greenlet and ``threading.Event`` waits by switching greenlets.  A reactor whose loop blocks in C
+(libev's ``ev_run``, uvloop's ``run_forever``) or in an unpatched selector must not run as such a
+greenlet: it would block every greenlet of its thread for good.  The libev, asyncio and asyncore
+reactors therefore start their loop with :func:`start_loop_thread` and wait for it with
+:func:`make_loop_event`; both fall back to plain ``threading`` when nothing is patched.
+
+Patching can happen after cqlreactor is imported, so every function here looks at the patch
+state when it is called, never at import time.
+"""
+
+import _thread
+import sys
+import threading
+
+__all__ = ["green_patched_thread", "start_loop_thread", "make_loop_event", "real_get_ident",
+           "real_allocate_lock", "RealEvent"]
+
+
+class _GeventOriginals(object):
+    """The unpatched ``_thread`` functions, as gevent keeps them."""
+
+    def __init__(self, monkey):
+        self.start_new_thread = monkey.get_original("_thread", "start_new_thread")
+        self.get_ident = monkey.get_original("_thread", "get_ident")
+        self.allocate_lock = monkey.get_original("_thread", "allocate_lock")
+
+
+def green_patched_thread():
+    """The unpatched ``_thread`` (or an object with its functions) when gevent or eventlet
+    monkey-patched threading; None when nothing is patched."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return _GeventOriginals(monkey)
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        return patcher.original("_thread")
+    return None
+
+
+def real_get_ident():
+    """The function giving the OS thread's identity (``threading.get_ident`` when unpatched;
+    patched, that one names the current greenlet instead)."""
+    real = green_patched_thread()
+    return (real or _thread).get_ident
+
+
+def real_allocate_lock():
+    """A lock that blocks the OS thread (never switches greenlets)."""
+    real = green_patched_thread()
+    return (real or _thread).allocate_lock()
+
+
+class RealEvent(object):
+    """``threading.Event`` made of a real lock, for when threading is green-patched: ``set()``
+    comes from the (real) loop thread, so the waiter must wait on something real."""
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self, allocate_lock):
+        self._flag = False
+        self._lock = allocate_lock()
+        self._lock.acquire()            # released by set()
+
+    def is_set(self):
+        return self._flag
+
+    isSet = is_set
+
+    def set(self):
+        if not self._flag:
+            self._flag = True
+            try:
+                self._lock.release()
+            except RuntimeError:        # a racing set() from another thread released it
+                pass
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            self._lock.release()        # let the next waiter through too
+        return self._flag
+
+
+def make_loop_event():
+    """An Event the loop thread sets and any thread waits on: ``threading.Event`` normally, a
+    :class:`RealEvent` when threading is green-patched."""
+    real = green_patched_thread()
+    if real is None:
+        return threading.Event()
+    return RealEvent(real.allocate_lock)
+
+
+class _RawThread(object):
+    """``join()``/``is_alive()`` for a thread started with the unpatched ``start_new_thread``."""
+
+    def __init__(self, real, name):
+        self.name = name
+        self.daemon = True
+        self._done = real.allocate_lock()
+        self._done.acquire()            # released when the target returns
+        self._alive = True
+
+    def _finished(self):
+        self._alive = False
+        self._done.release()
+
+    def join(self, timeout=None):
+        if self._done.acquire(True, -1 if timeout is None else max(0.0, timeout)):
+            self._done.release()
+
+    def is_alive(self):
+        return self._alive
+
+    def __repr__(self):
+        return "<%s %r%s>" % (type(self).__name__, self.name, "" if self._alive else " done")
+
+
+def start_loop_thread(target, args=(), name=None):
+    """Run ``target(*args)`` in a new daemon OS thread; returns an object with ``join(timeout)``
+    and ``is_alive()`` (a ``threading.Thread`` unless threading is green-patched)."""
+    real = green_patched_thread()
+    if real is None:
+        thread = threading.Thread(target=target, args=args, name=name)
+        thread.daemon = True
+        thread.start()
+        return thread
+    thread = _RawThread(real, name)
+
+    def run():
+        try:
+            target(*args)
+        finally:
+            thread._finished()
+
+    real.start_new_thread(run, ())
+    return thread

@@ -1,0 +1,103 @@
+"""Every reactor chosen explicitly in a monkey-patched interpreter connects and runs queries.
+
+After ``gevent.monkey.patch_all()`` (or ``eventlet.monkey_patch()``) ``threading.Thread`` starts a
+greenlet; a reactor whose loop blocks in C or in a real selector must still get a real OS thread,
+or the first blocking call hangs the process.  Each case runs in a fresh interpreter (patching
+cannot be undone) bounded by a timeout, so a hang fails the test instead of the run.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cqlreactor.reactors import matrix
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+try:
+    import uvloop  # noqa: F401
+    HAVE_UVLOOP = True
+except ImportError:
+    HAVE_UVLOOP = False
+
+SCRIPT = r"""
+import sys, warnings
+warnings.simplefilter("ignore")
+green, name, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if green == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+else:
+    import eventlet
+    eventlet.monkey_patch()
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.messages import QueryMessage, QueryParameters
+from cqlreactor.reactors import get_reactor_class
+
+options = {}
+if name == "asyncio-stdlib":
+    name, options["use_uvloop"] = "asyncio", False
+reactor = get_reactor_class(name)(**options)
+conn = reactor.connect((host, port), connect_timeout=10)
+results = []
+done = reactor.make_event()
+
+def collect(result):
+    results.append(result)
+    if len(results) == 20:
+        done.set()
+
+for i in range(20):
+    text = "SELECT v FROM patchedtable" if i % 2 else "SELECT release_version FROM system.local"
+    conn.send(QueryMessage(text, QueryParameters(ConsistencyLevel.ONE)), collect, timeout=10)
+assert done.wait(20), results
+errors = [r for r in results if isinstance(r, BaseException)]
+assert not errors, errors
+assert sum(1 for r in results if r.rows == [(7,)]) == 10, results
+timer = reactor.make_event()
+reactor.call_later(0.02, timer.set)
+assert timer.wait(5)
+conn.close()
+reactor.stop()
+print("ok")
+"""
+
+
+def _cases():
+    params = []
+    names = list(matrix.reactor_names())
+    if HAVE_UVLOOP:
+        names.append("asyncio-stdlib")   # the stdlib loop too, where uvloop would be chosen
+    for green in ("gevent", "eventlet"):
+        for name in names:
+            if green == "eventlet" and name in ("gevent", "eventlet"):
+                continue                 # the eventlet reactor under monkey_patch: test_green_eventlet
+            ident = "asyncio+uvloop" if name == "asyncio" and HAVE_UVLOOP else name
+            if name == "asyncio-stdlib":
+                ident = "asyncio"
+            status = matrix.reactor_status(name.split("-")[0], load=False)
+            marks = []
+            if status.state == "missing" or (status.state == "gated" and not status.installed):
+                marks.append(pytest.mark.skip(reason="%s not available here: %s"
+                                              % (name, status.reason)))
+            params.append(pytest.param(green, name, id="%s-%s" % (green, ident), marks=marks))
+    return params
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("green,name", _cases())
+def test_reactor_chosen_explicitly_under_monkey_patching(cluster, green, name):
+    pytest.importorskip(green)
+    cluster.prime("SELECT v FROM patchedtable", rows=[[7]], columns=[("v", "int")])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["CQLREACTOR_ALLOW_UNSUPPORTED"] = "eventlet"   # gated on 3.7+; the opt-in is the test
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, green, name, cluster.contact_points[0], str(cluster.port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
+        timeout=60)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, "exit code %d:\n%s" % (proc.returncode, text[-3000:])
+    assert proc.stdout.strip() == "ok", text[-3000:]
