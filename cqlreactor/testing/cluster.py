@@ -204,7 +204,8 @@ class SimulatedCluster(object):
         placement follows) and, once it listens, the others' registered connections get
         TOPOLOGY_CHANGE NEW_NODE.  ``contact_points`` keeps the addresses the cluster started
         with; ``node_info()`` lists every node.  Raises ControlError when the port is taken on
-        the new address.
+        the new address.  ``clear()`` does not undo topology changes (a shared cluster, such
+        as the ``cql_cluster`` fixture's, keeps them for the following tests).
         """
         return self.call("add_node", datacenter=datacenter, rack=rack,
                          tokens=[str(t) for t in tokens] if tokens else None)

@@ -31,8 +31,9 @@ NEW_NODE until the node's native transport is up); ``remove_node(i)`` decommissi
 (its connections and listener close, it leaves system.peers and the ring, its ranges pass to
 the next nodes, the others get TOPOLOGY_CHANGE REMOVED_NODE).  Node indexes and addresses
 never move: a removed node's index stays taken, ``add_node`` always takes a new one.
-SCHEMA_CHANGE goes to every registered connection on every node after DDL.  Prepared statements are per node, as in Cassandra: a
-statement prepared on one node is UNPREPARED on the others until prepared there too.
+SCHEMA_CHANGE goes to every registered connection on every node after DDL.  Prepared
+statements are per node, as in Cassandra: a statement prepared on one node is UNPREPARED on
+the others until prepared there too.
 
 Handshake (as Cassandra 4): OPTIONS -> SUPPORTED; STARTUP -> READY, or AUTHENTICATE
 (PasswordAuthenticator, SASL PLAIN) -> AUTH_SUCCESS or ERROR 0x0100.  Compression and, on v5,

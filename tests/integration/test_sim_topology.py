@@ -221,7 +221,7 @@ def test_last_node_cannot_be_removed():
 @pytest.mark.oracle
 @pytest.mark.parametrize("version", [4, 5])
 def test_cassandra_driver_follows_add_and_remove(version):
-    cassandra = pytest.importorskip("cassandra")
+    pytest.importorskip("cassandra")
     from cassandra.cluster import Cluster
 
     def wait(predicate, timeout=15.0):
