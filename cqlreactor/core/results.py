@@ -9,6 +9,8 @@ construction of its row decoder (``types.make_row_decoder``), and the rows are t
 that one callable with no per-cell work here.
 """
 
+import struct
+
 from .errors import ProtocolError, UnsupportedOperation
 from .types import make_row_decoder, read_type_option, write_type_option
 from .wire import (read_bytes, read_int, read_short, read_short_bytes, read_string,
@@ -90,6 +92,10 @@ _NO_METADATA = 0x0004
 _METADATA_CHANGED = 0x0008
 
 _KIND_BYTES = {}
+_ROWS_KIND = b"\x00\x00\x00\x02"
+_TWO_INTS = struct.Struct(">ii")
+_unpack_two_ints = _TWO_INTS.unpack_from
+_unpack_int = struct.Struct(">i").unpack_from
 
 
 class ResultMessage(Message):
@@ -114,6 +120,8 @@ class ResultMessage(Message):
 
     @classmethod
     def _decode(cls, buf, pos, protocol_version, result_metadata=None):
+        if cls is ResultMessage and buf[pos:pos + 4] == _ROWS_KIND:
+            return RowsResult._decode_kind(buf, pos + 4, protocol_version, result_metadata)
         kind, pos = read_int(buf, pos)
         result_class = _RESULT_CLASSES.get(kind)
         if result_class is None:
@@ -381,6 +389,37 @@ class RowsResult(ResultMessage):
     def _decode_kind(cls, buf, pos, protocol_version, result_metadata):
         if type(buf) is not bytes:
             buf = bytes(buf)
+        if len(buf) - pos >= 12:
+            flags, count = _unpack_two_ints(buf, pos)
+            if not flags & (_HAS_MORE_PAGES | _METADATA_CHANGED) and count >= 0:
+                # The common page, without the general path's calls: the metadata (cached by
+                # its bytes) or the caller's (skip_metadata), then the rows.
+                pos += 8
+                no_metadata = bool(flags & _NO_METADATA)
+                if not no_metadata:
+                    columns, decoder, pos = _metadata_and_decoder(buf, pos, flags, count,
+                                                                  protocol_version)
+                elif result_metadata is not None and len(result_metadata) == count:
+                    columns = result_metadata
+                    decoder = _decoder_for(result_metadata, protocol_version)
+                else:
+                    return cls._decode_kind_general(buf, pos - 8, protocol_version,
+                                                    result_metadata)
+                if len(buf) - pos < 4:
+                    raise ProtocolError("truncated row count at offset %d" % (pos,))
+                rows = _decode_rows(decoder, buf, pos + 4, count, _unpack_int(buf, pos)[0])[0]
+                message = cls.__new__(cls)
+                message.tracing_id = message.warnings = message.custom_payload = None
+                message.tracing = False
+                message.no_metadata = no_metadata
+                message.column_metadata = columns
+                message.rows = rows
+                message.paging_state = message.result_metadata_id = message._pending = None
+                return message
+        return cls._decode_kind_general(buf, pos, protocol_version, result_metadata)
+
+    @classmethod
+    def _decode_kind_general(cls, buf, pos, protocol_version, result_metadata):
         flags, pos = read_int(buf, pos)
         count, pos = read_int(buf, pos)
         if count < 0:

@@ -240,6 +240,8 @@ class ReactorConnection(StreamProtocol):
         events = self._core.receive_data(data)
         if events:
             self._dispatch(events)
+            if self._queue and self._phase == _READY:
+                self._send_queued()     # what the callbacks sent goes out now, not a turn later
         if self._phase != _ENDED:
             self._write_pending()
             self._arm_timer()
@@ -252,6 +254,9 @@ class ReactorConnection(StreamProtocol):
         for event in events:
             cls = event.__class__
             if cls is ResponseReceived:
+                # (Requests the callbacks send are queued and go out after the whole read: the
+                # core has already freed these answers' stream ids, and sending in the middle
+                # of the dispatch could reuse one whose callback has not run yet.)
                 callback = callbacks.pop(event.stream_id, None)
                 if callback is not None:
                     message = event.message
@@ -289,11 +294,18 @@ class ReactorConnection(StreamProtocol):
         # Clear the flag before draining: a send() racing with us either lands in this drain or
         # sees the flag down and schedules another flush.  No lock needed.
         self._flush_scheduled = False
-        queue = self._queue
         if self._phase != _READY:
             if self._phase == _ENDED or self._close_requested:
                 self._fail_queue(self._ended_error())
             return                      # not ready yet: _became_ready flushes
+        self._send_queued()
+        self._write_pending()
+        self._arm_timer()
+
+    def _send_queued(self):
+        """Hand every queued request to the core (loop thread, READY).  Leaves the flush flag
+        alone: while it is up a _flush is still scheduled and drains later arrivals."""
+        queue = self._queue
         core = self._core
         callbacks = self._callbacks
         popleft = queue.popleft
@@ -308,8 +320,6 @@ class ReactorConnection(StreamProtocol):
                 _call(callback, exc)
                 continue
             callbacks[stream_id] = callback
-        self._write_pending()
-        self._arm_timer()
 
     def _write_pending(self):
         data = self._core.data_to_send()
