@@ -25,7 +25,21 @@ def _clean_name(name, index):
     return cleaned
 
 
+_ROW_CLASS_BY_ID = {}   # id(colnames list) -> (that list, class): the session shares the lists
+
+
 def _row_class(colnames):
+    entry = _ROW_CLASS_BY_ID.get(id(colnames))
+    if entry is not None and entry[0] is colnames:
+        return entry[1]
+    cls = _row_class_by_names(colnames)
+    if len(_ROW_CLASS_BY_ID) > 1024:
+        _ROW_CLASS_BY_ID.clear()
+    _ROW_CLASS_BY_ID[id(colnames)] = (colnames, cls)    # keeps the list alive: its id stays
+    return cls
+
+
+def _row_class_by_names(colnames):
     key = tuple(colnames)
     cls = _NAMEDTUPLE_CACHE.get(key)
     if cls is None:

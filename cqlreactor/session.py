@@ -23,7 +23,7 @@ from cqlreactor.core.errors import (
     OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
     RequestExecutionException, ServerError,
     TruncateError, Unavailable, Unprepared, WriteTimeout)
-from cqlreactor.policies import RetryDecision
+from cqlreactor.policies import RetryDecision, TokenAwarePolicy
 from cqlreactor.query import ResultSet
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
@@ -154,14 +154,16 @@ class ResponseFuture(object):
         self._connection = conn
         keyspace = self.session.keyspace
         try:
-            if keyspace and conn.keyspace != keyspace:
+            if not keyspace or conn.keyspace == keyspace:    # the usual case first
+                deadline = self._deadline
+                conn.send(message or self.message, self._on_response,
+                          None if deadline is None else max(0.0, deadline - _monotonic()),
+                          self._result_metadata)
+            else:                       # this connection is in another keyspace: USE first
                 use = msgs.QueryMessage('USE "%s"' % keyspace.replace('"', '""'),
                                         msgs.QueryParameters(ConsistencyLevel.ONE))
                 conn.send(use, lambda resp: self._on_keyspace_set(conn, keyspace, resp),
                           self._remaining())
-            else:
-                conn.send(message or self.message, self._on_response, self._remaining(),
-                          self._result_metadata)
             return True
         except ConnectionException as exc:   # ConnectionBusy, closed, defunct
             self._error_on(self._current_host, exc)
@@ -678,7 +680,11 @@ class Session(object):
         if host is not None:
             plan = iter([host])
         else:
-            plan = iter(profile.load_balancing_policy.make_query_plan(self.keyspace, query))
+            policy = profile.load_balancing_policy
+            if policy.__class__ is TokenAwarePolicy and query.routing_key is None:
+                # what TokenAwarePolicy does without a routing key, minus one generator
+                policy = policy._child_policy
+            plan = iter(policy.make_query_plan(self.keyspace, query))
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
                                 retry_policy, plan, consistency, message, result_metadata)
         future.send_request()

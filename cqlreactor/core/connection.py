@@ -284,7 +284,7 @@ class Connection(object):
             decoder.add_data(data)
         streams = self._streams
         release = streams.release
-        lookup = streams.get
+        lookup = streams._records.get       # StreamTable.get without the extra call
         frames = heartbeats = 0
         version = self.protocol_version
         decode = _m.decode_message

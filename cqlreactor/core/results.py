@@ -407,7 +407,14 @@ class RowsResult(ResultMessage):
                                                     result_metadata)
                 if len(buf) - pos < 4:
                     raise ProtocolError("truncated row count at offset %d" % (pos,))
-                rows = _decode_rows(decoder, buf, pos + 4, count, _unpack_int(buf, pos)[0])[0]
+                # the decoder checks that row_count rows can fit; it raises ProtocolError for
+                # bad cells itself, anything else is translated as _decode_rows does
+                try:
+                    rows = decoder(buf, pos + 4, _unpack_int(buf, pos)[0])[0]
+                except ProtocolError:
+                    raise
+                except Exception as exc:
+                    raise ProtocolError("malformed rows: %s: %s" % (type(exc).__name__, exc))
                 message = cls.__new__(cls)
                 message.tracing_id = message.warnings = message.custom_payload = None
                 message.tracing = False

@@ -121,3 +121,15 @@ def test_names_and_types_by_identity():
     assert _names_and_types(other) == (["c"], [INT])
     assert _names_and_types(None) == ([], [])
     assert _names_and_types([]) == ([], [])
+
+
+def test_named_tuple_rows_reuse_the_class_per_column_list():
+    from cqlreactor.query import named_tuple_factory
+    names = ["a", "b"]
+    first = named_tuple_factory(names, [(1, 2)])[0]
+    second = named_tuple_factory(names, [(3, 4)])[0]
+    assert type(first) is type(second) and second.b == 4
+    other = named_tuple_factory(["x", "select"], [(5, 6)])[0]
+    assert other.x == 5 and other[1] == 6 and type(other) is not type(first)
+    # an equal list elsewhere gets an equal class by names
+    assert type(named_tuple_factory(["a", "b"], [(0, 0)])[0]) is type(first)
