@@ -19,7 +19,7 @@ import errno
 import logging
 import os
 
-from cqlreactor.reactors.base import Transport
+from cqlreactor.reactors.base import Transport, connect_error
 
 __all__ = ["FdStream", "READ_SIZE"]
 
@@ -37,6 +37,7 @@ class FdStream(Transport):
     def __init__(self, protocol):
         self._protocol = protocol
         self.sock = None
+        self._peer = None               # (address, port) connected to, for connect errors
         self._connecting = False
         self._closed = False            # socket closed (by us, or after an error)
         self._done = False              # the protocol gets no more calls
@@ -67,13 +68,14 @@ class FdStream(Transport):
         # unpatched resolver: a green one must not run inside a hub callback).
         infos = _socket.getaddrinfo(address, port, 0, _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
         family, _type, proto, _name, sockaddr = infos[0]
+        self._peer = (sockaddr[0], sockaddr[1])
         sock = _socket.socket(family, _socket.SOCK_STREAM, proto)
         try:
             sock.setblocking(False)
             sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             code = sock.connect_ex(sockaddr)
             if code not in _CONNECTING_ERRNOS:
-                raise OSError(code, os.strerror(code))
+                raise connect_error(OSError(code, os.strerror(code)), *self._peer)
         except BaseException:
             sock.close()
             self._closed = self._done = True
@@ -123,7 +125,7 @@ class FdStream(Transport):
         if self._connecting:
             code = self.sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
             if code:
-                self._lost(OSError(code, os.strerror(code)))
+                self._lost(connect_error(OSError(code, os.strerror(code)), *self._peer))
                 return
             self._connecting = False
             self._set_read(True)

@@ -19,7 +19,7 @@ import threading
 
 from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
                                           real_allocate_lock, real_get_ident, start_loop_thread)
-from cqlreactor.reactors.base import Reactor, Transport, _abandon
+from cqlreactor.reactors.base import Reactor, Transport, _abandon, connect_error
 
 try:
     import uvloop
@@ -96,7 +96,7 @@ class _AsyncioStream(asyncio.Protocol, Transport):
         except Exception as exc:
             if not self._closed:
                 self._closed = True
-                self._protocol.connection_lost(exc)
+                self._protocol.connection_lost(connect_error(exc, address, port))
 
     # asyncio.Protocol ----------------------------------------------------------------------------
     def connection_made(self, transport):

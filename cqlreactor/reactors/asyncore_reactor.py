@@ -21,7 +21,7 @@ import time
 import warnings
 
 from cqlreactor.core.errors import ReactorUnavailable
-from cqlreactor.reactors.base import Reactor, Transport, _abandon
+from cqlreactor.reactors.base import Reactor, Transport, _abandon, connect_error
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # 3.10/3.11: "asyncore is deprecated"
@@ -102,10 +102,12 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
         self._protocol = protocol
         self._wbuf = bytearray()
         self._done = False              # after close() or connection_lost: silence
+        self._peer = None               # (address, port) connected to, for connect errors
 
     def start(self, address, port):
         infos = socket.getaddrinfo(address, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         family, _type, _proto, _name, sockaddr = infos[0]
+        self._peer = (sockaddr[0], sockaddr[1])
         self.create_socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connect(sockaddr)          # non-blocking; handle_connect follows
@@ -167,6 +169,8 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
             self._lost(exc)
 
     def _lost(self, exc):
+        if self.connecting and self._peer is not None:
+            exc = connect_error(exc, *self._peer)
         was_done = self._done
         self._done = True
         self.close()
@@ -318,6 +322,8 @@ class AsyncoreReactor(Reactor):
             stream._done = True
             stream.close()
             if exc.errno not in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+                if stream._peer is not None:    # the connect itself failed, not the lookup
+                    exc = connect_error(exc, *stream._peer)
                 protocol.connection_lost(exc)
         return stream
 

@@ -32,13 +32,15 @@ stopping every live reactor at interpreter exit, before daemon loop threads are 
 """
 
 import atexit
+import errno
 import logging
 import os
+import socket
 import threading
 import weakref
 
 __all__ = ["Endpoint", "Reactor", "Transport", "StreamProtocol", "TimerHandle", "Event",
-           "DEFAULT_CONNECT_TIMEOUT"]
+           "DEFAULT_CONNECT_TIMEOUT", "connect_error"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,38 @@ class StreamProtocol(object):
 
     def connection_lost(self, exc):
         raise NotImplementedError
+
+
+def connect_error(exc, address, port):
+    """The error a reactor hands to ``connection_lost`` when its TCP connect fails, worded the
+    same on every reactor: "connection refused by 10.0.0.1:9042" (asyncio's own words are
+    "Connect call failed ('10.0.0.1', 9042)"), "connect to 10.0.0.1:9042 failed: No route to
+    host" for other errors.
+
+    Args:
+        exc: what the connect raised or ``SO_ERROR`` said.
+        address, port: where the socket connected to (a resolved address).
+    Returns:
+        an OSError of the same class (``ConnectionRefusedError`` stays one) with the same
+        ``errno``; ``exc`` itself when it is not a connect error (a name that did not resolve,
+        an OSError without errno, anything else).
+    """
+    code = getattr(exc, "errno", None)
+    if not isinstance(exc, OSError) or isinstance(exc, socket.gaierror) or not code or code < 0:
+        return exc
+    where = "%s:%d" % (address, port)
+    if code == errno.ECONNREFUSED:
+        text = "connection refused by %s" % (where,)
+    else:
+        text = "connect to %s failed: %s" % (where, os.strerror(code))
+    cls = type(exc) if type(exc) is not OSError else type(OSError(code, text))  # by errno
+    try:
+        error = cls(text)               # no strerror: str(error) is the text, no "[Errno n]"
+    except Exception:                   # an OSError subclass with another constructor
+        error = OSError(text)
+    error.errno = code
+    error.__cause__ = exc
+    return error
 
 
 # Every live reactor, for fork and exit handling.  Weak: a reactor nobody uses can go away.

@@ -6,6 +6,7 @@ reactor's own primitive (``reactor.make_event()``), so green reactors are exerci
 users run them.
 """
 
+import errno
 import os
 import socket
 import struct
@@ -423,7 +424,10 @@ def test_connection_refused_names_the_endpoint(reactor):
     port = _free_port()
     with pytest.raises(ConnectionException) as info:
         reactor.connect(("127.0.0.1", port), connect_timeout=5)
-    assert "127.0.0.1:%d" % port in str(info.value)
+    # the same words on every reactor (asyncio's own are "Connect call failed (...)")
+    assert "connection refused by 127.0.0.1:%d" % port in str(info.value)
+    cause = info.value.__cause__
+    assert isinstance(cause, ConnectionRefusedError) and cause.errno == errno.ECONNREFUSED
 
 
 def test_unresolvable_name_is_a_connection_error(reactor):
