@@ -77,6 +77,32 @@ def _set_in_map_key(ctype):
     return any(_set_in_map_key(t) for t in ctype.subtypes)
 
 
+def _lossy_timestamp_in_map_key(ctype, value, in_key=False):
+    """True when a map key in ``value`` holds a timestamp that cassandra-driver does not write
+    back to the same bytes it read (every version so far: it goes through a float of seconds,
+    so far from 1970 the microseconds drift).  Its maps look keys up by their re-serialized
+    bytes, so such a map raises KeyError inside the driver; a plain value is compared in
+    milliseconds and is fine."""
+    if value is None:
+        return False
+    if ctype is T.TIMESTAMP:
+        if not in_key:
+            return False
+        ours = ctype.serialize(value, 4)
+        dtype = cqltypes.DateType
+        return dtype.serialize(dtype.deserialize(ours, 4), 4) != ours
+    if isinstance(ctype, T.MapType):
+        key, val = ctype.subtypes
+        return any(_lossy_timestamp_in_map_key(key, k, True) or
+                   _lossy_timestamp_in_map_key(val, v, in_key) for k, v in value.items())
+    if isinstance(ctype, (T.TupleType, T.UserType)):
+        return any(_lossy_timestamp_in_map_key(t, v, in_key)
+                   for t, v in zip(ctype.subtypes, value))
+    if isinstance(ctype, (T.VectorType, T.ListType, T.SetType)):
+        return any(_lossy_timestamp_in_map_key(ctype.subtypes[0], v, in_key) for v in value)
+    return False
+
+
 def _vectors_in(ctype):
     found = [ctype] if isinstance(ctype, T.VectorType) else []
     for sub in ctype.subtypes:
@@ -123,6 +149,7 @@ def test_driver_and_we_agree_on_every_type(data, version):
     # the order its util.SortedSet sorts to (Cassandra sends it so), which our values need not be
     assume(not _set_in_map_key(ctype))
     value = data.draw(values_for(ctype, null_in_keys=False), label="value")
+    assume(not _lossy_timestamp_in_map_key(ctype, value))
     _check(ctype, value, version)
 
 
