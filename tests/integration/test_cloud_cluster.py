@@ -31,26 +31,12 @@ from cqlreactor import (Cluster, ConsistencyLevel, DCAwareRoundRobinPolicy,  # n
 from cqlreactor.cloud import SniEndpoint, cloud_config_from                  # noqa: E402
 from cqlreactor.core.errors import (BadCredentials, CloudConfigError,        # noqa: E402
                                     ConnectionException, TLSError)
-from cqlreactor.reactors import get_reactor_class, matrix                    # noqa: E402
+from cqlreactor.reactors import get_reactor_class                            # noqa: E402
 from cqlreactor.testing import certs                                         # noqa: E402
 from cqlreactor.testing.astra import FakeAstra                               # noqa: E402
+from cqlreactor.testing.pytest_plugin import reactor_params                  # noqa: E402
 
 USER, PASSWORD = "astra", "s3cret"
-
-
-def _available_reactors():
-    params = []
-    for name in matrix.reactor_names():
-        status = matrix.reactor_status(name)
-        if status.state == "available":
-            params.append(pytest.param(name, id=name))
-        else:
-            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(
-                reason="%s reactor %s here: %s" % (name, status.state, status.reason))))
-    return params
-
-
-REACTORS = _available_reactors()
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +54,11 @@ def _reset_fake(request):
         fake.proxy.mode = "ok"
 
 
-@pytest.fixture(params=REACTORS)
-def reactor(request):
-    return request.param
+@pytest.fixture
+def reactor(cql_reactor):
+    """The reactor name under test: the pytest plugin's ``cql_reactor``, one run per reactor
+    available here (skipped with the matrix's reason otherwise)."""
+    return cql_reactor
 
 
 @pytest.fixture
@@ -268,7 +256,7 @@ def _rewrite(src, dst, config_changes=None, members=None, drop=(), symlinks=()):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("reactor_name", REACTORS)
+@pytest.mark.parametrize("reactor_name", reactor_params())
 def test_credentials_from_config_json_when_no_auth_provider(astra, scb, reactor_name):
     with _cloud_cluster(scb, reactor_name) as cluster:
         assert cluster.auth_provider is not None

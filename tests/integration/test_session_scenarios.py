@@ -19,23 +19,11 @@ from cqlreactor import (BatchStatement, BatchType, Cluster, ConsistencyLevel, Ex
                         PlainTextAuthProvider, SimpleStatement, Unavailable, dict_factory)
 from cqlreactor.core.errors import AuthenticationFailed, InvalidRequest, SyntaxException
 from cqlreactor.policies import ConstantReconnectionPolicy
-from cqlreactor.reactors import matrix
 from cqlreactor.testing.cluster import SimulatedCluster
+from cqlreactor.testing.pytest_plugin import reactor_params
 
-
-def _available_reactors():
-    params = []
-    for name in matrix.reactor_names():
-        status = matrix.reactor_status(name)
-        if status.state == "available":
-            params.append(pytest.param(name, id=name))
-        else:
-            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(
-                reason="%s reactor %s here: %s" % (name, status.state, status.reason))))
-    return params
-
-
-REACTORS = _available_reactors()
+# test_session_prepared_rows.py imports this; the tests here use the plugin's cql_reactor
+REACTORS = reactor_params()
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +32,11 @@ def sim():
         yield sim
 
 
-@pytest.fixture(params=REACTORS)
-def reactor(request):
-    return request.param
+@pytest.fixture
+def reactor(cql_reactor):
+    """The reactor name under test: the pytest plugin's ``cql_reactor``, one run per reactor
+    available here (skipped with the matrix's reason otherwise)."""
+    return cql_reactor
 
 
 def _cluster(sim, reactor, **kwargs):

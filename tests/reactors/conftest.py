@@ -1,9 +1,11 @@
 """Fixtures of the reactor conformance suite.
 
-``reactor_class`` is parametrised from compat_matrix.yaml: one id per reactor the matrix knows
-("asyncio+uvloop" when uvloop drives asyncio), skipped with the matrix's reason where the reactor
-is gated off (eventlet on 3.7+, unless CQLREACTOR_ALLOW_UNSUPPORTED names it) or missing here.
-The server is the simulated cluster's real process (``python -m cqlreactor.testing cluster``).
+``reactor_class`` is parametrised by the pytest plugin's ``reactor_params`` (from
+compat_matrix.yaml): one id per reactor the matrix knows ("asyncio+uvloop" when uvloop drives
+asyncio, plus "asyncio" on the stdlib loop there), skipped with the matrix's reason where the
+reactor is gated off (eventlet on 3.7+, unless CQLREACTOR_ALLOW_UNSUPPORTED names it) or missing
+here.  The server is the simulated cluster's real process (``python -m cqlreactor.testing
+cluster``).
 """
 
 import warnings
@@ -11,55 +13,14 @@ import warnings
 import pytest
 
 from cqlreactor.reactors import matrix
-
-try:
-    import uvloop  # noqa: F401
-    HAVE_UVLOOP = True
-except ImportError:
-    HAVE_UVLOOP = False
+from cqlreactor.testing.pytest_plugin import reactor_class as _reactor_class
+from cqlreactor.testing.pytest_plugin import reactor_params
 
 
-def reactor_params():
-    """pytest.param per reactor of the matrix, with readable ids and skips with reasons."""
-    allowed = matrix.allowed_unsupported()
-    params = []
-    for name in matrix.reactor_names():
-        status = matrix.reactor_status(name, load=True)
-        ident = "asyncio+uvloop" if name == "asyncio" and HAVE_UVLOOP else name
-        marks = []
-        if status.state == "gated" and name not in allowed and "*" not in allowed:
-            marks.append(pytest.mark.skip(reason="%s is gated off on this interpreter: %s (%s)"
-                                          % (name, status.reason, status.link)))
-        elif status.state == "gated" and not status.installed:
-            marks.append(pytest.mark.skip(reason="%s allowed but not installed" % name))
-        elif status.state == "missing":
-            marks.append(pytest.mark.skip(reason="%s not available here: %s"
-                                          % (name, status.reason)))
-        elif status.state == "gated":
-            marks.append(pytest.mark.filterwarnings(
-                "ignore::cqlreactor.reactors.matrix.UnsupportedReactorWarning"))
-        params.append(pytest.param(name, id=ident, marks=marks))
-        if name == "asyncio" and HAVE_UVLOOP:   # the stdlib loop too, where uvloop would win
-            params.append(pytest.param("asyncio-stdlib", id="asyncio", marks=marks))
-    return params
-
-
-@pytest.fixture(params=reactor_params())
+@pytest.fixture(params=reactor_params(stdlib_asyncio=True))
 def reactor_class(request):
     """The Reactor subclass under test (gate applied with the environment's opt-in)."""
-    if request.param == "asyncio-stdlib":
-        from cqlreactor.reactors.asyncio_reactor import AsyncioReactor
-
-        class StdlibAsyncioReactor(AsyncioReactor):
-            """AsyncioReactor with uvloop turned off."""
-
-            def __init__(self, **kwargs):
-                kwargs.setdefault("use_uvloop", False)
-                super(StdlibAsyncioReactor, self).__init__(**kwargs)
-        return StdlibAsyncioReactor
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", matrix.UnsupportedReactorWarning)
-        return matrix.get_reactor_class(request.param)
+    return _reactor_class(request.param)
 
 
 @pytest.fixture

@@ -12,15 +12,9 @@ import sys
 
 import pytest
 
-from cqlreactor.reactors import matrix
+from cqlreactor.testing.pytest_plugin import reactor_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-try:
-    import uvloop  # noqa: F401
-    HAVE_UVLOOP = True
-except ImportError:
-    HAVE_UVLOOP = False
 
 SCRIPT = r"""
 import sys, warnings
@@ -34,12 +28,9 @@ else:
     eventlet.monkey_patch()
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.messages import QueryMessage, QueryParameters
-from cqlreactor.reactors import get_reactor_class
 
-options = {}
-if name == "asyncio-stdlib":
-    name, options["use_uvloop"] = "asyncio", False
-reactor = get_reactor_class(name)(**options)
+from cqlreactor.testing.pytest_plugin import reactor_class
+reactor = reactor_class(name)()     # a name, or "asyncio-stdlib" (uvloop turned off)
 conn = reactor.connect((host, port), connect_timeout=10)
 results = []
 done = reactor.make_event()
@@ -66,24 +57,16 @@ print("ok")
 
 
 def _cases():
-    params = []
-    names = list(matrix.reactor_names())
-    if HAVE_UVLOOP:
-        names.append("asyncio-stdlib")   # the stdlib loop too, where uvloop would be chosen
+    """reactor_params (skips and ids from the matrix) times the two kinds of patching."""
+    cases = []
     for green in ("gevent", "eventlet"):
-        for name in names:
+        for param in reactor_params(stdlib_asyncio=True):
+            name = param.values[0]
             if green == "eventlet" and name in ("gevent", "eventlet"):
-                continue                 # the eventlet reactor under monkey_patch: test_green_eventlet
-            ident = "asyncio+uvloop" if name == "asyncio" and HAVE_UVLOOP else name
-            if name == "asyncio-stdlib":
-                ident = "asyncio"
-            status = matrix.reactor_status(name.split("-")[0], load=False)
-            marks = []
-            if status.state == "missing" or (status.state == "gated" and not status.installed):
-                marks.append(pytest.mark.skip(reason="%s not available here: %s"
-                                              % (name, status.reason)))
-            params.append(pytest.param(green, name, id="%s-%s" % (green, ident), marks=marks))
-    return params
+                continue    # the eventlet reactor under monkey_patch: test_green_eventlet.py
+            cases.append(pytest.param(green, name, id="%s-%s" % (green, param.id),
+                                      marks=param.marks))
+    return cases
 
 
 @pytest.mark.timeout(120)
@@ -93,7 +76,6 @@ def test_reactor_chosen_explicitly_under_monkey_patching(cluster, green, name):
     cluster.prime("SELECT v FROM patchedtable", rows=[[7]], columns=[("v", "int")])
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    env["CQLREACTOR_ALLOW_UNSUPPORTED"] = "eventlet"   # gated on 3.7+; the opt-in is the test
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, green, name, cluster.contact_points[0], str(cluster.port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
