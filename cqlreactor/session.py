@@ -67,6 +67,39 @@ def _names_and_types(meta):
     return names, types
 
 
+def _statement_template():
+    """The attributes SimpleStatement(text) gets besides its text, when that is all its
+    constructor does (checked on two statements); else None."""
+    one, two = SimpleStatement("a"), SimpleStatement("b")
+    first, second = dict(vars(one)), dict(vars(two))
+    if first.pop("_query_string", None) != "a" or second.pop("_query_string", None) != "b" \
+            or first != second or one.query_string != "a":
+        return None
+    for value in first.values():    # shared by every copy: only immutable values will do
+        if not (value is None or value is FETCH_SIZE_UNSET
+                or isinstance(value, (bool, int, float, str, bytes, frozenset))):
+            return None
+    return first
+
+
+_STATEMENT_TEMPLATE = _statement_template()
+
+
+def _simple_statement(text):
+    """SimpleStatement(text), made by copying a template instead of running the constructor
+    (two Python calls and a dozen attribute stores on every execute_async of a string)."""
+    if _STATEMENT_TEMPLATE is None:
+        return SimpleStatement(text)
+    statement = _new_object(SimpleStatement)
+    attributes = statement.__dict__
+    attributes.update(_STATEMENT_TEMPLATE)
+    attributes["_query_string"] = text
+    return statement
+
+
+_new_object = object.__new__
+
+
 class ResponseFuture(object):
     """The eventual result of one statement; ``result()`` blocks (green-thread friendly),
     callbacks run on the reactor's loop, ``await future`` works inside asyncio."""
@@ -632,7 +665,7 @@ class Session(object):
         except (KeyError, TypeError):   # an ExecutionProfile object, or an unknown name
             profile = cluster._profile(execution_profile)
         if query.__class__ is str:
-            query = SimpleStatement(query)
+            query = _simple_statement(query)
         elif isinstance(query, PreparedStatement):
             query = query.bind(parameters)
             parameters = None

@@ -133,3 +133,14 @@ def test_named_tuple_rows_reuse_the_class_per_column_list():
     assert other.x == 5 and other[1] == 6 and type(other) is not type(first)
     # an equal list elsewhere gets an equal class by names
     assert type(named_tuple_factory(["a", "b"], [(0, 0)])[0]) is type(first)
+
+
+def test_statement_for_a_string_is_a_plain_simple_statement():
+    from cqlreactor.session import _simple_statement
+    from cqlreactor.statements import SimpleStatement
+    made = _simple_statement("SELECT 1")
+    built = SimpleStatement("SELECT 1")
+    assert type(made) is SimpleStatement and vars(made) == vars(built)
+    assert made.query_string == "SELECT 1" and made.routing_key is None
+    made.consistency_level = 4             # its own attributes, not the template's
+    assert _simple_statement("SELECT 2").consistency_level is None
