@@ -410,3 +410,30 @@ def test_control_connection_moves_to_another_host(reactor):
         host = [h for h in cluster.metadata.all_hosts() if h.address == first.address][0]
         assert _wait(cluster, lambda: host.is_up, timeout=15)
         assert session.execute("SELECT key FROM system.local").one().key == "local"
+
+
+def test_falls_back_to_v4_when_the_cluster_lacks_v5(reactor):
+    with SimulatedCluster(nodes=2, protocol_versions=(3, 4)) as sim, \
+            _cluster(sim, reactor) as cluster:
+        session = cluster.connect()
+        assert cluster.protocol_version == 4
+        # every pooled connection uses the negotiated version, none retries v5 again
+        for pool in session.get_pools():
+            assert [c.protocol_version for c in pool.get_connections()] == [4]
+        assert session.execute("SELECT key FROM system.local").one().key == "local"
+
+
+def test_requests_spread_over_the_least_busy_connections(sim, reactor):
+    with _cluster(sim, reactor, connections_per_host=3) as cluster:
+        session = cluster.connect()
+        assert all(pool.open_count == 3 for pool in session.get_pools())
+        sim.prime("SELECT v FROM held_rows", rows=[], delay=0.5)
+        try:
+            futures = [session.execute_async("SELECT v FROM held_rows") for _ in range(60)]
+            # while the answers are held, the 60 requests sit spread over all 9 connections
+            in_flight = [c.in_flight for p in session.get_pools() for c in p.get_connections()]
+            assert sum(in_flight) == 60 and max(in_flight) - min(in_flight) <= 1
+            for f in futures:
+                f.result()
+        finally:
+            sim.clear()
