@@ -16,7 +16,7 @@ import sys
 import threading
 
 __all__ = ["green_patched_thread", "start_loop_thread", "make_loop_event", "real_get_ident",
-           "real_allocate_lock", "RealEvent"]
+           "real_allocate_lock", "RealEvent", "HybridEvent"]
 
 
 class _GeventOriginals(object):
@@ -83,6 +83,35 @@ class RealEvent(object):
         if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
             self._lock.release()        # let the next waiter through too
         return self._flag
+
+
+class HybridEvent(RealEvent):
+    """The event of the gevent and eventlet reactors: a greenlet of the hub's thread waits on a
+    green event (the other greenlets run meanwhile), another OS thread waits on the real lock;
+    ``set()`` works from anywhere.
+
+    A subclass implements ``_in_hub_thread()``, ``_green_set()`` (hub thread only),
+    ``_green_wait(timeout)`` and ``_post(fn)`` (run ``fn()`` in the hub, from another thread).
+    """
+
+    __slots__ = ()
+
+    def set(self):
+        if self._flag:
+            return
+        RealEvent.set(self)
+        if self._in_hub_thread():
+            self._green_set()
+        else:
+            self._post(self._green_set)
+
+    def wait(self, timeout=None):
+        if self._flag:
+            return True
+        if self._in_hub_thread():
+            self._green_wait(timeout)
+            return self._flag
+        return RealEvent.wait(self, timeout)
 
 
 def make_loop_event():

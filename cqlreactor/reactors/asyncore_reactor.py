@@ -21,7 +21,8 @@ import time
 import warnings
 
 from cqlreactor.core.errors import ReactorUnavailable
-from cqlreactor.reactors.base import Reactor, Transport, _abandon, connect_error
+from cqlreactor.reactors.base import (Reactor, Transport, _abandon, callback_runner,
+                                      connect_error)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # 3.10/3.11: "asyncore is deprecated"
@@ -255,12 +256,7 @@ class AsyncoreReactor(Reactor):
                 self._run_one(fn, args)
         self._close_map(socket_map)
 
-    @staticmethod
-    def _run_one(fn, args):
-        try:
-            fn(*args)
-        except Exception:
-            log.exception("callback %r raised in the asyncore loop", fn)
+    _run_one = staticmethod(callback_runner(log, "the asyncore loop"))
 
     def _close_map(self, socket_map):
         for dispatcher in list(socket_map.values()):

@@ -29,6 +29,10 @@ Provided here: :meth:`Reactor.connect` / :meth:`Reactor.connect_async` (TCP + TL
 handshake with protocol-version fallback and a connect timeout), the compat-matrix gate on
 construction, fork detection (``os.register_at_fork`` on 3.7+, a pid check on 3.6) and
 stopping every live reactor at interpreter exit, before daemon loop threads are torn down.
+Helpers for reactor modules: :func:`connect_error` (one wording of a failed connect),
+:func:`callback_runner` (run loop callbacks, logging what they raise) and :class:`LoopTimer`
+(a loop timer cancellable from any thread).  Elsewhere: ``_fdstream.FdStream`` (a readiness-
+driven socket), ``_osthread`` (real loop threads and events under monkey-patching).
 """
 
 import atexit
@@ -40,7 +44,7 @@ import threading
 import weakref
 
 __all__ = ["Endpoint", "Reactor", "Transport", "StreamProtocol", "TimerHandle", "Event",
-           "DEFAULT_CONNECT_TIMEOUT", "connect_error"]
+           "DEFAULT_CONNECT_TIMEOUT", "connect_error", "callback_runner", "LoopTimer"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +148,60 @@ class StreamProtocol(object):
 
     def connection_lost(self, exc):
         raise NotImplementedError
+
+
+def callback_runner(logger, where):
+    """A ``run(fn, args)`` for a reactor's loop: calls ``fn(*args)`` and logs an exception to
+    ``logger`` ("callback ... raised in <where>") instead of letting it reach the loop."""
+    def run_logged(fn, args):
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception("callback %r raised in %s", fn, where)
+    return run_logged
+
+
+class LoopTimer(TimerHandle):
+    """A one-shot timer on a loop whose ``cancel()`` works from any thread: the part the gevent,
+    eventlet and libev timers share.  The native timer lives on the loop thread only; a cancel
+    from another thread posts its release to the loop.
+
+    A subclass implements ``_arm`` (loop thread: start the native timer, calling ``_fire`` when
+    due, and keep it in ``_native``; nothing when already cancelled), ``_stop(native)``,
+    ``_in_loop_thread()``, ``_post(fn)`` (run ``fn()`` on the loop, from another thread) and sets
+    ``_run`` to its ``callback_runner``.
+    """
+
+    __slots__ = ("_delay", "_fn", "_args", "_native", "_cancelled")
+
+    def __init__(self, delay, fn, args):
+        self._delay = max(0.0, delay)
+        self._fn = fn
+        self._args = args
+        self._native = None
+        self._cancelled = False
+
+    def _fire(self, *_ignored):
+        self._release()
+        if not self._cancelled:
+            self._cancelled = True
+            self._run(self._fn, self._args)
+
+    def _release(self):
+        native, self._native = self._native, None
+        if native is not None:
+            self._stop(native)
+
+    def cancel(self):
+        if self._cancelled:
+            return
+        self._cancelled = True
+        if self._native is None:
+            return                      # not armed yet (_arm sees the flag) or already done
+        if self._in_loop_thread():
+            self._release()
+        else:
+            self._post(self._release)
 
 
 def connect_error(exc, address, port):

@@ -23,7 +23,8 @@ import eventlet.hubs
 from eventlet import patcher
 
 from cqlreactor.reactors._fdstream import FdStream
-from cqlreactor.reactors.base import Reactor, _abandon
+from cqlreactor.reactors._osthread import HybridEvent
+from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
 
 import _socket
 
@@ -38,11 +39,7 @@ _CHECK_PID = not hasattr(os, "register_at_fork")
 _CROSS_THREAD_STOP_WAIT = 2.0
 
 
-def _run_logged(fn, args):
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("callback %r raised in the eventlet hub", fn)
+_run_logged = callback_runner(log, "the eventlet hub")
 
 
 class _HubState(object):
@@ -120,89 +117,53 @@ def _noop(*_args):
     pass
 
 
-class _Timer(object):
+class _Timer(LoopTimer):
     """A hub timer; ``cancel`` works from any thread."""
 
-    __slots__ = ("_state", "_delay", "_fn", "_args", "_timer", "_cancelled")
+    __slots__ = ("_state",)
+    _run = staticmethod(_run_logged)
 
     def __init__(self, state, delay, fn, args):
+        LoopTimer.__init__(self, delay, fn, args)
         self._state = state
-        self._delay = max(0.0, delay)
-        self._fn = fn
-        self._args = args
-        self._timer = None
-        self._cancelled = False
 
     def _arm(self):
         if not self._cancelled:
-            self._timer = self._state.hub.schedule_call_global(self._delay, self._fire)
+            self._native = self._state.hub.schedule_call_global(self._delay, self._fire)
 
-    def _fire(self):
-        self._timer = None
-        if not self._cancelled:
-            self._cancelled = True
-            _run_logged(self._fn, self._args)
+    def _stop(self, timer):
+        timer.cancel()                  # a no-op once it fired
 
-    def _release(self):
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+    def _in_loop_thread(self):
+        return self._state.in_thread()
 
-    def cancel(self):
-        if self._cancelled:
-            return
-        self._cancelled = True
-        if self._timer is not None:
-            if self._state.in_thread():
-                self._release()
-            elif not self._state.closed:
-                self._state.enqueue(self._release, ())
+    def _post(self, fn):
+        if not self._state.closed:
+            self._state.enqueue(fn, ())
 
 
-class _HybridEvent(object):
-    """Greenthreads of the hub's thread wait on an eventlet Event (others run meanwhile); other
-    OS threads wait on a real lock.  ``set`` works from anywhere."""
+class _HybridEvent(HybridEvent):
+    """See :class:`~cqlreactor.reactors._osthread.HybridEvent`."""
 
-    __slots__ = ("_state", "_flag", "_green", "_lock")
+    __slots__ = ("_state", "_green")
 
     def __init__(self, state):
+        HybridEvent.__init__(self, _allocate_lock)
         self._state = state
-        self._flag = False
         self._green = eventlet.event.Event()
-        self._lock = _allocate_lock()
-        self._lock.acquire()
 
-    def is_set(self):
-        return self._flag
+    def _in_hub_thread(self):
+        return self._state.in_thread()
 
-    isSet = is_set
-
-    def set(self):
-        if self._flag:
-            return
-        self._flag = True
-        try:
-            self._lock.release()
-        except RuntimeError:            # a racing set() from another thread released it
-            pass
-        if self._state.in_thread():
-            self._send()
-        else:
-            self._state.enqueue(self._send, ())
-
-    def _send(self):
+    def _green_set(self):
         if not self._green.ready():
             self._green.send(True)
 
-    def wait(self, timeout=None):
-        if self._flag:
-            return True
-        if self._state.in_thread():
-            self._green.wait(timeout)
-            return self._flag
-        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
-            self._lock.release()
-        return self._flag
+    def _green_wait(self, timeout):
+        self._green.wait(timeout)
+
+    def _post(self, fn):
+        self._state.enqueue(fn, ())
 
 
 class _EventletStream(FdStream):

@@ -21,7 +21,8 @@ import gevent.hub
 import gevent.monkey
 
 from cqlreactor.reactors._fdstream import FdStream
-from cqlreactor.reactors.base import Reactor, _abandon
+from cqlreactor.reactors._osthread import HybridEvent
+from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
 
 __all__ = ["GeventReactor"]
 
@@ -35,102 +36,61 @@ _READ, _WRITE = 1, 2
 _CROSS_THREAD_STOP_WAIT = 2.0
 
 
-def _run_logged(fn, args):
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("callback %r raised in the gevent hub", fn)
+_run_logged = callback_runner(log, "the gevent hub")
 
 
-class _Timer(object):
+class _Timer(LoopTimer):
     """A hub timer; ``cancel`` works from any thread."""
 
-    __slots__ = ("_loop", "_ident", "_delay", "_fn", "_args", "_watcher", "_cancelled")
+    __slots__ = ("_loop", "_ident")
+    _run = staticmethod(_run_logged)
 
     def __init__(self, hub, ident, delay, fn, args):
+        LoopTimer.__init__(self, delay, fn, args)
         self._loop = hub.loop
         self._ident = ident
-        self._delay = max(0.0, delay)
-        self._fn = fn
-        self._args = args
-        self._watcher = None
-        self._cancelled = False
 
     def _arm(self):
         if self._cancelled:
             return
         watcher = self._loop.timer(self._delay)
-        self._watcher = watcher
+        self._native = watcher
         watcher.start(self._fire, update=True)   # from "now", not the loop's cached time
 
-    def _fire(self):
-        self._release()
-        if not self._cancelled:
-            self._cancelled = True
-            _run_logged(self._fn, self._args)
+    def _stop(self, watcher):
+        watcher.stop()
+        watcher.close()
 
-    def _release(self):
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
-            watcher.close()
+    def _in_loop_thread(self):
+        return _get_ident() == self._ident
 
-    def cancel(self):
-        if self._cancelled:
-            return
-        self._cancelled = True
-        if self._watcher is not None:
-            if _get_ident() == self._ident:
-                self._release()
-            else:                       # a ref'd watcher would keep gevent.wait() waiting
-                self._loop.run_callback_threadsafe(self._release)
+    def _post(self, fn):
+        self._loop.run_callback_threadsafe(fn)  # a ref'd watcher would keep gevent.wait() waiting
 
 
-class _HybridEvent(object):
-    """A greenlet-aware event that also works across OS threads.
+class _HybridEvent(HybridEvent):
+    """See :class:`~cqlreactor.reactors._osthread.HybridEvent`.  The hub is the one current when
+    the event was made, so a stopped reactor does not strand a waiter."""
 
-    A greenlet of the hub's thread waits on a ``gevent.event.Event`` (other greenlets run
-    meanwhile); another OS thread waits on a real lock.  ``set`` works from anywhere.  The hub is
-    the one current when the event was made, so a stopped reactor does not strand a waiter.
-    """
-
-    __slots__ = ("_hub", "_ident", "_flag", "_green", "_lock")
+    __slots__ = ("_hub", "_ident", "_green")
 
     def __init__(self, hub, ident):
+        HybridEvent.__init__(self, _allocate_lock)
         self._hub = hub
         self._ident = ident
-        self._flag = False
         self._green = gevent.event.Event()
-        self._lock = _allocate_lock()
-        self._lock.acquire()            # released by set(): foreign threads wait on it
 
-    def is_set(self):
-        return self._flag
+    def _in_hub_thread(self):
+        return _get_ident() == self._ident
 
-    isSet = is_set
+    def _green_set(self):
+        self._green.set()
 
-    def set(self):
-        if self._flag:
-            return
-        self._flag = True
-        try:
-            self._lock.release()
-        except RuntimeError:            # a racing set() from another thread released it
-            pass
-        if _get_ident() == self._ident:
-            self._green.set()
-        else:
-            self._hub.loop.run_callback_threadsafe(self._green.set)
+    def _green_wait(self, timeout):
+        self._green.wait(timeout)
 
-    def wait(self, timeout=None):
-        if self._flag:
-            return True
-        if _get_ident() == self._ident:
-            self._green.wait(timeout)
-            return self._flag
-        if self._lock.acquire(True, -1 if timeout is None else max(0.0, timeout)):
-            self._lock.release()        # let the next foreign waiter through too
-        return self._flag
+    def _post(self, fn):
+        self._hub.loop.run_callback_threadsafe(fn)
 
 
 class _GeventStream(FdStream):

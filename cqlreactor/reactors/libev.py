@@ -26,7 +26,7 @@ from cqlreactor.reactors import _libev_cffi
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
                                           start_loop_thread)
-from cqlreactor.reactors.base import Reactor, _abandon
+from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
 
 _LoopClass = _libev_cffi.load()    # raises ReactorUnavailable with what to install
 
@@ -39,27 +39,20 @@ _JOIN_TIMEOUT = 5.0
 _monotonic = time.monotonic
 
 
-def _run_logged(fn, args):
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("callback %r raised in the libev loop", fn)
+_run_logged = callback_runner(log, "the libev loop")
 
 
-class _Timer(object):
+class _Timer(LoopTimer):
     """One ev_timer; ``cancel`` works from any thread."""
 
-    __slots__ = ("_reactor", "_state", "_delay", "_due", "_fn", "_args", "_watcher",
-                 "_cancelled")
+    __slots__ = ("_reactor", "_state", "_due")
+    _run = staticmethod(_run_logged)
 
     def __init__(self, reactor, delay, fn, args):
+        LoopTimer.__init__(self, delay, fn, args)
         self._reactor = reactor
-        self._delay = max(0.0, delay)
+        self._state = reactor._state
         self._due = _monotonic() + self._delay
-        self._fn = fn
-        self._args = args
-        self._watcher = None
-        self._cancelled = False
 
     def _arm(self, state):
         """Loop thread: start the watcher (the delay counts from when call_later was called)."""
@@ -68,33 +61,19 @@ class _Timer(object):
         self._state = state
         state.loop.update_now()
         watcher = state.loop.timer(max(0.0, self._due - _monotonic()), self._fire)
-        self._watcher = watcher
+        self._native = watcher
         state.timers.add(self)
         watcher.start()
 
-    def _fire(self):
-        self._release()
-        if not self._cancelled:
-            self._cancelled = True
-            _run_logged(self._fn, self._args)
+    def _stop(self, watcher):
+        watcher.stop()
+        self._state.timers.discard(self)
 
-    def _release(self):
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
-            self._state.timers.discard(self)
+    def _in_loop_thread(self):
+        return self._state.get_ident() == self._state.ident
 
-    def cancel(self):
-        if self._cancelled:
-            return
-        self._cancelled = True
-        if self._watcher is None:
-            return                      # not armed yet (_arm sees the flag) or already done
-        state = self._state
-        if state.get_ident() == state.ident:
-            self._release()
-        else:                           # dropped when that loop is already gone
-            state.enqueue(self._release, ())
+    def _post(self, fn):
+        self._state.enqueue(fn, ())     # dropped when that loop is already gone
 
 
 class _LibevStream(FdStream):

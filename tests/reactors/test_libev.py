@@ -161,41 +161,5 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
     assert "libev-dev" in second["reason"] and "C compiler" in second["reason"]
 
 
-PATCHED_SCRIPT = r"""
-import sys, warnings
-warnings.simplefilter("ignore")
-if sys.argv[1] == "gevent":
-    from gevent import monkey
-    monkey.patch_all()
-else:
-    import eventlet
-    eventlet.monkey_patch()
-from cqlreactor.core.consistency import ConsistencyLevel
-from cqlreactor.core.messages import QueryMessage, QueryParameters
-from cqlreactor.reactors.libev import LibevReactor
-
-reactor = LibevReactor()
-conn = reactor.connect((sys.argv[2], int(sys.argv[3])))
-event = reactor.make_event()
-box = []
-conn.send(QueryMessage("SELECT v FROM libevfast", QueryParameters(ConsistencyLevel.ONE)),
-          lambda r: (box.append(r), event.set()), timeout=5)
-assert event.wait(10) and box[0].rows == [(1,)], box
-timer = reactor.make_event()
-reactor.call_later(0.02, timer.set)
-assert timer.wait(5)
-reactor.stop()
-reactor.stop()
-print("ok")
-"""
-
-
-@pytest.mark.parametrize("green", ["gevent", "eventlet"])
-def test_libev_chosen_explicitly_under_monkey_patching(cluster, green):
-    """Patched threading makes threads greenlets; libev's loop still gets a real OS thread
-    (a greenlet running ev_run would block the whole thread: a hang, caught by the timeout)."""
-    pytest.importorskip(green)
-    cluster.prime("SELECT v FROM libevfast", rows=[[1]], columns=[("v", "int")])
-    proc = run_python(PATCHED_SCRIPT, green, cluster.contact_points[0], cluster.port, timeout=60)
-    assert_clean_exit(proc)
-    assert proc.stdout.strip() == "ok"
+# libev chosen explicitly under gevent/eventlet monkey-patching: test_monkey_patched.py (with
+# every other reactor).
