@@ -3,6 +3,7 @@
     python benchmarks/session_throughput.py [--reactors asyncio,asyncore,libev,gevent]
                                             [--requests 20000] [--concurrency 128]
                                             [--rows named|tuple] [--repeat N]
+                                            [--level session|connection] [--impls ours,theirs]
     python benchmarks/session_throughput.py --profile REACTOR [--impl ours|theirs]
 
 Both drivers talk to the same simulated node (one connection per host, a primed one-row SELECT
@@ -12,6 +13,9 @@ monkey-patching and reactor globals must not leak between runs).  Printed: reque
 latency, CPU seconds the client process used per 1,000 requests (less sensitive to other load
 on the machine than requests/s), and ours / theirs ratios.  Numbers are for reading, never
 asserted by tests.
+
+``--level connection`` measures the connection layers alone (one bare connection each, requests
+handed straight to it with a minimal future), to show what each session layer costs on top.
 
 ``--profile REACTOR`` runs one implementation in this process under cProfile instead, with a
 profiler on the calling thread and one started on the reactor's loop thread (for reactors with
@@ -81,11 +85,92 @@ def _run_chains(execute_async, add_callbacks, requests, concurrency, wait_done):
             "p99_ms": latencies[int(n * 0.99) - 1] * 1000 if latencies else None}
 
 
+class _Pending(object):
+    """A minimal future for the connection-level mode (the same for both drivers)."""
+
+    __slots__ = ("_lock", "_value", "_ok", "_failed")
+
+    def __init__(self, lock_factory):
+        self._lock = lock_factory()
+        self._value = self._ok = self._failed = None
+
+    def done(self, value):
+        with self._lock:
+            self._value = (value,)
+            ok, failed = self._ok, self._failed
+        if ok is not None:
+            (failed if isinstance(value, Exception) else ok)(value)
+
+    def add_callbacks(self, ok, failed):
+        with self._lock:
+            value = self._value
+            if value is None:
+                self._ok, self._failed = ok, failed
+                return
+        (failed if isinstance(value[0], Exception) else ok)(value[0])
+
+
+def _setup_connection_level(args):
+    """One bare connection of each driver, no session: requests go straight to send."""
+    import threading
+    if args.impl == "ours":
+        from cqlreactor.core.consistency import ConsistencyLevel
+        from cqlreactor.core.messages import QueryMessage, QueryParameters
+        from cqlreactor.reactors import get_reactor_class
+        reactor = get_reactor_class(args.reactor)()
+        conn = reactor.connect((args.contact, args.port), compression=True)
+        message = QueryMessage(QUERY, QueryParameters(ConsistencyLevel.ONE))
+
+        def execute_async():
+            pending = _Pending(threading.Lock)
+            conn.send(message, pending.done, 10.0)
+            return pending
+
+        class Closer(object):
+            @staticmethod
+            def shutdown():
+                conn.close()
+                reactor.stop()
+        return Closer, execute_async, reactor.make_event, None
+    if args.reactor in ("gevent", "eventlet"):
+        if args.reactor == "gevent":
+            from gevent import monkey
+            monkey.patch_all()
+        else:
+            import eventlet
+            eventlet.monkey_patch()
+    import importlib
+    from cassandra import ConsistencyLevel as TheirCL
+    from cassandra.connection import DefaultEndPoint
+    from cassandra.protocol import QueryMessage as TheirQuery
+    module, cls = THEIRS[args.reactor].split(":")
+    connection_class = getattr(importlib.import_module(module), cls)
+    connection_class.initialize_reactor()
+    conn = connection_class.factory(DefaultEndPoint(args.contact, args.port), 10,
+                                    protocol_version=args.protocol_version, compression=True)
+    message = TheirQuery(QUERY, consistency_level=TheirCL.ONE)
+
+    def execute_async():
+        pending = _Pending(threading.Lock)
+        with conn.lock:
+            request_id = conn.get_request_id()
+        conn.send_msg(message, request_id, pending.done)
+        return pending
+
+    class Closer(object):
+        @staticmethod
+        def shutdown():
+            conn.close()
+    return Closer, execute_async, threading.Event, None
+
+
 def _setup(args):
     """Connect one implementation; return (cluster, execute_async, event_factory, run_on_loop).
 
     ``run_on_loop(fn)`` runs ``fn`` on the reactor's loop thread and waits, or is None when the
     reactor has no loop thread of its own (gevent, eventlet: the hub runs in this thread)."""
+    if args.level == "connection":
+        return _setup_connection_level(args)
     contact, port = args.contact, args.port
     if args.impl == "theirs" and args.reactor in ("gevent", "eventlet"):
         if args.reactor == "gevent":
@@ -195,6 +280,8 @@ def main():
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--rows", choices=("named", "tuple"), default="named")
+    parser.add_argument("--level", choices=("session", "connection"), default="session",
+                        help="connection: one bare connection each, no session layer")
     parser.add_argument("--protocol-version", type=int, default=4)
     parser.add_argument("--impls", default="ours,theirs",
                         help="which implementations to run (ours,theirs)")
@@ -230,7 +317,8 @@ def main():
                        "--contact", sim.contact_points[0], "--port", str(sim.port),
                        "--requests", str(args.requests), "--concurrency",
                        str(args.concurrency), "--rows", args.rows,
-                       "--protocol-version", str(args.protocol_version)]
+                       "--protocol-version", str(args.protocol_version),
+                       "--level", args.level]
                 proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       env=env, universal_newlines=True, timeout=600)
                 try:
