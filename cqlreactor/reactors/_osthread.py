@@ -16,7 +16,7 @@ import sys
 import threading
 
 __all__ = ["green_patched_thread", "start_loop_thread", "make_loop_event", "real_get_ident",
-           "real_allocate_lock", "RealEvent", "HybridEvent"]
+           "real_allocate_lock", "unpatched_select", "RealEvent", "HybridEvent"]
 
 
 class _GeventOriginals(object):
@@ -51,6 +51,22 @@ def real_allocate_lock():
     """A lock that blocks the OS thread (never switches greenlets)."""
     real = green_patched_thread()
     return (real or _thread).allocate_lock()
+
+
+def unpatched_select(name):
+    """``select.<name>`` (e.g. "select", "poll") as the OS gives it when gevent or eventlet
+    patched the select module (both replace functions in place and drop ``poll``/``epoll``);
+    None when select is not patched.  For loops that run in a real OS thread."""
+    monkey = sys.modules.get("gevent.monkey")
+    patcher = sys.modules.get("eventlet.patcher")
+    try:
+        if monkey is not None and monkey.is_module_patched("select"):
+            return monkey.get_original("select", name)
+        if patcher is not None and patcher.is_monkey_patched("select"):
+            return getattr(patcher.original("select"), name)
+    except AttributeError:              # not on this platform (poll on Windows)
+        return None
+    return None
 
 
 class RealEvent(object):

@@ -18,7 +18,8 @@ import sys
 import threading
 
 from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
-                                          real_allocate_lock, real_get_ident, start_loop_thread)
+                                          real_allocate_lock, real_get_ident, start_loop_thread,
+                                          unpatched_select)
 from cqlreactor.reactors.base import Reactor, Transport, _abandon, connect_error
 
 try:
@@ -39,17 +40,11 @@ def _unpatched_selector():
     (asyncio's default).  The loop runs in a real OS thread, where a green selector would start
     a second hub instead of waiting on the sockets.
 
-    Both libraries replace ``select.select`` in place and drop ``poll``/``epoll`` from the
-    module, and the selectors classes look those up in it, so the one portable choice is
-    ``SelectSelector`` calling the original function (fine for a client's few sockets).
+    The selectors classes look ``select.poll``/``epoll`` up in the (patched) module, so the one
+    portable choice is ``SelectSelector`` calling the original function (fine for a client's
+    few sockets).
     """
-    real_select = None
-    monkey = sys.modules.get("gevent.monkey")
-    patcher = sys.modules.get("eventlet.patcher")
-    if monkey is not None and monkey.is_module_patched("select"):
-        real_select = monkey.get_original("select", "select")
-    elif patcher is not None and patcher.is_monkey_patched("select"):
-        real_select = patcher.original("select").select
+    real_select = unpatched_select("select")
     if real_select is None:
         return None
     selector = selectors.SelectSelector()

@@ -4,8 +4,10 @@ asyncore is the standard library module before Python 3.12 and the ``pyasyncore`
 module name) from 3.12 on; compat_matrix.yaml says which.  The loop is ours, not asyncore's
 ``loop()``: each turn polls the reactor's own socket map with a timeout up to the next timer, then
 runs due timers and the callbacks queued from other threads.  A socketpair wakes the poll when
-another thread queues work.  (The module is not called ``asyncore.py`` so it cannot shadow the
-library it uses.)
+another thread queues work.  Under gevent/eventlet monkey-patching the loop still gets a real OS
+thread and the real ``poll(2)`` (see ``_osthread``), so it never depends on the application's
+greenlets yielding.  (The module is not called ``asyncore.py`` so it cannot shadow the library
+it uses.)
 """
 
 import collections
@@ -21,6 +23,8 @@ import time
 import warnings
 
 from cqlreactor.core.errors import ReactorUnavailable
+from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
+                                          start_loop_thread, unpatched_select)
 from cqlreactor.reactors.base import (Reactor, Transport, _abandon, callback_runner,
                                       connect_error)
 
@@ -39,6 +43,25 @@ _monotonic = time.monotonic
 _CHECK_PID = not hasattr(os, "register_at_fork")
 _READ_SIZE = 256 * 1024
 _MAX_POLL = 1.0         # seconds; an upper bound so a lost wake-up costs at most this much
+
+
+def _poll_with(real_poll):
+    """asyncore's poll2 on a given ``poll`` (the unpatched one): one turn over ``socket_map``."""
+    def poll(timeout, socket_map):
+        pollster = real_poll()
+        for fd, obj in list(socket_map.items()):
+            flags = 0
+            if obj.readable():
+                flags |= select.POLLIN | select.POLLPRI
+            if obj.writable() and not obj.accepting:
+                flags |= select.POLLOUT
+            if flags:
+                pollster.register(fd, flags)
+        for fd, flags in pollster.poll(int(timeout * 1000)):
+            obj = socket_map.get(fd)
+            if obj is not None:
+                asyncore.readwrite(obj, flags)
+    return poll
 
 
 class _Timer(object):
@@ -201,7 +224,7 @@ class AsyncoreReactor(Reactor):
         self._setup()
 
     def _setup(self):
-        self._lock = threading.Lock()
+        self._lock = real_allocate_lock()
         self._map = {}
         self._callbacks = collections.deque()
         self._timers = []
@@ -209,6 +232,7 @@ class AsyncoreReactor(Reactor):
         self._waker = None
         self._thread = None
         self._thread_ident = None
+        self._get_ident = threading.get_ident     # the real one once start() ran
         self._running = False
         self._poll = asyncore.poll2 if hasattr(select, "poll") else asyncore.poll
 
@@ -223,13 +247,16 @@ class AsyncoreReactor(Reactor):
             self._map = {}
             self._waker = _Waker(self._map)
             self._running = True
-            thread = threading.Thread(target=self._run, name="cqlreactor-asyncore")
-            thread.daemon = True
-            self._thread = thread
-            thread.start()
+            # A real OS thread even under gevent/eventlet patching, polling with the real
+            # poll(2): the loop does not depend on the application's greenlets yielding.
+            self._get_ident = real_get_ident()
+            real_poll = unpatched_select("poll")
+            if real_poll is not None:
+                self._poll = _poll_with(real_poll)
+            self._thread = start_loop_thread(self._run, (), "cqlreactor-asyncore")
 
     def _run(self):
-        self._thread_ident = threading.get_ident()
+        self._thread_ident = self._get_ident()
         socket_map = self._map
         callbacks = self._callbacks
         timers = self._timers
@@ -273,7 +300,7 @@ class AsyncoreReactor(Reactor):
             if not self._running:
                 return
             thread = self._thread
-        if threading.get_ident() == self._thread_ident:
+        if self._get_ident() == self._thread_ident:
             self._shutdown()
             return
         self.call_soon_threadsafe(self._shutdown)
@@ -291,12 +318,12 @@ class AsyncoreReactor(Reactor):
         if not self._running or _CHECK_PID:
             self.start()
         self._callbacks.append((fn, args))
-        if threading.get_ident() != self._thread_ident:
+        if self._get_ident() != self._thread_ident:
             self._waker.wake()
 
     def call_later(self, delay, fn, *args):
         timer = _Timer(_monotonic() + delay, fn, args)
-        if threading.get_ident() == self._thread_ident:
+        if self._get_ident() == self._thread_ident:
             heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         else:                           # the heap belongs to the loop thread
             self.call_soon_threadsafe(self._push_timer, timer)
@@ -306,7 +333,7 @@ class AsyncoreReactor(Reactor):
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
 
     def make_event(self):
-        return threading.Event()
+        return make_loop_event()
 
     # --- TCP -----------------------------------------------------------------------------------
 
