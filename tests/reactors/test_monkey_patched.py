@@ -50,6 +50,16 @@ assert sum(1 for r in results if r.rows == [(7,)]) == 10, results
 timer = reactor.make_event()
 reactor.call_later(0.02, timer.set)
 assert timer.wait(5)
+if name not in ("gevent", "eventlet"):
+    # a loop thread is a real OS thread: it answers while this greenlet never yields
+    import time
+    box = []
+    conn.send(QueryMessage("SELECT v FROM patchedtable", QueryParameters(ConsistencyLevel.ONE)),
+              box.append, timeout=10)
+    deadline = time.monotonic() + 10
+    while not box and time.monotonic() < deadline:
+        pass
+    assert box and box[0].rows == [(7,)], box
 conn.close()
 reactor.stop()
 print("ok")
