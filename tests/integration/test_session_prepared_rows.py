@@ -11,8 +11,6 @@ import pytest
 from cqlreactor import Cluster, dict_factory, tuple_factory
 from cqlreactor.testing.cluster import SimulatedCluster
 
-from test_session_scenarios import REACTORS
-
 
 @pytest.fixture(scope="module")
 def sim():
@@ -20,9 +18,10 @@ def sim():
         yield sim
 
 
-@pytest.fixture(params=REACTORS)
-def reactor(request):
-    return request.param
+@pytest.fixture
+def reactor(cql_reactor):
+    """The pytest plugin's reactor name: one run per reactor of the matrix here."""
+    return cql_reactor
 
 
 @pytest.mark.parametrize("version", [4, 5])
