@@ -20,10 +20,6 @@ from cqlreactor import (BatchStatement, BatchType, Cluster, ConsistencyLevel, Ex
 from cqlreactor.core.errors import AuthenticationFailed, InvalidRequest, SyntaxException
 from cqlreactor.policies import ConstantReconnectionPolicy
 from cqlreactor.testing.cluster import SimulatedCluster
-from cqlreactor.testing.pytest_plugin import reactor_params
-
-# test_session_prepared_rows.py imports this; the tests here use the plugin's cql_reactor
-REACTORS = reactor_params()
 
 
 @pytest.fixture(scope="module")
