@@ -18,29 +18,16 @@ from cqlreactor import Cluster, EXEC_PROFILE_DEFAULT, SimpleStatement
 from cqlreactor.core import types as T
 from cqlreactor.core.murmur3 import murmur3_token
 from cqlreactor.policies import ConstantReconnectionPolicy
-from cqlreactor.reactors import matrix
 from cqlreactor.testing.cluster import SimulatedCluster
 
 pytest.importorskip("cqlreactor.testing.engine")
 
 
-def _available_reactors():
-    # Minimal copy of test_session_scenarios.py's parametrisation (pytest_plugin has no
-    # reactor_params yet): every reactor of the matrix, skipped with its reason when absent.
-    params = []
-    for name in matrix.reactor_names():
-        status = matrix.reactor_status(name)
-        if status.state == "available":
-            params.append(pytest.param(name, id=name))
-        else:
-            params.append(pytest.param(name, id=name, marks=pytest.mark.skip(
-                reason="%s reactor %s here: %s" % (name, status.state, status.reason))))
-    return params
-
-
-@pytest.fixture(params=_available_reactors())
-def reactor(request):
-    return request.param
+@pytest.fixture
+def reactor(cql_reactor):
+    """The reactor name under test: the pytest plugin's ``cql_reactor`` (one run per reactor
+    available here, skipped with the matrix's reason otherwise)."""
+    return cql_reactor
 
 
 def _cluster(sim, reactor, **kwargs):
