@@ -35,7 +35,7 @@ __all__ = ["LibevReactor"]
 log = logging.getLogger(__name__)
 
 _CHECK_PID = not hasattr(os, "register_at_fork")
-_JOIN_TIMEOUT = 5.0
+_JOIN_TIMEOUT = 10.0
 _monotonic = time.monotonic
 
 

@@ -63,7 +63,7 @@ event = threading.Event()
 conn.send(QueryMessage("SELECT v FROM libevfast", QueryParameters(ConsistencyLevel.ONE)),
           lambda r: event.set(), timeout=10)
 assert event.wait(10)
-for i in range(2000):                       # answers arrive while the interpreter exits
+for i in range(500):                        # answers arrive while the interpreter exits
     conn.send(QueryMessage("SELECT v FROM libevfast", QueryParameters(ConsistencyLevel.ONE)),
               lambda r: None, timeout=30)
 conn.send(QueryMessage("SELECT v FROM libevslow", QueryParameters(ConsistencyLevel.ONE)),
