@@ -92,9 +92,16 @@ class HostConnectionPool(object):
             if conn in self._connections:
                 self._connections.remove(conn)
             empty = not self._connections
-        if empty and not self.is_shutdown:
+        if self.is_shutdown or exc is None:
+            return            # closed on purpose (shutdown, pool removed): nothing to replace
+        if empty:
             log.debug("pool for %s lost its last connection: %r", self.host, exc)
             self.session.cluster._on_host_unreachable(self.host, exc)
+        else:
+            # one connection failed (e.g. too many unanswered requests) while the host still
+            # answers on the others: open a replacement
+            log.debug("pool for %s replaces a failed connection: %r", self.host, exc)
+            self.replenish_async()
 
     # -- use ------------------------------------------------------------------------------------
 

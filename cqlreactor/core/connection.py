@@ -66,6 +66,9 @@ class Connection(object):
         max_frame_size: largest frame body accepted from the server.
         max_in_flight: backpressure limit; send_request raises ConnectionBusy beyond it.
         heartbeat_interval: seconds between heartbeat ticks, or None for no heartbeat.
+        max_orphans: when this many timed-out requests still hold their stream ids (the
+            server stopped answering them), the connection becomes DEFUNCT so that its pool
+            replaces it instead of running out of ids; default three quarters of the ids.
         allow_beta: set the USE_BETA flag (to speak a version the server calls beta).
         startup_options: extra STARTUP options (e.g. {"APPLICATION_NAME": "x"}).
     """
@@ -73,7 +76,8 @@ class Connection(object):
     def __init__(self, host="", protocol_version=5, authenticator=None, compression=None,
                  cql_version="3.0.0", driver_name="cqlreactor", driver_version=__version__,
                  max_frame_size=DEFAULT_MAX_FRAME_SIZE, max_in_flight=MAX_STREAMS,
-                 heartbeat_interval=None, allow_beta=False, startup_options=None):
+                 heartbeat_interval=None, allow_beta=False, startup_options=None,
+                 max_orphans=None):
         if protocol_version not in SUPPORTED_VERSIONS:
             raise ValueError("protocol_version must be one of %s, not %r"
                              % (", ".join(map(str, SUPPORTED_VERSIONS)), protocol_version))
@@ -92,6 +96,9 @@ class Connection(object):
         self.driver_version = driver_version
         self.max_frame_size = max_frame_size
         self.heartbeat_interval = heartbeat_interval
+        self.max_orphans = max_orphans if max_orphans is not None else MAX_STREAMS * 3 // 4
+        if self.max_orphans <= 0:
+            raise ValueError("max_orphans must be positive")
         self.allow_beta = allow_beta
         self.startup_options = dict(startup_options or {})
 
@@ -536,6 +543,13 @@ class Connection(object):
                 events.append(RequestFailed(record.stream_id, OperationTimedOut(
                     "no answer before the request deadline; stream id kept until a late answer",
                     host=host, stream_id=record.stream_id, opcode=record.opcode)))
+            orphaned = self._streams.orphaned
+            if orphaned >= self.max_orphans:
+                cause = OperationTimedOut(
+                    "%d timed-out requests were never answered; the server has stopped "
+                    "answering this connection, which is replaced" % (orphaned,), host=host)
+                self._fail_pending(cause, events, Input.TOO_MANY_ORPHANS)
+                return events
         if self.heartbeat_interval is not None:
             self._heartbeat(now, events)
         return events

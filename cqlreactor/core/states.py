@@ -62,6 +62,7 @@ class Input(enum.Enum):
     CLOSE_DONE = ("CLOSE_DONE", False)              # close() has failed every pending request
     CONNECTION_LOST = ("CONNECTION_LOST", False)    # connection_lost(): the socket is gone
     AUTH_FAILED = ("AUTH_FAILED", False)            # no authenticator, or it raised
+    TOO_MANY_ORPHANS = ("TOO_MANY_ORPHANS", False)  # timed-out requests the server never answers
     # peer inputs (bytes received)
     RECV_SUPPORTED = ("RECV_SUPPORTED", True)
     RECV_READY = ("RECV_READY", True)
@@ -112,6 +113,7 @@ def _build():
         (S.READY, I.REQUEST_TIMEOUT): S.READY,
         (S.READY, I.HEARTBEAT_TICK): S.READY,
         (S.READY, I.HEARTBEAT_MISSED): S.DEFUNCT,
+        (S.READY, I.TOO_MANY_ORPHANS): S.DEFUNCT,
         # closing
         (S.CLOSING, I.CLOSE_DONE): S.CLOSED,
     }
@@ -126,7 +128,8 @@ def _build():
     for state in TERMINAL_STATES:
         for inp in Input:
             if inp.from_peer or inp in (I.CLOSE, I.CONNECTION_LOST, I.REQUEST_TIMEOUT,
-                                        I.HEARTBEAT_TICK, I.HEARTBEAT_MISSED):
+                                        I.HEARTBEAT_TICK, I.HEARTBEAT_MISSED,
+                                        I.TOO_MANY_ORPHANS):
                 table[(state, inp)] = state
     return table
 

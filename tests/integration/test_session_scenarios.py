@@ -433,3 +433,20 @@ def test_requests_spread_over_the_least_busy_connections(sim, reactor):
                 f.result()
         finally:
             sim.clear()
+
+
+def test_a_failed_connection_is_replaced_while_the_host_stays_up(reactor):
+    with SimulatedCluster(nodes=1) as sim, \
+            _cluster(sim, reactor, connections_per_host=2) as cluster:
+        session = cluster.connect()
+        [pool] = session.get_pools()
+        assert pool.open_count == 2
+        before = set(id(c) for c in pool.get_connections())
+        sim.close_after(0, 0)          # the connection of the next request is closed
+        with pytest.raises(NoHostAvailable):   # that read has no other host to move to
+            session.execute("SELECT key FROM system.local")
+        for _ in range(20):            # the other connection serves meanwhile
+            assert session.execute("SELECT key FROM system.local").one().key == "local"
+        assert _wait(cluster, lambda: pool.open_count == 2 and
+                     set(id(c) for c in pool.get_connections()) != before, timeout=10)
+        assert pool.host.is_up

@@ -157,6 +157,29 @@ def test_timeout_fails_once_orphan_is_not_misrouted():
     assert slow in [client.send_request(query()) for _ in range(3)]   # its id is free again
 
 
+def test_too_many_orphans_make_the_connection_defunct():
+    client, server = ready(5, max_orphans=3)
+    server.held.add("SELECT slow")
+    streams = [client.send_request(query("SELECT slow"), deadline=10.0 + i) for i in range(3)]
+    waiting = client.send_request(query("SELECT slow"), deadline=100.0)
+    pump(client, server)
+    events = client.handle_timeout(11.0)                 # two orphans: still usable
+    assert [e.stream_id for e in events] == streams[:2] and client.state.name == "READY"
+    events = client.handle_timeout(12.0)                 # the third crosses the limit
+    assert client.state.name == "DEFUNCT"
+    assert events[0].stream_id == streams[2] and isinstance(events[0].error, OperationTimedOut)
+    assert [e.stream_id for e in events[1:-1]] == [waiting]   # the rest fail once, with context
+    assert "never answered" in str(events[-1].error) and events[-1].error.host == HOST
+    assert isinstance(events[-1], ConnectionFailed)
+    with pytest.raises(ConnectionDefunct):
+        client.send_request(query())
+
+
+def test_max_orphans_must_be_positive():
+    with pytest.raises(ValueError):
+        Connection(host=HOST, max_orphans=0)
+
+
 def test_many_deadlines_next_deadline_tracks_the_earliest():
     client, server = ready(4)
     for i in range(1000):
@@ -170,7 +193,7 @@ def test_many_deadlines_next_deadline_tracks_the_earliest():
 # --- exhaustion and backpressure -------------------------------------------------------------------
 
 def test_stream_ids_exhausted_then_freed_by_answers():
-    client, server = ready(4)
+    client, server = ready(4, max_orphans=MAX_STREAMS + 1)   # orphans may hold every id
     ids = [client.send_request(query(), deadline=1.0) for _ in range(MAX_STREAMS)]
     assert sorted(ids) == list(range(MAX_STREAMS))
     with pytest.raises(StreamIdsExhausted) as info:

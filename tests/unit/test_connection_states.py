@@ -122,7 +122,8 @@ DRIVERS = {
 }
 # Inputs the connection produces by itself (not drivable from outside in every state); they are
 # covered by the table tests below and by the timeout/heartbeat tests in test_connection_requests.
-INTERNAL = {I.REQUEST_TIMEOUT, I.HEARTBEAT_TICK, I.HEARTBEAT_MISSED, I.CLOSE_DONE, I.AUTH_FAILED}
+INTERNAL = {I.REQUEST_TIMEOUT, I.HEARTBEAT_TICK, I.HEARTBEAT_MISSED, I.CLOSE_DONE, I.AUTH_FAILED,
+            I.TOO_MANY_ORPHANS}
 
 
 def _expected(state, inp):
