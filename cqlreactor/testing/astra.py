@@ -132,30 +132,27 @@ def _sni_from_hello_body(b):
 
 # --- the SNI proxy --------------------------------------------------------------------------
 
-class SniProxy(object):
-    """A loopback TCP proxy that routes each TLS connection by its SNI name.
+class _LoopbackServer(object):
+    """A listener on loopback with an accept thread and a ``mode`` knob for fault tests.
 
-    Args:
-        route: callable(server_name) -> (address, port) or None (unknown name: closed).
-        host: the address to listen on.
-        port: 0 for any free port.
-
-    ``mode``: "ok", "refuse" (stop listening: clients get connection refused) or "close"
-    (accept and close at once).  ``routed`` counts connections per server name.
+    Subclasses set ``MODES`` (the first is the normal one), ``OFF_MODE`` (the mode in which
+    nothing listens: clients get connection refused), ``NAME`` (thread names) and ``BACKLOG``,
+    and implement ``_serve(sock)``, which runs in its own thread per accepted connection.
     """
 
-    def __init__(self, route, host="127.0.0.1", port=0):
-        self.route = route
+    MODES = ("ok",)
+    OFF_MODE = None
+    NAME = "fake-astra"
+    BACKLOG = 32
+
+    def __init__(self, host, port):
         self.host = host
         self.port = port
-        self.routed = {}
-        self.unroutable = []
-        self._mode = "ok"
+        self._mode = self.MODES[0]
         self._listener = None
-        self._lock = threading.Lock()
-        self._conns = set()
-        self._closed = False
         self._thread = None
+        self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def address(self):
@@ -167,13 +164,13 @@ class SniProxy(object):
 
     @mode.setter
     def mode(self, value):
-        if value not in ("ok", "refuse", "close"):
-            raise ValueError("proxy mode must be ok, refuse or close")
+        if value not in self.MODES:
+            raise ValueError("%s mode must be one of %s" % (self.NAME, ", ".join(self.MODES)))
         with self._lock:
             old, self._mode = self._mode, value
-        if value == "refuse" and old != "refuse":
+        if value == self.OFF_MODE and old != self.OFF_MODE:
             self._stop_listening()
-        elif old == "refuse" and value != "refuse":
+        elif old == self.OFF_MODE and value != self.OFF_MODE:
             self._listen()
 
     def start(self):
@@ -184,15 +181,23 @@ class SniProxy(object):
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
-        sock.listen(128)
+        sock.listen(self.BACKLOG)
         self.port = sock.getsockname()[1]
         self._listener = sock
+        self._on_listen()
         self._thread = threading.Thread(target=self._accept_loop, args=(sock,),
-                                        name="fake-astra-sni-proxy", daemon=True)
+                                        name=self.NAME, daemon=True)
         self._thread.start()
+
+    def _on_listen(self):
+        """Hook: called when listening (again)."""
+
+    def _on_stop_listening(self):
+        """Hook: called before the listener closes."""
 
     def _stop_listening(self):
         sock, self._listener = self._listener, None
+        self._on_stop_listening()
         if sock is not None:
             _shutdown_close(sock)
         if self._thread is not None:
@@ -210,8 +215,40 @@ class SniProxy(object):
             if self._mode == "close":
                 conn.close()
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="fake-astra-pipe",
+            threading.Thread(target=self._serve, args=(conn,), name=self.NAME + "-conn",
                              daemon=True).start()
+
+    def _serve(self, sock):
+        raise NotImplementedError
+
+    def close(self):
+        self._closed = True
+        self._stop_listening()
+
+
+class SniProxy(_LoopbackServer):
+    """A loopback TCP proxy that routes each TLS connection by its SNI name.
+
+    Args:
+        route: callable(server_name) -> (address, port) or None (unknown name: closed).
+        host: the address to listen on.
+        port: 0 for any free port.
+
+    ``mode``: "ok", "refuse" (stop listening: clients get connection refused) or "close"
+    (accept and close at once).  ``routed`` counts connections per server name.
+    """
+
+    MODES = ("ok", "refuse", "close")
+    OFF_MODE = "refuse"
+    NAME = "fake-astra-sni-proxy"
+    BACKLOG = 128
+
+    def __init__(self, route, host="127.0.0.1", port=0):
+        super(SniProxy, self).__init__(host, port)
+        self.route = route
+        self.routed = {}
+        self.unroutable = []
+        self._conns = set()
 
     def _serve(self, client):
         upstream = None
@@ -255,8 +292,7 @@ class SniProxy(object):
                     _shutdown_close(s)
 
     def close(self):
-        self._closed = True
-        self._stop_listening()
+        super(SniProxy, self).close()
         with self._lock:
             conns = list(self._conns)
         for s in conns:
@@ -302,7 +338,7 @@ def _pipe(a, b):
 
 # --- the metadata service -------------------------------------------------------------------
 
-class MetadataServer(object):
+class MetadataServer(_LoopbackServer):
     """``GET /metadata`` over HTTPS with a required client certificate.
 
     Args:
@@ -316,73 +352,26 @@ class MetadataServer(object):
     """
 
     MODES = ("ok", "down", "slow", "bad_json", "missing_fields", "http_error")
+    OFF_MODE = "down"
+    NAME = "fake-astra-metadata"
 
     def __init__(self, ssl_context, document, host="127.0.0.1", port=0):
+        super(MetadataServer, self).__init__(host, port)
         self.ssl_context = ssl_context
         self.document = document
-        self.host = host
-        self.port = port
         self.delay = 3.0
         self.requests = 0
-        self._mode = "ok"
-        self._listener = None
-        self._thread = None
-        self._closed = False
         self._wake = threading.Event()
 
     @property
     def url(self):
         return "https://%s:%d/metadata" % (self.host, self.port)
 
-    @property
-    def mode(self):
-        return self._mode
-
-    @mode.setter
-    def mode(self, value):
-        if value not in self.MODES:
-            raise ValueError("metadata mode must be one of %s" % (self.MODES,))
-        old, self._mode = self._mode, value
-        if value == "down" and old != "down":
-            self._stop_listening()
-        elif old == "down" and value != "down":
-            self._listen()
-
-    def start(self):
-        self._listen()
-        return self
-
-    def _listen(self):
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(32)
-        self.port = sock.getsockname()[1]
-        self._listener = sock
+    def _on_listen(self):
         self._wake.clear()
-        self._thread = threading.Thread(target=self._accept_loop, args=(sock,),
-                                        name="fake-astra-metadata", daemon=True)
-        self._thread.start()
 
-    def _stop_listening(self):
-        sock, self._listener = self._listener, None
+    def _on_stop_listening(self):
         self._wake.set()                      # cut short any "slow" answer in progress
-        if sock is not None:
-            _shutdown_close(sock)
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _accept_loop(self, listener):
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            if self._closed or listener is not self._listener:
-                conn.close()
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                             name="fake-astra-metadata-conn").start()
 
     def _serve(self, raw):
         try:
@@ -423,10 +412,6 @@ class MetadataServer(object):
                 conn.close()
             except OSError:
                 pass
-
-    def close(self):
-        self._closed = True
-        self._stop_listening()
 
 
 # --- the bundle -----------------------------------------------------------------------------
