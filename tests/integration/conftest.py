@@ -17,6 +17,13 @@ def sim():
 
 
 @pytest.fixture
+def reactor(cql_reactor):
+    """The reactor name under test: the pytest plugin's ``cql_reactor``, one run per reactor
+    available here (skipped with the matrix's reason otherwise)."""
+    return cql_reactor
+
+
+@pytest.fixture
 def clean_sim(sim):
     """The module's cluster, cleared (primes, faults, logs) and with every node up, before and
     after the test."""

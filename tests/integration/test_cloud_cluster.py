@@ -22,6 +22,7 @@ import time
 import zipfile
 
 import pytest
+from _cluster_helpers import wait_until
 
 pytest.importorskip("cryptography")
 
@@ -55,13 +56,6 @@ def _reset_fake(request):
 
 
 @pytest.fixture
-def reactor(cql_reactor):
-    """The reactor name under test: the pytest plugin's ``cql_reactor``, one run per reactor
-    available here (skipped with the matrix's reason otherwise)."""
-    return cql_reactor
-
-
-@pytest.fixture
 def systmp(tmp_path, monkeypatch):
     """A private system temp dir for ``use_default_tempdir``; must be empty after the test."""
     d = tmp_path / "systmp"
@@ -89,16 +83,6 @@ def _cloud_cluster(bundle, reactor=None, use_default_tempdir=None, **kwargs):
         cloud["use_default_tempdir"] = use_default_tempdir
     kwargs.setdefault("connect_timeout", 5)
     return Cluster(cloud=cloud, connection_class=reactor, **kwargs)
-
-
-def _wait(cluster, predicate, timeout):
-    """Poll sleeping with the reactor's own primitive (a green hub must not be blocked)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        cluster.reactor.make_event().wait(0.05)
-    return True
 
 
 def _served(astra, marker):
@@ -135,7 +119,7 @@ def test_connect_discover_crud_at_local_quorum(astra, scb, systmp, reactor, use_
             assert (endpoint.address, endpoint.port) == ("127.0.0.1", astra.proxy.port)
             assert endpoint.tls_hostname == "127.0.0.1"
             assert host.datacenter == astra.local_dc
-        assert _wait(cluster, lambda: len(session.get_pools()) == 3
+        assert wait_until(cluster, lambda: len(session.get_pools()) == 3
                      and all(p.open_count for p in session.get_pools()), 10)
         assert all(astra.proxy.routed.get(h) for h in astra.host_ids), astra.proxy.routed
         assert cluster.load_balancing_policy.child_policy.local_dc == astra.local_dc
@@ -195,7 +179,7 @@ def test_nodes_missing_from_the_metadata_are_found_in_system_peers(astra, scb, r
             assert isinstance(host.endpoint, SniEndpoint)
             assert host.endpoint.server_hostname == str(host.host_id)
             assert (host.endpoint.address, host.endpoint.port) == ("127.0.0.1", astra.proxy.port)
-        assert _wait(cluster, lambda: all(p.open_count for p in session.get_pools())
+        assert wait_until(cluster, lambda: all(p.open_count for p in session.get_pools())
                      and len(session.get_pools()) == 3, 10)
         assert all(astra.proxy.routed.get(h, 0) > before.get(h, 0) for h in astra.host_ids)
 

@@ -18,12 +18,6 @@ def sim():
         yield sim
 
 
-@pytest.fixture
-def reactor(cql_reactor):
-    """The pytest plugin's reactor name: one run per reactor of the matrix here."""
-    return cql_reactor
-
-
 @pytest.mark.parametrize("version", [4, 5])
 def test_prepared_select_rows_pages_and_row_factories(sim, reactor, version):
     ks = "prep_%s_v%d" % (reactor, version)

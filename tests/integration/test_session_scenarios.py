@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from _cluster_helpers import wait_until
 
 from cqlreactor import (BatchStatement, BatchType, Cluster, ConsistencyLevel, ExecutionProfile,
                         EXEC_PROFILE_DEFAULT, NoHostAvailable, OperationTimedOut,
@@ -28,27 +29,9 @@ def sim():
         yield sim
 
 
-@pytest.fixture
-def reactor(cql_reactor):
-    """The reactor name under test: the pytest plugin's ``cql_reactor``, one run per reactor
-    available here (skipped with the matrix's reason otherwise)."""
-    return cql_reactor
-
-
 def _cluster(sim, reactor, **kwargs):
     kwargs.setdefault("connect_timeout", 5)
     return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
-
-
-def _wait(cluster, predicate, timeout):
-    """Poll ``predicate`` sleeping with the reactor's own wait primitive: under gevent or
-    eventlet without monkey-patching, ``time.sleep`` would block the hub the driver runs in."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        cluster.reactor.make_event().wait(0.05)
-    return True
 
 
 def _make_keyspace(session, name):
@@ -256,11 +239,11 @@ def test_node_stopped_mid_load_and_restarted(reactor):
             f.result()   # none lost: ONE is satisfiable with two of three replicas
         assert session.execute("SELECT COUNT(*) FROM faults.t").one()[0] == 600
         stopped = [h for h in cluster.metadata.all_hosts() if h.address == sim.contact_points[1]]
-        assert _wait(cluster, lambda: not stopped[0].is_up, timeout=10)
+        assert wait_until(cluster, lambda: not stopped[0].is_up, timeout=10)
         sim.start_node(1)   # it forgets prepared statements: UNPREPARED must be handled
-        assert _wait(cluster, lambda: stopped[0].is_up, timeout=15)
+        assert wait_until(cluster, lambda: stopped[0].is_up, timeout=15)
         pool = session._pools[stopped[0]]
-        assert _wait(cluster, lambda: pool.open_count > 0, timeout=10)
+        assert wait_until(cluster, lambda: pool.open_count > 0, timeout=10)
         for i in range(60):   # some land on the restarted node and get re-prepared there
             session.execute(insert, (i, i + 1))
         assert any(e.get("opcode") == "PREPARE" for e in sim.served(1))   # PREPARE again
@@ -399,12 +382,12 @@ def test_control_connection_moves_to_another_host(reactor):
         session = cluster.connect()
         first = cluster.control_connection.connection.endpoint
         sim.stop_node(sim.contact_points.index(first.address))
-        assert _wait(cluster, lambda: cluster.control_connection.connection is not None and
+        assert wait_until(cluster, lambda: cluster.control_connection.connection is not None and
                      cluster.control_connection.connection.endpoint != first, timeout=15)
         # the new control connection still follows the cluster: it sees the node come back
         sim.start_node(sim.contact_points.index(first.address))
         host = [h for h in cluster.metadata.all_hosts() if h.address == first.address][0]
-        assert _wait(cluster, lambda: host.is_up, timeout=15)
+        assert wait_until(cluster, lambda: host.is_up, timeout=15)
         assert session.execute("SELECT key FROM system.local").one().key == "local"
 
 
@@ -447,6 +430,6 @@ def test_a_failed_connection_is_replaced_while_the_host_stays_up(reactor):
             session.execute("SELECT key FROM system.local")
         for _ in range(20):            # the other connection serves meanwhile
             assert session.execute("SELECT key FROM system.local").one().key == "local"
-        assert _wait(cluster, lambda: pool.open_count == 2 and
+        assert wait_until(cluster, lambda: pool.open_count == 2 and
                      set(id(c) for c in pool.get_connections()) != before, timeout=10)
         assert pool.host.is_up

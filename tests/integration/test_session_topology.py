@@ -10,9 +10,9 @@ topology changes are not undone between tests.
 """
 
 import logging
-import time
 
 import pytest
+from _cluster_helpers import wait_until
 
 from cqlreactor import Cluster, EXEC_PROFILE_DEFAULT, SimpleStatement
 from cqlreactor.core import types as T
@@ -23,27 +23,9 @@ from cqlreactor.testing.cluster import SimulatedCluster
 pytest.importorskip("cqlreactor.testing.engine")
 
 
-@pytest.fixture
-def reactor(cql_reactor):
-    """The reactor name under test: the pytest plugin's ``cql_reactor`` (one run per reactor
-    available here, skipped with the matrix's reason otherwise)."""
-    return cql_reactor
-
-
 def _cluster(sim, reactor, **kwargs):
     kwargs.setdefault("connect_timeout", 5)
     return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
-
-
-def _wait(cluster, predicate, timeout=15.0):
-    """Poll ``predicate`` sleeping with the reactor's own wait primitive (under gevent or
-    eventlet without monkey-patching, ``time.sleep`` would block the hub the driver runs in)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        cluster.reactor.make_event().wait(0.05)
-    return True
 
 
 def _addresses(cluster):
@@ -96,7 +78,7 @@ def _rf1_table(session, cluster):
     session.execute("CREATE KEYSPACE topo WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     session.execute("CREATE TABLE topo.t (k int PRIMARY KEY, v int)")
-    assert _wait(cluster, lambda: "topo" in cluster.metadata.keyspaces)
+    assert wait_until(cluster, lambda: "topo" in cluster.metadata.keyspaces)
     return session.prepare("INSERT INTO topo.t (k, v) VALUES (?, ?)")
 
 
@@ -108,15 +90,15 @@ def test_added_node_gets_a_host_a_pool_queries_and_its_token_range(reactor):
 
         index = sim.add_node()
         new_address = sim.node_info()[index]["address"]
-        assert _wait(cluster, lambda: new_address in _addresses(cluster)), _addresses(cluster)
+        assert wait_until(cluster, lambda: new_address in _addresses(cluster)), _addresses(cluster)
         assert len(_addresses(cluster)) == 4
         host = _host(cluster, new_address)
         assert str(host.host_id) == sim.node_info()[index]["host_id"]
         assert host.tokens == sorted(int(t) for t in sim.node_info()[index]["tokens"])
         assert host.is_up
         assert new_address in _plan_hosts(cluster)
-        assert _wait(cluster, lambda: new_address in _pool_hosts(session))
-        assert _wait(cluster, lambda: sim.connection_count(index) > 0)
+        assert wait_until(cluster, lambda: new_address in _pool_hosts(session))
+        assert wait_until(cluster, lambda: sim.connection_count(index) > 0)
 
         # plain queries reach it through the load-balancing plans
         sim.served(index, clear=True)
@@ -142,7 +124,7 @@ def test_removed_node_is_dropped_pool_closed_and_queries_never_fail(reactor, cap
         control = cluster.control_connection.connection.endpoint.address
         victim = next(i for i, a in enumerate(sim.contact_points) if a != control)
         address = sim.contact_points[victim]
-        assert _wait(cluster, lambda: address in _pool_hosts(session))
+        assert wait_until(cluster, lambda: address in _pool_hosts(session))
         pool = [p for p in session.get_pools() if p.host.address == address][0]
         read = SimpleStatement("SELECT key FROM system.local")
 
@@ -152,10 +134,10 @@ def test_removed_node_is_dropped_pool_closed_and_queries_never_fail(reactor, cap
         futures += [session.execute_async(read) for _ in range(200)]
         assert [f.result(timeout=10).one().key for f in futures] == ["local"] * 400
 
-        assert _wait(cluster, lambda: address not in _addresses(cluster)), _addresses(cluster)
+        assert wait_until(cluster, lambda: address not in _addresses(cluster)), _addresses(cluster)
         assert len(_addresses(cluster)) == 2
         assert address not in _plan_hosts(cluster)
-        assert _wait(cluster, lambda: address not in _pool_hosts(session))
+        assert wait_until(cluster, lambda: address not in _pool_hosts(session))
         assert pool.is_shutdown and not pool.get_connections()
         for _ in range(30):
             assert session.execute(read).one().key == "local"
@@ -175,15 +157,15 @@ def test_removing_the_control_connection_host_moves_it(reactor):
         session = cluster.connect()
         first = cluster.control_connection.connection.endpoint.address
         sim.remove_node(sim.contact_points.index(first))
-        assert _wait(cluster, lambda: cluster.control_connection.connection is not None and
+        assert wait_until(cluster, lambda: cluster.control_connection.connection is not None and
                      cluster.control_connection.connection.endpoint.address != first)
         # the new control connection reads a peers list without the node: the host goes
-        assert _wait(cluster, lambda: first not in _addresses(cluster)), _addresses(cluster)
-        assert _wait(cluster, lambda: first not in _pool_hosts(session))
+        assert wait_until(cluster, lambda: first not in _addresses(cluster)), _addresses(cluster)
+        assert wait_until(cluster, lambda: first not in _pool_hosts(session))
         # ...and still follows the cluster: a node added now is seen through it
         index = sim.add_node()
         new_address = sim.node_info()[index]["address"]
-        assert _wait(cluster, lambda: new_address in _pool_hosts(session))
+        assert wait_until(cluster, lambda: new_address in _pool_hosts(session))
         assert sorted(_addresses(cluster)) == sorted(
             n["address"] for n in sim.node_info() if not n["removed"])
         for _ in range(20):
