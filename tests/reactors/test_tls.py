@@ -194,7 +194,7 @@ def test_tls_connection_works(reactor, tls_cluster, pki):
         conn = reactor.connect(endpoint_of(tls_cluster), protocol_version=version,
                                ssl_context=client_context(pki["ca"]))
         try:
-            assert conn._tls is not None and conn._tls.cipher() is not None
+            assert conn.tls is not None and conn.tls.cipher() is not None
             collector = Collector(reactor, 200)
             for i in range(200):
                 conn.send(query("SELECT v FROM tls0"), collector.callback(i), timeout=30)
