@@ -39,9 +39,6 @@ class Phase(enum.Enum):
         member.label = label
         return member
 
-    def __repr__(self):
-        return "Phase.%s" % (self.name,)
-
 
 class Step(enum.Enum):
     OPEN = "open"                               # the loop starts the TCP connect
@@ -51,42 +48,26 @@ class Step(enum.Enum):
     CQL_READY = "cql_ready"                     # the core reported ConnectionReady
     END = "end"                                 # failed, closed, stopped or forgotten after fork
 
-    def __repr__(self):
-        return "Step.%s" % (self.name,)
-
-
-P = Phase
-S = Step
 
 #: the phases in which the connect timeout runs
-CONNECTING = frozenset([P.TCP, P.TLS, P.CQL])
+CONNECTING = frozenset([Phase.TCP, Phase.TLS, Phase.CQL])
 
-
-def _build():
-    table = {
-        (P.NEW, S.OPEN): P.TCP,
-        (P.TCP, S.TCP_CONNECTED): P.CQL,
-        (P.TCP, S.TCP_CONNECTED_TLS): P.TLS,
-        (P.TLS, S.TLS_DONE): P.CQL,
-        (P.CQL, S.CQL_READY): P.READY,
-    }
-    for phase in Phase:
-        table[(phase, S.END)] = P.ENDED     # ENDED -> ENDED too: ending is idempotent
-    return table
-
-
-TRANSITIONS = _build()
-"""(Phase, Step) -> Phase; anything missing is illegal."""
+#: (Phase, Step) -> Phase; anything missing is illegal.  END leads every phase, ENDED included
+#: (ending is idempotent), to ENDED.
+TRANSITIONS = dict(((phase, Step.END), Phase.ENDED) for phase in Phase)
+TRANSITIONS.update({
+    (Phase.NEW, Step.OPEN): Phase.TCP,
+    (Phase.TCP, Step.TCP_CONNECTED): Phase.CQL,
+    (Phase.TCP, Step.TCP_CONNECTED_TLS): Phase.TLS,
+    (Phase.TLS, Step.TLS_DONE): Phase.CQL,
+    (Phase.CQL, Step.CQL_READY): Phase.READY,
+})
 
 
 def advance(phase, step):
-    """The phase ``step`` leads to from ``phase``.
-
-    Raises:
-        IllegalStateTransition: the table has no entry for ``(phase, step)``.
-    """
-    try:
-        return TRANSITIONS[(phase, step)]
-    except KeyError:
+    """Where ``step`` leads from ``phase``; IllegalStateTransition if the table says nowhere."""
+    following = TRANSITIONS.get((phase, step))
+    if following is None:
         raise IllegalStateTransition("connection step %s is not allowed in phase %s"
                                      % (step.value, phase.name))
+    return following

@@ -166,6 +166,17 @@ def free_port():
     return port
 
 
+def _watched_with_slow_requests(reactor, cluster, count, served):
+    """A connection with ``count`` slow requests of which the node has seen ``served``, and the
+    list its close listener appends to."""
+    conn = reactor.connect(endpoint_of(cluster))
+    closed = []
+    conn.add_close_listener(lambda c, exc: closed.append(exc))
+    collector = delayed_requests(reactor, cluster, conn, count)
+    assert wait_until(reactor, lambda: len(cluster.served(0)) >= served)
+    return conn, closed, collector
+
+
 def _import_root(module):
     """The sys.path entry ``module`` (a module object) was imported from."""
     root = os.path.dirname(os.path.abspath(module.__file__))
@@ -487,11 +498,7 @@ class ReactorConformance(object):
     # --- ending connections ----------------------------------------------------------------------
 
     def test_close_with_requests_pending(self, reactor, cluster):
-        conn = reactor.connect(endpoint_of(cluster))
-        closed = []
-        conn.add_close_listener(lambda c, exc: closed.append(exc))
-        collector = delayed_requests(reactor, cluster, conn, 200)
-        assert wait_until(reactor, lambda: len(cluster.served(0)) >= 1)
+        conn, closed, collector = _watched_with_slow_requests(reactor, cluster, 200, 1)
         conn.close()
         assert collector.wait(10), "%d of 200 ended" % len(collector.results)
         assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
@@ -503,11 +510,7 @@ class ReactorConformance(object):
         assert late.wait(10) and isinstance(late.results[0], ConnectionShutdown)
 
     def test_server_dropping_the_connection_fails_every_pending_request(self, reactor, cluster):
-        conn = reactor.connect(endpoint_of(cluster))
-        closed = []
-        conn.add_close_listener(lambda c, exc: closed.append(exc))
-        collector = delayed_requests(reactor, cluster, conn, 100)
-        assert wait_until(reactor, lambda: len(cluster.served(0)) >= 100)
+        conn, closed, collector = _watched_with_slow_requests(reactor, cluster, 100, 100)
         assert cluster.drop_connections() >= 1
         assert collector.wait(10)
         errors = list(collector.results.values())

@@ -3,7 +3,6 @@ against the simulated cluster's TLS listener, with real certificates made by ``c
 
 import os
 import re
-import socket
 import ssl
 
 import pytest
@@ -16,7 +15,7 @@ from cqlreactor.reactors.base import Endpoint  # noqa: E402
 from cqlreactor.reactors.tls import TLSLayer  # noqa: E402
 from cqlreactor.testing.certs import make_ca, make_cert  # noqa: E402
 
-from reactor_helpers import Collector, endpoint_of, query  # noqa: E402
+from cqlreactor.testing.conformance import Collector, endpoint_of, query  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +162,59 @@ def test_a_peer_that_does_not_speak_tls_is_a_protocol_error(pki):
     with pytest.raises(TLSError) as info:
         client.receive(b"\x84\x00\x00\x00\x06\x00\x00\x00\x00" * 4)  # a CQL frame, not TLS
     assert info.value.reason == "protocol"
+
+
+def test_check_hostname_as_sends_one_name_and_checks_another(pki):
+    client_ctx = client_context(pki["ca"])
+    client_ctx.check_hostname = False       # OpenSSL would check the SNI name
+    seen = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki["node"].cert_path, pki["node"].key_path)
+    callback = lambda obj, name, ctx: seen.append(name)  # noqa: E731
+    if hasattr(context, "sni_callback"):
+        context.sni_callback = callback
+    else:                                   # Python 3.6
+        context.set_servername_callback(callback)
+    s_in = ssl.MemoryBIO()
+    server = context.wrap_bio(s_in, ssl.MemoryBIO(), server_side=True)
+    s_in.write(TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost").start())
+    with pytest.raises(ssl.SSLWantReadError):
+        server.do_handshake()
+    assert seen == ["3c7a2d51-host-id"]     # SNI: the one name ...
+    client = TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost")
+    handshake(client, pki["node"])          # ... the certificate checked against the other
+    assert client.handshake_complete
+    wrong = TLSLayer(client_ctx, "localhost", host="node1:9042",
+                     check_hostname_as="db.example.com")
+    with pytest.raises(TLSError) as info:
+        handshake(wrong, pki["node"])
+    assert info.value.reason == "hostname" and "db.example.com" in str(info.value)
+    assert "node1:9042" in str(info.value)
+
+
+def test_check_hostname_as_refuses_a_context_that_would_not_honour_it(pki):
+    with pytest.raises(ValueError, match="check_hostname"):
+        TLSLayer(client_context(pki["ca"]), "x", check_hostname_as="localhost")
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError, match="CERT_REQUIRED"):
+        TLSLayer(unverified, "x", check_hostname_as="localhost")
+
+
+def test_context_from_options_carries_check_hostname_as(pki):
+    context = tls_module.context_from_options({"ca_certs": pki["ca"].cert_path,
+                                               "check_hostname_as": "localhost"})
+    assert not context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    assert tls_module.identity_of(context) == "localhost"
+    client = TLSLayer(context, "10.1.2.3")      # the layer reads the name off the context
+    assert client.check_hostname_as == "localhost"
+    handshake(client, pki["node"])
+    assert client.handshake_complete
+    with pytest.raises(ValueError, match="CERT_REQUIRED"):
+        tls_module.context_from_options({"check_hostname_as": "x", "cert_reqs": ssl.CERT_NONE})
+    with pytest.raises(ValueError, match="unknown ssl_options: bogus"):
+        tls_module.context_from_options({"bogus": 1})
 
 
 def test_default_context_verifies_chain_and_hostname():
