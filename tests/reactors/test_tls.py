@@ -93,10 +93,11 @@ def test_handshake_and_data_both_ways(pki):
     assert plaintext == payload[::-1]
 
 
-def test_sni_carries_the_endpoint_hostname(pki):
+def sni_sent_by(client, cert):
+    """The SNI name of the ClientHello ``client`` (a TLSLayer) starts with."""
     seen = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki["node"].cert_path, pki["node"].key_path)
+    context.load_cert_chain(cert.cert_path, cert.key_path)
     callback = lambda obj, name, ctx: seen.append(name)  # noqa: E731
     if hasattr(context, "sni_callback"):
         context.sni_callback = callback
@@ -104,11 +105,15 @@ def test_sni_carries_the_endpoint_hostname(pki):
         context.set_servername_callback(callback)
     s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     server = context.wrap_bio(s_in, s_out, server_side=True)
-    client = TLSLayer(client_context(pki["ca"]), "localhost")
     s_in.write(client.start())
     with pytest.raises(ssl.SSLWantReadError):
         server.do_handshake()
-    assert seen == ["localhost"]
+    return seen
+
+
+def test_sni_carries_the_endpoint_hostname(pki):
+    client = TLSLayer(client_context(pki["ca"]), "localhost")
+    assert sni_sent_by(client, pki["node"]) == ["localhost"]
 
 
 def test_untrusted_certificate_is_a_certificate_error(pki):
@@ -167,20 +172,8 @@ def test_a_peer_that_does_not_speak_tls_is_a_protocol_error(pki):
 def test_check_hostname_as_sends_one_name_and_checks_another(pki):
     client_ctx = client_context(pki["ca"])
     client_ctx.check_hostname = False       # OpenSSL would check the SNI name
-    seen = []
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki["node"].cert_path, pki["node"].key_path)
-    callback = lambda obj, name, ctx: seen.append(name)  # noqa: E731
-    if hasattr(context, "sni_callback"):
-        context.sni_callback = callback
-    else:                                   # Python 3.6
-        context.set_servername_callback(callback)
-    s_in = ssl.MemoryBIO()
-    server = context.wrap_bio(s_in, ssl.MemoryBIO(), server_side=True)
-    s_in.write(TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost").start())
-    with pytest.raises(ssl.SSLWantReadError):
-        server.do_handshake()
-    assert seen == ["3c7a2d51-host-id"]     # SNI: the one name ...
+    hello = TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost")
+    assert sni_sent_by(hello, pki["node"]) == ["3c7a2d51-host-id"]     # SNI: the one name ...
     client = TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost")
     handshake(client, pki["node"])          # ... the certificate checked against the other
     assert client.handshake_complete
