@@ -95,7 +95,7 @@ class ReactorConnection(StreamProtocol):
     @property
     def in_flight(self):
         """Requests sent or queued that have not completed."""
-        return self._core._streams.in_flight + len(self._queue)   # Connection.in_flight
+        return self._core.in_flight + len(self._queue)
 
     @property
     def is_defunct(self):
