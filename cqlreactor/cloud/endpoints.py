@@ -23,7 +23,8 @@ import ssl
 
 from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import CloudConfigError, ConnectionException, TLSError
-from cqlreactor.reactors.tls import hostname_matches, peer_identity_problem
+from cqlreactor.reactors.tls import (IdentityContextMixin, context_class, hostname_matches,
+                                     peer_identity_problem)
 
 __all__ = ["SniEndpoint", "SniEndpointFactory", "CloudSSLContext", "is_cloud_context",
            "make_ssl_context", "verify_peer_hostname", "hostname_matches"]
@@ -119,7 +120,7 @@ class SniEndpointFactory(object):
         return self.create(host_id)
 
 
-class _CloudContextMixin(object):
+class _CloudContextMixin(IdentityContextMixin):
     """The node-connection context: SNI free to vary, identity checked against one name.
 
     ``tls_hostname`` (the proxy's host) is the name every node certificate must carry, whatever
@@ -128,8 +129,6 @@ class _CloudContextMixin(object):
     handshake and raises ``ssl.CertificateError`` ("hostname mismatch ...").
     ``check_hostname`` is False only because OpenSSL would check the SNI name instead.
     """
-
-    tls_hostname = None
 
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, **kwargs):
         """Wrap a connected, blocking socket and check the proxy's name after the handshake.
@@ -156,23 +155,8 @@ class _CloudContextMixin(object):
         return tls
 
 
-_context_classes = {}
-
-
-def _cloud_context_class():
-    # Built on whatever ssl.SSLContext is *now*: under eventlet/gevent monkey-patching that is
-    # the green class, and a context of the original class would hit eventlet's recursion bug
-    # on attribute setters (eventlet #371).
-    base = ssl.SSLContext
-    cls = _context_classes.get(base)
-    if cls is None:
-        cls = type("CloudSSLContext", (_CloudContextMixin, base), {"__doc__":
-                                                                    _CloudContextMixin.__doc__})
-        _context_classes[base] = cls
-    return cls
-
-
-CloudSSLContext = _cloud_context_class()
+#: the class at import time; make_ssl_context builds on ssl.SSLContext as it is when called
+CloudSSLContext = context_class("CloudSSLContext", _CloudContextMixin)
 
 
 def is_cloud_context(ctx):
@@ -192,7 +176,7 @@ def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls
     """
     try:
         if tls_hostname:
-            ctx = _cloud_context_class()(ssl.PROTOCOL_TLS_CLIENT)
+            ctx = context_class("CloudSSLContext", _CloudContextMixin)(ssl.PROTOCOL_TLS_CLIENT)
             ctx.tls_hostname = tls_hostname
             ctx.check_hostname = False
         else:

@@ -35,7 +35,8 @@ import ssl
 from cqlreactor.core.errors import ConnectionDefunct, TLSError
 
 __all__ = ["TLSLayer", "default_context", "classify_ssl_error", "context_from_options",
-           "identity_of", "hostname_matches", "peer_identity_problem"]
+           "identity_of", "context_class", "IdentityContextMixin", "hostname_matches",
+           "peer_identity_problem"]
 
 # OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
 _NAME_MISMATCH_CODES = (62, 64)
@@ -59,28 +60,63 @@ def context_from_options(ssl_options):
         ValueError: an unknown key, or ``check_hostname_as`` without certificate verification.
     """
     options = dict(ssl_options)
-    context = ssl.create_default_context(cafile=options.pop("ca_certs", None))
+    cafile = options.pop("ca_certs", None)
     check_hostname = options.pop("check_hostname", True)
     cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
     check_as = options.pop("check_hostname_as", None)
-    if check_as and cert_reqs != ssl.CERT_REQUIRED:
-        raise ValueError("ssl_options check_hostname_as=%r needs cert_reqs CERT_REQUIRED: a "
-                         "name is only worth checking on a verified certificate" % (check_as,))
-    context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE and not check_as
+    if check_as:
+        if cert_reqs != ssl.CERT_REQUIRED:
+            raise ValueError("ssl_options check_hostname_as=%r needs cert_reqs CERT_REQUIRED: a "
+                             "name is only worth checking on a verified certificate"
+                             % (check_as,))
+        context = context_class("IdentitySSLContext")(ssl.PROTOCOL_TLS_CLIENT)
+        context.tls_hostname = check_as
+        context.check_hostname = False
+        if cafile:
+            context.load_verify_locations(cafile=cafile)
+        else:
+            context.load_default_certs()
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+        context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE
     context.verify_mode = cert_reqs
     certfile = options.pop("certfile", None)
     if certfile:
         context.load_cert_chain(certfile, options.pop("keyfile", None))
     if options:
         raise ValueError("unknown ssl_options: %s" % ", ".join(sorted(options)))
-    if check_as:
-        context.tls_hostname = check_as
     return context
+
+
+class IdentityContextMixin(object):
+    """Mixed into an ``ssl.SSLContext`` class by :func:`context_class`: ``tls_hostname``, the
+    name :class:`TLSLayer` checks server certificates against instead of the SNI name."""
+
+    tls_hostname = None
+
+
+_context_classes = {}
+
+
+def context_class(name, mixin=IdentityContextMixin):
+    """``mixin`` over whatever ``ssl.SSLContext`` is *now* (a subclass of it, cached by both).
+
+    gevent/eventlet monkey-patching replace ``ssl.SSLContext`` with a green class, whose
+    instances take no new attributes and whose original would hit eventlet's recursion bug on
+    attribute setters (eventlet #371); so a context that must carry ``tls_hostname`` is made
+    from a subclass of the current class."""
+    base = ssl.SSLContext
+    key = (name, mixin, base)
+    cls = _context_classes.get(key)
+    if cls is None:
+        cls = type(name, (mixin, base), {"__doc__": mixin.__doc__})
+        _context_classes[key] = cls
+    return cls
 
 
 def identity_of(context):
     """The name ``context`` says server certificates must carry instead of the SNI name: its
-    ``tls_hostname`` attribute (cloud contexts, :func:`context_from_options`), or None."""
+    ``tls_hostname`` (cloud contexts, :func:`context_from_options`), or None."""
     return getattr(context, "tls_hostname", None) or None
 
 
