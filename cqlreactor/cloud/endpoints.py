@@ -7,23 +7,24 @@ however, names the proxy's host, not the host id.  So two names are in play per 
 - ``server_hostname``: the host id, sent as SNI;
 - ``tls_hostname``: the proxy's host name, checked against the peer certificate.
 
-``ssl.SSLContext`` ties both to one ``server_hostname``.  So node connections use a
-:class:`CloudSSLContext`: the SNI is whatever ``server_hostname`` the TLS layer passes (the
-endpoint's, i.e. the host id), and after every handshake the context's SSLObject/SSLSocket
-checks the verified certificate against ``tls_hostname`` (the proxy's host) and fails the
-handshake with ``ssl.CertificateError`` otherwise.  Certificate verification against
-``ca.crt`` is required.  The shared TLS layer (``reactors/tls.py``) needs nothing special:
-``context.wrap_bio(..., server_hostname=endpoint.server_hostname)`` already does it all.  What
-the connection driver must honour: call ``endpoint.resolve()`` (when the endpoint has it) on
-every connect to get the (ip, port) to open, instead of ``endpoint.address``.
+``ssl.SSLContext`` ties both to one ``server_hostname``; the shared TLS layer does not: its
+``check_hostname_as`` option sends one name as SNI and checks the certificate against another
+(``reactors/tls.py``).  Node connections use a :class:`CloudSSLContext`, an ``ssl.SSLContext``
+that carries the proxy's host as ``tls_hostname``; the TLS layer reads it
+(:func:`~cqlreactor.reactors.tls.identity_of`) and checks that name, while the SNI is the
+endpoint's ``server_hostname`` (the host id).  Certificate verification against
+``ca.crt`` is required.  What the connection driver must also honour: call
+``endpoint.resolve()`` (when the endpoint has it) on every connect to get the (ip, port) to
+open, instead of ``endpoint.address``.
 """
 
-import ipaddress
 import socket
 import ssl
 
+from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import CloudConfigError, ConnectionException, TLSError
-from cqlreactor.reactors.base import Endpoint
+from cqlreactor.reactors.tls import (IdentityContextMixin, context_class, hostname_matches,
+                                     peer_identity_problem)
 
 __all__ = ["SniEndpoint", "SniEndpointFactory", "CloudSSLContext", "is_cloud_context",
            "make_ssl_context", "verify_peer_hostname", "hostname_matches"]
@@ -119,97 +120,43 @@ class SniEndpointFactory(object):
         return self.create(host_id)
 
 
-def _peer_hostname_problem(ssl_object, hostname):
-    """None if the verified peer certificate names hostname, else what is wrong (text)."""
-    if ssl_object.context.verify_mode != ssl.CERT_REQUIRED:
-        return "refusing to check %r on an unverified certificate (verify_mode is not " \
-               "CERT_REQUIRED)" % (hostname,)
-    cert = ssl_object.getpeercert()
-    if not cert:
-        return "the server presented no certificate"
-    if not hostname_matches(cert, hostname):
-        names = [v for _, v in cert.get("subjectAltName", ())]
-        return "hostname mismatch: the server certificate does not name %r (it names %s)" % (
-            hostname, ", ".join(names) or "nothing")
-    return None
-
-
-class _ProxyHostnameCheck(object):
-    """Mixed into SSLObject/SSLSocket: after the handshake, check the context's tls_hostname."""
-
-    def do_handshake(self, *args, **kwargs):
-        super(_ProxyHostnameCheck, self).do_handshake(*args, **kwargs)
-        problem = _peer_hostname_problem(self, self.context.tls_hostname)
-        if problem:
-            raise ssl.CertificateError(problem)
-
-
-_checked_classes = {}
-
-
-def _checked(obj):
-    # Give the SSLObject/SSLSocket (stdlib, or gevent's/eventlet's green one: whatever the
-    # context made) a subclass whose do_handshake adds the check.  Same layout, so __class__
-    # can be swapped; this works on 3.6 (no sslobject_class hook) and with green contexts
-    # (which ignore sslsocket_class).
-    base = type(obj)
-    cls = _checked_classes.get(base)
-    if cls is None:
-        cls = type("Checked" + base.__name__, (_ProxyHostnameCheck, base), {})
-        _checked_classes[base] = cls
-    obj.__class__ = cls
-    return obj
-
-
-class _CloudContextMixin(object):
+class _CloudContextMixin(IdentityContextMixin):
     """The node-connection context: SNI free to vary, identity checked against one name.
 
-    Every connection wrapped with it (``wrap_bio`` as the TLS layer does, or ``wrap_socket``)
-    sends whatever ``server_hostname`` it is given as SNI (the host id), and after the handshake
-    checks that the verified certificate names ``tls_hostname`` (the proxy's host), failing the
-    handshake with ``ssl.CertificateError`` ("hostname mismatch ...") otherwise.  The check holds
-    for any caller of the context; nothing needs to remember to do it.  ``check_hostname`` is
-    False only because OpenSSL would check the SNI name instead.
+    ``tls_hostname`` (the proxy's host) is the name every node certificate must carry, whatever
+    ``server_hostname`` (SNI: the host id) a connection sends.  The TLS layer checks it as its
+    ``check_hostname_as``; ``wrap_socket`` (blocking callers, tests) checks it after the
+    handshake and raises ``ssl.CertificateError`` ("hostname mismatch ...").
+    ``check_hostname`` is False only because OpenSSL would check the SNI name instead.
     """
 
-    tls_hostname = None
-
-    def wrap_bio(self, *args, **kwargs):
-        return _checked(super(_CloudContextMixin, self).wrap_bio(*args, **kwargs))
-
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True, **kwargs):
-        tls = super(_CloudContextMixin, self).wrap_socket(
-            sock, server_side=server_side, do_handshake_on_connect=False, **kwargs)
-        _checked(tls)
-        tls.do_handshake_on_connect = do_handshake_on_connect
-        if do_handshake_on_connect:
-            try:
-                tls.getpeername()
-            except OSError:
-                return tls                  # not connected yet: connect() does the handshake
-            if tls.gettimeout() == 0.0:
-                return tls                  # non-blocking: the caller drives do_handshake()
+        """Wrap a connected, blocking socket and check the proxy's name after the handshake.
+
+        Raises:
+            ValueError: a server-side, non-blocking or deferred-handshake wrap (the check runs
+                right after the handshake, so this method has to drive it).
+            ssl.CertificateError: the certificate does not name ``tls_hostname``.
+        """
+        if server_side or not do_handshake_on_connect or sock.gettimeout() == 0.0:
+            raise ValueError("a CloudSSLContext wraps only connected blocking client sockets and "
+                             "does the handshake itself; non-blocking IO goes through "
+                             "cqlreactor.reactors.tls.TLSLayer(check_hostname_as=...)")
+        tls = super(_CloudContextMixin, self).wrap_socket(sock, do_handshake_on_connect=False,
+                                                          **kwargs)
+        try:
             tls.do_handshake()
+            problem = peer_identity_problem(tls, self.tls_hostname)
+            if problem:
+                raise ssl.CertificateError(problem)
+        except BaseException:
+            tls.close()
+            raise
         return tls
 
 
-_context_classes = {}
-
-
-def _cloud_context_class():
-    # Built on whatever ssl.SSLContext is *now*: under eventlet/gevent monkey-patching that is
-    # the green class, and a context of the original class would hit eventlet's recursion bug
-    # on attribute setters (eventlet #371).
-    base = ssl.SSLContext
-    cls = _context_classes.get(base)
-    if cls is None:
-        cls = type("CloudSSLContext", (_CloudContextMixin, base), {"__doc__":
-                                                                    _CloudContextMixin.__doc__})
-        _context_classes[base] = cls
-    return cls
-
-
-CloudSSLContext = _cloud_context_class()
+#: the class at import time; make_ssl_context builds on ssl.SSLContext as it is when called
+CloudSSLContext = context_class("CloudSSLContext", _CloudContextMixin)
 
 
 def is_cloud_context(ctx):
@@ -229,7 +176,7 @@ def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls
     """
     try:
         if tls_hostname:
-            ctx = _cloud_context_class()(ssl.PROTOCOL_TLS_CLIENT)
+            ctx = context_class("CloudSSLContext", _CloudContextMixin)(ssl.PROTOCOL_TLS_CLIENT)
             ctx.tls_hostname = tls_hostname
             ctx.check_hostname = False
         else:
@@ -244,54 +191,14 @@ def make_ssl_context(ca_cert_path, cert_path, key_path, check_hostname=True, tls
     return ctx
 
 
-def _ip(text):
-    try:
-        return ipaddress.ip_address(text.strip("[]"))
-    except ValueError:
-        return None
-
-
-def _dns_matches(pattern, hostname):
-    pattern = pattern.lower().rstrip(".")
-    hostname = hostname.lower().rstrip(".")
-    if "*" not in pattern:
-        return pattern == hostname
-    # only a whole left-most label may be a wildcard ("*.example.com"), matching one label
-    p_first, _, p_rest = pattern.partition(".")
-    h_first, _, h_rest = hostname.partition(".")
-    if p_first != "*" or "*" in p_rest or not p_rest or p_rest.count(".") < 1:
-        return False
-    return bool(h_first) and h_rest == p_rest
-
-
-def hostname_matches(peercert, hostname):
-    """True if the decoded peer certificate (``SSLObject.getpeercert()``) names hostname.
-
-    IP addresses match only IP subjectAltNames; names match DNS subjectAltNames (RFC 6125
-    left-most wildcard), or the common name when the certificate has no subjectAltName.
-    """
-    ip = _ip(hostname)
-    sans = peercert.get("subjectAltName", ())
-    for kind, value in sans:
-        if ip is not None and kind == "IP Address" and _ip(value) == ip:
-            return True
-        if ip is None and kind == "DNS" and _dns_matches(value, hostname):
-            return True
-    if not sans and ip is None:
-        for rdn in peercert.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName" and _dns_matches(value, hostname):
-                    return True
-    return False
-
-
 def verify_peer_hostname(ssl_object, hostname, host=None):
     """Raise TLSError unless the verified peer certificate names hostname.
 
-    :class:`CloudSSLContext` does this by itself after every handshake; this is for callers
-    holding an ``SSLObject``/``SSLSocket`` from another context.
+    For callers holding an ``SSLObject``/``SSLSocket`` whose handshake they drove themselves
+    (``TLSLayer(check_hostname_as=...)`` and ``CloudSSLContext.wrap_socket`` check by
+    themselves).
     """
-    problem = _peer_hostname_problem(ssl_object, hostname)
+    problem = peer_identity_problem(ssl_object, hostname)
     if problem:
         reason = "hostname-mismatch" if problem.startswith("hostname") else "unverified"
         raise TLSError(problem, host=host, reason=reason)

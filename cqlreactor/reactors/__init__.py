@@ -17,7 +17,8 @@ Lazy attributes use a module ``__getattr__`` (PEP 562, Python 3.7+).  Python 3.6
 import sys
 import types
 
-from cqlreactor.reactors.base import Endpoint, Reactor
+from cqlreactor.core.endpoint import Endpoint
+from cqlreactor.reactors.base import Reactor
 from cqlreactor.reactors.driver import ReactorConnection
 
 __all__ = [

@@ -12,7 +12,6 @@ and an asyncio application awaits results on its own loop through :func:`future_
 
 import asyncio
 import logging
-import os
 import selectors
 import sys
 import threading
@@ -20,7 +19,7 @@ import threading
 from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
                                           real_allocate_lock, real_get_ident, start_loop_thread,
                                           unpatched_select)
-from cqlreactor.reactors.base import Reactor, Transport, _abandon, connect_error
+from cqlreactor.reactors.base import PID_CHECK_NEEDED, Reactor, Transport, connect_error
 
 try:
     import uvloop
@@ -31,7 +30,6 @@ __all__ = ["AsyncioReactor", "future_callback", "connect_awaitable"]
 
 log = logging.getLogger(__name__)
 
-_CHECK_PID = not hasattr(os, "register_at_fork")   # Python 3.6: no fork hook, compare pids
 _CancelledError = asyncio.CancelledError
 
 
@@ -157,7 +155,7 @@ class AsyncioReactor(Reactor):
     # --- loop ----------------------------------------------------------------------------------
 
     def start(self):
-        if _CHECK_PID:
+        if PID_CHECK_NEEDED:
             self.check_fork()
         with self._lock:
             if self._loop is not None:
@@ -209,15 +207,14 @@ class AsyncioReactor(Reactor):
         thread.join(5.0)
 
     def _shutdown(self, loop):
-        for conn in list(self._connections):
-            conn._close_in_loop()
+        self.close_connections()
         loop.call_soon(loop.stop)       # after the transports' own close callbacks
 
     # --- wake-up, time, waits -------------------------------------------------------------------
 
     def call_soon_threadsafe(self, fn, *args):
         loop = self._loop
-        if loop is None or _CHECK_PID:
+        if loop is None or PID_CHECK_NEEDED:
             self.start()
             loop = self._loop
         try:
@@ -247,9 +244,9 @@ class AsyncioReactor(Reactor):
 
     # --- fork ----------------------------------------------------------------------------------
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         # The parent's loop shares its epoll set with the parent: never close or use it here.
-        _abandon(self._loop, self._thread)
+        self.abandon(self._loop, self._thread)
         self._lock = real_allocate_lock()
         self._loop = self._thread = self._thread_ident = None
 

@@ -25,7 +25,7 @@ import warnings
 from cqlreactor.core.errors import ReactorUnavailable
 from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
                                           start_loop_thread, unpatched_select)
-from cqlreactor.reactors.base import (Reactor, Transport, _abandon, callback_runner,
+from cqlreactor.reactors.base import (PID_CHECK_NEEDED, Reactor, Transport, callback_runner,
                                       connect_error)
 
 with warnings.catch_warnings():
@@ -40,7 +40,6 @@ __all__ = ["AsyncoreReactor"]
 
 log = logging.getLogger(__name__)
 _monotonic = time.monotonic
-_CHECK_PID = not hasattr(os, "register_at_fork")
 _READ_SIZE = 256 * 1024
 _MAX_POLL = 1.0         # seconds; an upper bound so a lost wake-up costs at most this much
 
@@ -239,7 +238,7 @@ class AsyncoreReactor(Reactor):
     # --- loop ----------------------------------------------------------------------------------
 
     def start(self):
-        if _CHECK_PID:
+        if PID_CHECK_NEEDED:
             self.check_fork()
         with self._lock:
             if self._running:
@@ -307,15 +306,13 @@ class AsyncoreReactor(Reactor):
         thread.join(5.0)
 
     def _shutdown(self):
-        for conn in list(self._connections):
-            conn._close_in_loop()
-        # flush what close() left buffered (close_notify) without waiting for it
+        self.close_connections()
         self._running = False
 
     # --- wake-up, time, waits -------------------------------------------------------------------
 
     def call_soon_threadsafe(self, fn, *args):
-        if not self._running or _CHECK_PID:
+        if not self._running or PID_CHECK_NEEDED:
             self.start()
         self._callbacks.append((fn, args))
         if self._get_ident() != self._thread_ident:
@@ -352,8 +349,8 @@ class AsyncoreReactor(Reactor):
 
     # --- fork ----------------------------------------------------------------------------------
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         # poll/select keep no kernel state, but the parent's sockets and waker are its own:
         # never close or poll them here.
-        _abandon(self._map, self._waker, self._thread)
+        self.abandon(self._map, self._waker, self._thread)
         self._setup()

@@ -3,17 +3,34 @@
 A reactor only moves bytes and runs timers.  Everything protocol-shaped (framing, stream ids,
 handshake, heartbeats, request deadlines) lives in the sans-IO core; TLS lives in
 :mod:`cqlreactor.reactors.tls`; the glue between them and a reactor is
-:class:`~cqlreactor.reactors.driver.ReactorConnection`.  A new reactor subclasses
-:class:`Reactor` and implements the capabilities below (about 150-300 lines each):
+:class:`~cqlreactor.reactors.driver.ReactorConnection`.  This module is the whole contract: a
+reactor written outside cqlreactor needs nothing else (its tests can run
+:mod:`cqlreactor.testing.conformance`, the suite every built-in reactor passes).
+
+A subclass of :class:`Reactor` implements (about 150-300 lines each):
 
 =====================  =======================================================================
-loop                   ``start()``, ``stop()``
+loop                   ``start()`` (idempotent; implicit on first use), ``stop()`` (any
+                       thread: on the loop, :meth:`Reactor.close_connections` then end the loop)
 wake-up (any thread)   ``call_soon_threadsafe(fn, *args)``
 time (any thread)      ``call_later(delay, fn, *args) -> TimerHandle`` (monotonic clock)
 blocking waits         ``make_event() -> Event`` (greenlet-aware under gevent/eventlet)
-TCP (loop thread)      ``open_stream(address, port, protocol) -> Transport``
-fork                   ``_reinit_after_fork()``: drop the parent's loop, build a fresh one lazily
+TCP (loop thread)      ``open_stream(address, port, protocol) -> Transport``; the Transport
+                       (``write``, ``close``) calls the StreamProtocol's three methods
+fork                   ``reinit_after_fork()``: drop the parent's loop (handing it to
+                       :meth:`Reactor.abandon`), build a fresh one lazily
 =====================  =======================================================================
+
+and may set ``name`` (its key in compat_matrix.yaml; None, the default, skips the gate).
+
+It inherits: :meth:`Reactor.connect` / :meth:`Reactor.connect_async` (TCP + TLS + CQL
+handshake with protocol-version fallback and a connect timeout), :meth:`Reactor.spawn` (a
+daemon thread; green reactors override it), the compat-matrix gate on construction,
+:meth:`Reactor.track_connection` / :meth:`Reactor.close_connections` (the driver registers every
+connection; ``stop`` closes them with one call), fork handling (``os.register_at_fork`` on 3.7+,
+:meth:`Reactor.check_fork` where :data:`PID_CHECK_NEEDED`; :meth:`Reactor.after_fork_in_child`
+forgets the inherited connections and calls ``reinit_after_fork``) and stopping every live
+reactor at interpreter exit, before daemon loop threads are torn down.
 
 Threading rules:
 
@@ -25,14 +42,10 @@ Threading rules:
 - A reactor starts itself on first use (``call_soon_threadsafe`` on a reactor that is not
   running starts it), so users never have to call ``start()``.
 
-Provided here: :meth:`Reactor.connect` / :meth:`Reactor.connect_async` (TCP + TLS + CQL
-handshake with protocol-version fallback and a connect timeout), the compat-matrix gate on
-construction, fork detection (``os.register_at_fork`` on 3.7+, a pid check on 3.6) and
-stopping every live reactor at interpreter exit, before daemon loop threads are torn down.
 Helpers for reactor modules: :func:`connect_error` (one wording of a failed connect),
 :func:`callback_runner` (run loop callbacks, logging what they raise) and :class:`LoopTimer`
-(a loop timer cancellable from any thread).  Elsewhere: ``_fdstream.FdStream`` (a readiness-
-driven socket), ``_osthread`` (real loop threads and events under monkey-patching).
+(a loop timer cancellable from any thread).  Inside cqlreactor also: ``_fdstream.FdStream`` (a
+readiness-driven socket), ``_osthread`` (real loop threads and events under monkey-patching).
 """
 
 import atexit
@@ -43,54 +56,19 @@ import socket
 import threading
 import weakref
 
+from cqlreactor.core.endpoint import Endpoint
+
 __all__ = ["Endpoint", "Reactor", "Transport", "StreamProtocol", "TimerHandle", "Event",
-           "DEFAULT_CONNECT_TIMEOUT", "connect_error", "callback_runner", "LoopTimer"]
+           "DEFAULT_CONNECT_TIMEOUT", "PID_CHECK_NEEDED", "connect_error", "callback_runner",
+           "LoopTimer"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
-
-class Endpoint(object):
-    """Where to connect.
-
-    Attributes:
-        address: IP address (or host name) to open the TCP connection to.
-        port: TCP port (9042 by default).
-        server_hostname: the TLS SNI name and the name the certificate must carry; None means
-            ``address``.  Cloud endpoints connect to the SNI proxy and set this to the host id.
-        host_id: the node's host id (UUID text) when known, for errors and logs.
-    """
-
-    __slots__ = ("address", "port", "server_hostname", "host_id")
-
-    def __init__(self, address, port=9042, server_hostname=None, host_id=None):
-        self.address = address
-        self.port = int(port)
-        self.server_hostname = server_hostname
-        self.host_id = host_id
-
-    def __str__(self):
-        text = "%s:%d" % (self.address, self.port)
-        if self.host_id:
-            text += "/" + str(self.host_id)
-        return text
-
-    def __repr__(self):
-        return "Endpoint(%r, %d, server_hostname=%r, host_id=%r)" % (
-            self.address, self.port, self.server_hostname, self.host_id)
-
-    def _key(self):
-        return (self.address, self.port, self.server_hostname, self.host_id)
-
-    def __eq__(self, other):
-        return isinstance(other, Endpoint) and self._key() == other._key()
-
-    def __ne__(self, other):
-        return not self == other
-
-    def __hash__(self):
-        return hash(self._key())
+#: True where ``os.register_at_fork`` is missing (Python 3.6): there a reactor notices a fork
+#: only by calling :meth:`Reactor.check_fork` on use (its ``start`` and first-use paths)
+PID_CHECK_NEEDED = not hasattr(os, "register_at_fork")
 
 
 class TimerHandle(object):
@@ -249,7 +227,8 @@ class Reactor(object):
             (None, True, or names); otherwise a gated reactor raises UnsupportedReactorError.
     """
 
-    #: the reactor's name in compat_matrix.yaml ("asyncio", "gevent", ...)
+    #: the reactor's name in compat_matrix.yaml ("asyncio", "gevent", ...); None for a reactor
+    #: the matrix does not know (out of tree): no gate applies
     name = None
 
     def __init__(self, allow_unsupported_reactors=None):
@@ -264,11 +243,14 @@ class Reactor(object):
     # --- implemented by each reactor ---------------------------------------------------------
 
     def start(self):
-        """Start the loop (idempotent).  Called implicitly on first use."""
+        """Start the loop (idempotent).  Called implicitly on first use.  Where
+        :data:`PID_CHECK_NEEDED` is true, call :meth:`check_fork` first."""
         raise NotImplementedError
 
     def stop(self):
-        """Close every connection (pending requests fail) and stop the loop; idempotent."""
+        """Close every connection (pending requests fail) and stop the loop; idempotent, any
+        thread.  On the loop thread call :meth:`close_connections`, then end the loop; from
+        another thread post that to the loop and wait (boundedly) for it."""
         raise NotImplementedError
 
     def call_soon_threadsafe(self, fn, *args):
@@ -287,15 +269,17 @@ class Reactor(object):
         """Start a non-blocking TCP connect; loop thread only; returns a Transport at once.
 
         Later the reactor calls ``protocol.connection_made(transport)`` or, when the connect
-        fails, ``protocol.connection_lost(exc)``.  Timeouts are the driver's job.
+        fails, ``protocol.connection_lost(exc)`` (an OSError from :func:`connect_error`).  A
+        lookup or connect error found at once may be raised instead.  Timeouts are the
+        driver's job.
         """
         raise NotImplementedError
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         """In a forked child: forget the parent's loop, threads and sockets WITHOUT touching
         them (an epoll set or a TLS session may be shared with the parent), so that the next
-        use builds a fresh loop.  Keep references to the abandoned objects (see
-        ``_abandon``) so their finalizers never run in the child."""
+        use builds a fresh loop.  Pass the abandoned objects to :meth:`abandon` so their
+        finalizers never run in the child.  The connections are already forgotten."""
         raise NotImplementedError
 
     # --- provided ----------------------------------------------------------------------------
@@ -325,7 +309,11 @@ class Reactor(object):
             protocol_version: None (start at v5, fall back to what the server names) or an int
                 (no fallback).
             ssl_context: an ``ssl.SSLContext`` to use TLS (hostname checking as configured in
-                it); ``ssl_options`` ({"check_hostname": ..., "ca_certs": ..., ...}) builds one.
+                it); ``ssl_options`` ({"check_hostname": ..., "ca_certs": ..., ...}, see
+                :func:`cqlreactor.reactors.tls.context_from_options`) builds one.
+            check_hostname_as: the name the server certificate must carry when it is not the
+                SNI name (``endpoint.server_hostname``); default: the context's own
+                (:func:`cqlreactor.reactors.tls.identity_of`, set on cloud contexts).
             anything else goes to ``core.connection.Connection`` (authenticator, compression,
             heartbeat_interval, max_in_flight ...).
 
@@ -338,18 +326,44 @@ class Reactor(object):
         from cqlreactor.reactors.driver import wait_for_connection
         return wait_for_connection(self, endpoint, connect_timeout, options)
 
+    def track_connection(self, conn):
+        """Remember ``conn`` (weakly) as driven by this reactor, for :meth:`close_connections`
+        and fork handling.  The driver calls it for every connection it opens."""
+        self._connections.add(conn)
+
+    def close_connections(self):
+        """Loop thread: close every connection of this reactor now (their pending requests fail
+        with ConnectionShutdown, their close listeners run).  The first half of every
+        :meth:`stop`; one connection failing to close does not keep the others open."""
+        for conn in list(self._connections):
+            try:
+                conn.close_in_loop()
+            except Exception:
+                log.exception("closing %r failed", conn)
+
+    @staticmethod
+    def abandon(*objects):
+        """Fork helper for :meth:`reinit_after_fork`: keep ``objects`` (the parent's loop,
+        watchers, sockets, threads) alive for the life of the child, so that no finalizer ever
+        closes or unregisters something the parent still uses."""
+        _abandoned.extend(objects)
+
     def check_fork(self):
         """Re-initialise after ``os.fork()`` when the fork hook could not (Python 3.6)."""
         if self._pid != os.getpid():
             _after_fork_in_child()
 
-    def _forget_connections(self):
-        """Fork helper: end the connections inherited from the parent (without touching their
-        sockets); returns [(callbacks, error)] of their requests, failed once the child's loop
-        runs."""
-        failures = [conn._inherited_across_fork() for conn in list(self._connections)]
+    def after_fork_in_child(self):
+        """What the fork hook runs for each reactor in the child: forget the inherited
+        connections (their requests fail once the child's loop runs), then
+        :meth:`reinit_after_fork`."""
+        self._pid = os.getpid()
+        failures = [conn.forget_after_fork() for conn in list(self._connections)]
         self._connections = weakref.WeakSet()
-        return [f for f in failures if f[0]]
+        failures = [f for f in failures if f[0]]
+        self.reinit_after_fork()
+        if failures:
+            self.call_soon_threadsafe(_fail_inherited, failures)
 
     def __repr__(self):
         return "<%s at %#x>" % (type(self).__name__, id(self))
@@ -359,10 +373,6 @@ class Reactor(object):
 _abandoned = []
 
 
-def _abandon(*objects):
-    _abandoned.extend(objects)
-
-
 def _after_fork_in_child():
     global _live_lock
     _live_lock = threading.Lock()
@@ -370,12 +380,8 @@ def _after_fork_in_child():
     for reactor in list(_live_reactors):
         if reactor._pid == pid:
             continue
-        reactor._pid = pid
         try:
-            failures = reactor._forget_connections()
-            reactor._reinit_after_fork()
-            if failures:
-                reactor.call_soon_threadsafe(_fail_inherited, failures)
+            reactor.after_fork_in_child()
         except Exception:  # a child must come up even if one reactor cannot
             log.exception("could not reinitialise %r after fork", reactor)
 

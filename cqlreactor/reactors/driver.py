@@ -17,29 +17,29 @@ connection closed or failed) -- never left hanging.
 
 import collections
 import logging
-import ssl
 import time
 
+from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import (ConnectionDefunct, ConnectionException, ConnectionShutdown,
                                     CqlReactorError, TLSError, UnsupportedProtocolVersion)
 from cqlreactor.core.events import (ConnectionClosed, ConnectionFailed, ConnectionReady,
                                     ProtocolVersionRejected, RequestFailed, ResponseReceived,
                                     ServerEventReceived)
-from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, Endpoint, StreamProtocol
-from cqlreactor.reactors.tls import TLSLayer
+from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, StreamProtocol
+from cqlreactor.reactors.phases import CONNECTING, Phase, Step, advance
+from cqlreactor.reactors.tls import TLSLayer, context_from_options
 
 __all__ = ["ReactorConnection", "start_connect", "wait_for_connection", "as_endpoint",
-           "make_ssl_context", "MAX_PROTOCOL_VERSION"]
+           "MAX_PROTOCOL_VERSION"]
 
 log = logging.getLogger(__name__)
 _monotonic = time.monotonic
 
 MAX_PROTOCOL_VERSION = 5
 
-# phases of the stream (the CQL side has its own states in the core)
-_NEW, _TCP, _TLS, _CQL, _READY, _ENDED = range(6)
-_PHASE_NAMES = {_NEW: "TCP connect", _TCP: "TCP connect", _TLS: "TLS handshake",
-                _CQL: "CQL handshake"}
+# the phases of the stream, decided by the table in phases.py (the CQL side's are the core's)
+_NEW, _TCP, _TLS, _CQL, _READY, _ENDED = (Phase.NEW, Phase.TCP, Phase.TLS, Phase.CQL,
+                                          Phase.READY, Phase.ENDED)
 
 
 def _error_message_class():
@@ -95,7 +95,7 @@ class ReactorConnection(StreamProtocol):
     @property
     def in_flight(self):
         """Requests sent or queued that have not completed."""
-        return self._core._streams.in_flight + len(self._queue)   # Connection.in_flight
+        return self._core.in_flight + len(self._queue)
 
     @property
     def is_defunct(self):
@@ -104,7 +104,25 @@ class ReactorConnection(StreamProtocol):
 
     @property
     def is_closed(self):
-        return self._close_requested or self._phase == _ENDED
+        return self._close_requested or self._phase is _ENDED
+
+    @property
+    def phase(self):
+        """The stream's :class:`~cqlreactor.reactors.phases.Phase` (READY once usable)."""
+        return self._phase
+
+    @property
+    def transport(self):
+        """The reactor's Transport while the stream is open, else None (loop thread only)."""
+        return self._transport
+
+    @property
+    def tls(self):
+        """The :class:`~cqlreactor.reactors.tls.TLSLayer` of a TLS connection, else None."""
+        return self._tls
+
+    def _step(self, step):
+        self._phase = advance(self._phase, step)
 
     def send(self, message, callback, timeout=None, result_metadata=None):
         """Send a request; ``callback(response_or_exception)`` runs once on the loop thread.
@@ -131,7 +149,7 @@ class ReactorConnection(StreamProtocol):
     def add_close_listener(self, fn):
         """``fn(connection, exc_or_None)`` once, on the loop thread, when the connection ends:
         None after close(), the error when it failed.  Called soon if it already ended."""
-        if self._phase == _ENDED:
+        if self._phase is _ENDED:
             self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
         else:
             self._close_listeners.append(fn)
@@ -142,17 +160,17 @@ class ReactorConnection(StreamProtocol):
 
     def close(self):
         """Close the connection; pending requests fail with ConnectionShutdown.  Idempotent."""
-        if self._close_requested or self._phase == _ENDED:
+        if self._close_requested or self._phase is _ENDED:
             return
         self._close_requested = True
-        self.reactor.call_soon_threadsafe(self._close_in_loop)
+        self.reactor.call_soon_threadsafe(self.close_in_loop)
 
     # --- loop thread: opening ------------------------------------------------------------------
 
     def _open(self):
-        if self._phase != _NEW:
-            return
-        self._phase = _TCP
+        if self._phase is not _NEW:
+            return                      # closed before the loop got here
+        self._step(Step.OPEN)
         self._connect_timer = self.reactor.call_later(self._connect_timeout,
                                                       self._connect_timed_out)
         try:
@@ -168,30 +186,30 @@ class ReactorConnection(StreamProtocol):
 
     def _connect_timed_out(self):
         self._connect_timer = None
-        if self._phase in (_TCP, _TLS, _CQL):
+        if self._phase in CONNECTING:
             self._fail(ConnectionException("timed out after %gs in the %s" % (
-                self._connect_timeout, _PHASE_NAMES[self._phase]), host=self.host))
+                self._connect_timeout, self._phase.label), host=self.host))
 
     def connection_made(self, transport):
-        if self._phase != _TCP:
-            return
+        if self._phase is not _TCP:
+            return                      # ended while connecting (timeout, close)
         self._transport = transport
         if self._tls is not None:
-            self._phase = _TLS
+            self._step(Step.TCP_CONNECTED_TLS)
             try:
                 transport.write(self._tls.start())
             except TLSError as exc:
                 self._fail(exc)
         else:
-            self._start_cql()
+            self._start_cql(Step.TCP_CONNECTED)
 
-    def _start_cql(self):
-        self._phase = _CQL
+    def _start_cql(self, step):
+        self._step(step)
         self._core.initiate()
         self._write_pending()
 
     def _became_ready(self, event):
-        self._phase = _READY
+        self._step(Step.CQL_READY)
         self.ready = event
         self.protocol_version = event.protocol_version
         if self._connect_timer is not None:
@@ -209,7 +227,7 @@ class ReactorConnection(StreamProtocol):
     # --- loop thread: bytes in -----------------------------------------------------------------
 
     def data_received(self, data):
-        if self._phase == _ENDED:
+        if self._phase is _ENDED:
             return
         try:
             self._data_received(data)
@@ -231,8 +249,8 @@ class ReactorConnection(StreamProtocol):
                 return
             if outgoing:
                 self._transport.write(outgoing)
-            if self._phase == _TLS and tls.handshake_complete:
-                self._start_cql()
+            if self._phase is _TLS and tls.handshake_complete:
+                self._start_cql(Step.TLS_DONE)
             if not data:
                 if tls.peer_closed:
                     self.connection_lost(None)
@@ -240,9 +258,9 @@ class ReactorConnection(StreamProtocol):
         events = self._core.receive_data(data)
         if events:
             self._dispatch(events)
-            if self._queue and self._phase == _READY:
+            if self._queue and self._phase is _READY:
                 self._send_queued()     # what the callbacks sent goes out now, not a turn later
-        if self._phase != _ENDED:
+        if self._phase is not _ENDED:
             self._write_pending()
             self._arm_timer()
             if tls is not None and tls.peer_closed:
@@ -294,8 +312,8 @@ class ReactorConnection(StreamProtocol):
         # Clear the flag before draining: a send() racing with us either lands in this drain or
         # sees the flag down and schedules another flush.  No lock needed.
         self._flush_scheduled = False
-        if self._phase != _READY:
-            if self._phase == _ENDED or self._close_requested:
+        if self._phase is not _READY:
+            if self._phase is _ENDED or self._close_requested:
                 self._fail_queue(self._ended_error())
             return                      # not ready yet: _became_ready flushes
         self._send_queued()
@@ -348,24 +366,24 @@ class ReactorConnection(StreamProtocol):
     def _on_timer(self):
         self._timer = None
         self._timer_at = None
-        if self._phase != _READY:
+        if self._phase is not _READY:
             return
         events = self._core.handle_timeout(_monotonic())
         if events:
             self._dispatch(events)
-        if self._phase == _READY:
+        if self._phase is _READY:
             self._write_pending()
             self._arm_timer()
 
     # --- loop thread: ending -------------------------------------------------------------------
 
     def connection_lost(self, exc):
-        if self._phase == _ENDED:
+        if self._phase is _ENDED:
             return
-        if self._phase == _TCP:
+        if self._phase is _TCP:
             error = ConnectionException("could not connect: %s" % (exc or "connection closed",),
                                         host=self.host)
-        elif self._phase == _TLS:
+        elif self._phase is _TLS:
             error = TLSError("TLS handshake failed (protocol): connection closed by the peer%s"
                              % (": %s" % (exc,) if exc else ""), host=self.host,
                              reason="protocol")
@@ -378,7 +396,7 @@ class ReactorConnection(StreamProtocol):
 
     def _fail(self, error):
         """The connection failed (socket, TLS, protocol, heartbeat, version): end it."""
-        if self._phase == _ENDED:
+        if self._phase is _ENDED:
             return
         if isinstance(error, CqlReactorError):
             error.with_context(host=self.host)
@@ -387,17 +405,19 @@ class ReactorConnection(StreamProtocol):
             events = self._core.connection_lost(error)  # RequestFailed each, ConnectionFailed
         except CqlReactorError:         # the core had not started (IDLE): nothing pending
             events = []
-        self._phase = _ENDED            # the dispatch below re-enters _fail: make it a no-op
+        self._step(Step.END)            # the dispatch below re-enters _fail: make it a no-op
         if events:
             self._dispatch(events)
         self._end(error)
 
-    def _close_in_loop(self):
-        if self._phase == _ENDED:
+    def close_in_loop(self):
+        """Close at once (loop thread only): what :meth:`close` schedules, and what
+        :meth:`Reactor.close_connections` calls when the reactor stops."""
+        if self._phase is _ENDED:
             return
         error = ConnectionShutdown("connection closed", host=self.host)
         self.last_error = error
-        if self._phase == _READY and self._tls is not None and self._transport is not None:
+        if self._phase is _READY and self._tls is not None and self._transport is not None:
             try:
                 self._transport.write(self._tls.close())  # close_notify, best effort
             except Exception:
@@ -406,14 +426,14 @@ class ReactorConnection(StreamProtocol):
             events = self._core.close()
         except CqlReactorError:
             events = []
-        self._phase = _ENDED
+        self._step(Step.END)
         if events:
             self._dispatch(events)
         self._end(error)
 
     def _end(self, error):
         """Release everything; every request still known fails with ``error``."""
-        self._phase = _ENDED
+        self._step(Step.END)
         for timer in (self._timer, self._connect_timer):
             if timer is not None:
                 timer.cancel()
@@ -449,10 +469,14 @@ class ReactorConnection(StreamProtocol):
             callback = queue.popleft()[1]
             _call(callback, _request_error(error, self.host))
 
-    def _inherited_across_fork(self):
+    def forget_after_fork(self):
         """In a forked child: this connection belongs to the parent.  Forget it without touching
-        its socket or TLS session; return the callbacks that must fail."""
-        self._phase = _ENDED
+        its socket or TLS session (called by :meth:`Reactor.after_fork_in_child`).
+
+        Returns:
+            (callbacks, error): the request callbacks that must fail, and with what.
+        """
+        self._step(Step.END)
         self._close_requested = True
         self.last_error = ConnectionDefunct("connection inherited across os.fork(); the child "
                                             "must open its own", host=self.host)
@@ -495,37 +519,19 @@ def as_endpoint(endpoint):
     return Endpoint(text)
 
 
-def make_ssl_context(ssl_context=None, ssl_options=None):
-    """The SSLContext to use, or None for plain TCP.
-
-    ``ssl_options`` (cassandra-driver style): ca_certs, certfile, keyfile, check_hostname
-    (default True), cert_reqs (default CERT_REQUIRED).
-    """
-    if ssl_context is not None or not ssl_options:
-        return ssl_context
-    options = dict(ssl_options)
-    context = ssl.create_default_context(cafile=options.pop("ca_certs", None))
-    check_hostname = options.pop("check_hostname", True)
-    cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
-    context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE
-    context.verify_mode = cert_reqs
-    certfile = options.pop("certfile", None)
-    if certfile:
-        context.load_cert_chain(certfile, options.pop("keyfile", None))
-    if options:
-        raise ValueError("unknown ssl_options: %s" % ", ".join(sorted(options)))
-    return context
-
-
 def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-                  protocol_version=None, ssl_context=None, ssl_options=None, **core_options):
+                  protocol_version=None, ssl_context=None, ssl_options=None,
+                  check_hostname_as=None, **core_options):
     """Open a connection without blocking; ``callback(conn_or_exception)`` runs once on the
     loop thread.  With ``protocol_version`` None the first attempt offers v5 and each refusal
-    that names a lower common version retries on a new connection with it."""
+    that names a lower common version retries on a new connection with it.  TLS options as
+    for :meth:`Reactor.connect`."""
     from cqlreactor.core.connection import Connection
 
     endpoint = as_endpoint(endpoint)
-    context = make_ssl_context(ssl_context, ssl_options)
+    context = ssl_context
+    if context is None and ssl_options:
+        context = context_from_options(ssl_options)
     host = str(endpoint)
     fallback = protocol_version is None
 
@@ -533,9 +539,10 @@ def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_T
         core = Connection(host=host, protocol_version=version, **core_options)
         tls = None
         if context is not None:
-            tls = TLSLayer(context, endpoint.server_hostname or endpoint.address, host=host)
+            tls = TLSLayer(context, endpoint.server_hostname or endpoint.address, host=host,
+                           check_hostname_as=check_hostname_as)
         conn = ReactorConnection(reactor, endpoint, core, tls, connect_timeout, done)
-        reactor._connections.add(conn)
+        reactor.track_connection(conn)
         reactor.call_soon_threadsafe(conn._open)
         return conn
 

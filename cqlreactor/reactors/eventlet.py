@@ -15,7 +15,6 @@ unless the user opts in with CQLREACTOR_ALLOW_UNSUPPORTED=eventlet.
 
 import collections
 import logging
-import os
 
 import eventlet
 import eventlet.event
@@ -24,7 +23,7 @@ from eventlet import patcher
 
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import HybridEvent
-from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
+from cqlreactor.reactors.base import PID_CHECK_NEEDED, LoopTimer, Reactor, callback_runner
 
 import _socket
 
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 _thread = patcher.original("_thread")
 _get_ident = _thread.get_ident
 _allocate_lock = _thread.allocate_lock
-_CHECK_PID = not hasattr(os, "register_at_fork")
 _CROSS_THREAD_STOP_WAIT = 2.0
 
 
@@ -229,14 +227,14 @@ class EventletReactor(Reactor):
 
     def start(self):
         """Bind to the calling thread's hub (idempotent)."""
-        if _CHECK_PID:
+        if PID_CHECK_NEEDED:
             self.check_fork()
         if self._state is None:
             self._state = _HubState()
 
     def _ensure(self):
         state = self._state
-        if state is None or _CHECK_PID:
+        if state is None or PID_CHECK_NEEDED:
             self.start()
             state = self._state
         return state
@@ -258,11 +256,7 @@ class EventletReactor(Reactor):
         try:
             if self._state is state:
                 self._state = None
-            for conn in list(self._connections):
-                try:
-                    conn._close_in_loop()
-                except Exception:
-                    log.exception("closing %r failed", conn)
+            self.close_connections()
             for stream in list(state.streams):
                 stream.close()
             state.close()
@@ -304,7 +298,7 @@ class EventletReactor(Reactor):
 
     # --- fork ----------------------------------------------------------------------------------
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         state, self._state = self._state, None
         if state is None:
             return
@@ -312,7 +306,7 @@ class EventletReactor(Reactor):
         # listeners from it (or adding new ones) would change the parent's registrations.  So
         # the forking thread gets a new hub of the same kind, and the old hub, its listeners,
         # sockets and our streams are kept alive untouched.
-        _abandon(state, list(state.streams))
+        self.abandon(state, list(state.streams))
         if state.in_thread() and getattr(eventlet.hubs._threadlocal, "hub", None) is state.hub:
             try:
                 eventlet.hubs._threadlocal.hub = type(state.hub)()

@@ -13,7 +13,6 @@ hub, where nothing may block (use :meth:`GeventReactor.spawn` for work that must
 """
 
 import logging
-import os
 
 import gevent
 import gevent.event
@@ -22,7 +21,7 @@ import gevent.monkey
 
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import HybridEvent
-from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
+from cqlreactor.reactors.base import PID_CHECK_NEEDED, LoopTimer, Reactor, callback_runner
 
 __all__ = ["GeventReactor"]
 
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 # Real OS-thread identity and locks even after patch_all() (which makes threads greenlets).
 _get_ident = gevent.monkey.get_original("_thread", "get_ident")
 _allocate_lock = gevent.monkey.get_original("_thread", "allocate_lock")
-_CHECK_PID = not hasattr(os, "register_at_fork")
 _READ, _WRITE = 1, 2
 _CROSS_THREAD_STOP_WAIT = 2.0
 
@@ -147,7 +145,7 @@ class GeventReactor(Reactor):
 
     def start(self):
         """Bind to the calling thread's hub (idempotent)."""
-        if _CHECK_PID:
+        if PID_CHECK_NEEDED:
             self.check_fork()
         if self._hub is None:
             self._hub_ident = _get_ident()
@@ -168,11 +166,7 @@ class GeventReactor(Reactor):
 
     def _shutdown(self, done=None):
         try:
-            for conn in list(self._connections):
-                try:
-                    conn._close_in_loop()
-                except Exception:
-                    log.exception("closing %r failed", conn)
+            self.close_connections()
             for stream in list(self._streams):
                 stream.close()
             self._hub = None
@@ -185,7 +179,7 @@ class GeventReactor(Reactor):
 
     def _bound_hub(self):
         hub, ident = self._hub, self._hub_ident
-        if hub is None or _CHECK_PID:
+        if hub is None or PID_CHECK_NEEDED:
             self.start()
             hub, ident = self._hub, self._hub_ident
         return hub, ident
@@ -231,7 +225,7 @@ class GeventReactor(Reactor):
 
     # --- fork ----------------------------------------------------------------------------------
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         hub = self._hub
         if hub is not None and _get_ident() == self._hub_ident:
             # The child's loop must get its own epoll set before any watcher changes, or stopping
@@ -243,9 +237,9 @@ class GeventReactor(Reactor):
                 log.debug("gevent loop reinit after fork failed", exc_info=True)
             for stream in list(self._streams):
                 stream.abandon()
-        _abandon(list(self._streams))
+        self.abandon(list(self._streams))
         self._streams = set()
         if hub is not None and _get_ident() != self._hub_ident:
-            _abandon(hub)               # another thread's hub: that thread does not exist here
+            self.abandon(hub)               # another thread's hub: that thread does not exist here
             self._hub = None
             self._hub_ident = None

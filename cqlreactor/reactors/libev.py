@@ -18,7 +18,6 @@ binding, so a machine without libev headers or a compiler sees ReactorUnavailabl
 
 import collections
 import logging
-import os
 import threading
 import time
 
@@ -26,7 +25,7 @@ from cqlreactor.reactors import _libev_cffi
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
                                           start_loop_thread)
-from cqlreactor.reactors.base import LoopTimer, Reactor, _abandon, callback_runner
+from cqlreactor.reactors.base import PID_CHECK_NEEDED, LoopTimer, Reactor, callback_runner
 
 _LoopClass = _libev_cffi.load()    # raises ReactorUnavailable with what to install
 
@@ -34,7 +33,6 @@ __all__ = ["LibevReactor"]
 
 log = logging.getLogger(__name__)
 
-_CHECK_PID = not hasattr(os, "register_at_fork")
 _JOIN_TIMEOUT = 10.0
 _monotonic = time.monotonic
 
@@ -172,7 +170,7 @@ class LibevReactor(Reactor):
     # --- loop ----------------------------------------------------------------------------------
 
     def start(self):
-        if _CHECK_PID:
+        if PID_CHECK_NEEDED:
             self.check_fork()
         if self._state is not None:
             return
@@ -221,12 +219,7 @@ class LibevReactor(Reactor):
             log.warning("the libev loop thread did not stop within %gs", _JOIN_TIMEOUT)
 
     def _shutdown(self, state):
-        for conn in list(self._connections):
-            if conn.reactor is self:
-                try:
-                    conn._close_in_loop()
-                except Exception:
-                    log.exception("closing %r failed", conn)
+        self.close_connections()
         for stream in list(state.streams):
             stream.close()
         for timer in list(state.timers):
@@ -239,14 +232,14 @@ class LibevReactor(Reactor):
 
     def call_soon_threadsafe(self, fn, *args):
         state = self._state
-        if state is None or _CHECK_PID:
+        if state is None or PID_CHECK_NEEDED:
             self.start()
             state = self._state
         state.enqueue(fn, args)
 
     def call_later(self, delay, fn, *args):
         state = self._state
-        if state is None or _CHECK_PID:
+        if state is None or PID_CHECK_NEEDED:
             self.start()
             state = self._state
         timer = _Timer(self, delay, fn, args)
@@ -268,11 +261,11 @@ class LibevReactor(Reactor):
 
     # --- fork ----------------------------------------------------------------------------------
 
-    def _reinit_after_fork(self):
+    def reinit_after_fork(self):
         # The parent's loop shares its epoll set with the parent, and its thread does not exist
         # here: keep every object alive (no finalizer, no ev_io_stop) and start afresh on use.
         state = self._state
         if state is not None:
-            _abandon(state, list(state.streams), list(state.timers))
+            self.abandon(state, list(state.streams), list(state.timers))
         self._lock = threading.Lock()
         self._state = None

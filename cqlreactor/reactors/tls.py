@@ -14,13 +14,29 @@ address when the endpoint has none).  Hostname verification is on unless the cal
 turned ``check_hostname`` off.  A failed handshake raises :class:`TLSError` whose ``reason`` is
 ``"certificate"`` (chain not trusted, expired ...), ``"hostname"`` (the certificate does not name
 the server) or ``"protocol"`` (no common version or cipher, not TLS at all, peer gone ...).
+
+Identity other than the SNI name (``check_hostname_as``): OpenSSL checks the certificate against
+the one name it sends as SNI.  Where the two differ -- Astra's SNI proxy routes on the node's host
+id, but every node's certificate names the proxy; a cluster reached by IP whose nodes all carry
+one service name -- the layer sends ``server_hostname`` as SNI and, once the chain is verified,
+checks the certificate against ``check_hostname_as`` itself (:func:`hostname_matches`: RFC 6125
+DNS names with a left-most wildcard, IP addresses against IP subjectAltNames only).  A mismatch
+fails the handshake like OpenSSL's own check: ``TLSError`` with reason ``"hostname"``.  The
+context must verify the chain (``CERT_REQUIRED``) and leave ``check_hostname`` off (OpenSSL would
+check the SNI name instead).  Without the argument the layer takes the name the context carries
+(:func:`identity_of`: the cloud contexts, and :func:`context_from_options` with
+``ssl_options={"check_hostname_as": ...}``), so every user of such a context gets the check;
+the driver passes ``Reactor.connect(..., check_hostname_as=...)`` through.
 """
 
+import ipaddress
 import ssl
 
 from cqlreactor.core.errors import ConnectionDefunct, TLSError
 
-__all__ = ["TLSLayer", "default_context", "classify_ssl_error"]
+__all__ = ["TLSLayer", "default_context", "classify_ssl_error", "context_from_options",
+           "identity_of", "context_class", "IdentityContextMixin", "hostname_matches",
+           "peer_identity_problem"]
 
 # OpenSSL X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH
 _NAME_MISMATCH_CODES = (62, 64)
@@ -30,6 +46,135 @@ _READ_SIZE = 256 * 1024
 def default_context():
     """A client context that verifies the chain against the system CAs and the hostname."""
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+
+
+def context_from_options(ssl_options):
+    """An SSLContext from cassandra-driver style ``ssl_options``.
+
+    Keys: ``ca_certs``, ``certfile``, ``keyfile``, ``check_hostname`` (default True),
+    ``cert_reqs`` (default CERT_REQUIRED), and ``check_hostname_as``: a name every server
+    certificate must carry instead of the endpoint's (see the module docstring; it turns
+    OpenSSL's own check off and needs ``cert_reqs`` CERT_REQUIRED).
+
+    Raises:
+        ValueError: an unknown key, or ``check_hostname_as`` without certificate verification.
+    """
+    options = dict(ssl_options)
+    cafile = options.pop("ca_certs", None)
+    check_hostname = options.pop("check_hostname", True)
+    cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
+    check_as = options.pop("check_hostname_as", None)
+    if check_as:
+        if cert_reqs != ssl.CERT_REQUIRED:
+            raise ValueError("ssl_options check_hostname_as=%r needs cert_reqs CERT_REQUIRED: a "
+                             "name is only worth checking on a verified certificate"
+                             % (check_as,))
+        context = context_class("IdentitySSLContext")(ssl.PROTOCOL_TLS_CLIENT)
+        context.tls_hostname = check_as
+        context.check_hostname = False
+        if cafile:
+            context.load_verify_locations(cafile=cafile)
+        else:
+            context.load_default_certs()
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+        context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE
+    context.verify_mode = cert_reqs
+    certfile = options.pop("certfile", None)
+    if certfile:
+        context.load_cert_chain(certfile, options.pop("keyfile", None))
+    if options:
+        raise ValueError("unknown ssl_options: %s" % ", ".join(sorted(options)))
+    return context
+
+
+class IdentityContextMixin(object):
+    """Mixed into an ``ssl.SSLContext`` class by :func:`context_class`: ``tls_hostname``, the
+    name :class:`TLSLayer` checks server certificates against instead of the SNI name."""
+
+    tls_hostname = None
+
+
+_context_classes = {}
+
+
+def context_class(name, mixin=IdentityContextMixin):
+    """``mixin`` over whatever ``ssl.SSLContext`` is *now* (a subclass of it, cached by both).
+
+    gevent/eventlet monkey-patching replace ``ssl.SSLContext`` with a green class, whose
+    instances take no new attributes and whose original would hit eventlet's recursion bug on
+    attribute setters (eventlet #371); so a context that must carry ``tls_hostname`` is made
+    from a subclass of the current class."""
+    base = ssl.SSLContext
+    key = (name, mixin, base)
+    cls = _context_classes.get(key)
+    if cls is None:
+        cls = type(name, (mixin, base), {"__doc__": mixin.__doc__})
+        _context_classes[key] = cls
+    return cls
+
+
+def identity_of(context):
+    """The name ``context`` says server certificates must carry instead of the SNI name: its
+    ``tls_hostname`` (cloud contexts, :func:`context_from_options`), or None."""
+    return getattr(context, "tls_hostname", None) or None
+
+
+def _ip(text):
+    try:
+        return ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _dns_matches(pattern, hostname):
+    pattern = pattern.lower().rstrip(".")
+    hostname = hostname.lower().rstrip(".")
+    if "*" not in pattern:
+        return pattern == hostname
+    # only a whole left-most label may be a wildcard ("*.example.com"), matching one label
+    p_first, _, p_rest = pattern.partition(".")
+    h_first, _, h_rest = hostname.partition(".")
+    if p_first != "*" or "*" in p_rest or not p_rest or p_rest.count(".") < 1:
+        return False
+    return bool(h_first) and h_rest == p_rest
+
+
+def hostname_matches(peercert, hostname):
+    """True if the decoded peer certificate (``SSLObject.getpeercert()``) names hostname.
+
+    IP addresses match only IP subjectAltNames; names match DNS subjectAltNames (RFC 6125
+    left-most wildcard), or the common name when the certificate has no subjectAltName.
+    """
+    ip = _ip(hostname)
+    sans = peercert.get("subjectAltName", ())
+    for kind, value in sans:
+        if ip is not None and kind == "IP Address" and _ip(value) == ip:
+            return True
+        if ip is None and kind == "DNS" and _dns_matches(value, hostname):
+            return True
+    if not sans and ip is None:
+        for rdn in peercert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName" and _dns_matches(value, hostname):
+                    return True
+    return False
+
+
+def peer_identity_problem(ssl_object, hostname):
+    """None if the verified peer certificate of ``ssl_object`` (an SSLObject or SSLSocket after
+    its handshake) names ``hostname``, else what is wrong, as text ("hostname mismatch: ...")."""
+    if ssl_object.context.verify_mode != ssl.CERT_REQUIRED:
+        return "refusing to check %r on an unverified certificate (verify_mode is not " \
+               "CERT_REQUIRED)" % (hostname,)
+    cert = ssl_object.getpeercert()
+    if not cert:
+        return "the server presented no certificate"
+    if not hostname_matches(cert, hostname):
+        names = [v for _, v in cert.get("subjectAltName", ())]
+        return "hostname mismatch: the server certificate does not name %r (it names %s)" % (
+            hostname, ", ".join(names) or "nothing")
+    return None
 
 
 def classify_ssl_error(exc):
@@ -57,12 +202,27 @@ class TLSLayer(object):
         server_hostname: SNI name and the name to verify; None skips SNI (and needs a context
             with ``check_hostname`` off).
         host: the endpoint as text, put into every error.
+        check_hostname_as: verify the certificate against this name instead of
+            ``server_hostname`` (which is still the SNI); see the module docstring.  None:
+            the context's :func:`identity_of`, if any.
+    Raises:
+        ValueError: ``check_hostname_as`` with a context that does not verify certificates or
+            that checks the SNI name itself (``check_hostname`` on).
+        TLSError: the context cannot start a client session (reason ``"protocol"``).
     """
 
-    def __init__(self, context=None, server_hostname=None, host=None):
+    def __init__(self, context=None, server_hostname=None, host=None, check_hostname_as=None):
         self.context = context if context is not None else default_context()
         self.host = host
         self.server_hostname = server_hostname
+        if check_hostname_as is None:
+            check_hostname_as = identity_of(self.context)
+        self.check_hostname_as = check_hostname_as
+        if check_hostname_as and (self.context.check_hostname
+                                  or self.context.verify_mode != ssl.CERT_REQUIRED):
+            raise ValueError("check_hostname_as=%r needs a context with verify_mode CERT_REQUIRED "
+                             "and check_hostname off (it would check %r instead)"
+                             % (check_hostname_as, server_hostname))
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         try:
@@ -92,6 +252,10 @@ class TLSLayer(object):
         except (ssl.SSLError, ssl.CertificateError) as exc:
             raise self._error(getattr(exc, "verify_message", None) or str(exc),
                               classify_ssl_error(exc), exc)
+        if self.check_hostname_as:
+            problem = peer_identity_problem(self._ssl, self.check_hostname_as)
+            if problem:
+                raise self._error(problem, "hostname")
         self.handshake_complete = True
         return True
 

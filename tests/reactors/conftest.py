@@ -1,4 +1,5 @@
-"""Fixtures of the reactor conformance suite.
+"""Fixtures of the reactor tests (the conformance suite's class brings its own, and reuses
+``sim`` from here).
 
 ``reactor_class`` is parametrised by the pytest plugin's ``reactor_params`` (from
 compat_matrix.yaml): one id per reactor the matrix knows ("asyncio+uvloop" when uvloop drives

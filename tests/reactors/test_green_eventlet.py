@@ -23,7 +23,7 @@ import pytest
 eventlet = pytest.importorskip("eventlet")
 
 from cqlreactor.reactors import matrix  # noqa: E402
-from reactor_helpers import Collector, endpoint_of, query, rows_of  # noqa: E402
+from cqlreactor.testing.conformance import Collector, endpoint_of, query, rows_of  # noqa: E402
 
 OPT_IN = {matrix.ALLOW_ENV: "eventlet"}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

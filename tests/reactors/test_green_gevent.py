@@ -16,7 +16,7 @@ import pytest
 gevent = pytest.importorskip("gevent")
 
 from cqlreactor.reactors import matrix  # noqa: E402
-from reactor_helpers import Collector, endpoint_of, query, rows_of  # noqa: E402
+from cqlreactor.testing.conformance import Collector, endpoint_of, query, rows_of  # noqa: E402
 
 if matrix.reactor_status("gevent").state != "available":
     pytest.skip("gevent reactor not available here", allow_module_level=True)

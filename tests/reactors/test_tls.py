@@ -3,7 +3,6 @@ against the simulated cluster's TLS listener, with real certificates made by ``c
 
 import os
 import re
-import socket
 import ssl
 
 import pytest
@@ -16,7 +15,7 @@ from cqlreactor.reactors.base import Endpoint  # noqa: E402
 from cqlreactor.reactors.tls import TLSLayer  # noqa: E402
 from cqlreactor.testing.certs import make_ca, make_cert  # noqa: E402
 
-from reactor_helpers import Collector, endpoint_of, query  # noqa: E402
+from cqlreactor.testing.conformance import Collector, endpoint_of, query  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +93,11 @@ def test_handshake_and_data_both_ways(pki):
     assert plaintext == payload[::-1]
 
 
-def test_sni_carries_the_endpoint_hostname(pki):
+def sni_sent_by(client, cert):
+    """The SNI name of the ClientHello ``client`` (a TLSLayer) starts with."""
     seen = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pki["node"].cert_path, pki["node"].key_path)
+    context.load_cert_chain(cert.cert_path, cert.key_path)
     callback = lambda obj, name, ctx: seen.append(name)  # noqa: E731
     if hasattr(context, "sni_callback"):
         context.sni_callback = callback
@@ -105,11 +105,15 @@ def test_sni_carries_the_endpoint_hostname(pki):
         context.set_servername_callback(callback)
     s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO()
     server = context.wrap_bio(s_in, s_out, server_side=True)
-    client = TLSLayer(client_context(pki["ca"]), "localhost")
     s_in.write(client.start())
     with pytest.raises(ssl.SSLWantReadError):
         server.do_handshake()
-    assert seen == ["localhost"]
+    return seen
+
+
+def test_sni_carries_the_endpoint_hostname(pki):
+    client = TLSLayer(client_context(pki["ca"]), "localhost")
+    assert sni_sent_by(client, pki["node"]) == ["localhost"]
 
 
 def test_untrusted_certificate_is_a_certificate_error(pki):
@@ -165,6 +169,47 @@ def test_a_peer_that_does_not_speak_tls_is_a_protocol_error(pki):
     assert info.value.reason == "protocol"
 
 
+def test_check_hostname_as_sends_one_name_and_checks_another(pki):
+    client_ctx = client_context(pki["ca"])
+    client_ctx.check_hostname = False       # OpenSSL would check the SNI name
+    hello = TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost")
+    assert sni_sent_by(hello, pki["node"]) == ["3c7a2d51-host-id"]     # SNI: the one name ...
+    client = TLSLayer(client_ctx, "3c7a2d51-host-id", check_hostname_as="localhost")
+    handshake(client, pki["node"])          # ... the certificate checked against the other
+    assert client.handshake_complete
+    wrong = TLSLayer(client_ctx, "localhost", host="node1:9042",
+                     check_hostname_as="db.example.com")
+    with pytest.raises(TLSError) as info:
+        handshake(wrong, pki["node"])
+    assert info.value.reason == "hostname" and "db.example.com" in str(info.value)
+    assert "node1:9042" in str(info.value)
+
+
+def test_check_hostname_as_refuses_a_context_that_would_not_honour_it(pki):
+    with pytest.raises(ValueError, match="check_hostname"):
+        TLSLayer(client_context(pki["ca"]), "x", check_hostname_as="localhost")
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError, match="CERT_REQUIRED"):
+        TLSLayer(unverified, "x", check_hostname_as="localhost")
+
+
+def test_context_from_options_carries_check_hostname_as(pki):
+    context = tls_module.context_from_options({"ca_certs": pki["ca"].cert_path,
+                                               "check_hostname_as": "localhost"})
+    assert not context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    assert tls_module.identity_of(context) == "localhost"
+    client = TLSLayer(context, "10.1.2.3")      # the layer reads the name off the context
+    assert client.check_hostname_as == "localhost"
+    handshake(client, pki["node"])
+    assert client.handshake_complete
+    with pytest.raises(ValueError, match="CERT_REQUIRED"):
+        tls_module.context_from_options({"check_hostname_as": "x", "cert_reqs": ssl.CERT_NONE})
+    with pytest.raises(ValueError, match="unknown ssl_options: bogus"):
+        tls_module.context_from_options({"bogus": 1})
+
+
 def test_default_context_verifies_chain_and_hostname():
     context = tls_module.default_context()
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -194,7 +239,7 @@ def test_tls_connection_works(reactor, tls_cluster, pki):
         conn = reactor.connect(endpoint_of(tls_cluster), protocol_version=version,
                                ssl_context=client_context(pki["ca"]))
         try:
-            assert conn._tls is not None and conn._tls.cipher() is not None
+            assert conn.tls is not None and conn.tls.cipher() is not None
             collector = Collector(reactor, 200)
             for i in range(200):
                 conn.send(query("SELECT v FROM tls0"), collector.callback(i), timeout=30)
