@@ -60,8 +60,9 @@ class Recorder(object):
         if watched(fullname) and fullname not in self.found:
             chain, frame = [], sys._getframe(1)
             while frame is not None:
-                if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") != "__main__":
-                    chain.append(frame.f_globals.get("__name__", "?"))
+                module = frame.f_globals.get("__name__", "?")
+                if frame.f_code.co_name == "<module>" and module != "__main__":
+                    chain.append(module)
                 frame = frame.f_back
             self.found[fullname] = chain[::-1]
         return None
