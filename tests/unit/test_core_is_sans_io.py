@@ -175,3 +175,23 @@ def test_checker_catches_a_socket_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\nfrom socket import socket\n", encoding="utf-8")
     assert "socket" in list(_imported_modules(sample))
+
+
+# --- the lazy package __init__ ------------------------------------------------------------------
+
+def test_the_public_names_still_resolve_from_the_lazy_package():
+    import cqlreactor
+    names = [n for n in cqlreactor.__all__ if n != "__version__"]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert getattr(cqlreactor, name) is not None, name
+    assert set(cqlreactor.__all__) <= set(dir(cqlreactor))
+    namespace = {}
+    exec("from cqlreactor import *", namespace)
+    assert set(names) <= set(namespace)
+    from cqlreactor import Cluster, ConsistencyLevel, ProtocolError  # noqa: F401
+    assert cqlreactor.policies.RoundRobinPolicy is cqlreactor.RoundRobinPolicy
+    with pytest.raises(AttributeError):
+        cqlreactor.no_such_name
+    with pytest.raises(AttributeError):
+        cqlreactor._private_thing
