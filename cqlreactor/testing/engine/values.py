@@ -17,8 +17,8 @@ import struct
 import uuid
 
 from cqlreactor.core import types as _t
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing.store import sort_key_for
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine.store import sort_key_for
 
 __all__ = ["literal_value", "type_for", "normalize", "split_cells", "join_cells",
            "split_pairs", "join_pairs", "python_to_bytes", "check_bytes", "now_timeuuid"]
@@ -138,7 +138,7 @@ def _parse_duration(text):
 def literal_value(term, type_expr, column="value"):
     """The Python value (for core.types serialize) of a constant term for ``type_expr``.
 
-    Returns None for null. ``term`` is a cql_parser Const or Collection without bind markers.
+    Returns None for null. ``term`` is a parser Const or Collection without bind markers.
     Raises ValueError with Cassandra's wording for mismatches.
     """
     texpr = _unfrozen(type_expr)
