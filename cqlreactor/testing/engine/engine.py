@@ -7,6 +7,7 @@ of every read and write) live here too.  The package ``__init__`` documents the 
 """
 
 import bisect
+import functools
 import hashlib
 import time
 import uuid
@@ -24,6 +25,23 @@ from cqlreactor.testing.engine.store import ColumnDef, Keyspace, Table, routing_
 from cqlreactor.testing.engine.writes import ModificationPlan, run_batch
 
 __all__ = ["Engine"]
+
+
+def _answers(entry_point):
+    """Every failure inside an entry point becomes an EngineError: the engine answers, never
+    crashes (a too deeply nested statement is Invalid, anything unexpected ServerError)."""
+    @functools.wraps(entry_point)
+    def answer(*args, **kwargs):
+        try:
+            return entry_point(*args, **kwargs)
+        except EngineError:
+            raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
+        except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
+            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
+                                            "%s: %s" % (type(exc).__name__, exc))
+    return answer
 
 
 class _Ctx(object):
@@ -198,6 +216,7 @@ class Engine(object):
         return ts
 
     # --- entry points ---
+    @_answers
     def execute(self, query, values=None, names=None, keyspace=None, node=0, consistency=1,
                 page_size=None, paging_state=None, protocol_version=4, timestamp=None):
         """Run one CQL statement. Returns (result, schema_changed).
@@ -205,31 +224,16 @@ class Engine(object):
         ``timestamp`` is the request's default write timestamp (microseconds), when the
         client sent one.
         """
-        try:
-            plan = self._plan(query, keyspace)
-            vals = plan.bind(values, names)
-            result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                    protocol_version, timestamp))
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        plan = self._plan(query, keyspace)
+        vals = plan.bind(values, names)
+        result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                                protocol_version, timestamp))
         return result, isinstance(result, SchemaChange)
 
+    @_answers
     def prepare(self, query, keyspace=None, node=None):
         """Prepare a statement (on ``node``, or on every node when None)."""
-        try:
-            plan = self._plan(query, keyspace)
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "simulator failure: %s: %s"
-                              % (type(exc).__name__, exc))
+        plan = self._plan(query, keyspace)
         qid = hashlib.md5(((keyspace or "") + query).encode("utf-8")).digest()
         self._prepared[qid] = (query, keyspace)
         if node is None:
@@ -251,47 +255,33 @@ class Engine(object):
         query, ks = entry
         return self._plan(query, ks if ks is not None else keyspace)
 
+    @_answers
     def execute_prepared(self, query_id, values, keyspace=None, node=0, consistency=1,
                          page_size=None, paging_state=None, protocol_version=4, names=None,
                          timestamp=None):
         """Run a prepared statement. Returns the result (unknown id: Unprepared 0x2500)."""
-        try:
-            plan = self._prepared_plan(query_id, node, keyspace)
-            vals = plan.bind(values, names)
-            return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                  protocol_version, timestamp))
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        plan = self._prepared_plan(query_id, node, keyspace)
+        vals = plan.bind(values, names)
+        return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                              protocol_version, timestamp))
 
+    @_answers
     def batch(self, statements, keyspace=None, node=0, consistency=1, batch_type=0,
               timestamp=None):
         """Run a BATCH message: statements are (query or prepared id, is_prepared, values)."""
-        try:
-            ctx = self._ctx(node, consistency, None, None, 4, timestamp)
-            items = []
-            for query_or_id, is_prepared, values in statements:
-                if is_prepared:
-                    plan = self._prepared_plan(query_or_id, node, keyspace)
-                else:
-                    plan = self._plan(query_or_id, keyspace)
-                if not isinstance(plan, ModificationPlan):
-                    raise invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE "
-                                   "statements are allowed.")
-                items.append((plan, plan.bind(values, None)))
-            kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
-            return run_batch(self, items, ctx, kind)
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        ctx = self._ctx(node, consistency, None, None, 4, timestamp)
+        items = []
+        for query_or_id, is_prepared, values in statements:
+            if is_prepared:
+                plan = self._prepared_plan(query_or_id, node, keyspace)
+            else:
+                plan = self._plan(query_or_id, keyspace)
+            if not isinstance(plan, ModificationPlan):
+                raise invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE "
+                              "statements are allowed.")
+            items.append((plan, plan.bind(values, None)))
+        kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
+        return run_batch(self, items, ctx, kind)
 
     def _ctx(self, node, consistency, page_size, paging_state, protocol_version,
              timestamp=None):

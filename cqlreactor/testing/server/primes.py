@@ -10,16 +10,14 @@ import datetime
 import decimal
 import hashlib
 import re
-import struct
 import uuid
 
-from cqlreactor.core import results, types as cql_types, wire
+from cqlreactor.core import messages, results, types as cql_types, wire
 from cqlreactor.testing.server.control import decode_value, encode_value
 
 __all__ = ["Prime", "PrimeTable", "prime_from_args", "describe_request", "rows_body",
            "primed_prepared_body", "ERROR_CODES"]
 
-_INT = struct.Struct(">i")
 QUERY, PREPARE, EXECUTE, BATCH = 0x07, 0x09, 0x0A, 0x0D
 _OPCODE_NAMES = {0x07: "QUERY", 0x09: "PREPARE", 0x0A: "EXECUTE", 0x0D: "BATCH",
                  0x05: "OPTIONS", 0x0B: "REGISTER", 0x01: "STARTUP"}
@@ -261,59 +259,15 @@ def primed_prepared_body(prepared_id, prime, version):
         hashlib.md5(prepared_id).digest()).encode_body(version)
 
 
-def describe_params(body, pos, version):
-    consistency = struct.unpack_from(">H", body, pos)[0]
-    pos += 2
-    if version >= 5:
-        flags = _INT.unpack_from(body, pos)[0]
-        pos += 4
-    else:
-        flags = body[pos]
-        pos += 1
-    info = {"consistency": CONSISTENCY_NAMES[consistency]
-            if consistency < len(CONSISTENCY_NAMES) else consistency}
-    if flags & 0x01:
-        count = struct.unpack_from(">H", body, pos)[0]
-        pos += 2
-        values = []
-        names = []
-        for _ in range(count):
-            if flags & 0x40:
-                name, pos = wire.read_string(body, pos)
-                names.append(name)
-            length = _INT.unpack_from(body, pos)[0]
-            pos += 4
-            if length < 0:
-                values.append(None)
-            else:
-                values.append(bytes(body[pos:pos + length]).hex())
-                pos += length
-        info["values"] = values
-        if names:
-            info["names"] = names
-    return info
-
-
-def describe_batch(body, prepared_text):
-    pos = 1
-    count = struct.unpack_from(">H", body, pos)[0]
-    pos += 2
-    queries = []
-    for _ in range(count):
-        kind = body[pos]
-        pos += 1
-        if kind == 0:
-            text, pos = wire.read_long_string(body, pos)
-        else:
-            prepared_id, pos = wire.read_short_bytes(body, pos)
-            text = prepared_text.get(bytes(prepared_id))
-        n = struct.unpack_from(">H", body, pos)[0]
-        pos += 2
-        for _ in range(n):
-            length = _INT.unpack_from(body, pos)[0]
-            pos += 4 + max(length, 0)
-        queries.append(text)
-    return queries
+def _describe_parameters(info, parameters):
+    consistency = parameters.consistency
+    info["consistency"] = CONSISTENCY_NAMES[consistency] \
+        if 0 <= consistency < len(CONSISTENCY_NAMES) else consistency
+    if parameters.values is not None:
+        info["values"] = [bytes(v).hex() if isinstance(v, (bytes, bytearray, memoryview))
+                          else None for v in parameters.values]
+        if parameters.names:
+            info["names"] = list(parameters.names)
 
 
 def describe_request(entry, compressors, prepared_text):
@@ -327,19 +281,20 @@ def describe_request(entry, compressors, prepared_text):
             body = compressors[compression].decompress_frame(body)
         body = strip_request_extras(flags, body)
         info = {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode)}
+        if opcode in (QUERY, PREPARE, EXECUTE, BATCH):
+            message = messages.OPCODES[opcode].decode_body(body, version)
         if opcode in (QUERY, PREPARE):
-            info["query"], pos = wire.read_long_string(body, 0)
+            info["query"] = message.query
             if opcode == QUERY:
-                info.update(describe_params(body, pos, version))
+                _describe_parameters(info, message.parameters)
         elif opcode == EXECUTE:
-            prepared_id, pos = wire.read_short_bytes(body, 0)
-            info["prepared_id"] = bytes(prepared_id).hex()
-            info["query"] = prepared_text.get(bytes(prepared_id))
-            if version >= 5:
-                _, pos = wire.read_short_bytes(body, pos)
-            info.update(describe_params(body, pos, version))
+            prepared_id = bytes(message.query_id)
+            info["prepared_id"] = prepared_id.hex()
+            info["query"] = prepared_text.get(prepared_id)
+            _describe_parameters(info, message.parameters)
         elif opcode == BATCH:
-            info["queries"] = describe_batch(body, prepared_text)
+            info["queries"] = [s[0] if isinstance(s[0], str) else prepared_text.get(bytes(s[0]))
+                               for s in message.statements]
         return info
     except Exception as exc:         # a malformed request is still logged
         return {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode),
