@@ -308,6 +308,17 @@ class _Parser(TokenStream):
         return Truncate(ks, name)
 
     # --- terms ---
+    def terms_until(self, close):
+        """Comma-separated terms up to ``close`` (which is consumed); maybe none."""
+        items = []
+        if not self.accept_op(close):
+            while True:
+                items.append(self.term())
+                if self.accept_op(close):
+                    break
+                self.expect_op(",")
+        return items
+
     def term(self):
         t = self.peek()
         kind = t[0]
@@ -334,14 +345,7 @@ class _Parser(TokenStream):
                     return Const("float", float("-inf") if nxt[1] == "infinity" else float("nan"))
             if op == "[":
                 self.i += 1
-                items = []
-                if not self.accept_op("]"):
-                    while True:
-                        items.append(self.term())
-                        if self.accept_op("]"):
-                            break
-                        self.expect_op(",")
-                return Collection("list", items)
+                return Collection("list", self.terms_until("]"))
             if op == "{":
                 self.i += 1
                 return self.brace_literal()
@@ -373,14 +377,7 @@ class _Parser(TokenStream):
                 return Const("float", float("inf"))
             if self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
                 self.i += 2
-                args = []
-                if not self.accept_op(")"):
-                    while True:
-                        args.append(self.term())
-                        if self.accept_op(")"):
-                            break
-                        self.expect_op(",")
-                return FuncCall(w, args)
+                return FuncCall(w, self.terms_until(")"))
         raise self.error("a value")
 
     def brace_literal(self):
@@ -481,14 +478,7 @@ class _Parser(TokenStream):
             if self.at_op("?") or self.at_op(":"):
                 return Relation(col, "IN", self.term())
             self.expect_op("(")
-            items = []
-            if not self.accept_op(")"):
-                while True:
-                    items.append(self.term())
-                    if self.accept_op(")"):
-                        break
-                    self.expect_op(",")
-            return Relation(col, "IN", items)
+            return Relation(col, "IN", self.terms_until(")"))
         if t[0] == "id" and t[1] == "contains":
             if self.accept_kw("key"):
                 return Relation(col, "CONTAINS KEY", self.term())

@@ -137,11 +137,16 @@ def _key_values(table, getters, vals, what):
     return tuple(out)
 
 
-def _compile_insert(engine, stmt, keyspace):
+def _modifiable_table(engine, stmt, keyspace):
     table = _check_table_name(engine, stmt, keyspace)
     if table.virtual:
         raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
                           % (table.keyspace, table.name))
+    return table
+
+
+def _compile_insert(engine, stmt, keyspace):
+    table = _modifiable_table(engine, stmt, keyspace)
     if table.is_counter:
         raise invalid("INSERT statements are not allowed on counter tables, use UPDATE "
                        "instead")
@@ -335,10 +340,7 @@ def _make_condition(table, conds, if_exists, evaluated, key, ck_key, static_only
 
 
 def _compile_update(engine, stmt, keyspace):
-    table = _check_table_name(engine, stmt, keyspace)
-    if table.virtual:
-        raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
-                          % (table.keyspace, table.name))
+    table = _modifiable_table(engine, stmt, keyspace)
     comp = _Compiler(engine, stmt, keyspace)
     plan = ModificationPlan()
     plan.table = table
@@ -517,10 +519,7 @@ def _collection_op(c, op, cur, v, k):
 
 
 def _compile_delete(engine, stmt, keyspace):
-    table = _check_table_name(engine, stmt, keyspace)
-    if table.virtual:
-        raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
-                          % (table.keyspace, table.name))
+    table = _modifiable_table(engine, stmt, keyspace)
     comp = _Compiler(engine, stmt, keyspace)
     plan = ModificationPlan()
     plan.table = table
