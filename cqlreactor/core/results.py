@@ -288,7 +288,8 @@ def write_column_specs(columns, protocol_version, flags_out=0):
 
 # Cache of parsed result metadata, keyed by a cheap prefix of its bytes; an entry is used only when
 # the body really holds the entry's whole metadata bytes at that position (``startswith``), so a
-# hit is exact.  Note: the cached column list is shared by every result decoded from it.  Parsing is deterministic, so equal bytes always mean equal metadata.
+# hit is exact (parsing is deterministic: equal bytes always mean equal metadata).  The cached
+# column list is shared by every result decoded from it.
 _METADATA_CACHE = {}
 _METADATA_CACHE_MAX = 512
 _KEY_PREFIX = 48

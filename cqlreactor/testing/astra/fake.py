@@ -13,12 +13,12 @@ What it is made of, as on Astra:
   certificate and the client certificate of the bundle.  The nodes' certificate names the
   proxy's host (``localhost`` / ``127.0.0.1``), not the host ids;
 - the simulated cluster (``cluster.SimulatedCluster``) with TLS on its nodes;
-- :class:`MetadataServer` (``metadata.py``): ``GET /metadata`` over HTTPS, client certificate required, answering
-  local DC, host ids and the proxy address;
-- :class:`SniProxy` (``proxy.py``): reads the ClientHello's server name without terminating TLS and pipes the
-  connection to the node whose host id it names;
-- the secure connect bundle (``bundle.py``: config.json, ca.crt, cert, key and the Java keystore names as
-  placeholders) written to ``bundle_path``.
+- :class:`MetadataServer` (``metadata.py``): ``GET /metadata`` over HTTPS, client
+  certificate required, answering local DC, host ids and the proxy address;
+- :class:`SniProxy` (``proxy.py``): reads the ClientHello's server name without terminating
+  TLS and pipes the connection to the node whose host id it names;
+- the secure connect bundle (``bundle.py``: config.json, ca.crt, cert, key and the Java
+  keystore names as placeholders) written to ``bundle_path``.
 
 Fault knobs for tests: ``astra.metadata.mode`` = "ok" | "down" | "slow" | "bad_json" |
 "missing_fields" | "http_error" (``astra.metadata.delay`` for "slow"), and

@@ -9,7 +9,7 @@ Every problem is a :class:`CqlSyntaxError` (the engine turns it into a protocol
 ``SyntaxError``, code 0x2000) whose message names the offending token and its position.
 """
 
-from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: callers use P.Select ...)
+from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
     CreateType, Delete, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,

@@ -3,8 +3,8 @@
 Architecture: **one thread, one ``selectors`` loop for every node and the control channel.**
 On CPython the GIL lets one thread run Python at a time, so a thread per node would only add
 lock traffic and context switches on a 2-core machine; one loop keeps the shared in-memory
-store (the ``engine`` package) free of locks, makes faults exact (a ``stop_node`` takes effect between
-two requests, never inside one) and leaves the other core to the client being measured.
+store (the ``engine`` package) free of locks, makes faults exact (a ``stop_node`` takes effect
+between two requests, never inside one) and leaves the other core to the client being measured.
 
 Per connection the loop reads what the socket has (up to 256 KiB), handles every complete
 frame in it and answers all of them with one ``send``.  The hot path does not decode messages:
