@@ -37,19 +37,17 @@ import selectors
 import signal
 import socket
 import ssl
-import struct
 import sys
 import time
 import traceback
 
 from cqlreactor.core import wire
 from cqlreactor.core.compression import available_compressors
-from cqlreactor.core.errors import ProtocolError
 from cqlreactor.testing.server import control, primes
 from cqlreactor.testing.server.faults import Faults
 from cqlreactor.testing.server.protocol import Protocol
 from cqlreactor.testing.server.state import (
-    AUTHENTICATING, CLOSED, CQL_VERSION, READ_SIZE, NodeState, ServerConnection)
+    CLOSED, CQL_VERSION, READ_SIZE, NodeState, ServerConnection)
 from cqlreactor.testing.server.topology import Topology
 
 __all__ = ["ClusterServer", "NodeState", "run_cluster"]
@@ -345,25 +343,8 @@ class ClusterServer(Protocol, Topology, Faults):
                 return
         if conn.closing:
             return
-        if conn.segments:
-            try:
-                conn.seg_decoder.add_data(data)
-                for payload in conn.seg_decoder:
-                    conn.envbuf += payload
-            except ProtocolError as exc:
-                if conn.phase == AUTHENTICATING and data[:1] == b"\x05":
-                    # A client that waits for AUTH_SUCCESS before switching: tell it why, in
-                    # the bare framing it still reads.
-                    stream = struct.unpack_from(">h", data, 2)[0] if len(data) >= 4 else 0
-                    self._protocol_failure(
-                        conn, stream, "Invalid frame: protocol v5 switches to segments right "
-                        "after the answer to STARTUP (AUTHENTICATE included), but a bare "
-                        "envelope arrived", frame_version=5)
-                    return
-                self._protocol_failure(conn, 0, str(exc))
-                return
-        else:
-            conn.envbuf += data
+        if not self._receive(conn, data):
+            return
         node = conn.node
         if node.stalled_until:
             if time.monotonic() < node.stalled_until:

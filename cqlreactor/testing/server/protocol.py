@@ -41,6 +41,29 @@ class Protocol(object):
 
     # --- frames ------------------------------------------------------------------------------
 
+    def _receive(self, conn, data):
+        """Bytes read from ``conn`` into its envelope buffer; False when the connection failed."""
+        if conn.segments:
+            try:
+                conn.seg_decoder.add_data(data)
+                for payload in conn.seg_decoder:
+                    conn.envbuf += payload
+            except ProtocolError as exc:
+                if conn.phase == AUTHENTICATING and data[:1] == b"\x05":
+                    # A client that waits for AUTH_SUCCESS before switching: tell it why, in
+                    # the bare framing it still reads.
+                    stream = struct.unpack_from(">h", data, 2)[0] if len(data) >= 4 else 0
+                    self._protocol_failure(
+                        conn, stream, "Invalid frame: protocol v5 switches to segments right "
+                        "after the answer to STARTUP (AUTHENTICATE included), but a bare "
+                        "envelope arrived", frame_version=5)
+                    return False
+                self._protocol_failure(conn, 0, str(exc))
+                return False
+        else:
+            conn.envbuf += data
+        return True
+
     def _process(self, conn):
         """Handle every complete frame buffered on ``conn``; answer them with one write."""
         buf = conn.envbuf
