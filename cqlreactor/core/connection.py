@@ -27,9 +27,8 @@ from .errors import (AuthenticationFailed, ConnectionDefunct, ConnectionExceptio
                      ProtocolError, UnsupportedProtocolVersion)
 from .events import (ConnectionClosed, ConnectionFailed, ConnectionReady, ProtocolVersionRejected,
                      RequestFailed, ResponseReceived, ServerEventReceived)
-from .frames import (DEFAULT_MAX_FRAME_SIZE, FLAG_USE_BETA, HEADER_LENGTH, SUPPORTED_VERSIONS,
-                     FrameDecoder)
-from .segments import SegmentDecoder, SegmentEncoder
+from .framing import CLIENT, Framing
+from .frames import DEFAULT_MAX_FRAME_SIZE, FLAG_USE_BETA, SUPPORTED_VERSIONS
 from .states import (HANDSHAKE_STATES, TERMINAL_STATES, TRANSITIONS, ConnectionState, Input)
 from .streams import KIND_HEARTBEAT, KIND_REQUEST, MAX_STREAMS, StreamTable
 
@@ -40,7 +39,6 @@ _READY = S.READY
 _HANDSHAKE_STREAM = 0
 _ERROR_PROTOCOL = 0x000A
 _ERROR_BAD_CREDENTIALS = 0x0100
-_length_at = struct.Struct(">i").unpack_from
 _pack_header = struct.Struct(">BBhBi").pack      # request frame header (9 bytes, v3+)
 _PreEncoded = _m.PreEncodedRequest
 
@@ -108,16 +106,10 @@ class Connection(object):
         self.compressor = None          # negotiated Compressor or None
         self.last_error = None          # why the connection is DEFUNCT
         self._flags = FLAG_USE_BETA if allow_beta else 0
-        self._frame_compressor = None   # v3/v4: compresses frame bodies after STARTUP
         self._streams = StreamTable(max_in_flight=max_in_flight, host=host)
-        self._out = []                  # encoded envelopes waiting for data_to_send()
-        self._pre_switch = b""          # bare envelopes queued before v5 framing started
-        self._hs_buf = bytearray()      # handshake: bytes not yet split into frames
-        self._hs_decoder = FrameDecoder(max_frame_size, versions=SUPPORTED_VERSIONS)
-        self._framed = False            # past the answer to STARTUP: framing switched
-        self._decoder = None            # once framed: FrameDecoder of our version
-        self._seg_decoder = None        # once framed, v5: segments in
-        self._seg_encoder = None
+        # Envelopes, segments and the v5 switch; _out is its queue, appended to directly.
+        self._framing = Framing(CLIENT, protocol_version, max_frame_size)
+        self._out = self._framing.queue
         # heartbeat
         self._next_tick = None          # None: anchor at the next handle_timeout(now)
         self._heartbeat_stream = None   # stream of the unanswered heartbeat, if any
@@ -202,8 +194,8 @@ class Connection(object):
         opcode = message.opcode
         record = self._streams.allocate(opcode, message, deadline, KIND_REQUEST, result_metadata)
         stream_id = record.stream_id
-        if message.__class__ is _PreEncoded and self._frame_compressor is None \
-                and not message.tracing and not message.custom_payload:
+        if message.__class__ is _PreEncoded and not message.tracing \
+                and not message.custom_payload:
             # The hot path: a body the session built once; only the header is new.
             body = message.body
             self._out.append(_pack_header(self.protocol_version, self._flags, stream_id,
@@ -211,7 +203,7 @@ class Connection(object):
             return stream_id
         try:
             self._out.append(_m.encode_message(message, stream_id, self.protocol_version,
-                                               self._flags, self._frame_compressor))
+                                               self._flags))
         except BaseException:
             self._streams.release(stream_id)
             raise
@@ -228,23 +220,11 @@ class Connection(object):
 
     def data_to_send(self):
         """Return (and forget) every byte queued for the server; b"" when nothing is queued."""
-        out = self._out
-        if not out:
-            if self._pre_switch:
-                data, self._pre_switch = self._pre_switch, b""
-                return data
-            return b""
-        self._out = []
-        if self._seg_encoder is not None:
-            data = self._seg_encoder.encode(out)
-            if self._pre_switch:
-                data, self._pre_switch = self._pre_switch + data, b""
-            return data
-        return out[0] if len(out) == 1 else b"".join(out)
+        return self._framing.data_to_send()
 
     def _queue(self, message, stream_id):
         self._out.append(_m.encode_message(message, stream_id, self.protocol_version,
-                                           self._flags, self._frame_compressor))
+                                           self._flags))
 
     # --- receiving ----------------------------------------------------------------------------
 
@@ -261,7 +241,7 @@ class Connection(object):
             return []
         events = []
         try:
-            if self._framed:
+            if self._framing.switched:
                 self._receive_framed(data, events)
             elif state in HANDSHAKE_STATES:
                 self._receive_handshake(data, events)
@@ -269,7 +249,7 @@ class Connection(object):
                 # IDLE (nothing sent yet) or CLOSING: the server speaks first only in error.
                 self._apply(Input.RECV_UNEXPECTED)
         except ProtocolError as exc:
-            self._become_defunct(exc, events)
+            self._become_defunct(exc.with_context(host=self.host), events)
         except Exception as exc:  # a decoder tripped over garbage: still the peer's bytes
             error = ProtocolError("malformed data from the server: %r" % (exc,), host=self.host)
             error.__cause__ = exc
@@ -277,18 +257,8 @@ class Connection(object):
         return events
 
     def _receive_framed(self, data, events):
-        decoder = self._decoder
-        pending_error = None
-        if self._seg_decoder is not None:
-            segs = self._seg_decoder
-            segs.add_data(data)
-            try:
-                for payload in segs:
-                    decoder.add_data(payload)
-            except ProtocolError as exc:
-                pending_error = exc     # deliver the whole frames before it, then fail
-        else:
-            decoder.add_data(data)
+        # A bad segment raises out of the loop after the frames completed before it.
+        frames_in = self._framing.receive_data(data)
         streams = self._streams
         release = streams.release
         lookup = streams._records.get       # StreamTable.get without the extra call
@@ -296,7 +266,7 @@ class Connection(object):
         version = self.protocol_version
         decode = _m.decode_message
         append = events.append
-        for frame in decoder:
+        for frame in frames_in:
             frames += 1
             if self.state is not _READY:
                 # still authenticating (v5 segments carry the SASL exchange), or the exchange
@@ -334,44 +304,24 @@ class Connection(object):
                     stream_id=stream_id, opcode=frame.opcode)
         if frames > heartbeats:
             self._received = True   # traffic other than heartbeats: the next tick is not idle
-        if pending_error is not None:
-            raise pending_error
 
     def _receive_handshake(self, data, events):
-        buf = self._hs_buf
-        buf += data
-        # Split frames by hand so that no byte after the answer to STARTUP (READY or
-        # AUTHENTICATE) lands in this decoder: in v5 those bytes are already segments.
-        while not self._framed and self.state in HANDSHAKE_STATES and buf:
-            if not 1 <= (buf[0] & 0x7F) <= 0x3F:
-                raise ProtocolError("not a CQL frame: first byte 0x%02X is no protocol version"
-                                    % (buf[0],), host=self.host)
-            if len(buf) < HEADER_LENGTH:
-                return
-            hs_decoder = self._hs_decoder
-            length = _length_at(buf, 5)[0]
-            end = HEADER_LENGTH + length
-            try:
-                if length < 0 or length > self.max_frame_size:
-                    hs_decoder.add_data(bytes(buf[:HEADER_LENGTH]))
-                    next(hs_decoder)        # raises the decoder's own error
-                if len(buf) < end:
-                    return
-                hs_decoder.add_data(bytes(buf[:end]))
-                del buf[:end]
-                frame = next(hs_decoder)
-            except UnsupportedProtocolVersion as exc:
-                error = UnsupportedProtocolVersion(
-                    "server answered with protocol version %s, which this driver does not speak"
-                    % (exc.requested,), requested=self.protocol_version, retry_version=None,
-                    server_message=str(exc), host=self.host)
-                self._version_rejected(error, None, events)
-                return
-            self._handshake_frame(frame, events)
-        if buf and self._framed and self.state not in TERMINAL_STATES:
-            rest = bytes(buf)
-            del buf[:]
-            self._receive_framed(rest, events)
+        framing = self._framing
+        try:
+            for frame in framing.receive_data(data):
+                self._handshake_frame(frame, events)
+                # The framing switched at the answer to STARTUP: what follows is read framed.
+                if framing.switched or self.state not in HANDSHAKE_STATES:
+                    break
+        except UnsupportedProtocolVersion as exc:
+            error = UnsupportedProtocolVersion(
+                "server answered with protocol version %s, which this driver does not speak"
+                % (exc.requested,), requested=self.protocol_version, retry_version=None,
+                server_message=str(exc), host=self.host)
+            self._version_rejected(error, None, events)
+            return
+        if framing.switched and self.state not in TERMINAL_STATES:
+            self._receive_framed(b"", events)
 
     def _handshake_frame(self, frame, events):
         message = _m.decode_message(frame, frame.version)
@@ -399,11 +349,9 @@ class Connection(object):
             self._send_startup(message)
         elif isinstance(message, _m.ReadyMessage):
             self._apply(Input.RECV_READY)
-            self._switch_framing()
             self._handshake_done(events)
         elif isinstance(message, _m.AuthenticateMessage):
             self._apply(Input.RECV_AUTHENTICATE)
-            self._switch_framing()
             self._start_auth(message, events)
         elif isinstance(message, _m.AuthChallengeMessage):
             self._apply(Input.RECV_AUTH_CHALLENGE)
@@ -435,10 +383,7 @@ class Connection(object):
         self.options = startup
         self.compressor = compressor
         self._queue(_m.StartupMessage(startup), _HANDSHAKE_STREAM)
-        if compressor is not None and self.protocol_version < 5:
-            # v4: every frame after STARTUP may be compressed, in both directions
-            self._frame_compressor = compressor
-            self._hs_decoder.compressor = compressor
+        self._framing.startup(compressor)
 
     def _start_auth(self, message, events):
         authenticator = self.authenticator
@@ -466,24 +411,6 @@ class Connection(object):
 
     def _auth_failed(self, error, events):
         self._fail_pending(error, events, Input.AUTH_FAILED)
-
-    def _switch_framing(self):
-        """The server has answered STARTUP (READY or AUTHENTICATE): as Cassandra 4 and
-        cassandra-driver do, v5 wraps every later envelope in segments, both directions (the
-        SASL exchange included); v3/v4 just keep frames, compressed when negotiated."""
-        version = self.protocol_version
-        if version >= 5:
-            if self._out:
-                self._pre_switch += b"".join(self._out)
-                self._out = []
-            self._seg_encoder = SegmentEncoder(self.compressor)
-            self._seg_decoder = SegmentDecoder(self.compressor)
-            self._decoder = FrameDecoder(self.max_frame_size, versions=(version,))
-        else:
-            self._decoder = FrameDecoder(self.max_frame_size, compressor=self.compressor,
-                                         versions=(version,))
-        self._hs_decoder = None
-        self._framed = True
 
     def _handshake_done(self, events):
         events.append(ConnectionReady(self.protocol_version, self.compression, self.supported,
@@ -643,9 +570,7 @@ class Connection(object):
             events.append(ConnectionFailed(ConnectionDefunct(reason, host=host, cause=cause)))
 
     def _drop_everything(self):
-        self._out = []
-        self._pre_switch = b""
-        self._hs_buf = bytearray()
+        self._framing.discard()
         self._heartbeat_stream = None
         return self._streams.drain()
 

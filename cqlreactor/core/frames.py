@@ -21,7 +21,7 @@ import struct
 from .errors import FrameTooLarge, ProtocolError, UnsupportedProtocolVersion
 
 __all__ = [
-    "HEADER_LENGTH", "Frame", "FrameDecoder", "encode_frame", "encode_header",
+    "HEADER_LENGTH", "Frame", "FrameDecoder", "encode_frame", "encode_header", "unpack_header",
     "FLAG_COMPRESSION", "FLAG_TRACING", "FLAG_CUSTOM_PAYLOAD", "FLAG_WARNING", "FLAG_USE_BETA",
     "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "RESPONSE_BIT",
 ]
@@ -40,6 +40,9 @@ FLAG_USE_BETA = 0x10
 _HEADER = struct.Struct(">BBhBi")
 _pack_header = _HEADER.pack
 _unpack_header = _HEADER.unpack_from
+#: unpack_header(buffer, offset=0) -> (version byte, flags, stream, opcode, length); the version
+#: byte keeps its response bit.
+unpack_header = _unpack_header
 
 # Compact the consumed prefix of the buffer once it is at least this long and at least half of
 # the buffer (add_data), so a consumer that never drains the iterator cannot grow it forever.
@@ -179,10 +182,11 @@ class FrameDecoder(object):
         return len(self._buf) - self._pos
 
     def drain(self):
-        """Return and forget the bytes received but not yet returned as frames.
+        """Return and forget the bytes received but not yet returned as frames (a partial
+        frame included), leaving the decoder empty.
 
-        Protocol v5 switches from bare envelopes to segments right after READY /
-        AUTH_SUCCESS: stop iterating at that frame and hand ``drain()`` to a SegmentDecoder.
+        The v5 framing switch (``framing.Framing``) hands them to a SegmentDecoder: the bytes
+        behind the answer to STARTUP are segments.
         """
         rest = bytes(self._buf[self._pos:])
         self._buf = bytearray()

@@ -20,7 +20,7 @@ from cqlreactor.core.events import (ConnectionFailed, ConnectionReady, ProtocolV
 from cqlreactor.core.frames import FLAG_USE_BETA, FrameDecoder
 from cqlreactor.core.segments import SegmentEncoder
 from cqlreactor.core.states import ConnectionState
-from cqlreactor.selfcheck import MemoryServer, pump
+from cqlreactor.testing.memory import MemoryServer, pump
 
 COMPRESSORS = available_compressors()
 HOST = "10.0.0.9:9042"
@@ -490,3 +490,18 @@ def test_chunking_does_not_change_events(version, auth, compression, cuts):
     whole = replay(False)
     assert [type(e) for e in whole] == [ConnectionReady, ResponseReceived, ResponseReceived]
     assert replay(True) == whole
+
+
+@pytest.mark.skipif("lz4" not in COMPRESSORS, reason="lz4 not installed")
+def test_v4_compressed_answer_to_startup_is_accepted():
+    # the spec lets a server compress its answer to STARTUP (Cassandra 3 does)
+    from cqlreactor.core.frames import encode_frame
+    client = Connection(host=HOST, protocol_version=4, compression="lz4")
+    client.initiate()
+    client.data_to_send()
+    client.receive_data(frame(4, 0, 0x06, string_multimap({"COMPRESSION": ["lz4"]})))
+    client.data_to_send()
+    ready = encode_frame(4, 0, 0x02, b"", is_response=True, compressor=COMPRESSORS["lz4"])
+    assert [type(e) for e in client.receive_data(ready)] == [ConnectionReady]
+    client.send_request(query())
+    assert client.data_to_send()[1] & 0x01          # FLAG_COMPRESSION from here on

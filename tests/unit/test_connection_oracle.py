@@ -10,7 +10,7 @@ from cqlreactor.core import messages as m
 from cqlreactor.core.compression import available_compressors
 from cqlreactor.core.connection import Connection
 from cqlreactor.core.events import ResponseReceived
-from cqlreactor.selfcheck import MemoryServer, pump
+from cqlreactor.testing.memory import MemoryServer, pump
 
 driver_connection = pytest.importorskip("cassandra.connection")
 if not hasattr(driver_connection, "segment_codec_no_compression"):

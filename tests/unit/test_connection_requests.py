@@ -1,6 +1,6 @@
 """Connection after READY: routing, coalescing, timeouts/orphans, exhaustion, backpressure,
 heartbeat, and failure (malformed bytes, bad CRC, lost socket, close) failing each pending
-request exactly once.  Bytes in, events out; the peer is ``selfcheck.MemoryServer``."""
+request exactly once.  Bytes in, events out; the peer is ``testing.memory.MemoryServer``."""
 
 import pytest
 
@@ -14,7 +14,7 @@ from cqlreactor.core.events import (ConnectionClosed, ConnectionFailed, RequestF
                                     ResponseReceived, ServerEventReceived)
 from cqlreactor.core.segments import SegmentDecoder, SegmentEncoder
 from cqlreactor.core.streams import MAX_STREAMS
-from cqlreactor.selfcheck import MemoryServer, pump
+from cqlreactor.testing.memory import MemoryServer, pump
 
 HOST = "10.0.0.7:9042"
 
