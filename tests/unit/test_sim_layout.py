@@ -109,3 +109,22 @@ def test_each_module_imports_first_and_the_engine_alone():
     loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
     assert loaded and all(m == "cqlreactor.testing" or m.startswith("cqlreactor.testing.engine")
                           for m in loaded), loaded
+
+
+def test_the_simulated_server_frames_only_through_core_framing():
+    """Segments, frame compression and frame decoding happen in core/framing.py's Framing (the
+    rule the client follows too), never by hand in the server."""
+    directory = os.path.join(TESTING, "server")
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(directory, name)) as f:
+            tree = ast.parse(f.read(), name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module != "cqlreactor.core.segments", name
+                if node.module == "cqlreactor.core.frames":
+                    assert not {"FrameDecoder", "encode_frame"} & {a.name for a in node.names}
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("compress_frame", "decompress_frame", "SegmentEncoder",
+                                         "SegmentDecoder"), (name, node.attr)

@@ -43,7 +43,7 @@ class Faults(object):
         if node.stalled_until and time.monotonic() >= node.stalled_until - 1e-3:
             node.stalled_until = 0.0
             for conn in list(node.connections):
-                if not conn.closed and conn.envbuf:
+                if not conn.closed:
                     self._process(conn)
 
     def close_after(self, ref, n_requests):
@@ -68,16 +68,16 @@ class Faults(object):
             node.stalled_until = 0.0
             node.close_after = None
             node.corrupt_next = False
-            node.caches.clear()
+            node.cache.clear()
             node.log.clear()
             for conn in list(node.connections):
-                if conn.envbuf and not conn.closed:
+                if not conn.closed:
                     self._process(conn)
         return True
 
     def served(self, ref, clear=False):
         node = self.node(ref)
-        entries = [primes.describe_request(entry, self.compressors, self.prepared_text)
+        entries = [primes.describe_request(entry, self.prepared_text)
                    for entry in node.log]
         if clear:
             node.log.clear()

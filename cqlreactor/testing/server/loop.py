@@ -7,10 +7,11 @@ store (the ``engine`` package) free of locks, makes faults exact (a ``stop_node`
 between two requests, never inside one) and leaves the other core to the client being measured.
 
 Per connection the loop reads what the socket has (up to 256 KiB), handles every complete
-frame in it and answers all of them with one ``send``.  The hot path does not decode messages:
-a per-node cache maps the request frame's bytes (stream id zeroed) to the response frame's
-bytes, so a primed or canned answer (primes without delay, OPTIONS) costs a dict lookup and a
-stream id patch.  Everything else goes through the slow path: decode, handshake, engine.
+frame in it and answers all of them with one ``send``.  The hot path runs no message code: a
+per-node cache maps a request (version, flags, opcode, body as the framing delivered it) to
+its answer envelope, so a primed or canned answer (primes without delay, OPTIONS) costs a
+dict lookup and a stream id patch.  Everything else goes through the slow path: decode,
+handshake, engine.
 
 The server is one object, ``ClusterServer``, written in parts: this module is the loop and
 the sockets (accept, read, write, TLS, timers, the control channel's listener);
@@ -343,8 +344,7 @@ class ClusterServer(Protocol, Topology, Faults):
                 return
         if conn.closing:
             return
-        if not self._receive(conn, data):
-            return
+        self._receive(conn, data)
         node = conn.node
         if node.stalled_until:
             if time.monotonic() < node.stalled_until:

@@ -270,15 +270,11 @@ def _describe_parameters(info, parameters):
             info["names"] = list(parameters.names)
 
 
-def describe_request(entry, compressors, prepared_text):
-    """One query-log entry (connection id, version, compression, request frame) as a dict."""
-    conn_id, version, compression, key = entry
-    flags = key[1]
-    opcode = key[4]
-    body = key[9:]
+def describe_request(entry, prepared_text):
+    """One query-log entry (connection id, (version, flags, opcode, body)) as a dict; the body
+    is as the framing delivered it (decompressed)."""
+    conn_id, (version, flags, opcode, body) = entry
     try:
-        if flags & 0x01 and version < 5 and compression:
-            body = compressors[compression].decompress_frame(body)
         body = strip_request_extras(flags, body)
         info = {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode)}
         if opcode in (QUERY, PREPARE, EXECUTE, BATCH):

@@ -6,32 +6,42 @@ segments start right after the answer to STARTUP (AUTHENTICATE included), both d
 first frame of a version the node lacks gets ERROR 0x000A naming the supported versions, in a
 frame of the highest version it speaks below the one asked (v1/v2: the client's own header).
 
+The framing is the core's ``Framing`` in the server role (one per connection): this module
+hands it the bytes read, iterates the frames it completes, and sends through it; it decides
+where v5 segments and v3/v4 compression start (right after the answer to STARTUP), so the
+simulator and the client apply the same rule.  The server adds its own policy around it:
+which versions it speaks, v1/v2 first frames answered in their 8-byte header, and the faults.
+
 Requests go to the primes (``primes.py``) and then to the CQL engine; its results are encoded
 with ``cqlreactor.core.results`` (the same classes the client decodes with), the cells already
 serialized.  A repeated request whose answer cannot change is answered from the per-node cache
-of the loop's fast path (see ``loop.py``).
+of the fast path (``_process``; loop.py says why).
 """
 
 import hashlib
 import struct
 
 from cqlreactor.core import messages, results, wire
-from cqlreactor.core.errors import ProtocolError
-from cqlreactor.core.segments import SegmentDecoder, SegmentEncoder
+from cqlreactor.core.errors import ProtocolError, UnsupportedProtocolVersion
+from cqlreactor.core.frames import FLAG_COMPRESSION
 from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.testing.engine.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
 from cqlreactor.testing.server import primes
 from cqlreactor.testing.server.state import (
     AUTH_RESPONSE, AUTH_SUCCESS, AUTHENTICATE, AUTHENTICATING, AUTHENTICATOR, BAD_CREDENTIALS,
-    BATCH, ERROR, EXECUTE, MAX_FRAME, NEW, OPCODE_NAMES, OPTIONS, PREPARE, PROTOCOL_ERROR, QUERY,
+    BATCH, ERROR, EXECUTE, NEW, OPCODE_NAMES, OPTIONS, PREPARE, PROTOCOL_ERROR, QUERY,
     READY, READY_PHASE, REGISTER, REQUEST_OPCODES, RESULT, SERVER_ERROR, STARTED, STARTUP,
     SUPPORTED)
 
 __all__ = ["Protocol", "error_body"]
 
 _HEADER = struct.Struct(">BBhBi")
-_unpack_int = struct.Struct(">i").unpack_from
 _pack_header = _HEADER.pack
+_STREAM = struct.Struct(">h")
+_pack_stream = _STREAM.pack
+_unpack_stream = _STREAM.unpack_from
+_NOT_COMPRESSED = ~FLAG_COMPRESSION & 0xFF     # cache keys hold bodies as decompressed
+_NO_CACHE = {}
 
 
 class Protocol(object):
@@ -42,249 +52,183 @@ class Protocol(object):
     # --- frames ------------------------------------------------------------------------------
 
     def _receive(self, conn, data):
-        """Bytes read from ``conn`` into its envelope buffer; False when the connection failed."""
-        if conn.segments:
-            try:
-                conn.seg_decoder.add_data(data)
-                for payload in conn.seg_decoder:
-                    conn.envbuf += payload
-            except ProtocolError as exc:
-                if conn.phase == AUTHENTICATING and data[:1] == b"\x05":
-                    # A client that waits for AUTH_SUCCESS before switching: tell it why, in
-                    # the bare framing it still reads.
-                    stream = struct.unpack_from(">h", data, 2)[0] if len(data) >= 4 else 0
-                    self._protocol_failure(
-                        conn, stream, "Invalid frame: protocol v5 switches to segments right "
-                        "after the answer to STARTUP (AUTHENTICATE included), but a bare "
-                        "envelope arrived", frame_version=5)
-                    return False
-                self._protocol_failure(conn, 0, str(exc))
-                return False
-        else:
-            conn.envbuf += data
-        return True
+        """Hand bytes read from ``conn`` to its framing (``_process`` takes the frames)."""
+        if conn.phase != READY_PHASE:
+            # the handshake's first bytes: a v1/v2 header or a bare envelope where segments
+            # were due is answered from them (see _framing_failure)
+            conn.head = (conn.head + data)[:16] if conn.phase == NEW else data[:16]
+        conn.framing.receive_data(data)
 
     def _process(self, conn):
-        """Handle every complete frame buffered on ``conn``; answer them with one write."""
-        buf = conn.envbuf
-        n = len(buf)
-        if conn.phase == NEW:
-            if not self._check_first_frame(conn, buf):
-                return
+        """Handle every complete frame received on ``conn``; answer them with one write."""
+        if conn.phase == NEW and self._old_client(conn):
+            return
         node = conn.node
         if node.cache_version != self.primes.version:
-            node.caches.clear()
+            node.cache.clear()
             node.cache_version = self.primes.version
-        cache = None
-        if conn.phase == READY_PHASE and not node.faulty:
-            cache = node.caches.get(conn.cache_name)
-        if cache is None:
-            cache = {}
-        out = []
+        cache = node.cache if conn.phase == READY_PHASE and not node.faulty else _NO_CACHE
+        framing = conn.framing
+        queue = framing.queue
         log = node.log.append
-        pos = 0
-        expected = conn.version
-        was_segments = conn.segments
-        while n - pos >= 9:
-            length = _unpack_int(buf, pos + 5)[0]
-            if length < 0 or length > MAX_FRAME:
-                self._send_envelopes(conn, out)
-                self._protocol_failure(conn, 0, "invalid frame body length %d" % (length,))
-                return
-            end = pos + 9 + length
-            if end > n:
-                break
-            stream = buf[pos + 2:pos + 4]
-            buf[pos + 2] = 0
-            buf[pos + 3] = 0
-            key = bytes(buf[pos:end])
-            pos = end
-            hit = cache.get(key)
-            if hit is not None:
-                out.append(hit[0])
-                out.append(stream)
-                out.append(hit[1])
-                if hit[2]:
-                    log((conn.id, conn.version, conn.cache_name, key))
-                continue
-            stream_id = struct.unpack(">h", bytes(stream))[0]
-            if key[0] != expected:
-                self._send_envelopes(conn, out)
-                self._protocol_failure(
-                    conn, stream_id, "frame of protocol version %d on a connection of "
-                    "version %d" % (key[0] & 0x7F, expected))
-                return
-            self._handle_frame(conn, stream_id, key, out)
-            if conn.closed or conn.closing:
-                del buf[:pos]
-                return
-            # The slow path may have made the connection ready, a fault may have started, or
-            # the answer may just have been cached: pick the cache for the next frames.
-            if conn.phase != READY_PHASE or node.faulty:
-                cache = {}
-            else:
-                cache = node.caches.get(conn.cache_name) or cache
-            if conn.segments and not was_segments:
-                # The handshake just switched to segments: the rest is segment bytes.
-                rest = bytes(buf[pos:])
-                del buf[:]
-                self._send_envelopes(conn, out)
-                out = []
-                if not rest:
+        try:
+            for frame in framing:
+                key = (frame.version, frame.flags & _NOT_COMPRESSED, frame.opcode, frame.body)
+                hit = cache.get(key)
+                if hit is not None:
+                    # the fast path: a known answer with this request's stream id; after the
+                    # switch, so appending to the queue is all the framing needs
+                    queue.append(hit[0] + _pack_stream(frame.stream) + hit[1])
+                    if hit[2]:
+                        log((conn.id, key))
+                    continue
+                self._handle_frame(conn, frame, key)
+                if conn.closed or conn.closing:
                     return
-                conn.seg_decoder.add_data(rest)
-                try:
-                    for payload in conn.seg_decoder:
-                        buf += payload
-                except ProtocolError as exc:
-                    self._protocol_failure(conn, 0, str(exc))
-                    return
-                self._process(conn)
-                return
-        del buf[:pos]
-        if out:
-            self._send_envelopes(conn, out)
-
-    def _send_envelopes(self, conn, parts):
-        if not parts or conn.closed:
+                # The slow path may have made the connection ready or started a fault.
+                cache = node.cache if conn.phase == READY_PHASE and not node.faulty \
+                    else _NO_CACHE
+        except ProtocolError as exc:
+            self._framing_failure(conn, exc)
             return
-        if conn.segments:
-            data = b"".join(parts)
-            if len(data) <= 131071 and not conn.corrupt_segment:
-                data = conn.seg_encoder.encode([data])
-            else:
-                data = self._encode_big_segments(conn, data)
-        else:
-            data = b"".join(parts)
-        self._write(conn, data)
+        self._flush(conn)
 
-    def _encode_big_segments(self, conn, data):
-        # Split at envelope boundaries so no envelope straddles two self-contained segments.
-        envelopes = []
-        pos = 0
-        while pos < len(data):
-            length = _unpack_int(data, pos + 5)[0]
-            envelopes.append(data[pos:pos + 9 + length])
-            pos += 9 + length
-        encoded = conn.seg_encoder.encode(envelopes)
-        if conn.corrupt_segment:
-            conn.corrupt_segment = False
-            header = 8 if conn.seg_encoder.compressor is not None else 6
-            encoded = bytearray(encoded)
-            encoded[header] ^= 0xFF
-            encoded = bytes(encoded)
-        return encoded
+    def _flush(self, conn):
+        """Write what the framing has for the peer (segments after a v5 switch)."""
+        data = conn.framing.data_to_send()
+        if data:
+            self._write(conn, data)
 
-    def _check_first_frame(self, conn, buf):
-        """Negotiate the protocol version from the first frame; False when not decided."""
-        if not buf:
+    def _old_client(self, conn):
+        """A v1/v2 first frame (an 8-byte header the framing does not read): answered here in
+        the client's own header, as Cassandra does.  True when the connection is done."""
+        head = conn.head
+        if not head or not 1 <= head[0] < 3:
             return False
-        version = buf[0] & 0x7F
-        if buf[0] & 0x80 or version == 0 or version > 0x3F:
-            self._protocol_failure(conn, 0, "Invalid or unsupported protocol version (%d); "
-                                   "this is not a CQL request" % (version,),
-                                   frame_version=self.protocol_versions[-1])
-            return False
-        if version in self.protocol_versions:
-            conn.version = version
-            conn.phase = STARTED
+        if len(head) < 3:
             return True
-        if version < 3:
-            if len(buf) < 3:
-                return False
-            stream = buf[2] if buf[2] < 128 else buf[2] - 256
-        else:
-            if len(buf) < 4:
-                return False
-            stream = struct.unpack_from(">h", buf, 2)[0]
+        stream = head[2] if head[2] < 128 else head[2] - 256
+        self._unsupported_version(conn, head[0], stream)
+        return True
+
+    def _unsupported_version(self, conn, version, stream):
         lower = [v for v in self.protocol_versions if v <= version]
-        # A v1/v2 client reads 8-byte headers: answer in its own version, as Cassandra does.
         reply_version = lower[-1] if lower else (version if version < 3
                                                  else self.protocol_versions[0])
         self._protocol_failure(
             conn, stream, "Invalid or unsupported protocol version (%d); supported versions "
             "are (%s)" % (version, ", ".join("%d/v%d" % (v, v) for v in self.protocol_versions)),
             frame_version=reply_version)
-        return False
+
+    def _framing_failure(self, conn, exc):
+        """The framing met bytes it cannot read: answer what the client can read, then close."""
+        stream = getattr(exc, "stream_id", None) or 0
+        if conn.phase == NEW:
+            if isinstance(exc, UnsupportedProtocolVersion):
+                self._unsupported_version(conn, exc.requested, stream)
+                return
+            if not conn.head or conn.head[0] not in self.protocol_versions:
+                self._not_cql(conn)
+                return
+        if conn.phase == AUTHENTICATING and conn.version == 5 and conn.head[:1] == b"\x05":
+            # A client that waits for AUTH_SUCCESS before switching: tell it why, in the bare
+            # framing it still reads.
+            stream = _unpack_stream(conn.head, 2)[0] if len(conn.head) >= 4 else 0
+            self._protocol_failure(
+                conn, stream, "Invalid frame: protocol v5 switches to segments right after the "
+                "answer to STARTUP (AUTHENTICATE included), but a bare envelope arrived",
+                frame_version=5)
+            return
+        self._protocol_failure(conn, stream, exc.message or str(exc))
+
+    def _not_cql(self, conn):
+        version = conn.head[0] & 0x7F if conn.head else 0
+        self._protocol_failure(conn, 0, "Invalid or unsupported protocol version (%d); this is "
+                               "not a CQL request" % (version,),
+                               frame_version=self.protocol_versions[-1])
 
     def _protocol_failure(self, conn, stream, message, frame_version=None):
-        """Answer ERROR ProtocolError and close the connection once that is written."""
+        """Answer ERROR ProtocolError and close the connection once that is written.
+
+        ``frame_version``: answer in one bare frame of that version, outside the connection's
+        framing (the client cannot read that framing: another version, or no switch yet).
+        """
         version = frame_version or conn.version or self.protocol_versions[-1]
         body = messages.ErrorMessage(PROTOCOL_ERROR, message).encode_body(version)
         if version < 3:
             frame = struct.pack(">BBbBi", version | 0x80, 0, stream, ERROR, len(body)) + body
         else:
             frame = _pack_header(version | 0x80, 0, stream, ERROR, len(body)) + body
-        if conn.segments and frame_version is None:
-            try:
-                frame = conn.seg_encoder.encode([frame])
-            except Exception:       # pragma: no cover - best effort
-                pass
-        self._write(conn, frame)
+        if frame_version is None:
+            conn.framing.send(frame)
+            self._flush(conn)
+        else:
+            self._flush(conn)
+            self._write(conn, frame)
         self._close_after_flush(conn)
 
     def _frame(self, conn, stream, opcode, body, flags=0):
-        if conn.compressor is not None and conn.version < 5 and conn.phase == READY_PHASE:
-            body = conn.compressor.compress_frame(body)
-            flags |= 0x01
         return _pack_header(conn.version | 0x80, flags, stream, opcode, len(body)) + body
 
-    def _reply(self, conn, out, stream, opcode, body, cache_key=None, logged=False):
+    def _reply(self, conn, stream, opcode, body, cache_key=None, logged=False):
         """Queue one response; with cache_key, remember it for the fast path."""
         node = conn.node
+        frame = self._frame(conn, stream, opcode, body)
         if node.corrupt_next:
             node.corrupt_next = False
-            frame = self._frame(conn, stream, opcode, body)
-            if conn.segments:
-                conn.corrupt_segment = True
-                self._send_envelopes(conn, out)
-                del out[:]
-                self._send_envelopes(conn, [frame])
-                return
-            out.append(b"\xff" + frame[1:])
+            self._send_corrupted(conn, frame)
             return
-        frame = self._frame(conn, stream, opcode, body)
-        out.append(frame)
-        if cache_key is not None and conn.phase == READY_PHASE:
-            cache = node.caches.get(conn.cache_name)
-            if cache is None:
-                cache = node.caches[conn.cache_name] = {}
-            if len(cache) < 10000:
-                cache[cache_key] = (frame[:2], frame[4:], logged)
+        conn.framing.send(frame)
+        if cache_key is not None and conn.phase == READY_PHASE and len(node.cache) < 10000:
+            node.cache[cache_key] = (frame[:2], frame[4:], logged)
+
+    def _send_corrupted(self, conn, frame):
+        """corrupt_next_frame: the frame goes out on its own, broken where the client checks."""
+        self._flush(conn)
+        framing = conn.framing
+        framing.send(frame)
+        data = bytearray(framing.data_to_send())
+        if conn.version >= 5 and framing.switched:
+            # one payload byte flipped after the CRC32 was computed: a checksum mismatch
+            data[8 if framing.compressor is not None else 6] ^= 0xFF
+        else:
+            data[0] = 0xFF          # the version byte
+        self._write(conn, bytes(data))
 
     # --- the slow path -----------------------------------------------------------------------
 
-    def _handle_frame(self, conn, stream, key, out):
-        flags = key[1]
-        opcode = key[4]
-        body = key[9:]
-        if flags & 0x01 and conn.version < 5:
-            if conn.compressor is None:
-                self._protocol_failure(conn, stream, "Compressed frame received but no "
-                                       "compression was negotiated")
+    def _handle_frame(self, conn, frame, key):
+        stream = frame.stream
+        opcode = frame.opcode
+        if conn.phase == NEW:
+            if frame.is_response:
+                self._not_cql(conn)
                 return
-            try:
-                body = conn.compressor.decompress_frame(body)
-            except ProtocolError as exc:
-                self._protocol_failure(conn, stream, "Bad compressed frame: %s" % (exc,))
-                return
+            conn.version = frame.version
+            conn.phase = STARTED
+        elif frame.is_response or frame.version != conn.version:
+            self._protocol_failure(
+                conn, stream, "frame of protocol version %d on a connection of version %d"
+                % (frame.version, conn.version))
+            return
+        body = frame.body
         try:
-            body = primes.strip_request_extras(flags, body)
+            body = primes.strip_request_extras(frame.flags, body)
             if opcode == OPTIONS:
-                self._reply(conn, out, stream, SUPPORTED, self.supported_body,
+                self._reply(conn, stream, SUPPORTED, self.supported_body,
                             cache_key=key)
             elif conn.phase == STARTED:
                 if opcode == STARTUP:
-                    self._on_startup(conn, stream, body, out)
+                    self._on_startup(conn, stream, body)
                 else:
-                    self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                    self._reply_error(conn, stream, PROTOCOL_ERROR,
                                       "Unexpected message %s, expecting STARTUP or OPTIONS"
                                       % (OPCODE_NAMES.get(opcode, "0x%02X" % opcode),))
             elif conn.phase == AUTHENTICATING:
                 if opcode == AUTH_RESPONSE:
-                    self._on_auth_response(conn, stream, body, out)
+                    self._on_auth_response(conn, stream, body)
                 else:
-                    self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                    self._reply_error(conn, stream, PROTOCOL_ERROR,
                                       "Unexpected message %s, expecting AUTH_RESPONSE"
                                       % (OPCODE_NAMES.get(opcode, "0x%02X" % opcode),))
             elif opcode == REGISTER:
@@ -293,28 +237,28 @@ class Protocol(object):
                     if event not in ("TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"):
                         raise ProtocolError("Invalid value '%s' for Type" % (event,))
                 conn.registered = conn.registered | frozenset(events)
-                self._reply(conn, out, stream, READY, b"")
+                self._reply(conn, stream, READY, b"")
             elif opcode in REQUEST_OPCODES:
-                self._on_request(conn, stream, opcode, body, key, out)
+                self._on_request(conn, stream, opcode, body, key)
             elif opcode == STARTUP:
-                self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                self._reply_error(conn, stream, PROTOCOL_ERROR,
                                   "Unexpected message STARTUP, the connection is already "
                                   "started")
             else:
-                self._reply_error(conn, out, stream, PROTOCOL_ERROR,
+                self._reply_error(conn, stream, PROTOCOL_ERROR,
                                   "Unknown or unexpected opcode 0x%02X" % (opcode,))
         except ProtocolError as exc:
-            self._reply_error(conn, out, stream, PROTOCOL_ERROR, exc.message or str(exc))
+            self._reply_error(conn, stream, PROTOCOL_ERROR, exc.message or str(exc))
         except EngineError as exc:
-            self._reply_error(conn, out, stream, exc.code, exc.message, exc.fields)
+            self._reply_error(conn, stream, exc.code, exc.message, exc.fields)
         except Exception as exc:        # the server must survive anything a client sends
-            self._reply_error(conn, out, stream, SERVER_ERROR,
+            self._reply_error(conn, stream, SERVER_ERROR,
                               "java.lang.RuntimeException: %s: %s" % (type(exc).__name__, exc))
 
-    def _reply_error(self, conn, out, stream, code, message, fields=None):
-        self._reply(conn, out, stream, ERROR, error_body(code, message, fields, conn.version))
+    def _reply_error(self, conn, stream, code, message, fields=None):
+        self._reply(conn, stream, ERROR, error_body(code, message, fields, conn.version))
 
-    def _on_startup(self, conn, stream, body, out):
+    def _on_startup(self, conn, stream, body):
         options, _ = wire.read_string_map(body, 0)
         options = dict((k.upper(), v) for k, v in options.items())
         if "CQL_VERSION" not in options:
@@ -328,60 +272,41 @@ class Protocol(object):
             if conn.version >= 5 and not compressor.supports_segments:
                 raise ProtocolError("Compression %s is not supported by protocol version v5"
                                     % (name,))
-        conn.compressor = compressor
+        # the answer (READY or AUTHENTICATE) switches the framing as it is sent: v5 segments
+        # from the next envelope on, both ways (AUTH_RESPONSE already comes in segments, as
+        # with Cassandra 4 and cassandra-driver), v3/v4 compression of what we send
+        conn.framing.startup(compressor)
         if self.auth:
             conn.phase = AUTHENTICATING
-            self._reply(conn, out, stream, AUTHENTICATE, wire.write_string(AUTHENTICATOR))
-            # Cassandra 4 (and cassandra-driver) switch v5 to segments after the answer to
-            # STARTUP, whether READY or AUTHENTICATE: AUTH_RESPONSE already comes in segments.
-            self._enable_segments(conn, out)
+            self._reply(conn, stream, AUTHENTICATE, wire.write_string(AUTHENTICATOR))
         else:
-            self._reply(conn, out, stream, READY, b"")
-            self._become_ready(conn, out)
+            self._reply(conn, stream, READY, b"")
+            conn.phase = READY_PHASE
 
-    def _on_auth_response(self, conn, stream, body, out):
+    def _on_auth_response(self, conn, stream, body):
         token, _ = wire.read_bytes(body, 0)
         parts = (token or b"").split(b"\x00")
         user = parts[1].decode("utf-8", "replace") if len(parts) == 3 else ""
         password = parts[2].decode("utf-8", "replace") if len(parts) == 3 else ""
         if len(parts) != 3 or (user, password) != self.auth:
-            self._reply_error(conn, out, stream, BAD_CREDENTIALS,
+            self._reply_error(conn, stream, BAD_CREDENTIALS,
                               "Provided username %s and/or password are incorrect" % (user,))
             return
-        self._reply(conn, out, stream, AUTH_SUCCESS, wire.write_bytes(None))
-        self._become_ready(conn, out)
-
-    def _become_ready(self, conn, out):
+        self._reply(conn, stream, AUTH_SUCCESS, wire.write_bytes(None))
         conn.phase = READY_PHASE
-        self._enable_segments(conn, out)
-        if conn.version < 5:
-            conn.cache_name = conn.compressor.name if conn.compressor is not None else None
-
-    def _enable_segments(self, conn, out):
-        """v5: the answer to STARTUP goes out as a bare envelope, everything after it (both
-        directions) in segments."""
-        if conn.version < 5 or conn.segments:
-            return
-        self._send_envelopes(conn, out)
-        del out[:]
-        conn.seg_decoder = SegmentDecoder(conn.compressor)
-        conn.seg_encoder = SegmentEncoder(conn.compressor)
-        conn.segments = True
-        conn.cache_name = None
 
     # --- requests ----------------------------------------------------------------------------
 
-    def _on_request(self, conn, stream, opcode, body, key, out):
+    def _on_request(self, conn, stream, opcode, body, key):
         node = conn.node
         if node.close_after is not None:
             if node.close_after <= 0:
                 node.close_after = None
-                self._send_envelopes(conn, out)
-                del out[:]
+                self._flush(conn)
                 self._close_after_flush(conn)
                 return
             node.close_after -= 1
-        node.log.append((conn.id, conn.version, conn.cache_name, key))
+        node.log.append((conn.id, key))
         # Identical request bodies (a benchmark's repeated SELECT) decode once.
         decoded = self._decoded
         message = decoded.get((conn.version, body))
@@ -409,7 +334,7 @@ class Protocol(object):
                     raise
                 opcode_out, body_out = self._primed_response(conn, opcode, body, prime,
                                                              query_text)
-            self._reply(conn, out, stream, opcode_out, body_out)
+            self._reply(conn, stream, opcode_out, body_out)
             return
         if query_text is not None and len(self.primes):
             prime = self.primes.find(query_text, node.index, node.address)
@@ -420,7 +345,7 @@ class Protocol(object):
                                 body_out)
                 return
             cacheable = prime.times is None
-            self._reply(conn, out, stream, opcode_out, body_out,
+            self._reply(conn, stream, opcode_out, body_out,
                         cache_key=key if cacheable else None, logged=True)
             return
         try:
@@ -432,16 +357,15 @@ class Protocol(object):
         if prime is not None and prime.delay:
             self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out)
         else:
-            self._reply(conn, out, stream, opcode_out, body_out)
+            self._reply(conn, stream, opcode_out, body_out)
         for event in events:
             self._broadcast_event(event)
 
     def _late_reply(self, conn, stream, opcode, body):
         if conn.closed or conn.closing:
             return
-        out = []
-        self._reply(conn, out, stream, opcode, body)
-        self._send_envelopes(conn, out)
+        self._reply(conn, stream, opcode, body)
+        self._flush(conn)
 
     def _primed_response(self, conn, opcode, body, prime, query_text):
         if prime.error is not None:

@@ -9,6 +9,8 @@ import itertools
 import ssl
 import uuid
 
+from cqlreactor.core.framing import SERVER, Framing
+
 __all__ = ["NodeState", "ServerConnection"]
 
 # Opcodes.
@@ -55,7 +57,7 @@ class NodeState(object):
         self.stalled_until = 0.0
         self.close_after = None
         self.corrupt_next = False
-        self.caches = {}                  # compression name -> {request bytes: response parts}
+        self.cache = {}                   # request key -> response parts (the fast path)
         self.cache_version = -1
         self.log = collections.deque(maxlen=LOG_LIMIT)
         self.accepted = 0
@@ -72,12 +74,13 @@ class NodeState(object):
 
 
 class ServerConnection(object):
-    """A client connection to one node."""
+    """A client connection to one node; ``framing`` (core ``Framing``, server role) holds its
+    framing: bare envelopes until the answer to STARTUP, then v5 segments or v3/v4
+    compression."""
 
-    __slots__ = ("server", "node", "sock", "peer", "inbuf", "phase", "version", "compressor",
-                 "segments", "seg_decoder", "seg_encoder", "envbuf", "registered", "wbuf",
-                 "writing", "tls", "tls_in", "tls_out", "tls_done", "closing", "closed",
-                 "cache_name", "keyspace", "id", "corrupt_segment")
+    __slots__ = ("server", "node", "sock", "peer", "framing", "head", "phase", "version",
+                 "registered", "wbuf", "writing", "tls", "tls_in", "tls_out", "tls_done",
+                 "closing", "closed", "keyspace", "id")
 
     _ids = itertools.count(1)
 
@@ -86,23 +89,18 @@ class ServerConnection(object):
         self.node = node
         self.sock = sock
         self.peer = peer
-        self.inbuf = bytearray()
+        self.framing = Framing(SERVER, max_frame_size=MAX_FRAME,
+                               versions=server.protocol_versions)
+        self.head = b""
         self.phase = NEW
         self.version = None
-        self.compressor = None
-        self.segments = False
-        self.seg_decoder = None
-        self.seg_encoder = None
-        self.envbuf = bytearray()
         self.registered = frozenset()
         self.wbuf = []
         self.writing = False
         self.closing = False
         self.closed = False
-        self.cache_name = None
         self.keyspace = None
         self.id = next(self._ids)
-        self.corrupt_segment = False
         if tls_context is not None:
             self.tls_in = ssl.MemoryBIO()
             self.tls_out = ssl.MemoryBIO()

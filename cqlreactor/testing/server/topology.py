@@ -38,7 +38,7 @@ DOWN_EVENT_DELAY = 0.25
 class Topology(object):
     """The node and event methods of ``ClusterServer`` (a mixin: it uses the loop's
     ``_listen``, ``_unregister``, ``_close_node_connections``, ``call_later`` and the
-    protocol's ``_frame`` / ``_send_envelopes``)."""
+    protocol's ``_frame`` / ``_flush``)."""
 
     def _make_engine(self):
         """The CQL engine; built once the port is known (system.peers names it)."""
@@ -61,8 +61,8 @@ class Topology(object):
                 continue
             for conn in list(node.connections):
                 if kind in conn.registered and conn.phase == READY_PHASE:
-                    frame = self._frame(conn, -1, EVENT, body)
-                    self._send_envelopes(conn, [frame])
+                    conn.framing.send(self._frame(conn, -1, EVENT, body))
+                    self._flush(conn)
 
     @staticmethod
     def _node_event(kind, node, change):
@@ -114,7 +114,7 @@ class Topology(object):
         node.listener = self._listen(node.address, node.port)
         self.selector.register(node.listener, selectors.EVENT_READ, ("accept", node))
         node.up = True
-        node.caches.clear()
+        node.cache.clear()
         self.engine.set_node_up(node.engine_index, True)
         self.engine.forget_prepared(node.engine_index)
         self._broadcast_event(self._node_event("STATUS_CHANGE", node, "UP"),
