@@ -98,22 +98,30 @@ def _nts_expand(engine, repl):
     return repl
 
 
+def _check_keyspace_options(options):
+    unknown = [k for k in options if k not in ("replication", "durable_writes")]
+    if unknown:
+        raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
+
+
+def _durable(value):
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return bool(value)
+
+
 def _create_keyspace(stmt):
     def run(engine, ctx):
         _check_name(stmt.name, "Keyspace")
         repl = _nts_expand(engine, _replication(stmt.options))
-        unknown = [k for k in stmt.options if k not in ("replication", "durable_writes")]
-        if unknown:
-            raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
-        durable = stmt.options.get("durable_writes", True)
-        if isinstance(durable, str):
-            durable = durable.lower() == "true"
+        _check_keyspace_options(stmt.options)
+        durable = _durable(stmt.options.get("durable_writes", True))
         if stmt.name in engine.keyspaces:
             if stmt.if_not_exists:
                 return Void()
             raise EngineError(ALREADY_EXISTS, "Keyspace '%s' already exists" % stmt.name,
                               {"keyspace": stmt.name, "table": ""})
-        engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, bool(durable))
+        engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, durable)
         engine._schema_changed()
         return SchemaChange("CREATED", "KEYSPACE", stmt.name)
     return run
@@ -128,16 +136,11 @@ def _alter_keyspace(stmt):
             raise invalid("Keyspace '%s' doesn't exist" % stmt.name)
         if ks.system and ks.replication.get("class") == S.LOCAL_STRATEGY:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % stmt.name)
-        unknown = [k for k in stmt.options if k not in ("replication", "durable_writes")]
-        if unknown:
-            raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
+        _check_keyspace_options(stmt.options)
         if "replication" in stmt.options:
             ks.replication = _nts_expand(engine, _replication(stmt.options))
         if "durable_writes" in stmt.options:
-            durable = stmt.options["durable_writes"]
-            if isinstance(durable, str):
-                durable = durable.lower() == "true"
-            ks.durable_writes = bool(durable)
+            ks.durable_writes = _durable(stmt.options["durable_writes"])
         engine._schema_changed()
         return SchemaChange("UPDATED", "KEYSPACE", stmt.name)
     return run

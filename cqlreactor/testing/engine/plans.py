@@ -224,44 +224,35 @@ class _Compiler(object):
                                          P.render_type(texpr)))
 
     def int_term(self, term, table, name, allow_negative=False):
-        if term is None:
-            return None
-        if isinstance(term, P.Bind):
-            self.spec(term, table.keyspace, table.name, name, T.INT)
-            i = term.index
-
-            def get(vals):
-                v = vals[i]
-                if v is None or v is _UNSET:
-                    return None
-                if len(v) != 4:
-                    raise invalid("Invalid value for %s: expected 4 bytes" % name)
-                return _I32.unpack(v)[0]
-            return get
-        if isinstance(term, P.Const) and term.kind == "int":
-            value = term.value
-            return lambda vals: value
-        raise invalid("Invalid value for %s" % name)
+        return self._number_term(term, table, name, T.INT, _I32, name,
+                                 "Invalid value for %s" % name)
 
     def timestamp_term(self, term, table):
+        return self._number_term(term, table, "[timestamp]", T.BIGINT, _I64, "timestamp",
+                                 "Invalid value for the timestamp")
+
+    def _number_term(self, term, table, spec_name, ctype, codec, what, wrong_literal):
+        """A USING TTL / TIMESTAMP value: a getter of the int, or None when not given."""
         if term is None:
             return None
         if isinstance(term, P.Bind):
-            self.spec(term, table.keyspace, table.name, "[timestamp]", T.BIGINT)
+            self.spec(term, table.keyspace, table.name, spec_name, ctype)
             i = term.index
+            size = codec.size
+            unpack = codec.unpack
 
             def get(vals):
                 v = vals[i]
                 if v is None or v is _UNSET:
                     return None
-                if len(v) != 8:
-                    raise invalid("Invalid value for timestamp: expected 8 bytes")
-                return _I64.unpack(v)[0]
+                if len(v) != size:
+                    raise invalid("Invalid value for %s: expected %d bytes" % (what, size))
+                return unpack(v)[0]
             return get
         if isinstance(term, P.Const) and term.kind == "int":
             value = term.value
             return lambda vals: value
-        raise invalid("Invalid value for the timestamp")
+        raise invalid(wrong_literal)
 
 
 def _has_markers(term):
