@@ -487,6 +487,14 @@ class _Parser(TokenStream):
             return Relation(col, "LIKE", self.term())
         raise self.error("a relation operator", t)
 
+    def if_clause(self):
+        """UPDATE / DELETE: [IF EXISTS | IF conditions] -> (if_exists, conditions)."""
+        if not self.accept_kw("if"):
+            return False, []
+        if self.accept_kw("exists"):
+            return True, []
+        return False, self.conditions()
+
     def conditions(self):
         # after IF (not EXISTS): col op term [AND ...]
         conds = []
@@ -538,13 +546,7 @@ class _Parser(TokenStream):
             if not self.accept_op(","):
                 break
         where = self.where()
-        if_exists = False
-        conds = []
-        if self.accept_kw("if"):
-            if self.accept_kw("exists"):
-                if_exists = True
-            else:
-                conds = self.conditions()
+        if_exists, conds = self.if_clause()
         return Update(ks, table, assigns, where, ttl, ts, if_exists, conds, self.binds)
 
     def p_delete(self):
@@ -565,13 +567,7 @@ class _Parser(TokenStream):
         if ttl is not None:
             raise CqlSyntaxError("line 1:0 mismatched input 'TTL' expecting TIMESTAMP")
         where = self.where()
-        if_exists = False
-        conds = []
-        if self.accept_kw("if"):
-            if self.accept_kw("exists"):
-                if_exists = True
-            else:
-                conds = self.conditions()
+        if_exists, conds = self.if_clause()
         return Delete(ks, table, cols, where, ts, if_exists, conds, self.binds)
 
     def p_select(self):
