@@ -7,33 +7,77 @@ code moves over by changing imports::
     from cqlreactor import Cluster, PlainTextAuthProvider, ConsistencyLevel
     from cqlreactor.reactors import GeventReactor
 
-Reactor modules (and gevent, eventlet, cffi ...) are imported only when a reactor is chosen.
+The public names are resolved on first use: importing any ``cqlreactor.core`` module runs this
+file, and the core must load without the session layer (sockets, threads).  Only the error
+hierarchy (core, IO-free) is imported here.  Reactor modules (and gevent, eventlet, cffi ...)
+are imported only when a reactor is chosen.
 """
 
 __version__ = "0.1.0"
 
+import importlib as _importlib
+import sys as _sys
+import types as _types
+
 from cqlreactor.core import errors as _errors
 from cqlreactor.core.errors import *  # noqa: F401,F403  (the public error hierarchy)
-from cqlreactor.core.auth import AuthProvider, PlainTextAuthProvider, SaslAuthProvider
-from cqlreactor.core.consistency import ConsistencyLevel
-from cqlreactor.core.types import UNSET_VALUE
-from cqlreactor.cluster import Cluster, ExecutionProfile, EXEC_PROFILE_DEFAULT
-from cqlreactor.session import Session, ResponseFuture
-from cqlreactor.statements import (BatchStatement, BatchType, BoundStatement, PreparedStatement,
-                                   SimpleStatement, Statement)
-from cqlreactor.query import (ResultSet, dict_factory, named_tuple_factory,
-                              ordered_dict_factory, tuple_factory)
-from cqlreactor.policies import (ConstantReconnectionPolicy, DCAwareRoundRobinPolicy,
-                                 ExponentialReconnectionPolicy, FallthroughRetryPolicy,
-                                 HostDistance, RetryPolicy, RoundRobinPolicy, TokenAwarePolicy)
-from cqlreactor.metadata import Host
 
-__all__ = [
-    "__version__", "Cluster", "Session", "ResponseFuture", "ExecutionProfile",
-    "EXEC_PROFILE_DEFAULT", "AuthProvider", "PlainTextAuthProvider", "SaslAuthProvider",
-    "ConsistencyLevel", "UNSET_VALUE", "Statement", "SimpleStatement", "PreparedStatement",
-    "BoundStatement", "BatchStatement", "BatchType", "ResultSet", "tuple_factory",
-    "named_tuple_factory", "dict_factory", "ordered_dict_factory", "RoundRobinPolicy",
-    "DCAwareRoundRobinPolicy", "TokenAwarePolicy", "RetryPolicy", "FallthroughRetryPolicy",
-    "ConstantReconnectionPolicy", "ExponentialReconnectionPolicy", "HostDistance", "Host",
-] + list(_errors.__all__)
+# public name -> the module that defines it
+_LAZY = {}
+for _module, _names in (
+        ("cqlreactor.core.auth", ("AuthProvider", "PlainTextAuthProvider", "SaslAuthProvider")),
+        ("cqlreactor.core.consistency", ("ConsistencyLevel",)),
+        ("cqlreactor.core.types", ("UNSET_VALUE",)),
+        ("cqlreactor.cluster", ("Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT")),
+        ("cqlreactor.session", ("Session", "ResponseFuture")),
+        ("cqlreactor.statements", ("Statement", "SimpleStatement", "PreparedStatement",
+                                   "BoundStatement", "BatchStatement", "BatchType")),
+        ("cqlreactor.query", ("ResultSet", "tuple_factory", "named_tuple_factory",
+                              "dict_factory", "ordered_dict_factory")),
+        ("cqlreactor.policies", ("RoundRobinPolicy", "DCAwareRoundRobinPolicy",
+                                 "TokenAwarePolicy", "RetryPolicy", "FallthroughRetryPolicy",
+                                 "ConstantReconnectionPolicy", "ExponentialReconnectionPolicy",
+                                 "HostDistance")),
+        ("cqlreactor.metadata", ("Host",))):
+    for _name in _names:
+        _LAZY[_name] = _module
+del _module, _names, _name
+
+__all__ = ["__version__"] + list(_LAZY) + list(_errors.__all__)
+
+
+def _resolve(name):
+    """Import what ``name`` stands for and cache it as a module attribute."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(_importlib.import_module(module), name)
+    elif name.startswith("_"):
+        raise AttributeError("module 'cqlreactor' has no attribute %r" % (name,))
+    else:
+        # a submodule not imported yet (before this file became lazy, it imported them all)
+        try:
+            value = _importlib.import_module("cqlreactor." + name)
+        except ModuleNotFoundError as exc:
+            if exc.name != "cqlreactor." + name:
+                raise
+            raise AttributeError("module 'cqlreactor' has no attribute %r" % (name,))
+    globals()[name] = value
+    return value
+
+
+def _dir():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if _sys.version_info >= (3, 7):
+    __getattr__ = _resolve
+    __dir__ = _dir
+else:   # no module __getattr__ (PEP 562) before 3.7: give this module a class that has one
+    class _LazyModule(_types.ModuleType):
+        def __getattr__(self, name):
+            return _resolve(name)
+
+        def __dir__(self):
+            return _dir()
+
+    _sys.modules[__name__].__class__ = _LazyModule

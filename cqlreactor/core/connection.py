@@ -16,7 +16,6 @@ performs the side effects.  Errors that come from the peer's bytes never raise o
 """
 
 import re
-import struct
 
 from .. import __version__
 from . import messages as _m
@@ -28,7 +27,7 @@ from .errors import (AuthenticationFailed, ConnectionDefunct, ConnectionExceptio
 from .events import (ConnectionClosed, ConnectionFailed, ConnectionReady, ProtocolVersionRejected,
                      RequestFailed, ResponseReceived, ServerEventReceived)
 from .framing import CLIENT, Framing
-from .frames import DEFAULT_MAX_FRAME_SIZE, FLAG_USE_BETA, SUPPORTED_VERSIONS
+from .frames import DEFAULT_MAX_FRAME_SIZE, FLAG_USE_BETA, SUPPORTED_VERSIONS, pack_header
 from .states import (HANDSHAKE_STATES, TERMINAL_STATES, TRANSITIONS, ConnectionState, Input)
 from .streams import KIND_HEARTBEAT, KIND_REQUEST, MAX_STREAMS, StreamTable
 
@@ -38,8 +37,6 @@ S = ConnectionState
 _READY = S.READY
 _HANDSHAKE_STREAM = 0
 _ERROR_PROTOCOL = 0x000A
-_ERROR_BAD_CREDENTIALS = 0x0100
-_pack_header = struct.Struct(">BBhBi").pack      # request frame header (9 bytes, v3+)
 _PreEncoded = _m.PreEncodedRequest
 
 # The hot paths test ``state is READY`` instead of looking the table up; make sure the table
@@ -198,8 +195,8 @@ class Connection(object):
                 and not message.custom_payload:
             # The hot path: a body the session built once; only the header is new.
             body = message.body
-            self._out.append(_pack_header(self.protocol_version, self._flags, stream_id,
-                                          opcode, len(body)) + body)
+            self._out.append(pack_header(self.protocol_version, self._flags, stream_id,
+                                         opcode, len(body)) + body)
             return stream_id
         try:
             self._out.append(_m.encode_message(message, stream_id, self.protocol_version,

@@ -21,7 +21,8 @@ import struct
 from .errors import FrameTooLarge, ProtocolError, UnsupportedProtocolVersion
 
 __all__ = [
-    "HEADER_LENGTH", "Frame", "FrameDecoder", "encode_frame", "encode_header", "unpack_header",
+    "HEADER_LENGTH", "Frame", "FrameDecoder", "BufferedDecoder", "encode_frame", "encode_header",
+    "pack_header", "unpack_header",
     "FLAG_COMPRESSION", "FLAG_TRACING", "FLAG_CUSTOM_PAYLOAD", "FLAG_WARNING", "FLAG_USE_BETA",
     "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "RESPONSE_BIT",
 ]
@@ -40,6 +41,9 @@ FLAG_USE_BETA = 0x10
 _HEADER = struct.Struct(">BBhBi")
 _pack_header = _HEADER.pack
 _unpack_header = _HEADER.unpack_from
+#: pack_header(version byte, flags, stream, opcode, length) -> 9 bytes, unchecked (hot paths
+#: whose fields are known good; encode_header checks them).
+pack_header = _pack_header
 #: unpack_header(buffer, offset=0) -> (version byte, flags, stream, opcode, length); the version
 #: byte keeps its response bit.
 unpack_header = _unpack_header
@@ -135,7 +139,50 @@ def encode_frame(version, stream, opcode, body, flags=0, is_response=False, comp
     return encode_header(version, flags, stream, opcode, len(body), is_response) + bytes(body)
 
 
-class FrameDecoder(object):
+class BufferedDecoder(object):
+    """What FrameDecoder and segments.SegmentDecoder share: one ``bytearray`` of received bytes
+    and the offset of the first one not yet decoded (compacted as the module docstring says),
+    the parsed header of an item still incomplete, and a sticky error.
+
+    A subclass implements ``__next__`` and ends every failure with ``self._fail(error)``.
+    """
+
+    __slots__ = ("_buf", "_pos", "_header", "_error")
+
+    def __init__(self):
+        self._buf = bytearray()
+        self._pos = 0
+        self._header = None     # parsed header of the item whose rest is still incomplete
+        self._error = None
+
+    def add_data(self, data):
+        """Append received bytes (any bytes-like object)."""
+        buf = self._buf
+        pos = self._pos
+        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
+            del buf[:pos]
+            self._pos = 0
+        buf += data
+
+    @property
+    def buffered(self):
+        """Number of received bytes not yet returned decoded."""
+        return len(self._buf) - self._pos
+
+    def __iter__(self):
+        return self
+
+    def _compact(self):
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+
+    def _fail(self, error):
+        self._error = error
+        raise error
+
+
+class FrameDecoder(BufferedDecoder):
     """Incremental frame decoder: ``add_data(bytes)``, then iterate the complete frames.
 
     Args:
@@ -154,32 +201,14 @@ class FrameDecoder(object):
     After an error the decoder stays broken: every further iteration raises the same error.
     """
 
-    __slots__ = ("max_frame_size", "compressor", "versions", "_buf", "_pos", "_header",
-                 "_error")
+    __slots__ = ("max_frame_size", "compressor", "versions")
 
     def __init__(self, max_frame_size=DEFAULT_MAX_FRAME_SIZE, compressor=None,
                  versions=SUPPORTED_VERSIONS):
+        BufferedDecoder.__init__(self)
         self.max_frame_size = max_frame_size
         self.compressor = compressor
         self.versions = frozenset(versions)
-        self._buf = bytearray()
-        self._pos = 0
-        self._header = None     # parsed header of the frame whose body is still incomplete
-        self._error = None
-
-    def add_data(self, data):
-        """Append received bytes (any bytes-like object)."""
-        buf = self._buf
-        pos = self._pos
-        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
-            del buf[:pos]
-            self._pos = 0
-        buf += data
-
-    @property
-    def buffered(self):
-        """Number of received bytes not yet returned as frames."""
-        return len(self._buf) - self._pos
 
     def drain(self):
         """Return and forget the bytes received but not yet returned as frames (a partial
@@ -193,9 +222,6 @@ class FrameDecoder(object):
         self._pos = 0
         self._header = None
         return rest
-
-    def __iter__(self):
-        return self
 
     def __next__(self):
         if self._error is not None:
@@ -234,15 +260,6 @@ class FrameDecoder(object):
         if flags & FLAG_COMPRESSION and version < 5:
             body = self._decompress(body, stream, opcode)
         return Frame(version, flags, stream, opcode, body, bool(version_byte & RESPONSE_BIT))
-
-    def _compact(self):
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-
-    def _fail(self, error):
-        self._error = error
-        raise error
 
     def _check_version_early(self, version_byte):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;

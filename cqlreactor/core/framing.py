@@ -169,7 +169,7 @@ class Framing(object):
         if not self.switched:
             if self.our_role is SERVER:
                 self.version = frame.version
-            elif self._awaiting and frame.is_response:
+            elif self._awaiting:        # the first frame after STARTUP is its answer
                 self._answered(frame.opcode)
         return frame
 

@@ -20,6 +20,8 @@ import struct
 import zlib
 
 from .errors import ChecksumMismatch, ProtocolError
+from .frames import HEADER_LENGTH as _ENVELOPE_HEADER
+from .frames import BufferedDecoder
 
 __all__ = [
     "MAX_SEGMENT_PAYLOAD", "CRC24_INIT", "CRC24_POLY", "CRC32_INITIAL", "crc24", "crc32",
@@ -38,13 +40,10 @@ _CRC32_LENGTH = 4
 _SELF_CONTAINED_PLAIN = 1 << 17
 _SELF_CONTAINED_COMPRESSED = 1 << 34
 _LENGTH_MASK = MAX_SEGMENT_PAYLOAD
-_ENVELOPE_HEADER = 9
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _ENVELOPE_LENGTH = struct.Struct(">i")
-
-_COMPACT_THRESHOLD = 64 * 1024
 
 
 def _make_crc24_table():
@@ -161,7 +160,7 @@ class SegmentEncoder(object):
         return b"".join(out)
 
 
-class SegmentDecoder(object):
+class SegmentDecoder(BufferedDecoder):
     """Incremental segment decoder: ``add_data(bytes)``, then iterate payloads.
 
     Each item is the (decompressed) payload of one segment as bytes: a run of whole envelopes,
@@ -178,36 +177,16 @@ class SegmentDecoder(object):
     After an error the decoder stays broken: every further iteration raises the same error.
     """
 
-    __slots__ = ("compressor", "_header_length", "_buf", "_pos", "_header", "_error",
-                 "_split_remaining")
+    __slots__ = ("compressor", "_header_length", "_split_remaining")
 
     def __init__(self, compressor=None):
         if compressor is not None and not compressor.supports_segments:
             raise ValueError("%s compression cannot be used with v5 segments" % (compressor.name,))
+        BufferedDecoder.__init__(self)     # _header: (length, uncompressed length, self-contained)
         self.compressor = compressor
         self._header_length = (_COMPRESSED_HEADER if compressor is not None
                                else _UNCOMPRESSED_HEADER) + _CRC24_LENGTH
-        self._buf = bytearray()
-        self._pos = 0
-        self._header = None         # (payload length, uncompressed length, self-contained)
-        self._error = None
         self._split_remaining = 0   # bytes still due of an envelope split over segments
-
-    def add_data(self, data):
-        """Append received bytes (any bytes-like object)."""
-        pos = self._pos
-        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(self._buf):
-            del self._buf[:pos]
-            self._pos = 0
-        self._buf += data
-
-    @property
-    def buffered(self):
-        """Number of received bytes not yet returned as payloads."""
-        return len(self._buf) - self._pos
-
-    def __iter__(self):
-        return self
 
     def __next__(self):
         if self._error is not None:
@@ -312,12 +291,3 @@ class SegmentDecoder(object):
             self._fail(ProtocolError(
                 "self-contained segment of %d bytes ends inside an envelope (%d bytes short)"
                 % (end, offset - end)))
-
-    def _compact(self):
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
-
-    def _fail(self, error):
-        self._error = error
-        raise error

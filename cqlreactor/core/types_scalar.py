@@ -26,7 +26,6 @@ _INT = struct.Struct(">i")
 _UINT = struct.Struct(">I")
 _LONG = struct.Struct(">q")
 _SHORT = struct.Struct(">h")
-_USHORT = struct.Struct(">H")
 _BYTE = struct.Struct(">b")
 _DOUBLE = struct.Struct(">d")
 _FLOAT = struct.Struct(">f")
@@ -496,10 +495,3 @@ DURATION = _Scalar("duration", 0x0015, "DurationType", _duration_to_bytes,
 
 NATIVE_TYPES = [ASCII, BIGINT, BLOB, BOOLEAN, COUNTER, DECIMAL, DOUBLE, FLOAT, INT, TIMESTAMP,
                 UUID, TEXT, VARINT, TIMEUUID, INET, DATE, TIME, SMALLINT, TINYINT, DURATION]
-_BY_CODE = dict((t.type_code, t) for t in NATIVE_TYPES)
-_BY_CQL_NAME = dict((t.name, t) for t in NATIVE_TYPES)
-_BY_CQL_NAME["varchar"] = TEXT
-_BY_CASS_CLASS = dict((t.cass_name[len(MARSHAL):], t) for t in NATIVE_TYPES)
-_BY_CASS_CLASS["DateType"] = TIMESTAMP       # the old name of timestamp
-_BY_CASS_CLASS["LexicalUUIDType"] = UUID
-

@@ -1,7 +1,7 @@
 """Connection handshake: bytes in, events out (v3/v4/v5, auth, compression, negotiation).
 
-The peer is ``cqlreactor.selfcheck.MemoryServer`` (built from the same core messages) and, where
-the exact bytes matter, frames written by hand here with struct.
+The peer is ``cqlreactor.testing.memory.MemoryServer`` (core messages, server-role Framing)
+and, where the exact bytes matter, frames written by hand here with struct.
 """
 
 import struct

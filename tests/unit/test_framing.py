@@ -280,7 +280,7 @@ def test_v4_before_the_answer_nothing_is_compressed():
     assert server.data_to_send() == response(4, 0, READY)
 
 
-# --- errors -----------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------
 
 def test_frame_too_large_on_the_header():
     client = Framing(CLIENT, 5, max_frame_size=100)
