@@ -21,7 +21,7 @@ __all__ = [
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
     "CDCWriteFailure", "CASWriteUnknown", "SyntaxException", "Unauthorized", "InvalidRequest",
     "ConfigurationException", "AlreadyExists", "Unprepared",
-    "UnsupportedOperation", "EngineError",
+    "UnsupportedOperation",
 ]
 
 
@@ -294,22 +294,3 @@ SERVER_ERROR_CLASSES = {
                 CASWriteUnknown, SyntaxException, Unauthorized, InvalidRequest,
                 ConfigurationException, AlreadyExists, Unprepared)
 }
-
-
-class EngineError(DriverException):
-    """An ERROR the simulated cluster's CQL engine (cqlreactor.testing.engine) answers with.
-
-    The simulated server encodes it as an ERROR message; it never reaches driver users.
-
-    Attributes:
-        code: the protocol error code (0x2000 SyntaxError, 0x2200 Invalid, 0x1000 Unavailable ...).
-        message: the server's text, worded as Cassandra 4 words it where we know the wording.
-        fields: the code's extra body fields, e.g. consistency/required/alive for Unavailable,
-            keyspace/table for AlreadyExists, statement_id for Unprepared.
-    """
-
-    def __init__(self, code, message, fields=None):
-        self.code = code
-        self.message = message
-        self.fields = dict(fields or {})
-        super(EngineError, self).__init__("[0x%04X] %s" % (code, message))

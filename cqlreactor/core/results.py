@@ -7,6 +7,11 @@ Rows decoding is the hot path of the whole driver.  Column metadata is cached by
 so a result page whose metadata we have seen before skips both the metadata parse and the
 construction of its row decoder (``types.make_row_decoder``), and the rows are then decoded by
 that one callable with no per-cell work here.
+
+Encoding serves the server role (the simulated cluster and the self check answer with these
+classes): ``rows_body`` writes a Rows body from cells that are already serialized, with column
+specs the caller may have encoded once (``write_column_specs``), so a server that keeps its data
+as bytes pays no per-value work.
 """
 
 import struct
@@ -15,11 +20,11 @@ from .errors import ProtocolError, UnsupportedOperation
 from .types import make_row_decoder, read_type_option, write_type_option
 from .wire import (read_bytes, read_int, read_short, read_short_bytes, read_string,
                    read_string_list, write_bytes, write_int, write_short, write_short_bytes,
-                   write_string, write_string_list, write_value)
+                   write_string, write_string_list)
 
 __all__ = [
     "Message", "ResultMessage", "VoidResult", "RowsResult", "SetKeyspaceResult",
-    "PreparedResult", "SchemaChangeResult",
+    "PreparedResult", "SchemaChangeResult", "rows_body", "write_column_specs",
     "RESULT_KIND_VOID", "RESULT_KIND_ROWS", "RESULT_KIND_SET_KEYSPACE", "RESULT_KIND_PREPARED",
     "RESULT_KIND_SCHEMA_CHANGE",
 ]
@@ -259,8 +264,9 @@ def _read_column_specs(buf, pos, flags, count):
     return columns, pos
 
 
-def _write_column_specs(columns, flags_out, protocol_version):
-    """Return (flags with GLOBAL_TABLES_SPEC set when every column shares one table, bytes)."""
+def write_column_specs(columns, protocol_version, flags_out=0):
+    """Column specs of (keyspace, table, name, CqlType) columns ->
+    (flags with GLOBAL_TABLES_SPEC set when every column shares one table, bytes)."""
     parts = []
     tables = set((c[0], c[1]) for c in columns)
     if len(tables) == 1:
@@ -282,7 +288,8 @@ def _write_column_specs(columns, flags_out, protocol_version):
 
 # Cache of parsed result metadata, keyed by a cheap prefix of its bytes; an entry is used only when
 # the body really holds the entry's whole metadata bytes at that position (``startswith``), so a
-# hit is exact.  Note: the cached column list is shared by every result decoded from it.  Parsing is deterministic, so equal bytes always mean equal metadata.
+# hit is exact (parsing is deterministic: equal bytes always mean equal metadata).  The cached
+# column list is shared by every result decoded from it.
 _METADATA_CACHE = {}
 _METADATA_CACHE_MAX = 512
 _KEY_PREFIX = 48
@@ -475,36 +482,73 @@ class RowsResult(ResultMessage):
 
     def _encode_kind(self, protocol_version):
         columns = self.column_metadata or []
-        flags = 0
-        head = []
-        if self.paging_state is not None:
-            flags |= _HAS_MORE_PAGES
-            head.append(write_bytes(self.paging_state))
-        if self.result_metadata_id is not None:
-            if protocol_version < 5:
-                raise UnsupportedOperation("result metadata ids need protocol v5")
-            flags |= _METADATA_CHANGED
-            head.append(write_short_bytes(self.result_metadata_id))
-        if self.no_metadata:
-            flags |= _NO_METADATA
-            specs = b""
-        else:
-            flags, specs = _write_column_specs(columns, flags, protocol_version)
-        rows = self.rows or ()
-        parts = [write_int(flags), write_int(len(columns))]
-        parts.extend(head)
-        parts.append(specs)
-        parts.append(write_int(len(rows)))
         types = [c[3] for c in columns]
-        for row in rows:
+        serialized = []
+        for row in self.rows or ():
             if len(row) != len(types):
                 raise ValueError("row %r does not have %d columns" % (row, len(types)))
-            for ctype, value in zip(types, row):
-                if value is None:
-                    parts.append(b"\xff\xff\xff\xff")
-                else:
-                    parts.append(write_value(ctype.serialize(value, protocol_version)))
+            serialized.append([None if value is None else ctype.serialize(value, protocol_version)
+                               for ctype, value in zip(types, row)])
+        parts = []
+        _rows_parts(parts, columns, len(columns), serialized, self.paging_state,
+                    self.no_metadata, self.result_metadata_id, protocol_version, None)
         return b"".join(parts)
+
+
+def rows_body(column_metadata, rows, paging_state=None, no_metadata=False,
+              result_metadata_id=None, protocol_version=4, column_specs=None):
+    """A whole Rows RESULT body (kind included) from rows of serialized cells.
+
+    Args:
+        column_metadata: list of (keyspace, table, name, CqlType).
+        rows: sequences of cells, each bytes (the serialized value) or None (null).
+        column_specs: (flags, bytes) that ``write_column_specs`` returned for these columns,
+            when the caller keeps it (a server answering the same columns again and again).
+    """
+    parts = [_ROWS_KIND]
+    _rows_parts(parts, column_metadata, len(column_metadata), rows, paging_state, no_metadata,
+                result_metadata_id, protocol_version, column_specs)
+    return b"".join(parts)
+
+
+_NULL_CELL = b"\xff\xff\xff\xff"
+_pack_int = struct.Struct(">i").pack
+
+
+def _rows_parts(parts, columns, count, rows, paging_state, no_metadata, result_metadata_id,
+                protocol_version, column_specs):
+    """<metadata><rows_count><rows> of a Rows body, appended to ``parts``."""
+    head = []
+    flags = 0
+    if paging_state is not None:
+        flags |= _HAS_MORE_PAGES
+        head.append(write_bytes(paging_state))
+    if result_metadata_id is not None:
+        if protocol_version < 5:
+            raise UnsupportedOperation("result metadata ids need protocol v5")
+        flags |= _METADATA_CHANGED
+        head.append(write_short_bytes(result_metadata_id))
+    if no_metadata:
+        flags |= _NO_METADATA
+        specs = b""
+    elif column_specs is not None:
+        flags |= column_specs[0]
+        specs = column_specs[1]
+    else:
+        flags, specs = write_column_specs(columns, protocol_version, flags)
+    parts.append(_TWO_INTS.pack(flags, count))
+    parts.extend(head)
+    parts.append(specs)
+    parts.append(_pack_int(len(rows)))
+    append = parts.append
+    pack = _pack_int
+    for row in rows:
+        for value in row:
+            if value is None:
+                append(_NULL_CELL)
+            else:
+                append(pack(len(value)))
+                append(value)
 
 
 def _read_result_metadata(buf, pos, protocol_version):
@@ -553,7 +597,9 @@ class PreparedResult(ResultMessage):
             metadata_id, pos = read_short_bytes(buf, pos)
         flags, pos = read_int(buf, pos)
         count, pos = read_int(buf, pos)
-        pk_count, pos = read_int(buf, pos)
+        pk_count = 0
+        if protocol_version >= 4:       # v3 has no partition key indexes
+            pk_count, pos = read_int(buf, pos)
         if pk_count < 0 or pk_count * 2 > len(buf) - pos:
             raise ProtocolError("%d partition key indexes cannot fit in the %d bytes left"
                                 % (pk_count, len(buf) - pos))
@@ -569,16 +615,17 @@ class PreparedResult(ResultMessage):
         parts = [write_short_bytes(self.query_id)]
         if protocol_version >= 5:
             parts.append(write_short_bytes(self.result_metadata_id or b""))
-        flags, specs = _write_column_specs(self.bind_metadata, 0, protocol_version)
+        flags, specs = write_column_specs(self.bind_metadata, protocol_version)
         parts.append(write_int(flags))
         parts.append(write_int(len(self.bind_metadata)))
-        parts.append(write_int(len(self.pk_indexes)))
-        parts.extend(write_short(i) for i in self.pk_indexes)
+        if protocol_version >= 4:       # v3 has no partition key indexes
+            parts.append(write_int(len(self.pk_indexes)))
+            parts.extend(write_short(i) for i in self.pk_indexes)
         parts.append(specs)
         if self.result_metadata is None:
             parts.append(write_int(_NO_METADATA) + write_int(0))
         else:
-            flags, specs = _write_column_specs(self.result_metadata, 0, protocol_version)
+            flags, specs = write_column_specs(self.result_metadata, protocol_version)
             parts.append(write_int(flags) + write_int(len(self.result_metadata)) + specs)
         return b"".join(parts)
 

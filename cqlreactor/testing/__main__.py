@@ -12,7 +12,7 @@ import sys
 
 
 def _cluster(args):
-    from cqlreactor.testing.server import run_cluster
+    from cqlreactor.testing.server.loop import run_cluster
     auth = None
     if args.auth:
         user, sep, password = args.auth.partition(":")

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 
-from cqlreactor.testing.control import ControlClient, ControlError, encode_rows_for_json
+from cqlreactor.testing.server.control import ControlClient, ControlError, encode_rows_for_json
 
 __all__ = ["SimulatedCluster", "ControlError"]
 
@@ -33,7 +33,7 @@ class SimulatedCluster(object):
         nodes: number of nodes (node i listens on 127.0.0.<i+1>).
         port: CQL port (0: a free one).
         auth: ``(user, password)`` or ``"user:password"`` to require password auth.
-        tls_dir: directory with node.crt, node.key and optionally ca.crt (see server.py).
+        tls_dir: directory with node.crt, node.key and optionally ca.crt (see server/loop.py).
         protocol_versions: versions the nodes speak, e.g. (4, 5).
         client_auth: "optional" or "required" client certificates (TLS with ca.crt).
         startup_timeout: seconds to wait for the ready line.
@@ -165,7 +165,7 @@ class SimulatedCluster(object):
     # --- control -------------------------------------------------------------------------------
 
     def call(self, op, **args):
-        """Send one control operation (see control.py for the list)."""
+        """Send one control operation (see server/control.py for the list)."""
         if self._control is None:
             raise ControlError("the simulated cluster is not running")
         with self._lock:

@@ -33,7 +33,7 @@ from cqlreactor.cloud import SniEndpoint, cloud_config_from                  # n
 from cqlreactor.core.errors import (BadCredentials, CloudConfigError,        # noqa: E402
                                     ConnectionException, TLSError)
 from cqlreactor.reactors import get_reactor_class                            # noqa: E402
-from cqlreactor.testing import certs                                         # noqa: E402
+from cqlreactor.testing.astra import certs                                         # noqa: E402
 from cqlreactor.testing.astra import FakeAstra                               # noqa: E402
 from cqlreactor.testing.pytest_plugin import reactor_params                  # noqa: E402
 

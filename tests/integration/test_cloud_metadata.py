@@ -15,7 +15,7 @@ pytest.importorskip("cryptography")
 
 from cqlreactor.cloud import cloud_config_from                           # noqa: E402
 from cqlreactor.core.errors import CloudConfigError                      # noqa: E402
-from cqlreactor.testing import certs                                     # noqa: E402
+from cqlreactor.testing.astra import certs                                     # noqa: E402
 from cqlreactor.testing.astra import FakeAstra, MetadataServer, write_bundle  # noqa: E402
 
 IDS = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]

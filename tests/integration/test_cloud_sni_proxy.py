@@ -17,7 +17,7 @@ pytest.importorskip("cryptography")
 
 from cqlreactor.cloud import cloud_config_from, verify_peer_hostname     # noqa: E402
 from cqlreactor.core.errors import TLSError                             # noqa: E402
-from cqlreactor.testing import certs                                    # noqa: E402
+from cqlreactor.testing.astra import certs                                    # noqa: E402
 from cqlreactor.testing.astra import FakeAstra                          # noqa: E402
 
 IDS = ["aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002",

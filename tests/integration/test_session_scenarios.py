@@ -293,7 +293,7 @@ def test_default_profile_consistency_is_sent(sim, reactor):
 
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
-    from cqlreactor.testing.certs import make_ca, make_cert
+    from cqlreactor.testing.astra.certs import make_ca, make_cert
     directory = tmp_path_factory.mktemp("tls")
     ca = make_ca(str(directory))
     make_cert(ca, ["127.0.0.1", "127.0.0.2", "127.0.0.3"], str(directory), "node",

@@ -169,7 +169,7 @@ def test_stop_and_start_node_events_and_refusal(clean_sim, raw_client):
 
 
 def test_control_errors_name_the_problem(clean_sim):
-    from cqlreactor.testing.control import ControlError
+    from cqlreactor.testing.server.control import ControlError
     with pytest.raises(ControlError, match="unknown error name"):
         clean_sim.prime(Q, error="no_such_error")
     with pytest.raises(ControlError, match="out of range"):

@@ -70,7 +70,7 @@ def test_python_api_context_manager_stops_process():
 
 
 def test_unknown_control_operation_is_an_error(sim):
-    from cqlreactor.testing.control import ControlError
+    from cqlreactor.testing.server.control import ControlError
     with pytest.raises(ControlError):
         sim.call("no_such_operation")
     with pytest.raises(ControlError):

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("cryptography")
 
 from cqlreactor.testing import SimulatedCluster  # noqa: E402
-from cqlreactor.testing import certs  # noqa: E402
+from cqlreactor.testing.astra import certs  # noqa: E402
 
 from _rawcql import OPTIONS, READY, SUPPORTED, RawClient  # noqa: E402
 

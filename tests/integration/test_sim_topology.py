@@ -14,7 +14,7 @@ import pytest
 from cqlreactor.core import messages, types as T
 from cqlreactor.core.murmur3 import murmur3_token
 from cqlreactor.testing import SimulatedCluster
-from cqlreactor.testing.control import ControlError
+from cqlreactor.testing.server.control import ControlError
 
 from _rawcql import EVENT, RawClient, error_of
 

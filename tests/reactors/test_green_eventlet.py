@@ -52,7 +52,7 @@ def prime_green(cluster):
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     pytest.importorskip("cryptography")
-    from cqlreactor.testing.certs import make_ca, make_cert
+    from cqlreactor.testing.astra.certs import make_ca, make_cert
     base = tmp_path_factory.mktemp("epki")
     (base / "ca").mkdir()
     (base / "node").mkdir()

@@ -13,7 +13,7 @@ from cqlreactor.core.errors import ConnectionException, TLSError  # noqa: E402
 from cqlreactor.reactors import tls as tls_module  # noqa: E402
 from cqlreactor.reactors.base import Endpoint  # noqa: E402
 from cqlreactor.reactors.tls import TLSLayer  # noqa: E402
-from cqlreactor.testing.certs import make_ca, make_cert  # noqa: E402
+from cqlreactor.testing.astra.certs import make_ca, make_cert  # noqa: E402
 
 from cqlreactor.testing.conformance import Collector, endpoint_of, query  # noqa: E402
 

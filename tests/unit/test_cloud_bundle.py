@@ -18,7 +18,7 @@ pytest.importorskip("cryptography")
 from cqlreactor.cloud import bundle as bundle_mod                      # noqa: E402
 from cqlreactor.cloud.bundle import open_bundle                        # noqa: E402
 from cqlreactor.core.errors import CloudConfigError                    # noqa: E402
-from cqlreactor.testing import certs                                   # noqa: E402
+from cqlreactor.testing.astra import certs                                   # noqa: E402
 from cqlreactor.testing.astra import write_bundle                     # noqa: E402
 
 

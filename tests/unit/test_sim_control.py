@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from cqlreactor.testing.control import Prime, PrimeTable, decode_value, encode_value
+from cqlreactor.testing.server.control import decode_value, encode_value
+from cqlreactor.testing.server.primes import Prime, PrimeTable
 
 
 @pytest.mark.parametrize("value", [

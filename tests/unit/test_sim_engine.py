@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from cqlreactor.core import types as T
-from cqlreactor.core.errors import EngineError
+from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.testing.engine import Engine, NodeInfo, Rows, SchemaChange, SetKeyspace, Void
 
 

@@ -7,7 +7,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 from cqlreactor.core import types as T  # noqa: E402
-from cqlreactor.core.errors import EngineError  # noqa: E402
+from cqlreactor.testing.engine.errors import EngineError  # noqa: E402
 from cqlreactor.testing.engine import Engine, NodeInfo  # noqa: E402
 
 KNOWN_CODES = {0x0000, 0x000A, 0x1000, 0x2000, 0x2100, 0x2200, 0x2300, 0x2400, 0x2500}

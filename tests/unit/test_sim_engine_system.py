@@ -7,7 +7,7 @@ building keyspace/table/type metadata from the engine's rows, decoded with the d
 
 import pytest
 
-from cqlreactor.core.errors import EngineError
+from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.testing.engine import Engine, NodeInfo
 
 EXPECTED = {

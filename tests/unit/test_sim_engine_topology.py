@@ -4,7 +4,7 @@ pure logic, no sockets."""
 import pytest
 
 from cqlreactor.core import types as T
-from cqlreactor.core.errors import EngineError
+from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.core.murmur3 import MAX_TOKEN, MIN_TOKEN, murmur3_token
 from cqlreactor.testing.engine import Engine, NodeInfo, Rows
 

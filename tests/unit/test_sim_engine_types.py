@@ -10,7 +10,7 @@ import pytest
 cqltypes = pytest.importorskip("cassandra.cqltypes")
 from cassandra import util as dutil  # noqa: E402
 
-from cqlreactor.core.errors import EngineError  # noqa: E402
+from cqlreactor.testing.engine.errors import EngineError  # noqa: E402
 from cqlreactor.testing.engine import Engine, NodeInfo  # noqa: E402
 
 VALUES = [

@@ -4,8 +4,8 @@ A statement is parsed once, then compiled against the current schema into a plan
 lookups, literal conversions and bind-marker specs are resolved at compile time, so running a
 cached plan only evaluates bound values and touches the store. Plans are cached by
 (keyspace, query text) and dropped on every schema change. SELECT lives in
-``engine_select``, INSERT/UPDATE/DELETE/BATCH in ``engine_writes``, schema statements in
-``engine_ddl``; this module holds the plan base class, term compilation and WHERE analysis.
+``reads``, INSERT/UPDATE/DELETE/BATCH in ``writes``, schema statements in
+``ddl``; this module holds the plan base class, term compilation and WHERE analysis.
 """
 
 import itertools
@@ -13,10 +13,11 @@ import struct
 import uuid
 
 from cqlreactor.core import types as T
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing import cql_values as V
-from cqlreactor.testing.engine import Column, EngineError, INVALID, SYNTAX_ERROR, _invalid
-from cqlreactor.testing.store import routing_key, sort_key_for
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import values as V
+from cqlreactor.testing.engine.errors import invalid
+from cqlreactor.testing.engine.results import Column
+from cqlreactor.testing.engine.store import routing_key, sort_key_for
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
@@ -50,11 +51,11 @@ class _Plan(object):
                 elif name.lower() in given:
                     vals.append(given[name.lower()])
                 else:
-                    raise _invalid("Invalid unset value for %s" % (name,))
+                    raise invalid("Invalid unset value for %s" % (name,))
         else:
             vals = list(values) if values else []
             if len(vals) != n:
-                raise _invalid("Invalid amount of bind variables: expected %d, got %d"
+                raise invalid("Invalid amount of bind variables: expected %d, got %d"
                                % (n, len(vals)))
         for i, v in enumerate(vals):
             if v is None or type(v) is bytes:
@@ -113,13 +114,13 @@ class _Compiler(object):
                 value = V.python_to_bytes(V.literal_value(term, texpr, cname), texpr, ctyp,
                                           udts, cname)
             except ValueError as exc:
-                raise _invalid(str(exc))
+                raise invalid(str(exc))
             return _const(value)
         if isinstance(term, P.Collection):
             return self.collection(term, column, table, cname, texpr, ctyp)
         if isinstance(term, P.FuncCall):
             return self.function(term, cname, texpr)
-        raise _invalid("Invalid term for %s" % cname)
+        raise invalid("Invalid term for %s" % cname)
 
     def collection(self, term, column, table, cname, texpr, ctyp):
         base = texpr
@@ -137,7 +138,7 @@ class _Compiler(object):
                 for g in getters:
                     v = g(vals)
                     if v is None or v is _UNSET:
-                        raise _invalid("null is not supported inside collections")
+                        raise invalid("null is not supported inside collections")
                     cells.append(v)
                 data = V.join_cells(cells)
                 return V.normalize(base, data) if is_set else data
@@ -153,7 +154,7 @@ class _Compiler(object):
                 for gk, gv in pairs:
                     k, v = gk(vals), gv(vals)
                     if k is None or v is None or k is _UNSET or v is _UNSET:
-                        raise _invalid("null is not supported inside collections")
+                        raise invalid("null is not supported inside collections")
                     out.append((k, v))
                 return V.normalize(base, V.join_pairs(out))
             return get
@@ -180,7 +181,7 @@ class _Compiler(object):
                 getters.append(None if t is None else
                                self.term(t, column, table, cname, ftype, ctyp.subtypes[i]))
             if given:
-                raise _invalid("Unknown field '%s' in value of user defined type %s"
+                raise invalid("Unknown field '%s' in value of user defined type %s"
                                % (sorted(given)[0], udef.name))
 
             def get(vals):
@@ -195,7 +196,7 @@ class _Compiler(object):
                     out.pop()
                 return b"".join(out)
             return get
-        raise _invalid("Invalid %s literal for %s of type %s"
+        raise invalid("Invalid %s literal for %s of type %s"
                        % (kind, cname, P.render_type(texpr)))
 
     def function(self, term, cname, texpr):
@@ -217,50 +218,41 @@ class _Compiler(object):
         elif name == "currenttimeuuid" and base == "timeuuid":
             return lambda vals: uuid.uuid1().bytes
         else:
-            raise _invalid("Unknown function %s called" % (name,))
-        raise _invalid("Type error: cannot assign result of function system.%s (type %s) to "
+            raise invalid("Unknown function %s called" % (name,))
+        raise invalid("Type error: cannot assign result of function system.%s (type %s) to "
                        "%s (type %s)" % (name, "timeuuid" if name == "now" else "uuid", cname,
                                          P.render_type(texpr)))
 
     def int_term(self, term, table, name, allow_negative=False):
-        if term is None:
-            return None
-        if isinstance(term, P.Bind):
-            self.spec(term, table.keyspace, table.name, name, T.INT)
-            i = term.index
-
-            def get(vals):
-                v = vals[i]
-                if v is None or v is _UNSET:
-                    return None
-                if len(v) != 4:
-                    raise _invalid("Invalid value for %s: expected 4 bytes" % name)
-                return _I32.unpack(v)[0]
-            return get
-        if isinstance(term, P.Const) and term.kind == "int":
-            value = term.value
-            return lambda vals: value
-        raise _invalid("Invalid value for %s" % name)
+        return self._number_term(term, table, name, T.INT, _I32, name,
+                                 "Invalid value for %s" % name)
 
     def timestamp_term(self, term, table):
+        return self._number_term(term, table, "[timestamp]", T.BIGINT, _I64, "timestamp",
+                                 "Invalid value for the timestamp")
+
+    def _number_term(self, term, table, spec_name, ctype, codec, what, wrong_literal):
+        """A USING TTL / TIMESTAMP value: a getter of the int, or None when not given."""
         if term is None:
             return None
         if isinstance(term, P.Bind):
-            self.spec(term, table.keyspace, table.name, "[timestamp]", T.BIGINT)
+            self.spec(term, table.keyspace, table.name, spec_name, ctype)
             i = term.index
+            size = codec.size
+            unpack = codec.unpack
 
             def get(vals):
                 v = vals[i]
                 if v is None or v is _UNSET:
                     return None
-                if len(v) != 8:
-                    raise _invalid("Invalid value for timestamp: expected 8 bytes")
-                return _I64.unpack(v)[0]
+                if len(v) != size:
+                    raise invalid("Invalid value for %s: expected %d bytes" % (what, size))
+                return unpack(v)[0]
             return get
         if isinstance(term, P.Const) and term.kind == "int":
             value = term.value
             return lambda vals: value
-        raise _invalid("Invalid value for the timestamp")
+        raise invalid(wrong_literal)
 
 
 def _has_markers(term):
@@ -299,7 +291,7 @@ def _bind_getter(index, texpr, ctype, cname):
             if normalize:
                 return V.normalize(base, v)
         except Exception as exc:  # noqa: BLE001 - any decode complaint is an invalid value
-            raise _invalid("Invalid value for column %s of type %s: %s"
+            raise invalid("Invalid value for column %s of type %s: %s"
                            % (cname, ctype.name, exc))
         return v
     return get
@@ -308,7 +300,7 @@ def _bind_getter(index, texpr, ctype, cname):
 def _column(table, name):
     c = table.columns.get(name)
     if c is None:
-        raise _invalid("Undefined column name %s" % (name,))
+        raise invalid("Undefined column name %s" % (name,))
     return c
 
 
@@ -335,10 +327,10 @@ def _analyze_where(comp, table, relations, allow_filtering, for_select=True):
         if isinstance(col, tuple):      # token(...)
             names = col[1]
             if [c.name for c in table.partition_key] != names:
-                raise _invalid("The token function arguments must be in the partition key "
+                raise invalid("The token function arguments must be in the partition key "
                                "order: %s" % ", ".join(c.name for c in table.partition_key))
             if rel.op not in ("=", "<", "<=", ">", ">="):
-                raise _invalid("Unsupported operator %s on the token function" % rel.op)
+                raise invalid("Unsupported operator %s on the token function" % rel.op)
             w.token.append((rel.op, _token_getter(comp, table, rel.term)))
             continue
         c = _column(table, col)
@@ -355,27 +347,27 @@ def _analyze_where(comp, table, relations, allow_filtering, for_select=True):
                     def getter(vals, idx=idx, c=c):
                         v = vals[idx]
                         if v is None or v is _UNSET:
-                            raise _invalid("Invalid null value for IN restriction on %s"
+                            raise invalid("Invalid null value for IN restriction on %s"
                                            % c.name)
                         try:
                             items = V.split_cells(v)
                             for item in items:
                                 c.cql_type.deserialize(item)
                         except Exception as exc:  # noqa: BLE001 - malformed bound value
-                            raise _invalid("Invalid value for IN restriction on %s: %s"
+                            raise invalid("Invalid value for IN restriction on %s: %s"
                                            % (c.name, exc))
                         return items
                     restr = ("inbind", getter)
                 else:
-                    raise _invalid("Invalid IN restriction on %s" % c.name)
+                    raise invalid("Invalid IN restriction on %s" % c.name)
         elif rel.op in ("CONTAINS", "CONTAINS KEY"):
             base = c.type_expr
             while base.name == "frozen":
                 base = base.params[0]
             if base.name not in ("list", "set", "map"):
-                raise _invalid("Cannot use %s on non-collection column %s" % (rel.op, c.name))
+                raise invalid("Cannot use %s on non-collection column %s" % (rel.op, c.name))
             if rel.op == "CONTAINS KEY" and base.name != "map":
-                raise _invalid("Cannot use CONTAINS KEY on non-map column %s" % c.name)
+                raise invalid("Cannot use CONTAINS KEY on non-map column %s" % c.name)
             sub = base.params[0] if (rel.op == "CONTAINS KEY" or base.name != "map") \
                 else base.params[1]
             subc = c.cql_type.subtypes[0] if (rel.op == "CONTAINS KEY" or base.name != "map") \
@@ -384,25 +376,25 @@ def _analyze_where(comp, table, relations, allow_filtering, for_select=True):
             w.filters.append((c, rel.op, g))
             continue
         elif rel.op == "LIKE":
-            raise _invalid("LIKE restriction is only supported on properly indexed columns. "
+            raise invalid("LIKE restriction is only supported on properly indexed columns. "
                            "%s LIKE ... is not valid." % c.name)
         else:
             restr = (rel.op, comp.term(rel.term, c, table))
         if c.kind == "partition_key":
             if restr[0] in ("<", "<=", ">", ">=", "!="):
-                raise _invalid("Only EQ and IN relation are supported on the partition key "
+                raise invalid("Only EQ and IN relation are supported on the partition key "
                                "(unless you use the token() function)")
             if c.name in w.pk:
-                raise _invalid("%s cannot be restricted by more than one relation if it "
+                raise invalid("%s cannot be restricted by more than one relation if it "
                                "includes an Equal" % c.name)
             w.pk[c.name] = restr if restr[0] != "=" else ("eq", restr[1])
         elif c.kind == "clustering":
             if restr[0] == "!=":
-                raise _invalid("Unsupported \"!=\" relation: %s != ..." % c.name)
+                raise invalid("Unsupported \"!=\" relation: %s != ..." % c.name)
             w.ck.setdefault(c.name, []).append(restr)
         else:
             if restr[0] == "!=":
-                raise _invalid("Unsupported \"!=\" relation: %s != ..." % c.name)
+                raise invalid("Unsupported \"!=\" relation: %s != ..." % c.name)
             w.filters.append((c, restr[0], restr[1]))
     return w
 
@@ -415,15 +407,15 @@ def _token_getter(comp, table, term):
         def get(vals):
             v = vals[i]
             if v is None or v is _UNSET or len(v) != 8:
-                raise _invalid("Invalid token value")
+                raise invalid("Invalid token value")
             return _I64.unpack(v)[0]
         return get
     if isinstance(term, P.Const) and term.kind == "int":
         value = term.value
         return lambda vals: value
     if isinstance(term, P.FuncCall) and term.name == "token":
-        raise _invalid("token() on values is not supported by the simulator")
-    raise _invalid("Invalid token value")
+        raise invalid("token() on values is not supported by the simulator")
+    raise invalid("Invalid token value")
 
 
 def _pk_values(table, where, vals):
@@ -434,16 +426,16 @@ def _pk_values(table, where, vals):
         if kind == "eq":
             v = g(vals)
             if v is None:
-                raise _invalid("Invalid null value in condition for column %s" % c.name)
+                raise invalid("Invalid null value in condition for column %s" % c.name)
             if v is _UNSET:
-                raise _invalid("Invalid unset value for column %s" % c.name)
+                raise invalid("Invalid unset value for column %s" % c.name)
             out.append([v])
         elif kind == "in":
             vs = []
             for gi in g:
                 v = gi(vals)
                 if v is None or v is _UNSET:
-                    raise _invalid("Invalid null value in condition for column %s" % c.name)
+                    raise invalid("Invalid null value in condition for column %s" % c.name)
                 vs.append(v)
             out.append(vs)
         else:
@@ -479,29 +471,3 @@ def _compare(op, a, b):
     if op == "!=":
         return a != b
     return False
-
-
-# --- dispatch ------------------------------------------------------------------------------------
-
-def _compile(engine, stmt, keyspace):
-    from cqlreactor.testing.engine_select import _compile_select
-    from cqlreactor.testing.engine_writes import (
-        _compile_batch, _compile_delete, _compile_insert, _compile_update)
-    if isinstance(stmt, P.Select):
-        return _compile_select(engine, stmt, keyspace)
-    if isinstance(stmt, P.Insert):
-        return _compile_insert(engine, stmt, keyspace)
-    if isinstance(stmt, P.Update):
-        return _compile_update(engine, stmt, keyspace)
-    if isinstance(stmt, P.Delete):
-        return _compile_delete(engine, stmt, keyspace)
-    if isinstance(stmt, P.Batch):
-        return _compile_batch(engine, stmt, keyspace)
-    if isinstance(stmt, P.Unsupported):
-        raise EngineError(INVALID if stmt.what != "DESCRIBE" else SYNTAX_ERROR,
-                          "%s is not supported by the simulated cluster" % stmt.what)
-    from cqlreactor.testing.engine_ddl import compile_ddl
-    return compile_ddl(engine, stmt, keyspace)
-
-
-__all__ = ["_compile", "_Plan", "_Compiler"]

@@ -1,4 +1,4 @@
-"""Statement nodes of the simulated cluster's CQL parser (``cql_parser``), and type rendering.
+"""Statement nodes of the simulated cluster's CQL parser (``parser``), and type rendering.
 
 Small slotted classes naming what a statement says; they hold no schema knowledge.
 """

@@ -9,28 +9,29 @@ import itertools
 import struct
 
 from cqlreactor.core import types as T
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing import cql_values as V
-from cqlreactor.testing.engine import Column, EngineError, Rows, Void, _invalid
-from cqlreactor.testing.engine_plans import (
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import values as V
+from cqlreactor.testing.engine.errors import EngineError, invalid
+from cqlreactor.testing.engine.results import Column, Rows, Void
+from cqlreactor.testing.engine.plans import (
     _Plan, _Compiler, _UNSET, _TRUE, _FALSE, _analyze_where, _check_table_name, _column,
     _compare, _partition_keys)
-from cqlreactor.testing.engine_select import _accessor, _build, _pk_indexes
-from cqlreactor.testing.store import routing_key, sort_key_for, token_of
+from cqlreactor.testing.engine.reads import _accessor, _build, _pk_indexes
+from cqlreactor.testing.engine.store import routing_key, sort_key_for, token_of
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
 
 # --- INSERT / UPDATE / DELETE ------------------------------------------------------------------
 
-class _ModificationPlan(_Plan):
+class ModificationPlan(_Plan):
     """Base of INSERT / UPDATE / DELETE: ``writes`` evaluates everything first; ``apply``
     changes the store (so a batch checks every statement before applying any)."""
 
     conditional = False
 
     def run(self, engine, vals, ctx):
-        return _run_batch(engine, [(self, vals)], ctx, None)
+        return run_batch(engine, [(self, vals)], ctx, None)
 
 
 class _Write(object):
@@ -46,26 +47,26 @@ class _Write(object):
         self.condition = condition
 
 
-def _run_batch(engine, items, ctx, kind):
+def run_batch(engine, items, ctx, kind):
     writes = []
     for plan, vals in items:
         writes.extend(plan.writes(engine, vals, ctx))
     conditional = any(w.condition is not None for w in writes)
     if ctx.consistency in (8, 9):
         if conditional:
-            raise _invalid("%s is not supported as conditional update commit consistency. "
+            raise invalid("%s is not supported as conditional update commit consistency. "
                            "Use ANY if you mean \"make sure it is accepted but I don't care "
                            "how many replicas commit it for non-SERIAL reads\""
                            % ("SERIAL" if ctx.consistency == 8 else "LOCAL_SERIAL"))
-        raise _invalid("You must use conditional updates for serializable writes")
+        raise invalid("You must use conditional updates for serializable writes")
     counters = [plan.table.is_counter for plan, _ in items]
     if kind == "COUNTER" and not all(counters):
-        raise _invalid("Only counter mutations are allowed in COUNTER batches")
+        raise invalid("Only counter mutations are allowed in COUNTER batches")
     if kind is not None and any(counters):
         if not all(counters):
-            raise _invalid("Counter and non-counter mutations cannot exist in the same batch")
+            raise invalid("Counter and non-counter mutations cannot exist in the same batch")
         if kind == "LOGGED":
-            raise _invalid("Cannot include a counter statement in a logged batch")
+            raise invalid("Cannot include a counter statement in a logged batch")
     for w in writes:
         ks = engine.keyspaces[w.plan.table.keyspace]
         if conditional:
@@ -75,7 +76,7 @@ def _run_batch(engine, items, ctx, kind):
     if conditional:
         keys = set((w.plan.table.keyspace, w.plan.table.name, w.key) for w in writes)
         if len(keys) > 1 and len(items) > 1:
-            raise _invalid("Batch with conditions cannot span multiple tables or partitions")
+            raise invalid("Batch with conditions cannot span multiple tables or partitions")
         first = writes[0].plan.table
         applied = True
         extra_cols, extra_rows = [], []
@@ -114,9 +115,9 @@ def _ttl_and_ts(plan, vals, ctx):
     if ttl is None:
         ttl = plan.table.options.get("default_time_to_live", 0) or 0
     if ttl < 0:
-        raise _invalid("A TTL must be greater or equal to 0, but was %d" % ttl)
+        raise invalid("A TTL must be greater or equal to 0, but was %d" % ttl)
     if ttl > 630720000:
-        raise _invalid("ttl is too large. requested (%d) maximum (630720000)" % ttl)
+        raise invalid("ttl is too large. requested (%d) maximum (630720000)" % ttl)
     ts = plan.timestamp(vals) if plan.timestamp is not None else None
     if ts is None:
         ts = ctx.timestamp
@@ -129,39 +130,44 @@ def _key_values(table, getters, vals, what):
     for c, g in zip(what, getters):
         v = g(vals)
         if v is None:
-            raise _invalid("Invalid null value in condition for column %s" % c.name)
+            raise invalid("Invalid null value in condition for column %s" % c.name)
         if v is _UNSET:
-            raise _invalid("Invalid unset value for column %s" % c.name)
+            raise invalid("Invalid unset value for column %s" % c.name)
         out.append(v)
     return tuple(out)
 
 
-def _compile_insert(engine, stmt, keyspace):
+def _modifiable_table(engine, stmt, keyspace):
     table = _check_table_name(engine, stmt, keyspace)
     if table.virtual:
         raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
                           % (table.keyspace, table.name))
+    return table
+
+
+def _compile_insert(engine, stmt, keyspace):
+    table = _modifiable_table(engine, stmt, keyspace)
     if table.is_counter:
-        raise _invalid("INSERT statements are not allowed on counter tables, use UPDATE "
+        raise invalid("INSERT statements are not allowed on counter tables, use UPDATE "
                        "instead")
     comp = _Compiler(engine, stmt, keyspace)
-    plan = _ModificationPlan()
+    plan = ModificationPlan()
     plan.table = table
     given = {}
     for name, term in zip(stmt.columns, stmt.values):
         c = _column(table, name)
         if c.name in given:
-            raise _invalid("Multiple definitions found for column %s" % c.name)
+            raise invalid("Multiple definitions found for column %s" % c.name)
         given[c.name] = (c, comp.term(term, c, table))
     missing = [c.name for c in table.partition_key if c.name not in given]
     if missing:
-        raise _invalid("Some partition key parts are missing: %s" % ", ".join(missing))
+        raise invalid("Some partition key parts are missing: %s" % ", ".join(missing))
     missing = [c.name for c in table.clustering if c.name not in given]
     # an INSERT of only the partition key and static columns writes the static row
     static_only = len(missing) == len(table.clustering) and bool(table.clustering) and all(
         c.kind in ("partition_key", "static") for c, _ in given.values())
     if missing and not static_only:
-        raise _invalid("Some clustering keys are missing: %s" % ", ".join(missing))
+        raise invalid("Some clustering keys are missing: %s" % ", ".join(missing))
     pk_getters = [given[c.name][1] for c in table.partition_key]
     ck_getters = [] if static_only else [given[c.name][1] for c in table.clustering]
     cells = [(c, g) for c, g in given.values() if c.kind in ("regular", "static")]
@@ -169,7 +175,7 @@ def _compile_insert(engine, stmt, keyspace):
     plan.timestamp = comp.timestamp_term(stmt.timestamp, table)
     plan.if_not_exists = stmt.if_not_exists
     if stmt.if_not_exists and stmt.timestamp is not None:
-        raise _invalid("Cannot provide custom timestamp for conditional updates")
+        raise invalid("Cannot provide custom timestamp for conditional updates")
     comp.finish(plan)
     idx = {}
     for name, term in zip(stmt.columns, stmt.values):
@@ -225,14 +231,14 @@ def _where_keys(comp, table, stmt, what):
     """Partition and clustering selection of UPDATE / DELETE."""
     w = _analyze_where(comp, table, stmt.where, False, for_select=False)
     if w.token:
-        raise _invalid("The token function cannot be used in WHERE clauses for %s statements"
+        raise invalid("The token function cannot be used in WHERE clauses for %s statements"
                        % what)
     if w.filters:
         c = w.filters[0][0]
-        raise _invalid("Non PRIMARY KEY columns found in where clause: %s" % c.name)
+        raise invalid("Non PRIMARY KEY columns found in where clause: %s" % c.name)
     missing = [c.name for c in table.partition_key if c.name not in w.pk]
     if missing:
-        raise _invalid("Some partition key parts are missing: %s" % ", ".join(missing))
+        raise invalid("Some partition key parts are missing: %s" % ", ".join(missing))
     return w
 
 
@@ -251,7 +257,7 @@ def _clustering_lists(table, w, vals):
             if op == "=":
                 v = g(vals)
                 if v is None or v is _UNSET:
-                    raise _invalid("Invalid null value in condition for column %s" % c.name)
+                    raise invalid("Invalid null value in condition for column %s" % c.name)
                 vs = [v]
             elif op == "in":
                 vs = [gi(vals) for gi in g]
@@ -260,7 +266,7 @@ def _clustering_lists(table, w, vals):
             else:
                 v = g(vals)
                 if v is None or v is _UNSET:
-                    raise _invalid("Invalid null value in condition for column %s" % c.name)
+                    raise invalid("Invalid null value in condition for column %s" % c.name)
                 ranges.append((c.position, op, sort_key_for(c.type_expr)(v)))
         lists.append(vs)
     return lists, ranges
@@ -271,7 +277,7 @@ def _conditions(comp, table, conds):
     for name, op, term in conds:
         c = _column(table, name)
         if c.kind in ("partition_key", "clustering"):
-            raise _invalid("PRIMARY KEY column '%s' cannot have IF conditions" % c.name)
+            raise invalid("PRIMARY KEY column '%s' cannot have IF conditions" % c.name)
         if op == "IN":
             out.append((c, "in", [comp.term(t, c, table) for t in term]))
         else:
@@ -316,7 +322,7 @@ def _make_condition(table, conds, if_exists, evaluated, key, ck_key, static_only
                     ok = ok and (cur is None) != (value is None)
                 else:
                     if value is None:
-                        raise _invalid("Invalid comparison with null for operator \"%s\"" % op)
+                        raise invalid("Invalid comparison with null for operator \"%s\"" % op)
                     ok = False
             elif not _compare(op, keyfn(cur), keyfn(value)):
                 ok = False
@@ -334,12 +340,9 @@ def _make_condition(table, conds, if_exists, evaluated, key, ck_key, static_only
 
 
 def _compile_update(engine, stmt, keyspace):
-    table = _check_table_name(engine, stmt, keyspace)
-    if table.virtual:
-        raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
-                          % (table.keyspace, table.name))
+    table = _modifiable_table(engine, stmt, keyspace)
     comp = _Compiler(engine, stmt, keyspace)
-    plan = _ModificationPlan()
+    plan = ModificationPlan()
     plan.table = table
     plan.ttl = comp.int_term(stmt.ttl, table, "[ttl]")
     plan.timestamp = comp.timestamp_term(stmt.timestamp, table)
@@ -347,17 +350,17 @@ def _compile_update(engine, stmt, keyspace):
     for name, op, term, key in stmt.assignments:
         c = _column(table, name)
         if c.kind in ("partition_key", "clustering"):
-            raise _invalid("PRIMARY KEY part %s found in SET part" % c.name)
+            raise invalid("PRIMARY KEY part %s found in SET part" % c.name)
         base = c.type_expr
         if c.is_counter:
             if op not in ("+=", "-="):
-                raise _invalid("Cannot set the value of counter column %s (counters can only "
+                raise invalid("Cannot set the value of counter column %s (counters can only "
                                "be incremented/decremented, not set)" % c.name)
             assigns.append((c, op, comp.term(term, c, table, None, P.TypeExpr("bigint", []),
                                              T.BIGINT), None))
             continue
         if op in ("+=", "-=") and not c.is_multicell:
-            raise _invalid("Invalid operation (%s = %s %s ...) for non counter column %s"
+            raise invalid("Invalid operation (%s = %s %s ...) for non counter column %s"
                            % (c.name, c.name, op[0], c.name))
         if key is not None:
             if base.name == "map":
@@ -371,7 +374,7 @@ def _compile_update(engine, stmt, keyspace):
                 vg = comp.term(term, c, table, "value(%s)" % c.name, base.params[0],
                                c.cql_type.subtypes[0])
             else:
-                raise _invalid("Invalid operation (%s[?] = ...) for non list or map column %s"
+                raise invalid("Invalid operation (%s[?] = ...) for non list or map column %s"
                                % (c.name, c.name))
             assigns.append((c, "put", vg, kg))
             continue
@@ -386,17 +389,17 @@ def _compile_update(engine, stmt, keyspace):
     if not static_only:
         missing = [c.name for c in table.clustering if c.name not in w.ck]
         if missing:
-            raise _invalid("Some clustering keys are missing: %s" % ", ".join(missing))
+            raise invalid("Some clustering keys are missing: %s" % ", ".join(missing))
     for c in table.clustering:
         for op, _ in w.ck.get(c.name, ()):
             if op not in ("=", "in", "inbind"):
-                raise _invalid("Slice restrictions are not supported on the clustering "
+                raise invalid("Slice restrictions are not supported on the clustering "
                                "columns in UPDATE statements")
     conds = _conditions(comp, table, stmt.conditions or [])
     if (conds or stmt.if_exists) and stmt.timestamp is not None:
-        raise _invalid("Cannot provide custom timestamp for conditional updates")
+        raise invalid("Cannot provide custom timestamp for conditional updates")
     if table.is_counter and stmt.ttl is not None:
-        raise _invalid("Cannot provide custom TTL for counter updates")
+        raise invalid("Cannot provide custom TTL for counter updates")
     comp.finish(plan)
     plan.pk_indexes = _pk_indexes(table, w.pk, stmt.where)
     conditional = bool(conds) or stmt.if_exists
@@ -446,7 +449,7 @@ def _update_apply(table, key, comps, ck, ck_key, evaluated, ts, expires, ttl):
             curv = None if cur is None else cur[0]
             if c.is_counter:
                 if v is None:
-                    raise _invalid("Invalid null value for counter increment")
+                    raise invalid("Invalid null value for counter increment")
                 n = _I64.unpack(v)[0]
                 base = 0 if curv is None else _I64.unpack(curv)[0]
                 total = base + n if op == "+=" else base - n
@@ -475,7 +478,7 @@ def _collection_op(c, op, cur, v, k):
                 if cur is None:
                     return None
                 return V.join_pairs([(kk, vv) for kk, vv in V.split_pairs(cur) if kk != k])
-            raise _invalid("Invalid null value for list element")
+            raise invalid("Invalid null value for list element")
         if name == "map":
             pairs = V.split_pairs(cur) if cur else []
             pairs = [(kk, vv) for kk, vv in pairs if kk != k] + [(k, v)]
@@ -483,7 +486,7 @@ def _collection_op(c, op, cur, v, k):
         idx = _I32.unpack(k)[0] if k and len(k) == 4 else -1
         cells = V.split_cells(cur) if cur else []
         if idx < 0 or idx >= len(cells):
-            raise _invalid("List index %d out of bound, list has size %d" % (idx, len(cells)))
+            raise invalid("List index %d out of bound, list has size %d" % (idx, len(cells)))
         cells[idx] = v
         return V.join_cells(cells)
     if v is None:
@@ -512,16 +515,13 @@ def _collection_op(c, op, cur, v, k):
             return V.normalize(base, V.join_pairs(pairs + V.split_pairs(v)))
         drop = set(V.split_cells(v))
         return V.join_pairs([(kk, vv) for kk, vv in pairs if kk not in drop])
-    raise _invalid("Invalid operation for column %s" % c.name)
+    raise invalid("Invalid operation for column %s" % c.name)
 
 
 def _compile_delete(engine, stmt, keyspace):
-    table = _check_table_name(engine, stmt, keyspace)
-    if table.virtual:
-        raise EngineError(0x2100, "Modification to table %s.%s is not allowed"
-                          % (table.keyspace, table.name))
+    table = _modifiable_table(engine, stmt, keyspace)
     comp = _Compiler(engine, stmt, keyspace)
-    plan = _ModificationPlan()
+    plan = ModificationPlan()
     plan.table = table
     plan.ttl = None
     plan.timestamp = comp.timestamp_term(stmt.timestamp, table)
@@ -529,7 +529,7 @@ def _compile_delete(engine, stmt, keyspace):
     for name, key in stmt.columns:
         c = _column(table, name)
         if c.kind in ("partition_key", "clustering"):
-            raise _invalid("Invalid identifier %s for deletion (should not be a PRIMARY KEY "
+            raise invalid("Invalid identifier %s for deletion (should not be a PRIMARY KEY "
                            "part)" % c.name)
         kg = None
         if key is not None:
@@ -543,7 +543,7 @@ def _compile_delete(engine, stmt, keyspace):
                 kg = comp.term(key, c, table, "key(%s)" % c.name, base.params[0],
                                c.cql_type.subtypes[0])
             else:
-                raise _invalid("Invalid element deletion on non-collection column %s" % c.name)
+                raise invalid("Invalid element deletion on non-collection column %s" % c.name)
         targets.append((c, kg))
     w = _where_keys(comp, table, stmt, "DELETE")
     static_only = bool(targets) and all(c.kind == "static" for c, _ in targets)
@@ -554,7 +554,7 @@ def _compile_delete(engine, stmt, keyspace):
     if targets and not static_only:
         missing = [c.name for c in table.clustering if c.name not in w.ck]
         if missing:
-            raise _invalid("Some clustering keys are missing: %s" % ", ".join(missing))
+            raise invalid("Some clustering keys are missing: %s" % ", ".join(missing))
 
     def writes(engine, vals, ctx):
         ts = plan.timestamp(vals) if plan.timestamp is not None else None
@@ -634,7 +634,7 @@ def _delete_cell(cells, c, kv, ts):
         items = V.split_cells(cur[0])
         idx = _I32.unpack(kv)[0] if kv and len(kv) == 4 else -1
         if idx < 0 or idx >= len(items):
-            raise _invalid("Attempted to delete an element from a list which a size of %d"
+            raise invalid("Attempted to delete an element from a list which a size of %d"
                            % len(items))
         del items[idx]
         new = V.join_cells(items) if items else None
@@ -677,24 +677,21 @@ class _BatchPlan(_Plan):
     pass
 
 
-def _compile_batch(engine, stmt, keyspace):
+def _compile_batch(engine, stmt, keyspace, subs):
+    """``subs``: the batch's statements, already compiled (by ``compile.compile_statement``,
+    which is above this module)."""
     comp = _Compiler(engine, stmt, keyspace)
-    subs = []
-    for s in stmt.statements:
-        s.bind_count = stmt.bind_count
-        from cqlreactor.testing.engine_plans import _compile
-        sub = _compile(engine, s, keyspace)
+    for sub in subs:
         for i, spec in enumerate(sub.bind_specs):
             if spec is not None and spec.name != "[unknown]":
                 comp.specs[i] = spec
                 comp.names[i] = sub.marker_names[i]
-        subs.append(sub)
     plan = _BatchPlan()
     plan.subs = subs
     plan.kind = stmt.kind
     if stmt.timestamp is not None:
         if not isinstance(stmt.timestamp, P.Const) or stmt.timestamp.kind != "int":
-            raise _invalid("Invalid batch timestamp")
+            raise invalid("Invalid batch timestamp")
         plan.batch_ts = stmt.timestamp.value
     else:
         plan.batch_ts = None
@@ -703,7 +700,7 @@ def _compile_batch(engine, stmt, keyspace):
     def run(engine, vals, ctx):
         if plan.batch_ts is not None:
             ctx.timestamp = plan.batch_ts
-        return _run_batch(engine, [(sub, vals) for sub in subs], ctx, plan.kind)
+        return run_batch(engine, [(sub, vals) for sub in subs], ctx, plan.kind)
     plan.run = run
     return plan
 

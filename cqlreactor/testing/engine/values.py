@@ -17,8 +17,8 @@ import struct
 import uuid
 
 from cqlreactor.core import types as _t
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing.store import sort_key_for
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine.store import sort_key_for
 
 __all__ = ["literal_value", "type_for", "normalize", "split_cells", "join_cells",
            "split_pairs", "join_pairs", "python_to_bytes", "check_bytes", "now_timeuuid"]
@@ -138,7 +138,7 @@ def _parse_duration(text):
 def literal_value(term, type_expr, column="value"):
     """The Python value (for core.types serialize) of a constant term for ``type_expr``.
 
-    Returns None for null. ``term`` is a cql_parser Const or Collection without bind markers.
+    Returns None for null. ``term`` is a parser Const or Collection without bind markers.
     Raises ValueError with Cassandra's wording for mismatches.
     """
     texpr = _unfrozen(type_expr)
@@ -354,27 +354,7 @@ def _join_fields(cells):
 
 def split_cells(data):
     """Element bytes of a serialized list/set (v3+ layout). Raises ValueError when malformed."""
-    if len(data) < 4:
-        raise ValueError("Not enough bytes to read a list")
-    n = _I32.unpack_from(data, 0)[0]
-    pos = 4
-    out = []
-    if n < 0 or n > len(data):
-        raise ValueError("Invalid collection size %d" % n)
-    for _ in range(n):
-        if pos + 4 > len(data):
-            raise ValueError("Not enough bytes to read a list")
-        size = _I32.unpack_from(data, pos)[0]
-        pos += 4
-        if size < 0:
-            raise ValueError("null is not supported inside collections")
-        if pos + size > len(data):
-            raise ValueError("Not enough bytes to read a list")
-        out.append(data[pos:pos + size])
-        pos += size
-    if pos != len(data):
-        raise ValueError("Unexpected extraneous bytes after list value")
-    return out
+    return _split_n(data, 1, "list")
 
 
 def join_cells(cells):
@@ -386,13 +366,14 @@ def join_cells(cells):
 
 
 def split_pairs(data):
-    cells = _split_n(data, 2)
+    cells = _split_n(data, 2, "map")
     return list(zip(cells[0::2], cells[1::2]))
 
 
-def _split_n(data, per):
+def _split_n(data, per, what):
+    """The ``n * per`` cells after a serialized collection's count ``n``."""
     if len(data) < 4:
-        raise ValueError("Not enough bytes to read a map")
+        raise ValueError("Not enough bytes to read a %s" % (what,))
     n = _I32.unpack_from(data, 0)[0]
     if n < 0 or n > len(data):
         raise ValueError("Invalid collection size %d" % n)
@@ -400,17 +381,17 @@ def _split_n(data, per):
     out = []
     for _ in range(n * per):
         if pos + 4 > len(data):
-            raise ValueError("Not enough bytes to read a map")
+            raise ValueError("Not enough bytes to read a %s" % (what,))
         size = _I32.unpack_from(data, pos)[0]
         pos += 4
         if size < 0:
             raise ValueError("null is not supported inside collections")
         if pos + size > len(data):
-            raise ValueError("Not enough bytes to read a map")
+            raise ValueError("Not enough bytes to read a %s" % (what,))
         out.append(data[pos:pos + size])
         pos += size
     if pos != len(data):
-        raise ValueError("Unexpected extraneous bytes after map value")
+        raise ValueError("Unexpected extraneous bytes after %s value" % (what,))
     return out
 
 

@@ -8,14 +8,14 @@ Invalid 0x2200 and ConfigurationException 0x2300 otherwise).
 import re
 import uuid
 
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing import cql_values as V
-from cqlreactor.testing import system_tables as S
-from cqlreactor.testing.engine import (
-    EngineError, SchemaChange, SetKeyspace, Void, INVALID, CONFIG_ERROR, ALREADY_EXISTS,
-    SYNTAX_ERROR, UNAVAILABLE, _invalid)
-from cqlreactor.testing.engine_plans import _Plan
-from cqlreactor.testing.store import ColumnDef, Keyspace, Table, UserTypeDef
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import system_tables as S
+from cqlreactor.testing.engine import values as V
+from cqlreactor.testing.engine.errors import (
+    EngineError, INVALID, CONFIG_ERROR, ALREADY_EXISTS, SYNTAX_ERROR, UNAVAILABLE, invalid)
+from cqlreactor.testing.engine.plans import _Plan
+from cqlreactor.testing.engine.results import SchemaChange, SetKeyspace, Void
+from cqlreactor.testing.engine.store import ColumnDef, Keyspace, Table, UserTypeDef
 
 _NAME_RE = re.compile(r"^\w{1,48}$")
 _STRATEGIES = {
@@ -48,7 +48,7 @@ class _DdlPlan(_Plan):
 
 def _check_name(name, what):
     if not _NAME_RE.match(name):
-        raise _invalid("%s name must not be empty, more than 48 characters long, or contain "
+        raise invalid("%s name must not be empty, more than 48 characters long, or contain "
                        "non-alphanumeric-underscore characters (got \"%s\")" % (what, name))
 
 
@@ -98,22 +98,30 @@ def _nts_expand(engine, repl):
     return repl
 
 
+def _check_keyspace_options(options):
+    unknown = [k for k in options if k not in ("replication", "durable_writes")]
+    if unknown:
+        raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
+
+
+def _durable(value):
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return bool(value)
+
+
 def _create_keyspace(stmt):
     def run(engine, ctx):
         _check_name(stmt.name, "Keyspace")
         repl = _nts_expand(engine, _replication(stmt.options))
-        unknown = [k for k in stmt.options if k not in ("replication", "durable_writes")]
-        if unknown:
-            raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
-        durable = stmt.options.get("durable_writes", True)
-        if isinstance(durable, str):
-            durable = durable.lower() == "true"
+        _check_keyspace_options(stmt.options)
+        durable = _durable(stmt.options.get("durable_writes", True))
         if stmt.name in engine.keyspaces:
             if stmt.if_not_exists:
                 return Void()
             raise EngineError(ALREADY_EXISTS, "Keyspace '%s' already exists" % stmt.name,
                               {"keyspace": stmt.name, "table": ""})
-        engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, bool(durable))
+        engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, durable)
         engine._schema_changed()
         return SchemaChange("CREATED", "KEYSPACE", stmt.name)
     return run
@@ -125,19 +133,14 @@ def _alter_keyspace(stmt):
         if ks is None:
             if stmt.if_exists:
                 return Void()
-            raise _invalid("Keyspace '%s' doesn't exist" % stmt.name)
+            raise invalid("Keyspace '%s' doesn't exist" % stmt.name)
         if ks.system and ks.replication.get("class") == S.LOCAL_STRATEGY:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % stmt.name)
-        unknown = [k for k in stmt.options if k not in ("replication", "durable_writes")]
-        if unknown:
-            raise EngineError(SYNTAX_ERROR, "Unknown property '%s'" % unknown[0])
+        _check_keyspace_options(stmt.options)
         if "replication" in stmt.options:
             ks.replication = _nts_expand(engine, _replication(stmt.options))
         if "durable_writes" in stmt.options:
-            durable = stmt.options["durable_writes"]
-            if isinstance(durable, str):
-                durable = durable.lower() == "true"
-            ks.durable_writes = bool(durable)
+            ks.durable_writes = _durable(stmt.options["durable_writes"])
         engine._schema_changed()
         return SchemaChange("UPDATED", "KEYSPACE", stmt.name)
     return run
@@ -162,11 +165,11 @@ def _drop_keyspace(stmt):
 def _keyspace_for(engine, name, current):
     name = name or current
     if name is None:
-        raise _invalid("No keyspace has been specified. USE a keyspace, or explicitly specify "
+        raise invalid("No keyspace has been specified. USE a keyspace, or explicitly specify "
                        "keyspace.tablename")
     ks = engine.keyspaces.get(name)
     if ks is None:
-        raise _invalid("Keyspace %s doesn't exist" % name)
+        raise invalid("Keyspace %s doesn't exist" % name)
     if ks.system:
         raise EngineError(0x2100, "%s keyspace is not user-modifiable." % name)
     return ks
@@ -181,19 +184,19 @@ def _canonical(texpr, ks, in_collection=False, frozen=False):
     if name == "udt":
         tname = texpr.params[0]
         if texpr.keyspace is not None and texpr.keyspace != ks.name:
-            raise _invalid("Statement on keyspace %s cannot refer to a user type in keyspace "
+            raise invalid("Statement on keyspace %s cannot refer to a user type in keyspace "
                            "%s; user types can only be used in the keyspace they are defined in"
                            % (ks.name, texpr.keyspace))
         if tname not in ks.types:
-            raise _invalid("Unknown type %s.%s" % (ks.name, tname))
+            raise invalid("Unknown type %s.%s" % (ks.name, tname))
         if in_collection and not frozen:
-            raise _invalid("Non-frozen UDTs are not allowed inside collections: %s"
+            raise invalid("Non-frozen UDTs are not allowed inside collections: %s"
                            % tname)
         return P.TypeExpr("udt", [tname], None)
     if name == "frozen":
         inner = texpr.params[0]
         if inner.name not in ("list", "set", "map", "tuple", "udt"):
-            raise _invalid("frozen<> is only allowed on collections, tuples, and user-defined "
+            raise invalid("frozen<> is only allowed on collections, tuples, and user-defined "
                            "types (got %s)" % P.render_type(inner))
         return P.TypeExpr("frozen", [_canonical(inner, ks, False, True)])
     if name == "tuple":
@@ -204,10 +207,10 @@ def _canonical(texpr, ks, in_collection=False, frozen=False):
         subs = []
         for p in texpr.params:
             if p.name in ("list", "set", "map") and not frozen:
-                raise _invalid("Non-frozen collections are not allowed inside collections: %s"
+                raise invalid("Non-frozen collections are not allowed inside collections: %s"
                                % P.render_type(texpr))
             if p.name == "counter":
-                raise _invalid("Counters are not allowed inside collections: %s"
+                raise invalid("Counters are not allowed inside collections: %s"
                                % P.render_type(texpr))
             subs.append(_canonical(p, ks, True, frozen))
         return P.TypeExpr(name, subs)
@@ -215,7 +218,7 @@ def _canonical(texpr, ks, in_collection=False, frozen=False):
         return P.TypeExpr("vector", [_canonical(texpr.params[0], ks, True, True),
                                      texpr.params[1]])
     if name == "custom":
-        raise _invalid("Custom types are not supported by the simulated cluster")
+        raise invalid("Custom types are not supported by the simulated cluster")
     return texpr
 
 
@@ -230,34 +233,34 @@ def _create_table(stmt, current):
                               "keyspace \"%s\"" % (stmt.name, ks.name),
                               {"keyspace": ks.name, "table": stmt.name})
         if stmt.compact:
-            raise _invalid("COMPACT STORAGE tables are not supported by the simulated cluster")
+            raise invalid("COMPACT STORAGE tables are not supported by the simulated cluster")
         defs = {}
         order = []
         for name, texpr, static in stmt.columns:
             if name in defs:
-                raise _invalid("Multiple definition of identifier %s" % name)
+                raise invalid("Multiple definition of identifier %s" % name)
             defs[name] = (_canonical(texpr, ks), static)
             order.append(name)
         for n in stmt.partition_key + stmt.clustering:
             if n not in defs:
-                raise _invalid("Unknown definition %s referenced in PRIMARY KEY" % n)
+                raise invalid("Unknown definition %s referenced in PRIMARY KEY" % n)
         keys = stmt.partition_key + stmt.clustering
         if len(set(keys)) != len(keys):
-            raise _invalid("Duplicate column in PRIMARY KEY")
+            raise invalid("Duplicate column in PRIMARY KEY")
         clustering_order = dict(stmt.clustering_order)
         if stmt.clustering_order:
             names = [n for n, _ in stmt.clustering_order]
             for n in names:
                 if n not in stmt.clustering:
-                    raise _invalid("Only clustering key columns can be defined in CLUSTERING "
+                    raise invalid("Only clustering key columns can be defined in CLUSTERING "
                                    "ORDER directive")
             if names != stmt.clustering[:len(names)]:
-                raise _invalid("The order of columns in the CLUSTERING ORDER directive must "
+                raise invalid("The order of columns in the CLUSTERING ORDER directive must "
                                "match that of the clustering columns (%s must appear before "
                                "%s)" % (stmt.clustering[0], names[0]))
         counters = [n for n in order if defs[n][0].name == "counter"]
         if counters and len(counters) != len([n for n in order if n not in keys]):
-            raise _invalid("Cannot mix counter and non counter columns in the same table")
+            raise invalid("Cannot mix counter and non counter columns in the same table")
         cols = []
         for i, n in enumerate(stmt.partition_key):
             t = defs[n][0]
@@ -271,11 +274,11 @@ def _create_table(stmt, current):
         for n in order:
             if n in keys:
                 if defs[n][1]:
-                    raise _invalid("Static column %s cannot be part of the PRIMARY KEY" % n)
+                    raise invalid("Static column %s cannot be part of the PRIMARY KEY" % n)
                 continue
             t, static = defs[n]
             if static and not stmt.clustering:
-                raise _invalid("Static columns are only useful (and thus allowed) if the table "
+                raise invalid("Static columns are only useful (and thus allowed) if the table "
                                "has at least one clustering column")
             cols.append(_coldef(engine, ks, n, t, "static" if static else "regular"))
         table_id = uuid.uuid4()
@@ -290,19 +293,19 @@ def _create_table(stmt, current):
 
 def _key_type_ok(texpr, name):
     if texpr.name in ("list", "set", "map") or (texpr.name == "udt"):
-        raise _invalid("Invalid non-frozen %s type for PRIMARY KEY component %s"
+        raise invalid("Invalid non-frozen %s type for PRIMARY KEY component %s"
                        % ("user-defined" if texpr.name == "udt" else "collection", name))
     if texpr.name == "counter":
-        raise _invalid("counter type is not supported for PRIMARY KEY column '%s'" % name)
+        raise invalid("counter type is not supported for PRIMARY KEY column '%s'" % name)
     if texpr.name == "duration":
-        raise _invalid("duration type is not supported for PRIMARY KEY column '%s'" % name)
+        raise invalid("duration type is not supported for PRIMARY KEY column '%s'" % name)
 
 
 def _coldef(engine, ks, name, texpr, kind, position=-1, order="none"):
     try:
         ctype = V.type_for(texpr, ks.types)
     except ValueError as exc:
-        raise _invalid(str(exc))
+        raise invalid(str(exc))
     return ColumnDef(name, texpr, ctype, kind, position, order, type_text=P.render_type(texpr))
 
 
@@ -340,15 +343,15 @@ def _drop_table(stmt, current):
     def run(engine, ctx):
         name = stmt.keyspace or current
         if name is None:
-            raise _invalid("No keyspace has been specified. USE a keyspace, or explicitly "
+            raise invalid("No keyspace has been specified. USE a keyspace, or explicitly "
                            "specify keyspace.tablename")
         ks = engine.keyspaces.get(name)
         if ks is None or stmt.name not in ks.tables:
             if stmt.if_exists:
                 return Void()
             if ks is None:
-                raise _invalid("Keyspace '%s' doesn't exist" % name)
-            raise _invalid("Table '%s.%s' doesn't exist" % (name, stmt.name))
+                raise invalid("Keyspace '%s' doesn't exist" % name)
+            raise invalid("Table '%s.%s' doesn't exist" % (name, stmt.name))
         if ks.system:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % name)
         del ks.tables[stmt.name]
@@ -367,16 +370,16 @@ def _create_type(stmt, current):
                               % stmt.name, {"keyspace": ks.name, "table": stmt.name})
         names = [f for f, _ in stmt.fields]
         if len(set(names)) != len(names):
-            raise _invalid("Duplicate field name in type %s" % stmt.name)
+            raise invalid("Duplicate field name in type %s" % stmt.name)
         types = []
         for fname, texpr in stmt.fields:
             t = _canonical(texpr, ks, True, True)
             if t.name in ("list", "set", "map"):
                 pass
             if t.name == "udt" and t.params[0] == stmt.name:
-                raise _invalid("Type %s cannot refer to itself" % stmt.name)
+                raise invalid("Type %s cannot refer to itself" % stmt.name)
             if t.name == "counter":
-                raise _invalid("A user type cannot contain counters")
+                raise invalid("A user type cannot contain counters")
             types.append(t)
         texts = [P.render_type(t) for t in types]
         ks.types[stmt.name] = UserTypeDef(ks.name, stmt.name, names, types, texts)
@@ -384,7 +387,7 @@ def _create_type(stmt, current):
             V.type_for(P.TypeExpr("udt", [stmt.name]), ks.types)
         except ValueError as exc:
             del ks.types[stmt.name]
-            raise _invalid(str(exc))
+            raise invalid(str(exc))
         engine._schema_changed()
         return SchemaChange("CREATED", "TYPE", ks.name, stmt.name)
     return run
@@ -403,15 +406,15 @@ def _drop_type(stmt, current):
         if ks is None or stmt.name not in ks.types:
             if stmt.if_exists:
                 return Void()
-            raise _invalid("Type '%s.%s' doesn't exist" % (name, stmt.name))
+            raise invalid("Type '%s.%s' doesn't exist" % (name, stmt.name))
         for t in ks.tables.values():
             for c in t.columns.values():
                 if _uses_type(c.type_expr, stmt.name):
-                    raise _invalid("Cannot drop user type %s.%s as it is still used by table "
+                    raise invalid("Cannot drop user type %s.%s as it is still used by table "
                                    "%s.%s" % (ks.name, stmt.name, ks.name, t.name))
         for u in ks.types.values():
             if u.name != stmt.name and any(_uses_type(f, stmt.name) for f in u.field_types):
-                raise _invalid("Cannot drop user type %s.%s as it is still used by user type "
+                raise invalid("Cannot drop user type %s.%s as it is still used by user type "
                                "%s" % (ks.name, stmt.name, u.name))
         del ks.types[stmt.name]
         engine._schema_changed()
@@ -424,17 +427,17 @@ def _alter_table(stmt, current):
         ks = _keyspace_for(engine, stmt.keyspace, current)
         table = ks.tables.get(stmt.name)
         if table is None:
-            raise _invalid("Table '%s.%s' doesn't exist" % (ks.name, stmt.name))
+            raise invalid("Table '%s.%s' doesn't exist" % (ks.name, stmt.name))
         if stmt.action == "add":
             for name, texpr, static in stmt.payload:
                 if name in table.columns:
-                    raise _invalid("Column with name '%s' already exists" % name)
+                    raise invalid("Column with name '%s' already exists" % name)
                 t = _canonical(texpr, ks)
                 if static and not table.clustering:
-                    raise _invalid("Static columns are only useful (and thus allowed) if the "
+                    raise invalid("Static columns are only useful (and thus allowed) if the "
                                    "table has at least one clustering column")
                 if (t.name == "counter") != table.is_counter and table.regular + table.static:
-                    raise _invalid("Cannot mix counter and non counter columns in the same "
+                    raise invalid("Cannot mix counter and non counter columns in the same "
                                    "table")
                 table.add_column(_coldef(engine, ks, name, t, "static" if static else
                                          "regular"))
@@ -442,9 +445,9 @@ def _alter_table(stmt, current):
             for name in stmt.payload:
                 c = table.columns.get(name)
                 if c is None:
-                    raise _invalid("Column %s was not found in table %s" % (name, stmt.name))
+                    raise invalid("Column %s was not found in table %s" % (name, stmt.name))
                 if c.kind in ("partition_key", "clustering"):
-                    raise _invalid("Cannot drop PRIMARY KEY part %s" % name)
+                    raise invalid("Cannot drop PRIMARY KEY part %s" % name)
                 table.drop_column(name)
         else:
             _apply_options(table.options, stmt.payload)
@@ -456,7 +459,7 @@ def _alter_table(stmt, current):
 def _use(stmt):
     def run(engine, ctx):
         if stmt.keyspace not in engine.keyspaces:
-            raise _invalid("Keyspace '%s' does not exist" % stmt.keyspace)
+            raise invalid("Keyspace '%s' does not exist" % stmt.keyspace)
         return SetKeyspace(stmt.keyspace)
     return run
 

@@ -53,7 +53,7 @@ class ColumnDef(object):
 
     Attributes:
         name: the column name (case as created; quoted names keep their case).
-        type_expr: the parsed type (cql_parser.TypeExpr).
+        type_expr: the parsed type (parser.TypeExpr).
         cql_type: the codec (cqlreactor.core.types.CqlType) used on the wire.
         kind: 'partition_key', 'clustering', 'regular' or 'static'.
         position: index within the partition key / clustering key, -1 otherwise.

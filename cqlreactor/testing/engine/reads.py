@@ -9,14 +9,14 @@ import math
 import struct
 
 from cqlreactor.core import types as T
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing import cql_values as V
-from cqlreactor.testing.engine import Column, EngineError, Rows, PROTOCOL_ERROR, _invalid, \
-    _FILTERING
-from cqlreactor.testing.engine_plans import (
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import values as V
+from cqlreactor.testing.engine.errors import EngineError, FILTERING, PROTOCOL_ERROR, invalid
+from cqlreactor.testing.engine.results import Column, Rows
+from cqlreactor.testing.engine.plans import (
     _Plan, _Compiler, _UNSET, _analyze_where, _check_table_name, _column, _compare,
     _partition_keys)
-from cqlreactor.testing.store import sort_key_for, split_routing_key, token_of
+from cqlreactor.testing.engine.store import sort_key_for, split_routing_key, token_of
 
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
@@ -35,7 +35,7 @@ def _compile_select(engine, stmt, keyspace):
     plan.table = table
     plan.ks = ks
     if stmt.json:
-        raise _invalid("SELECT JSON is not supported by the simulator")
+        raise invalid("SELECT JSON is not supported by the simulator")
 
     # selection
     outs = []          # (kind, arg) per output column
@@ -64,11 +64,11 @@ def _compile_select(engine, stmt, keyspace):
             elif sel.kind in ("writetime", "ttl"):
                 c = _column(table, sel.column)
                 if c.kind in ("partition_key", "clustering"):
-                    raise _invalid("Cannot use selection function %s on PRIMARY KEY part %s"
+                    raise invalid("Cannot use selection function %s on PRIMARY KEY part %s"
                                    % ("writeTime" if sel.kind == "writetime" else "ttl",
                                       c.name))
                 if c.is_multicell:
-                    raise _invalid("Cannot use selection function %s on non-frozen "
+                    raise invalid("Cannot use selection function %s on non-frozen "
                                    "collection %s" % (sel.kind, c.name))
                 outs.append((sel.kind, c))
                 cols.append(Column(table.keyspace, table.name,
@@ -76,22 +76,22 @@ def _compile_select(engine, stmt, keyspace):
                                    T.BIGINT if sel.kind == "writetime" else T.INT))
             elif sel.kind == "func" and sel.column == "token":
                 if sel.args != [c.name for c in table.partition_key]:
-                    raise _invalid("Invalid arguments for function token")
+                    raise invalid("Invalid arguments for function token")
                 outs.append(("token", None))
                 cols.append(Column(table.keyspace, table.name,
                                    sel.alias or "system.token(%s)" % ", ".join(sel.args),
                                    T.BIGINT))
             elif sel.kind == "func" and sel.column in ("min", "max", "sum", "avg"):
                 if len(sel.args) != 1:
-                    raise _invalid("Invalid number of arguments in call to function system.%s: "
+                    raise invalid("Invalid number of arguments in call to function system.%s: "
                                    "1 required but %d provided" % (sel.column, len(sel.args)))
                 c = _column(table, sel.args[0])
                 base = c.type_expr.name
                 if sel.column in ("sum", "avg") and base not in _NUMERIC:
-                    raise _invalid("Invalid call to function system.%s, none of its type "
+                    raise invalid("Invalid call to function system.%s, none of its type "
                                    "signatures match" % sel.column)
                 if base in ("list", "set", "map", "frozen", "udt", "duration"):
-                    raise _invalid("Invalid call to function system.%s, none of its type "
+                    raise invalid("Invalid call to function system.%s, none of its type "
                                    "signatures match" % sel.column)
                 outs.append(("agg", (sel.column, c)))
                 aggregate = True
@@ -99,11 +99,11 @@ def _compile_select(engine, stmt, keyspace):
                                    sel.alias or "system.%s(%s)" % (sel.column, c.name),
                                    c.cql_type))
             else:
-                raise _invalid("Unknown function '%s'" % (sel.column,))
+                raise invalid("Unknown function '%s'" % (sel.column,))
     if stmt.distinct:
         for kind, arg in outs:
             if kind not in ("pk", "static", "count", "token", "agg"):
-                raise _invalid("SELECT DISTINCT queries must only request partition key "
+                raise invalid("SELECT DISTINCT queries must only request partition key "
                                "columns and/or static columns (not %s)"
                                % (arg if isinstance(arg, str) else "this selection"))
     plan.outs = outs
@@ -119,13 +119,13 @@ def _compile_select(engine, stmt, keyspace):
     if w.pk and all(n in w.pk for n in pk_names):
         plan.mode = "keys"
         if w.token:
-            raise _invalid("Cannot use token relation when the partition key is restricted "
+            raise invalid("Cannot use token relation when the partition key is restricted "
                            "by EQ or IN")
     else:
         plan.mode = "scan"
         if w.pk:
             if not stmt.allow_filtering:
-                raise _invalid("Cannot execute this query as it might involve data filtering "
+                raise invalid("Cannot execute this query as it might involve data filtering "
                                "and thus may have unpredictable performance. If you want to "
                                "execute this query despite the performance unpredictability, "
                                "use ALLOW FILTERING")
@@ -157,9 +157,9 @@ def _compile_select(engine, stmt, keyspace):
             continue
         if seen_non_eq is not None and not stmt.allow_filtering:
             if seen_non_eq[0] == "missing":
-                raise _invalid("PRIMARY KEY column \"%s\" cannot be restricted as preceding "
+                raise invalid("PRIMARY KEY column \"%s\" cannot be restricted as preceding "
                                "column \"%s\" is not restricted" % (c.name, seen_non_eq[1]))
-            raise _invalid("Clustering column \"%s\" cannot be restricted (preceding column "
+            raise invalid("Clustering column \"%s\" cannot be restricted (preceding column "
                            "\"%s\" is restricted by a non-EQ relation)"
                            % (c.name, seen_non_eq[1]))
         keyfn = sort_key_for(c.type_expr)
@@ -171,10 +171,10 @@ def _compile_select(engine, stmt, keyspace):
             elif op != "=":
                 plan.ck_full_eq = plan.ck_full_eq and True
         if len(restrs) > 1 and any(op == "=" for op, _ in restrs):
-            raise _invalid("%s cannot be restricted by more than one relation if it includes "
+            raise invalid("%s cannot be restricted by more than one relation if it includes "
                            "an Equal" % c.name)
     if needs_filtering and not stmt.allow_filtering:
-        raise _invalid(_FILTERING)
+        raise invalid(FILTERING)
     plan.filters = [(c, op, g, sort_key_for(c.type_expr)) for c, op, g in w.filters]
     plan.token = w.token
 
@@ -182,22 +182,22 @@ def _compile_select(engine, stmt, keyspace):
     plan.reverse = False
     if stmt.order_by:
         if plan.mode != "keys":
-            raise _invalid("ORDER BY is only supported when the partition key is restricted "
+            raise invalid("ORDER BY is only supported when the partition key is restricted "
                            "by an EQ or an IN.")
         reverse = None
         for i, (name, asc) in enumerate(stmt.order_by):
             c = _column(table, name)
             if c.kind != "clustering":
-                raise _invalid("Order by is currently only supported on the clustered columns "
+                raise invalid("Order by is currently only supported on the clustered columns "
                                "of the PRIMARY KEY, got %s" % name)
             if c.position != i:
-                raise _invalid("Order by currently only supports the ordering of columns "
+                raise invalid("Order by currently only supports the ordering of columns "
                                "following their declared order in the PRIMARY KEY")
             r = asc != (c.order == "asc")
             if reverse is None:
                 reverse = r
             elif reverse != r:
-                raise _invalid("Unsupported order by relation")
+                raise invalid("Unsupported order by relation")
         plan.reverse = bool(reverse)
     # IN on the partition key + ORDER BY: Cassandra merges the partitions' rows in the
     # requested order, which it can only do without paging
@@ -337,19 +337,19 @@ def _eval_preds(preds, vals, what):
             else:
                 vs = g(vals)
             if any(v is None or v is _UNSET for v in vs):
-                raise _invalid("Invalid null value in condition for column %s" % what(pos))
+                raise invalid("Invalid null value in condition for column %s" % what(pos))
             out.append((pos, "in", frozenset(keyfn(v) for v in vs), keyfn))
         elif op in ("CONTAINS", "CONTAINS KEY"):
             v = g(vals)
             if v is None or v is _UNSET:
-                raise _invalid("Invalid null value in condition for column %s" % what(pos))
+                raise invalid("Invalid null value in condition for column %s" % what(pos))
             out.append((pos, op, v, keyfn))
         else:
             v = g(vals)
             if v is None:
-                raise _invalid("Invalid null value in condition for column %s" % what(pos))
+                raise invalid("Invalid null value in condition for column %s" % what(pos))
             if v is _UNSET:
-                raise _invalid("Invalid unset value for column %s" % what(pos))
+                raise invalid("Invalid unset value for column %s" % what(pos))
             out.append((pos, op, keyfn(v), keyfn))
     return out
 
@@ -427,7 +427,7 @@ def _run_select(plan, engine, vals, ctx):
     ks = plan.ks
     cl = ctx.consistency
     if cl == 0:
-        raise _invalid("ANY ConsistencyLevel is only supported for writes")
+        raise invalid("ANY ConsistencyLevel is only supported for writes")
 
     # partitions in order, each with its order key
     partitions = data.partitions
@@ -456,16 +456,16 @@ def _run_select(plan, engine, vals, ctx):
                        _eval_preds([(0, op, g, keyfn)], vals, lambda pos: c.name))
     limit = plan.limit(vals) if plan.limit is not None else None
     if limit is not None and limit <= 0:
-        raise _invalid("LIMIT must be strictly positive")
+        raise invalid("LIMIT must be strictly positive")
     ppl = plan.ppl(vals) if plan.ppl is not None else None
     if ppl is not None and ppl <= 0:
-        raise _invalid("PER PARTITION LIMIT must be strictly positive")
+        raise invalid("PER PARTITION LIMIT must be strictly positive")
 
     page_size = ctx.page_size
     if plan.aggregate or page_size is None or page_size <= 0:
         page_size = None
     if plan.in_order and page_size is not None:
-        raise _invalid("Cannot page queries with both ORDER BY and a IN restriction on the "
+        raise invalid("Cannot page queries with both ORDER BY and a IN restriction on the "
                        "partition key; you must either remove the ORDER BY or the IN and sort "
                        "client side, or disable paging for this query")
 

@@ -1,7 +1,7 @@
 """A parser for the CQL subset the simulated cluster understands.
 
 Pure functions over text: ``parse(query) -> statement``. Statements are small slotted
-classes (``cql_ast``, re-exported here) that name what was written; nothing here knows the
+classes (``ast_nodes``, re-exported here) that name what was written; nothing here knows the
 schema, so literal values stay untyped (``Const``) until the engine binds them to a column
 type.
 
@@ -9,14 +9,12 @@ Every problem is a :class:`CqlSyntaxError` (the engine turns it into a protocol
 ``SyntaxError``, code 0x2000) whose message names the offending token and its position.
 """
 
-import re
-import uuid
-
-from cqlreactor.testing.cql_ast import (  # noqa: F401  (re-exported: callers use P.Select ...)
+from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
     CreateType, Delete, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,
     render_type)
+from cqlreactor.testing.engine.lexer import CqlSyntaxError, TokenStream, tokenize  # noqa: F401
 
 __all__ = [
     "CqlSyntaxError", "parse", "parse_type", "tokenize", "render_type", "TypeExpr",
@@ -27,162 +25,10 @@ __all__ = [
 ]
 
 
-class CqlSyntaxError(Exception):
-    """The query text is not CQL this parser accepts."""
-
-
-# --- tokens ------------------------------------------------------------------------------------
-
-_TOKEN_RE = re.compile(r"""
-    (?P<ws>\s+|--[^\n]*|//[^\n]*|/\*.*?\*/)
-  | (?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
-  | (?P<blob>0[xX][0-9a-fA-F]*)
-  | (?P<float>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)
-  | (?P<int>\d+)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<qident>"(?:[^"]|"")*")
-  | (?P<string>'(?:[^']|'')*')
-  | (?P<dollar>\$\$.*?\$\$)
-  | (?P<op><=|>=|!=|[-+=<>(),;.*\[\]{}:?])
-""", re.VERBOSE | re.DOTALL)
-
-# token kinds: 'id' (unquoted, value lowercased for keywords), 'qid', 'str', 'int', 'float',
-# 'uuid', 'blob', 'op', 'eof'
-
-
-def tokenize(text):
-    """Split ``text`` into (kind, value, raw, position) tuples; raise CqlSyntaxError."""
-    tokens = []
-    pos = 0
-    n = len(text)
-    match = _TOKEN_RE.match
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
-            raise CqlSyntaxError("line 1:%d no viable alternative at character '%s'"
-                                 % (pos, text[pos]))
-        kind = m.lastgroup
-        raw = m.group(kind)
-        start = pos
-        pos = m.end()
-        if kind == "ws":
-            continue
-        if kind == "ident":
-            tokens.append(("id", raw.lower(), raw, start))
-        elif kind == "qident":
-            tokens.append(("qid", raw[1:-1].replace('""', '"'), raw, start))
-        elif kind == "string":
-            tokens.append(("str", raw[1:-1].replace("''", "'"), raw, start))
-        elif kind == "dollar":
-            tokens.append(("str", raw[2:-2], raw, start))
-        elif kind == "int":
-            tokens.append(("int", int(raw), raw, start))
-        elif kind == "float":
-            tokens.append(("float", float(raw), raw, start))
-        elif kind == "uuid":
-            tokens.append(("uuid", uuid.UUID(raw), raw, start))
-        elif kind == "blob":
-            hexpart = raw[2:]
-            if len(hexpart) % 2:
-                raise CqlSyntaxError("line 1:%d odd number of hex digits in blob literal %s"
-                                     % (start, raw))
-            tokens.append(("blob", bytes.fromhex(hexpart), raw, start))
-        else:
-            tokens.append(("op", raw, raw, start))
-    tokens.append(("eof", None, "<EOF>", n))
-    return tokens
-
-
-
 # --- parser ------------------------------------------------------------------------------------
 
-class _Parser(object):
-    __slots__ = ("toks", "i", "binds", "text")
-
-    def __init__(self, text):
-        self.text = text
-        self.toks = tokenize(text)
-        self.i = 0
-        self.binds = 0
-
-    # helpers
-    def peek(self, k=0):
-        j = self.i + k
-        if j < len(self.toks):
-            return self.toks[j]
-        return self.toks[-1]
-
-    def next(self):
-        t = self.toks[self.i]
-        if t[0] != "eof":
-            self.i += 1
-        return t
-
-    def error(self, expected, tok=None):
-        tok = tok or self.peek()
-        if tok[0] == "eof":
-            return CqlSyntaxError("line 1:%d mismatched input '<EOF>' expecting %s"
-                                  % (tok[3], expected))
-        return CqlSyntaxError("line 1:%d mismatched input '%s' expecting %s"
-                              % (tok[3], tok[2], expected))
-
-    def at_kw(self, *words):
-        t = self.peek()
-        return t[0] == "id" and t[1] in words
-
-    def accept_kw(self, word):
-        t = self.peek()
-        if t[0] == "id" and t[1] == word:
-            self.i += 1
-            return True
-        return False
-
-    def expect_kw(self, word):
-        if not self.accept_kw(word):
-            raise self.error(word.upper())
-
-    def accept_op(self, op):
-        t = self.peek()
-        if t[0] == "op" and t[1] == op:
-            self.i += 1
-            return True
-        return False
-
-    def expect_op(self, op):
-        if not self.accept_op(op):
-            raise self.error("'%s'" % op)
-
-    def at_op(self, op):
-        t = self.peek()
-        return t[0] == "op" and t[1] == op
-
-    def ident(self, what="identifier", allow_reserved=False):
-        t = self.peek()
-        if t[0] == "qid":
-            self.i += 1
-            return t[1]
-        if t[0] == "id" and (allow_reserved or t[1] not in RESERVED):
-            self.i += 1
-            return t[1]
-        raise self.error(what)
-
-    def qualified_name(self):
-        first = self.ident()
-        if self.accept_op("."):
-            return first, self.ident()
-        return None, first
-
-    def end(self):
-        self.accept_op(";")
-        t = self.peek()
-        if t[0] != "eof":
-            raise self.error("<EOF>")
-
-    def int_value(self, what):
-        t = self.next()
-        if t[0] != "int":
-            raise self.error(what, t)
-        return t[1]
+class _Parser(TokenStream):
+    __slots__ = ()
 
     # entry point
     def statement(self):
@@ -462,6 +308,17 @@ class _Parser(object):
         return Truncate(ks, name)
 
     # --- terms ---
+    def terms_until(self, close):
+        """Comma-separated terms up to ``close`` (which is consumed); maybe none."""
+        items = []
+        if not self.accept_op(close):
+            while True:
+                items.append(self.term())
+                if self.accept_op(close):
+                    break
+                self.expect_op(",")
+        return items
+
     def term(self):
         t = self.peek()
         kind = t[0]
@@ -488,14 +345,7 @@ class _Parser(object):
                     return Const("float", float("-inf") if nxt[1] == "infinity" else float("nan"))
             if op == "[":
                 self.i += 1
-                items = []
-                if not self.accept_op("]"):
-                    while True:
-                        items.append(self.term())
-                        if self.accept_op("]"):
-                            break
-                        self.expect_op(",")
-                return Collection("list", items)
+                return Collection("list", self.terms_until("]"))
             if op == "{":
                 self.i += 1
                 return self.brace_literal()
@@ -527,14 +377,7 @@ class _Parser(object):
                 return Const("float", float("inf"))
             if self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
                 self.i += 2
-                args = []
-                if not self.accept_op(")"):
-                    while True:
-                        args.append(self.term())
-                        if self.accept_op(")"):
-                            break
-                        self.expect_op(",")
-                return FuncCall(w, args)
+                return FuncCall(w, self.terms_until(")"))
         raise self.error("a value")
 
     def brace_literal(self):
@@ -635,14 +478,7 @@ class _Parser(object):
             if self.at_op("?") or self.at_op(":"):
                 return Relation(col, "IN", self.term())
             self.expect_op("(")
-            items = []
-            if not self.accept_op(")"):
-                while True:
-                    items.append(self.term())
-                    if self.accept_op(")"):
-                        break
-                    self.expect_op(",")
-            return Relation(col, "IN", items)
+            return Relation(col, "IN", self.terms_until(")"))
         if t[0] == "id" and t[1] == "contains":
             if self.accept_kw("key"):
                 return Relation(col, "CONTAINS KEY", self.term())
@@ -650,6 +486,14 @@ class _Parser(object):
         if t[0] == "id" and t[1] == "like":
             return Relation(col, "LIKE", self.term())
         raise self.error("a relation operator", t)
+
+    def if_clause(self):
+        """UPDATE / DELETE: [IF EXISTS | IF conditions] -> (if_exists, conditions)."""
+        if not self.accept_kw("if"):
+            return False, []
+        if self.accept_kw("exists"):
+            return True, []
+        return False, self.conditions()
 
     def conditions(self):
         # after IF (not EXISTS): col op term [AND ...]
@@ -702,13 +546,7 @@ class _Parser(object):
             if not self.accept_op(","):
                 break
         where = self.where()
-        if_exists = False
-        conds = []
-        if self.accept_kw("if"):
-            if self.accept_kw("exists"):
-                if_exists = True
-            else:
-                conds = self.conditions()
+        if_exists, conds = self.if_clause()
         return Update(ks, table, assigns, where, ttl, ts, if_exists, conds, self.binds)
 
     def p_delete(self):
@@ -729,13 +567,7 @@ class _Parser(object):
         if ttl is not None:
             raise CqlSyntaxError("line 1:0 mismatched input 'TTL' expecting TIMESTAMP")
         where = self.where()
-        if_exists = False
-        conds = []
-        if self.accept_kw("if"):
-            if self.accept_kw("exists"):
-                if_exists = True
-            else:
-                conds = self.conditions()
+        if_exists, conds = self.if_clause()
         return Delete(ks, table, cols, where, ts, if_exists, conds, self.binds)
 
     def p_select(self):

@@ -1,213 +1,47 @@
-"""The CQL engine behind the simulated Cassandra cluster: pure logic, no sockets.
+"""The engine's top: :class:`Engine`, the shared state of a simulated cluster.
 
-The simulated server process (networking, protocol, faults) decodes requests and calls this
-engine; the engine answers with result objects, or raises :class:`EngineError` carrying the
-protocol error code. Values cross the interface serialized (bytes as on the wire, ``None`` for
-null); ``cqlreactor.core.types`` decodes and encodes them.
-
-Interface::
-
-    NodeInfo(index, address, host_id=None, data_center="datacenter1", rack="rack1",
-             tokens=None, release_version="4.0.11", schema_version=None, up=True,
-             rpc_port=9042)
-    Column: keyspace, table, name, cql_type (core.types.CqlType)
-    Rows: columns (list[Column]), rows (list[tuple of bytes|None]), paging_state (bytes|None)
-    Void; SetKeyspace(keyspace)
-    SchemaChange(change_type 'CREATED'|'UPDATED'|'DROPPED', target 'KEYSPACE'|'TABLE'|'TYPE',
-                 keyspace, name=None)
-    Prepared: query_id (md5 of keyspace+query), result_metadata_id, bind_columns,
-              pk_indexes, result_columns
-    EngineError(code, message, fields)  (cqlreactor.core.errors; fields e.g. consistency /
-              required / alive for Unavailable 0x1000, keyspace / table for AlreadyExists
-              0x2400, statement_id for Unprepared 0x2500)
-
-    Engine(nodes, cluster_name="cqlreactor-sim",
-           partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time)
-      .execute(query, values=None, names=None, keyspace=None, node=0, consistency=1,
-               page_size=None, paging_state=None, protocol_version=4, timestamp=None)
-               -> (result, schema_changed)      # timestamp: client default, micros
-      .prepare(query, keyspace=None, node=None) -> Prepared   # node None: on every node
-      .execute_prepared(query_id, values, keyspace=None, node=0, consistency=1,
-                        page_size=None, paging_state=None, protocol_version=4,
-                        names=None, timestamp=None) -> result # unknown id: 0x2500
-      .batch(statements [(query_or_id, is_prepared, values)], keyspace=None, node=0,
-             consistency=1, batch_type=0, timestamp=None) -> result   # 0 LOGGED 1 UNLOGGED
-                                                                      # 2 COUNTER
-      .forget_prepared(node)          # a restarted node forgets its prepared ids
-      .replicas_for(keyspace, routing_key) -> [node index]
-      .set_node_up(index, up)
-      .add_node(NodeInfo) -> index     # joins the ring (tokens: widest range split if none)
-      .remove_node(index) -> NodeInfo  # leaves the ring; later nodes' indexes move down one
-
-Node indexes are positions in ``Engine.nodes`` (the ring members); the simulated server maps
-its own stable node numbers onto them.
-
-Consistency: a read or write first counts the live replicas of its partition
-(``replicas_for`` + ``NodeInfo.up``) and raises Unavailable (0x1000) when the consistency
-level needs more. Unsupported or malformed CQL raises SyntaxError (0x2000) or Invalid
-(0x2200); an unexpected internal failure becomes ServerError (0x0000), never a Python crash.
+It parses a statement (``parser``), compiles it once against the schema (``compile``, which
+picks the plan module: ``reads``, ``writes``, ``ddl``), caches the plan and runs it against the
+store.  Node membership, the token ring and replica placement (and so the availability checks
+of every read and write) live here too.  The package ``__init__`` documents the interface.
 """
 
+import bisect
+import functools
 import hashlib
-import struct
 import time
 import uuid
 from collections import OrderedDict
 
-from cqlreactor.core.errors import EngineError
 from cqlreactor.core.murmur3 import MAX_TOKEN, MIN_TOKEN
-from cqlreactor.testing import cql_parser as P
-from cqlreactor.testing import cql_values as V
-from cqlreactor.testing import system_tables as S
-from cqlreactor.testing.store import ColumnDef, Keyspace, Table, routing_key, token_of
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import system_tables as S
+from cqlreactor.testing.engine import values as V
+from cqlreactor.testing.engine.compile import compile_statement
+from cqlreactor.testing.engine.errors import (
+    EngineError, INVALID, SERVER_ERROR, SYNTAX_ERROR, UNPREPARED, invalid, unavailable)
+from cqlreactor.testing.engine.results import Prepared, SchemaChange
+from cqlreactor.testing.engine.store import ColumnDef, Keyspace, Table, routing_key, token_of
+from cqlreactor.testing.engine.writes import ModificationPlan, run_batch
 
-__all__ = ["Engine", "NodeInfo", "Column", "Rows", "Void", "SetKeyspace", "SchemaChange",
-           "Prepared", "EngineError",
-           "SERVER_ERROR", "PROTOCOL_ERROR", "UNAVAILABLE", "SYNTAX_ERROR", "INVALID",
-           "CONFIG_ERROR", "ALREADY_EXISTS", "UNPREPARED"]
-
-SERVER_ERROR = 0x0000
-PROTOCOL_ERROR = 0x000A
-UNAVAILABLE = 0x1000
-TRUNCATE_ERROR = 0x1003
-SYNTAX_ERROR = 0x2000
-INVALID = 0x2200
-CONFIG_ERROR = 0x2300
-ALREADY_EXISTS = 0x2400
-UNPREPARED = 0x2500
-
-_CL_NAMES = {0: "ANY", 1: "ONE", 2: "TWO", 3: "THREE", 4: "QUORUM", 5: "ALL",
-             6: "LOCAL_QUORUM", 7: "EACH_QUORUM", 8: "SERIAL", 9: "LOCAL_SERIAL",
-             10: "LOCAL_ONE"}
-_I64 = struct.Struct(">q")
-_I32 = struct.Struct(">i")
+__all__ = ["Engine"]
 
 
-# --- results -----------------------------------------------------------------------------------
-
-class NodeInfo(object):
-    """One simulated node as the engine and the system tables see it."""
-
-    __slots__ = ("index", "address", "host_id", "data_center", "rack", "tokens",
-                 "release_version", "schema_version", "up", "rpc_port")
-
-    def __init__(self, index, address, host_id=None, data_center="datacenter1", rack="rack1",
-                 tokens=None, release_version="4.0.11", schema_version=None, up=True,
-                 rpc_port=9042):
-        self.index = index
-        self.address = address
-        self.host_id = host_id or uuid.uuid4()
-        self.data_center = data_center
-        self.rack = rack
-        self.tokens = list(tokens) if tokens else []
-        self.release_version = release_version
-        self.schema_version = schema_version
-        self.up = up
-        self.rpc_port = rpc_port
-
-    def __repr__(self):
-        return "NodeInfo(%d, %r, dc=%r, up=%r)" % (self.index, self.address, self.data_center,
-                                                    self.up)
-
-
-class Column(object):
-    """Result or bind column metadata."""
-
-    __slots__ = ("keyspace", "table", "name", "cql_type")
-
-    def __init__(self, keyspace, table, name, cql_type):
-        self.keyspace = keyspace
-        self.table = table
-        self.name = name
-        self.cql_type = cql_type
-
-    def __repr__(self):
-        return "Column(%s.%s.%s %s)" % (self.keyspace, self.table, self.name, self.cql_type.name)
-
-    def __eq__(self, other):
-        return isinstance(other, Column) and (
-            self.keyspace, self.table, self.name, self.cql_type) == (
-            other.keyspace, other.table, other.name, other.cql_type)
-
-    def __ne__(self, other):
-        return not self == other
-
-    __hash__ = None
-
-
-class Rows(object):
-    """A ROWS result: rows are tuples of serialized values (None for null)."""
-
-    __slots__ = ("columns", "rows", "paging_state")
-
-    def __init__(self, columns, rows, paging_state=None):
-        self.columns = columns
-        self.rows = rows
-        self.paging_state = paging_state
-
-    def __repr__(self):
-        return "Rows(%d columns, %d rows, paging_state=%r)" % (
-            len(self.columns), len(self.rows), self.paging_state)
-
-
-class Void(object):
-    """A VOID result."""
-    __slots__ = ()
-
-    def __repr__(self):
-        return "Void()"
-
-
-class SetKeyspace(object):
-    """A SET_KEYSPACE result (USE)."""
-    __slots__ = ("keyspace",)
-
-    def __init__(self, keyspace):
-        self.keyspace = keyspace
-
-    def __repr__(self):
-        return "SetKeyspace(%r)" % (self.keyspace,)
-
-
-class SchemaChange(object):
-    """A SCHEMA_CHANGE result."""
-    __slots__ = ("change_type", "target", "keyspace", "name")
-
-    def __init__(self, change_type, target, keyspace, name=None):
-        self.change_type = change_type
-        self.target = target
-        self.keyspace = keyspace
-        self.name = name
-
-    def __repr__(self):
-        return "SchemaChange(%s %s %s %s)" % (self.change_type, self.target, self.keyspace,
-                                              self.name)
-
-
-class Prepared(object):
-    """A PREPARED result."""
-    __slots__ = ("query_id", "result_metadata_id", "bind_columns", "pk_indexes",
-                 "result_columns")
-
-    def __init__(self, query_id, result_metadata_id, bind_columns, pk_indexes, result_columns):
-        self.query_id = query_id
-        self.result_metadata_id = result_metadata_id
-        self.bind_columns = bind_columns
-        self.pk_indexes = pk_indexes
-        self.result_columns = result_columns
-
-    def __repr__(self):
-        return "Prepared(%s, %d binds, pk_indexes=%r)" % (
-            self.query_id.hex(), len(self.bind_columns), self.pk_indexes)
-
-
-def _invalid(message):
-    return EngineError(INVALID, message)
-
-
-_FILTERING = ("Cannot execute this query as it might involve data filtering and thus may have "
-              "unpredictable performance. If you want to execute this query despite the "
-              "performance unpredictability, use ALLOW FILTERING")
+def _answers(entry_point):
+    """Every failure inside an entry point becomes an EngineError: the engine answers, never
+    crashes (a too deeply nested statement is Invalid, anything unexpected ServerError)."""
+    @functools.wraps(entry_point)
+    def answer(*args, **kwargs):
+        try:
+            return entry_point(*args, **kwargs)
+        except EngineError:
+            raise
+        except RecursionError:
+            raise EngineError(INVALID, "statement or value nested too deeply")
+        except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
+            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
+                                            "%s: %s" % (type(exc).__name__, exc))
+    return answer
 
 
 class _Ctx(object):
@@ -382,6 +216,7 @@ class Engine(object):
         return ts
 
     # --- entry points ---
+    @_answers
     def execute(self, query, values=None, names=None, keyspace=None, node=0, consistency=1,
                 page_size=None, paging_state=None, protocol_version=4, timestamp=None):
         """Run one CQL statement. Returns (result, schema_changed).
@@ -389,31 +224,16 @@ class Engine(object):
         ``timestamp`` is the request's default write timestamp (microseconds), when the
         client sent one.
         """
-        try:
-            plan = self._plan(query, keyspace)
-            vals = plan.bind(values, names)
-            result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                    protocol_version, timestamp))
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001 - the engine must answer, never crash
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        plan = self._plan(query, keyspace)
+        vals = plan.bind(values, names)
+        result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                                protocol_version, timestamp))
         return result, isinstance(result, SchemaChange)
 
+    @_answers
     def prepare(self, query, keyspace=None, node=None):
         """Prepare a statement (on ``node``, or on every node when None)."""
-        try:
-            plan = self._plan(query, keyspace)
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "simulator failure: %s: %s"
-                              % (type(exc).__name__, exc))
+        plan = self._plan(query, keyspace)
         qid = hashlib.md5(((keyspace or "") + query).encode("utf-8")).digest()
         self._prepared[qid] = (query, keyspace)
         if node is None:
@@ -435,47 +255,33 @@ class Engine(object):
         query, ks = entry
         return self._plan(query, ks if ks is not None else keyspace)
 
+    @_answers
     def execute_prepared(self, query_id, values, keyspace=None, node=0, consistency=1,
                          page_size=None, paging_state=None, protocol_version=4, names=None,
                          timestamp=None):
         """Run a prepared statement. Returns the result (unknown id: Unprepared 0x2500)."""
-        try:
-            plan = self._prepared_plan(query_id, node, keyspace)
-            vals = plan.bind(values, names)
-            return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                  protocol_version, timestamp))
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        plan = self._prepared_plan(query_id, node, keyspace)
+        vals = plan.bind(values, names)
+        return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                              protocol_version, timestamp))
 
+    @_answers
     def batch(self, statements, keyspace=None, node=0, consistency=1, batch_type=0,
               timestamp=None):
         """Run a BATCH message: statements are (query or prepared id, is_prepared, values)."""
-        try:
-            ctx = self._ctx(node, consistency, None, None, 4, timestamp)
-            items = []
-            for query_or_id, is_prepared, values in statements:
-                if is_prepared:
-                    plan = self._prepared_plan(query_or_id, node, keyspace)
-                else:
-                    plan = self._plan(query_or_id, keyspace)
-                if not isinstance(plan, _ModificationPlan):
-                    raise _invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE "
-                                   "statements are allowed.")
-                items.append((plan, plan.bind(values, None)))
-            kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
-            return _run_batch(self, items, ctx, kind)
-        except EngineError:
-            raise
-        except RecursionError:
-            raise EngineError(INVALID, "statement or value nested too deeply")
-        except Exception as exc:  # noqa: BLE001
-            raise EngineError(SERVER_ERROR, "java.lang.RuntimeException: simulator failure: "
-                                            "%s: %s" % (type(exc).__name__, exc))
+        ctx = self._ctx(node, consistency, None, None, 4, timestamp)
+        items = []
+        for query_or_id, is_prepared, values in statements:
+            if is_prepared:
+                plan = self._prepared_plan(query_or_id, node, keyspace)
+            else:
+                plan = self._plan(query_or_id, keyspace)
+            if not isinstance(plan, ModificationPlan):
+                raise invalid("Invalid statement in batch: only UPDATE, INSERT and DELETE "
+                              "statements are allowed.")
+            items.append((plan, plan.bind(values, None)))
+        kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
+        return run_batch(self, items, ctx, kind)
 
     def _ctx(self, node, consistency, page_size, paging_state, protocol_version,
              timestamp=None):
@@ -497,7 +303,7 @@ class Engine(object):
         except RecursionError:
             raise EngineError(SYNTAX_ERROR, "statement nested too deeply")
         try:
-            plan = _compile(self, stmt, keyspace)
+            plan = compile_statement(self, stmt, keyspace)
         except RecursionError:
             raise EngineError(INVALID, "statement nested too deeply")
         if len(self._plans) >= self.MAX_PLANS:
@@ -510,18 +316,18 @@ class Engine(object):
     def _keyspace(self, name):
         ks = self.keyspaces.get(name)
         if ks is None:
-            raise _invalid("Keyspace %s does not exist" % (name,))
+            raise invalid("Keyspace %s does not exist" % (name,))
         return ks
 
     def _table(self, ks_name, table_name, current):
         name = ks_name or current
         if name is None:
-            raise _invalid("No keyspace has been specified. USE a keyspace, or explicitly "
+            raise invalid("No keyspace has been specified. USE a keyspace, or explicitly "
                            "specify keyspace.tablename")
         ks = self._keyspace(name)
         table = ks.tables.get(table_name)
         if table is None:
-            raise _invalid("unconfigured table %s" % (table_name,))
+            raise invalid("unconfigured table %s" % (table_name,))
         return table
 
     def table_data(self, table, node):
@@ -555,7 +361,6 @@ class Engine(object):
         return list(self._replicas(ks, token_of(bytes(routing_key))))
 
     def _replicas(self, ks, token):
-        import bisect
         tokens = self._ring_tokens
         i = bisect.bisect_left(tokens, token)
         if i == len(tokens):
@@ -659,7 +464,7 @@ class Engine(object):
                     alive = sum(1 for r in replicas if nodes[r].data_center == dc and
                                 nodes[r].up)
                     if alive < required:
-                        raise _unavailable(cl, required, alive)
+                        raise unavailable(cl, required, alive)
                 return
             rf = self._replication_factor(ks)
             required = rf // 2 + 1
@@ -678,13 +483,7 @@ class Engine(object):
                 required = rf // 2 + 1
             alive = sum(1 for r in replicas if nodes[r].up)
         if alive < required:
-            raise _unavailable(cl, required, alive)
-
-
-def _unavailable(cl, required, alive):
-    return EngineError(UNAVAILABLE, "Cannot achieve consistency level %s"
-                       % (_CL_NAMES.get(cl, cl),),
-                       {"consistency": cl, "required": required, "alive": alive})
+            raise unavailable(cl, required, alive)
 
 
 def _int_or(value, default):
@@ -732,5 +531,3 @@ def _py_bytes(column, value):
     return column.cql_type.serialize(value)
 
 
-from cqlreactor.testing.engine_plans import _compile  # noqa: E402 (plans need the above)
-from cqlreactor.testing.engine_writes import _ModificationPlan, _run_batch  # noqa: E402

@@ -9,7 +9,7 @@ Tables are declared once (:data:`SYSTEM_TABLES`); their rows are generated on re
 coordinating node, from the engine's nodes and schema (:func:`generate_rows`).
 """
 
-from cqlreactor.testing import cql_parser as P
+from cqlreactor.testing.engine import parser as P
 
 __all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "generate_rows", "table_option_defaults",
            "LOCAL_STRATEGY", "SIMPLE_STRATEGY", "NTS"]

@@ -1,0 +1,37 @@
+"""The one compile entry of the simulated cluster's CQL engine: a parsed statement to a plan.
+
+It sits above the plan modules (``reads``, ``writes``, ``ddl``) and below ``engine``, so a
+plan module never needs to import its way back up; a BATCH's inner statements are compiled
+here and handed down.
+"""
+
+from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine.ddl import compile_ddl
+from cqlreactor.testing.engine.errors import EngineError, INVALID, SYNTAX_ERROR
+from cqlreactor.testing.engine.reads import _compile_select
+from cqlreactor.testing.engine.writes import (
+    _compile_batch, _compile_delete, _compile_insert, _compile_update)
+
+__all__ = ["compile_statement"]
+
+
+def compile_statement(engine, stmt, keyspace):
+    """The plan for ``stmt`` against the engine's current schema (raises EngineError)."""
+    if isinstance(stmt, P.Select):
+        return _compile_select(engine, stmt, keyspace)
+    if isinstance(stmt, P.Insert):
+        return _compile_insert(engine, stmt, keyspace)
+    if isinstance(stmt, P.Update):
+        return _compile_update(engine, stmt, keyspace)
+    if isinstance(stmt, P.Delete):
+        return _compile_delete(engine, stmt, keyspace)
+    if isinstance(stmt, P.Batch):
+        subs = []
+        for sub in stmt.statements:
+            sub.bind_count = stmt.bind_count    # markers are numbered across the whole batch
+            subs.append(compile_statement(engine, sub, keyspace))
+        return _compile_batch(engine, stmt, keyspace, subs)
+    if isinstance(stmt, P.Unsupported):
+        raise EngineError(INVALID if stmt.what != "DESCRIBE" else SYNTAX_ERROR,
+                          "%s is not supported by the simulated cluster" % stmt.what)
+    return compile_ddl(engine, stmt, keyspace)
