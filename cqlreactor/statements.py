@@ -112,6 +112,35 @@ class PreparedStatement(object):
         """A BoundStatement with ``values`` (a sequence, or a dict by bind-variable name)."""
         return BoundStatement(self).bind(values)
 
+    def serialize_values(self, values):
+        """``values`` (a sequence, or a dict by bind-variable name) serialized in bind order;
+        bind variables without a value are sent unset.
+
+        Raises:
+            ValueError: too many values, or names the statement does not have.
+            TypeError: a value its column's type cannot hold.
+        """
+        types = self._bind_types
+        if values is None:
+            values = ()
+        if isinstance(values, dict):
+            names = self._bind_names
+            unknown = [k for k in values if k not in names]
+            if unknown:
+                raise ValueError("bind variables %r are not in the statement %r (it has %r)"
+                                 % (unknown, self.query_string, names))
+            values = [values.get(n, UNSET_VALUE) for n in names]
+        values = list(values)
+        if len(values) > len(types):
+            raise ValueError("too many values: the statement %r has %d bind variables, got %d"
+                             % (self.query_string, len(types), len(values)))
+        if len(values) < len(types):
+            values.extend([UNSET_VALUE] * (len(types) - len(values)))
+        try:
+            return cqltypes.encode_values(types, values, self.protocol_version)
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:
+            raise TypeError("cannot bind values %r to %r: %s" % (values, self.query_string, exc))
+
     def __str__(self):
         return "<PreparedStatement query=%r>" % (self.query_string,)
 
@@ -142,27 +171,7 @@ class BoundStatement(Statement):
 
     def bind(self, values):
         ps = self.prepared_statement
-        types = ps._bind_types
-        if values is None:
-            values = ()
-        if isinstance(values, dict):
-            missing = [n for n in ps._bind_names if n not in values]
-            unknown = [k for k in values if k not in ps._bind_names]
-            if unknown:
-                raise ValueError("bind variables %r are not in the statement %r (it has %r)"
-                                 % (unknown, ps.query_string, ps._bind_names))
-            values = [values.get(n, UNSET_VALUE) for n in ps._bind_names]
-            del missing  # names left out are sent as unset (protocol v4+)
-        values = list(values)
-        if len(values) > len(types):
-            raise ValueError("too many values: the statement %r has %d bind variables, got %d"
-                             % (ps.query_string, len(types), len(values)))
-        if len(values) < len(types):
-            values.extend([UNSET_VALUE] * (len(types) - len(values)))
-        try:
-            self.values = cqltypes.encode_values(types, values, ps.protocol_version)
-        except (TypeError, ValueError, OverflowError, struct.error) as exc:
-            raise TypeError("cannot bind values %r to %r: %s" % (values, ps.query_string, exc))
+        self.values = ps.serialize_values(values)
         indexes = ps.routing_key_indexes
         if indexes:
             parts = [self.values[i] for i in indexes]
@@ -194,6 +203,13 @@ class BatchStatement(Statement):
         self.batch_type = batch_type
         self._statements_and_parameters = []   # (is_prepared, query string or id, values)
         self._session = session
+
+    @property
+    def entries(self):
+        """The statements added, in order, as ``(is_prepared, query_or_id, values)``: a
+        prepared statement's id (bytes) with its serialized values, or a query string with the
+        parameters to render into it (None when it has none)."""
+        return list(self._statements_and_parameters)
 
     def add(self, statement, parameters=None):
         if isinstance(statement, str):
@@ -235,3 +251,34 @@ class BatchStatement(Statement):
 
     __repr__ = __str__
 
+
+
+def _simple_statement_template():
+    """The attributes SimpleStatement(text) gets besides its text, when that is all its
+    constructor does (checked on two statements); else None."""
+    one, two = SimpleStatement("a"), SimpleStatement("b")
+    first, second = dict(vars(one)), dict(vars(two))
+    if first.pop("_query_string", None) != "a" or second.pop("_query_string", None) != "b" \
+            or first != second or one.query_string != "a":
+        return None
+    for value in first.values():    # shared by every copy: only immutable values will do
+        if not (value is None or value is FETCH_SIZE_UNSET
+                or isinstance(value, (bool, int, float, str, bytes, frozenset))):
+            return None
+    return first
+
+
+_SIMPLE_TEMPLATE = _simple_statement_template()
+_new_object = object.__new__
+
+
+def simple_statement(text):
+    """``SimpleStatement(text)``, made by copying a template instead of running the constructor
+    (two Python calls and a dozen attribute stores on every ``execute_async`` of a string)."""
+    if _SIMPLE_TEMPLATE is None:
+        return SimpleStatement(text)
+    statement = _new_object(SimpleStatement)
+    attributes = statement.__dict__
+    attributes.update(_SIMPLE_TEMPLATE)
+    attributes["_query_string"] = text
+    return statement

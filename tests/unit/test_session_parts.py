@@ -208,9 +208,9 @@ def test_batch_statement_collects_prepared_and_simple():
 
 class _DoneFuture(object):
     has_more_pages = False
-    _paging_state = None
-    _col_names = ["k", "select"]
-    _col_types = None
+    paging_state = None
+    column_names = ["k", "select"]
+    column_types = None
 
 
 def test_row_factories_and_result_set():
@@ -227,12 +227,12 @@ def test_row_factories_and_result_set():
 class _PagedFuture(object):
     """Serves pages from a list, as ResponseFuture does after each page's round trip."""
 
-    _col_names = ["n"]
-    _col_types = None
+    column_names = ["n"]
+    column_types = None
 
     def __init__(self, pages):
         self._pages = list(pages)
-        self._paging_state = b"more" if self._pages else None
+        self.paging_state = b"more" if self._pages else None
 
     @property
     def has_more_pages(self):
@@ -240,7 +240,7 @@ class _PagedFuture(object):
 
     def start_fetching_next_page(self):
         self._next = self._pages.pop(0)
-        self._paging_state = b"more" if self._pages else None
+        self.paging_state = b"more" if self._pages else None
 
     def result(self):
         return ResultSet(self, self._next)
