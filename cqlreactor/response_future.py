@@ -160,11 +160,10 @@ class ResponseFuture(object):
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send_request(self):
-        """Send to the next usable host of the plan; False (and NoHostAvailable) when none is."""
-        return self._send_to_next_host(0)
+    def send_request(self, retry_num=0):
+        """Send to the next usable host of the plan; False (and NoHostAvailable) when none is.
 
-    def _send_to_next_host(self, retry_num):
+        ``retry_num``: how many retries came before this attempt (the retry policy's count)."""
         pools = self.session.pools
         for host in self._query_plan:
             pool = pools.get(host)
@@ -239,9 +238,13 @@ class ResponseFuture(object):
                 ps = self.query.prepared_statement
                 ps.result_metadata = meta
                 ps.result_metadata_id = response.result_metadata_id
-            names, types = _names_and_types(meta)
-            self.column_names = names
-            self.column_types = types
+            entry = _NAMES_AND_TYPES.get(id(meta))    # _names_and_types' hit, inlined
+            if entry is not None and entry[0] is meta:
+                self.column_names = names = entry[1]
+                self.column_types = entry[2]
+            else:
+                names, self.column_types = _names_and_types(meta)
+                self.column_names = names
             self._set_final_result(self.row_factory(names, response.rows))
             return
         if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
@@ -279,7 +282,7 @@ class ResponseFuture(object):
             return
         self._error_on(attempt.host, exc)
         if isinstance(exc, ConnectionBusy):
-            self._send_to_next_host(attempt.retry_num)
+            self.send_request(attempt.retry_num)
             return
         decision, _ = self._retry_policy.on_request_error(
             self.query, self._consistency, exc, attempt.retry_num)
@@ -336,7 +339,7 @@ class ResponseFuture(object):
                         return
                 except ConnectionException as busy:
                     self._error_on(host, busy)
-        self._send_to_next_host(retry_num)   # RETRY_NEXT_HOST, or the same host could not take it
+        self.send_request(retry_num)   # RETRY_NEXT_HOST, or the same host could not take it
 
     def _reprepare(self, attempt, exc):
         """The host forgot the statement (e.g. it restarted): prepare it there, send again."""
@@ -386,24 +389,20 @@ class ResponseFuture(object):
 
     # -- completion ---------------------------------------------------------------------------
 
-    def _settle(self, rows, exc):
-        """Record the outcome unless one is recorded already: the first one wins, once.
-        Returns (event, callbacks or errbacks) to notify, or None when it came too late."""
-        with self._lock:
-            if self._final is not _NOT_SET:
-                return None
-            self._final = rows
-            self._final_exception = exc
-            attempt = self._attempt
-            if attempt is not None:
-                attempt.future = None        # later answers of this attempt are dropped
-            return self._event, (self._callbacks if exc is None else self._errbacks)
+    # The first outcome wins, once: a later one (another attempt's, or an error after a result)
+    # finds _final set and is dropped.  The settling attempt is detached so that its connection
+    # calling back again changes nothing.  (Written out twice: this runs once per request.)
 
     def _set_final_result(self, rows):
-        settled = self._settle(rows, None)
-        if settled is None:
-            return
-        event, callbacks = settled
+        with self._lock:
+            if self._final is not _NOT_SET:
+                return
+            self._final = rows
+            attempt = self._attempt
+            if attempt is not None:
+                attempt.future = None
+            callbacks = self._callbacks
+            event = self._event
         if event is not None:
             event.set()
         if callbacks:
@@ -414,10 +413,16 @@ class ResponseFuture(object):
                     log.exception("a result callback failed")
 
     def _set_final_exception(self, exc):
-        settled = self._settle(None, exc)
-        if settled is None:
-            return
-        event, errbacks = settled
+        with self._lock:
+            if self._final is not _NOT_SET:
+                return
+            self._final_exception = exc
+            self._final = None
+            attempt = self._attempt
+            if attempt is not None:
+                attempt.future = None
+            errbacks = self._errbacks
+            event = self._event
         if event is not None:
             event.set()
         if errbacks:

@@ -165,7 +165,8 @@ class Session(object):
             profile = cluster.profiles[execution_profile]
         except (KeyError, TypeError):   # an ExecutionProfile object, or an unknown name
             profile = cluster.profile_for(execution_profile)
-        if query.__class__ is str:
+        from_text = query.__class__ is str
+        if from_text:         # a statement with no timeout, routing key or other settings
             query = simple_statement(query)
         elif isinstance(query, PreparedStatement):
             query = query.bind(parameters)
@@ -173,8 +174,8 @@ class Session(object):
         if paging_state is not None:
             query.paging_state = paging_state
         if timeout is _NOT_SET:
-            timeout = query.timeout if getattr(query, "timeout", None) else \
-                profile.request_timeout
+            timeout = profile.request_timeout if from_text or not getattr(query, "timeout", None) \
+                else query.timeout
         consistency = query.consistency_level
         if consistency is None:
             consistency = profile.consistency_level
@@ -200,12 +201,18 @@ class Session(object):
             builder, message = entry
         elif cls is BoundStatement:
             ps = query.prepared_statement
+            version = cluster.protocol_version
             builder = functools.partial(self._build_execute, ps, query.values, page_size,
-                                        serial, cluster.protocol_version)
-            if query.paging_state is None:
-                message = builder(consistency, None)
+                                        serial, version)
+            if query.paging_state is None:     # _build_execute's usual case, one call less
+                template = self._execute_templates.get(
+                    (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
+                if template is None:
+                    template = self._execute_template(ps, consistency, page_size, serial,
+                                                      version)
+                message = template.request(query.values)
             meta = ps.result_metadata
-            if meta and cluster.protocol_version >= 5:
+            if meta and version >= 5:
                 result_metadata = meta
         else:
             builder = self._message_builder(query, parameters, serial, fetch_size,
@@ -215,7 +222,7 @@ class Session(object):
             plan = iter([host])
         else:
             policy = profile.load_balancing_policy
-            if policy.__class__ is TokenAwarePolicy and query.routing_key is None:
+            if policy.__class__ is TokenAwarePolicy and (from_text or query.routing_key is None):
                 # what TokenAwarePolicy does without a routing key, minus one generator
                 policy = policy.child_policy
             plan = iter(policy.make_query_plan(self.keyspace, query))
@@ -245,16 +252,23 @@ class Session(object):
                 serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
             return msgs.ExecuteMessage(query_id or ps.query_id, params,
                                        result_metadata_id=ps.result_metadata_id)
-        key = (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version)
-        template = self._execute_templates.get(key)
+        template = self._execute_templates.get(
+            (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
         if template is None:
-            template = ExecuteTemplate(
-                ps.query_id, ps.result_metadata_id, version, consistency, page_size=page_size,
-                serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
-            if len(self._execute_templates) >= 2048:
-                self._execute_templates.clear()
-            self._execute_templates[key] = template
+            template = self._execute_template(ps, consistency, page_size, serial, version)
         return template.request(values)
+
+    def _execute_template(self, ps, consistency, page_size, serial, version):
+        """A new core ExecuteTemplate for ``ps`` and these settings, cached."""
+        template = ExecuteTemplate(
+            ps.query_id, ps.result_metadata_id, version, consistency, page_size=page_size,
+            serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
+        cache = self._execute_templates
+        if len(cache) >= 2048:
+            cache.clear()
+        cache[(ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version)] = \
+            template
+        return template
 
     def _message_builder(self, query, parameters, serial, fetch_size, custom_payload, trace):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None

@@ -76,6 +76,39 @@ def _write_values(values, names):
     return b"".join(parts)
 
 
+def _write_shared_tail(fields, flags, tail):
+    """The fields <query_parameters> and BATCH end with alike (serial consistency, default
+    timestamp, keyspace, now_in_seconds), appended to ``tail`` from ``fields``' attributes of
+    those names; returns ``flags`` with theirs added."""
+    if fields.serial_consistency is not None:
+        flags |= _SERIAL_CONSISTENCY
+        tail.append(write_consistency(fields.serial_consistency))
+    if fields.timestamp is not None:
+        flags |= _DEFAULT_TIMESTAMP
+        tail.append(write_long(fields.timestamp))
+    if fields.keyspace is not None:
+        flags |= _WITH_KEYSPACE
+        tail.append(write_string(fields.keyspace))
+    if fields.now_in_seconds is not None:
+        flags |= _NOW_IN_SECONDS
+        tail.append(write_int(fields.now_in_seconds))
+    return flags
+
+
+def _read_shared_tail(fields, flags, buf, pos, protocol_version):
+    """The reverse of ``_write_shared_tail``: sets ``fields``' attributes, returns the pos."""
+    if flags & _SERIAL_CONSISTENCY:
+        fields.serial_consistency, pos = read_consistency(buf, pos)
+    if flags & _DEFAULT_TIMESTAMP:
+        fields.timestamp, pos = read_long(buf, pos)
+    if protocol_version >= 5:
+        if flags & _WITH_KEYSPACE:
+            fields.keyspace, pos = read_string(buf, pos)
+        if flags & _NOW_IN_SECONDS:
+            fields.now_in_seconds, pos = read_int(buf, pos)
+    return pos
+
+
 class QueryParameters(object):
     """<query_parameters> shared by QUERY and EXECUTE.
 
@@ -125,18 +158,7 @@ class QueryParameters(object):
         if self.paging_state is not None:
             flags |= _PAGING_STATE
             tail.append(write_bytes(self.paging_state))
-        if self.serial_consistency is not None:
-            flags |= _SERIAL_CONSISTENCY
-            tail.append(write_consistency(self.serial_consistency))
-        if self.timestamp is not None:
-            flags |= _DEFAULT_TIMESTAMP
-            tail.append(write_long(self.timestamp))
-        if self.keyspace is not None:
-            flags |= _WITH_KEYSPACE
-            tail.append(write_string(self.keyspace))
-        if self.now_in_seconds is not None:
-            flags |= _NOW_IN_SECONDS
-            tail.append(write_int(self.now_in_seconds))
+        flags = _write_shared_tail(self, flags, tail)
         return (write_consistency(self.consistency) + _write_flags(flags, protocol_version, "QUERY")
                 + b"".join(tail))
 
@@ -153,16 +175,7 @@ class QueryParameters(object):
             params.page_size, pos = read_int(buf, pos)
         if flags & _PAGING_STATE:
             params.paging_state, pos = read_bytes(buf, pos)
-        if flags & _SERIAL_CONSISTENCY:
-            params.serial_consistency, pos = read_consistency(buf, pos)
-        if flags & _DEFAULT_TIMESTAMP:
-            params.timestamp, pos = read_long(buf, pos)
-        if protocol_version >= 5:
-            if flags & _WITH_KEYSPACE:
-                params.keyspace, pos = read_string(buf, pos)
-            if flags & _NOW_IN_SECONDS:
-                params.now_in_seconds, pos = read_int(buf, pos)
-        return params, pos
+        return params, _read_shared_tail(params, flags, buf, pos, protocol_version)
 
     def __eq__(self, other):
         if type(other) is not type(self):
@@ -327,15 +340,7 @@ class BatchMessage(Message):
             if not flags & _NAMES_FOR_VALUES:
                 raise ProtocolError("malformed BATCH statements")
         message = cls(batch_type, statements, consistency)
-        if flags & _SERIAL_CONSISTENCY:
-            message.serial_consistency, pos = read_consistency(buf, pos)
-        if flags & _DEFAULT_TIMESTAMP:
-            message.timestamp, pos = read_long(buf, pos)
-        if protocol_version >= 5:
-            if flags & _WITH_KEYSPACE:
-                message.keyspace, pos = read_string(buf, pos)
-            if flags & _NOW_IN_SECONDS:
-                message.now_in_seconds, pos = read_int(buf, pos)
+        _read_shared_tail(message, flags, buf, pos, protocol_version)
         return message
 
     def encode_body(self, protocol_version):
@@ -353,18 +358,7 @@ class BatchMessage(Message):
             parts.append(_write_values(values or (), names))
         flags = _NAMES_FOR_VALUES if with_names else 0
         tail = []
-        if self.serial_consistency is not None:
-            flags |= _SERIAL_CONSISTENCY
-            tail.append(write_consistency(self.serial_consistency))
-        if self.timestamp is not None:
-            flags |= _DEFAULT_TIMESTAMP
-            tail.append(write_long(self.timestamp))
-        if self.keyspace is not None:
-            flags |= _WITH_KEYSPACE
-            tail.append(write_string(self.keyspace))
-        if self.now_in_seconds is not None:
-            flags |= _NOW_IN_SECONDS
-            tail.append(write_int(self.now_in_seconds))
+        flags = _write_shared_tail(self, flags, tail)
         parts.append(write_consistency(self.consistency))
         parts.append(_write_flags(flags, protocol_version, "BATCH"))
         parts.extend(tail)
