@@ -67,27 +67,35 @@ def use_keyspace_message(keyspace):
 class _Attempt(object):
     """One send of a future's request to one host.
 
+    An answer is wanted only while the future is not settled and the attempt still belongs to
+    its current page: a late answer (another attempt won, or the future moved on) is dropped.
+
     Attributes:
-        future: the ResponseFuture, or None once the future no longer wants this answer
-            (settled, or moved on to its next page): a late answer is then dropped.
+        future: the ResponseFuture, or None once the future moved on to its next page.
         host, connection: where it was sent.
         retry_num: how many retries came before it (0 for the first send).
         deadline: monotonic time its connection gives up (the request's timeout), or None.
+        previous: the attempt the future made before this one for the same page, or None.
     """
 
-    __slots__ = ("future", "host", "connection", "retry_num", "deadline")
+    __slots__ = ("future", "host", "connection", "retry_num", "deadline", "previous")
 
-    def __init__(self, future, host, connection, retry_num, deadline):
+    def __init__(self, future, host, connection, retry_num, deadline, previous):
         self.future = future
         self.host = host
         self.connection = connection
         self.retry_num = retry_num
         self.deadline = deadline
+        self.previous = previous
+
+    def wanted(self):
+        future = self.future
+        return future is not None and future._final is _NOT_SET
 
     def on_response(self, response):
         """The connection's callback (on the reactor loop): a response message or an error."""
         future = self.future
-        if future is None:
+        if future is None or future._final is not _NOT_SET:   # wanted(), inlined
             return
         try:
             future._handle_response(self, response)
@@ -188,7 +196,8 @@ class ResponseFuture(object):
     def _send_on(self, host, conn, retry_num):
         """Start an attempt on ``conn``; False (the error recorded) when it cannot take it."""
         deadline = self._deadline
-        attempt = self._attempt = _Attempt(self, host, conn, retry_num, deadline)
+        attempt = self._attempt = _Attempt(self, host, conn, retry_num, deadline,
+                                           self._attempt)
         keyspace = self.session.keyspace
         try:
             if not keyspace or conn.keyspace == keyspace:    # the usual case first
@@ -205,7 +214,7 @@ class ResponseFuture(object):
             return False
 
     def _on_keyspace_set(self, attempt, keyspace, response):
-        if attempt.future is None:
+        if not attempt.wanted():
             return
         if isinstance(response, (msgs.SetKeyspaceResult, msgs.VoidResult)):
             conn = attempt.connection
@@ -354,11 +363,11 @@ class ResponseFuture(object):
         # answer (or its error, through the retry policy) already belongs to that attempt
         conn = attempt.connection
         again = self._attempt = _Attempt(self, attempt.host, conn, attempt.retry_num + 1,
-                                         self._deadline)
+                                         self._deadline, attempt)
         prepare = msgs.PrepareMessage(prepared.query_string, keyspace=None)
 
         def reprepared(response):
-            if again.future is None:
+            if not again.wanted():
                 return
             if isinstance(response, msgs.PreparedResult):
                 if isinstance(query, BoundStatement) and \
@@ -376,7 +385,7 @@ class ResponseFuture(object):
         keyspace = prepared.prepared_in_keyspace
         if keyspace and conn.keyspace != keyspace:
             def used(response):
-                if again.future is None:
+                if not again.wanted():
                     return
                 if isinstance(response, msgs.SetKeyspaceResult):
                     conn.keyspace = keyspace
@@ -390,17 +399,13 @@ class ResponseFuture(object):
     # -- completion ---------------------------------------------------------------------------
 
     # The first outcome wins, once: a later one (another attempt's, or an error after a result)
-    # finds _final set and is dropped.  The settling attempt is detached so that its connection
-    # calling back again changes nothing.  (Written out twice: this runs once per request.)
+    # finds _final set and is dropped.  (Written out twice: this runs once per request.)
 
     def _set_final_result(self, rows):
         with self._lock:
             if self._final is not _NOT_SET:
                 return
             self._final = rows
-            attempt = self._attempt
-            if attempt is not None:
-                attempt.future = None
             callbacks = self._callbacks
             event = self._event
         if event is not None:
@@ -418,9 +423,6 @@ class ResponseFuture(object):
                 return
             self._final_exception = exc
             self._final = None
-            attempt = self._attempt
-            if attempt is not None:
-                attempt.future = None
             errbacks = self._errbacks
             event = self._event
         if event is not None:
@@ -516,8 +518,8 @@ class ResponseFuture(object):
             self._callbacks = None
             self._errbacks = None
             attempt, self._attempt = self._attempt, None
-        if attempt is not None:
-            attempt.future = None    # settled already; also no answer of it is for this page
+        while attempt is not None:   # no answer of the last page's attempts is for this one
+            attempt.future, attempt = None, attempt.previous
         self._sent_paging_state = self.paging_state
         self.message = self._build(self._consistency, self.paging_state)
         self._errors = None

@@ -252,3 +252,72 @@ def test_result_set_pages_through_every_consumer(consume):
     value = consume(result)
     assert value in ([1, 2, 3, 4, 5], 5)
     assert list(result) == [1, 2, 3, 4, 5] or consume is not list
+
+
+class _Conn(object):
+    """Keeps each request's callback, to answer later (or never)."""
+    keyspace = None
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message, callback, timeout=None, result_metadata=None):
+        self.sent.append(callback)
+
+
+class _Pool(object):
+    is_shutdown = False
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def borrow_connection(self):
+        return self.conn
+
+
+class _Session(object):
+    keyspace = None
+
+    def __init__(self, host, conn):
+        self.host = host
+        self.pools = {host: _Pool(conn)}
+
+    def query_plan(self, query):
+        return [self.host]
+
+
+def test_a_future_settles_once_and_drops_late_answers_of_its_attempts():
+    from cqlreactor.core.messages import RowsResult
+    from cqlreactor.core.errors import ServerError
+    from cqlreactor.response_future import ResponseFuture
+    (host,) = _hosts([("dc1", [0])])
+    conn = _Conn()
+    future = ResponseFuture(_Session(host, conn), SimpleStatement("SELECT 1"),
+                            lambda cl, paging_state: object(), None, named_tuple_factory,
+                            RetryPolicy(), iter([host, host]), ConsistencyLevel.ONE)
+    results, errors = [], []
+    future.add_callbacks(results.append, errors.append)
+    assert future.send_request()
+    first = future._attempt
+    assert (first.host, first.connection, first.retry_num) == (host, conn, 0)
+    # a second attempt in flight at the same time (what speculative execution will do)
+    assert future.send_request(1)
+    second = future._attempt
+    assert second is not first and second.retry_num == 1 and len(conn.sent) == 2
+    assert second.previous is first
+    meta = [("ks", "t", "n", types.INT)]
+    conn.sent[1](RowsResult(meta, [(1,)], paging_state=b"page 2"))   # the second wins
+    assert [list(r) for r in results] == [[(1,)]] and future.done
+    conn.sent[0](RowsResult(meta, [(9,)]))    # the first answers late: dropped, changes nothing
+    conn.sent[0](ServerError("late"))
+    assert len(results) == 1 and errors == [] and future.result().current_rows[0].n == 1
+    assert future.paging_state == b"page 2" and future.has_more_pages
+    future._set_final_exception(ServerError("after the result"))   # the first outcome stays
+    assert errors == [] and future.result().current_rows[0].n == 1
+    # the next page: answers of the first page's attempts are not for it
+    future.start_fetching_next_page()
+    assert first.future is None and second.future is None and len(conn.sent) == 3
+    conn.sent[0](RowsResult(meta, [(8,)]))
+    assert not future.done
+    conn.sent[2](RowsResult(meta, [(2,)]))
+    assert future.result()[0].n == 2 and not future.has_more_pages
