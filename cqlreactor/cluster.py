@@ -485,4 +485,4 @@ class Cluster(object):
             if pool is not None and pool.open_count:
                 return
         self.on_host_unreachable(host, ConnectionException("the cluster reported it DOWN",
-                                                            host=str(host.endpoint)))
+                                                           host=str(host.endpoint)))

@@ -130,6 +130,9 @@ class ControlConnection(object):
     def refresh_in_background(self, what):
         """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
         the loop: server events and the session's schema changes call this from it)."""
+        if what not in ("topology", "keyspaces"):
+            raise ValueError("refresh_in_background(%r): 'topology' or 'keyspaces'" % (what,))
+
         def run():
             try:
                 if what == "topology":

@@ -65,7 +65,8 @@ def use_keyspace_message(keyspace):
 
 
 class _Attempt(object):
-    """One send of a future's request to one host.
+    """One send of a future's request to one host (a part of ResponseFuture, hence its calls
+    to the future's private handlers).
 
     An answer is wanted only while the future is not settled and the attempt still belongs to
     its current page: a late answer (another attempt won, or the future moved on) is dropped.

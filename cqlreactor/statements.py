@@ -252,7 +252,6 @@ class BatchStatement(Statement):
     __repr__ = __str__
 
 
-
 def _simple_statement_template():
     """The attributes SimpleStatement(text) gets besides its text, when that is all its
     constructor does (checked on two statements); else None."""

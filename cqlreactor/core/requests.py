@@ -20,7 +20,8 @@ from .wire import (UNSET_VALUE, read_byte, read_bytes, read_consistency, read_in
 __all__ = ["QueryParameters", "QueryMessage", "PrepareMessage", "ExecuteMessage", "BatchType",
            "BatchMessage", "PreEncodedRequest", "ExecuteTemplate", "pre_encode"]
 
-# --- QUERY / EXECUTE parameters ------------------------------------------------------------------------
+
+# --- QUERY / EXECUTE parameters --------------------------------------------------------
 
 _VALUES = 0x01
 _SKIP_METADATA = 0x02
@@ -380,7 +381,7 @@ def _read_batch_statements(buf, pos, n, with_names):
     return statements, pos
 
 
-# --- pre-encoded requests ----------------------------------------------------------------------------
+# --- pre-encoded requests --------------------------------------------------------------
 
 class PreEncodedRequest(Message):
     """A request whose body the caller built once (e.g. a bound statement sent many times)."""
@@ -396,7 +397,6 @@ class PreEncodedRequest(Message):
 
     def encode_body(self, protocol_version):
         return self.body
-
 
 
 def pre_encode(message, protocol_version):
