@@ -70,9 +70,13 @@ class _Attempt(object):
 
     An answer is wanted only while the future is not settled and the attempt still belongs to
     its current page: a late answer (another attempt won, or the future moved on) is dropped.
+    The future detaches all its attempts when it settles, which also breaks the reference
+    cycle future <-> attempt (no request may leave garbage for the cyclic collector: its pauses
+    show in the latency percentiles).
 
     Attributes:
-        future: the ResponseFuture, or None once the future moved on to its next page.
+        future: the ResponseFuture, or None once the future settled or moved on to its next
+            page.
         host, connection: where it was sent.
         retry_num: how many retries came before it (0 for the first send).
         deadline: monotonic time its connection gives up (the request's timeout), or None.
@@ -96,7 +100,7 @@ class _Attempt(object):
     def on_response(self, response):
         """The connection's callback (on the reactor loop): a response message or an error."""
         future = self.future
-        if future is None or future._final is not _NOT_SET:   # wanted(), inlined
+        if future is None:        # settled (every attempt is detached then) or moved on
             return
         try:
             future._handle_response(self, response)
@@ -364,7 +368,7 @@ class ResponseFuture(object):
         # answer (or its error, through the retry policy) already belongs to that attempt
         conn = attempt.connection
         again = self._attempt = _Attempt(self, attempt.host, conn, attempt.retry_num + 1,
-                                         self._deadline, attempt)
+                                         self._deadline, self._attempt)
         prepare = msgs.PrepareMessage(prepared.query_string, keyspace=None)
 
         def reprepared(response):
@@ -400,13 +404,17 @@ class ResponseFuture(object):
     # -- completion ---------------------------------------------------------------------------
 
     # The first outcome wins, once: a later one (another attempt's, or an error after a result)
-    # finds _final set and is dropped.  (Written out twice: this runs once per request.)
+    # finds _final set and is dropped; the attempts are detached (see _Attempt).  (Written out
+    # twice: this runs once per request.)
 
     def _set_final_result(self, rows):
         with self._lock:
             if self._final is not _NOT_SET:
                 return
             self._final = rows
+            attempt = self._attempt
+            while attempt is not None:
+                attempt.future, attempt = None, attempt.previous
             callbacks = self._callbacks
             event = self._event
         if event is not None:
@@ -424,6 +432,9 @@ class ResponseFuture(object):
                 return
             self._final_exception = exc
             self._final = None
+            attempt = self._attempt
+            while attempt is not None:
+                attempt.future, attempt = None, attempt.previous
             errbacks = self._errbacks
             event = self._event
         if event is not None:
@@ -518,9 +529,7 @@ class ResponseFuture(object):
             self._event = None
             self._callbacks = None
             self._errbacks = None
-            attempt, self._attempt = self._attempt, None
-        while attempt is not None:   # no answer of the last page's attempts is for this one
-            attempt.future, attempt = None, attempt.previous
+            self._attempt = None     # (its attempts were detached when it settled)
         self._sent_paging_state = self.paging_state
         self.message = self._build(self._consistency, self.paging_state)
         self._errors = None

@@ -321,3 +321,32 @@ def test_a_future_settles_once_and_drops_late_answers_of_its_attempts():
     assert not future.done
     conn.sent[2](RowsResult(meta, [(2,)]))
     assert future.result()[0].n == 2 and not future.has_more_pages
+
+
+@pytest.mark.parametrize("outcome", ["rows", "error"])
+def test_a_settled_future_is_freed_without_the_cyclic_collector(outcome):
+    # a reference cycle per request (future <-> attempt) would leave every request to the
+    # cyclic collector, whose pauses show in the latency percentiles
+    import gc
+    import weakref
+    from cqlreactor.core.errors import InvalidRequest
+    from cqlreactor.core.messages import RowsResult
+    from cqlreactor.response_future import ResponseFuture
+    (host,) = _hosts([("dc1", [0])])
+    conn = _Conn()
+    gc.disable()
+    try:
+        future = ResponseFuture(_Session(host, conn), SimpleStatement("SELECT 1"),
+                                lambda cl, paging_state: object(), None, named_tuple_factory,
+                                RetryPolicy(), iter([host]), ConsistencyLevel.ONE)
+        future.add_callbacks(lambda rows: None, lambda exc: None)
+        future.send_request()
+        answer = conn.sent.pop()
+        answer(RowsResult([("ks", "t", "n", types.INT)], [(1,)]) if outcome == "rows"
+               else InvalidRequest("no"))
+        assert future.done
+        freed = weakref.ref(future)
+        del future, answer
+        assert freed() is None
+    finally:
+        gc.enable()
