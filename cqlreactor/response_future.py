@@ -38,6 +38,7 @@ _NO_KWARGS = {}
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
 _RowsResult = msgs.RowsResult
+_new_attempt = object.__new__
 
 # column names and types of a result's metadata list, by identity (the core shares one list per
 # distinct metadata, so this is a dict hit per response instead of two list builds)
@@ -201,8 +202,16 @@ class ResponseFuture(object):
     def _send_on(self, host, conn, retry_num):
         """Start an attempt on ``conn``; False (the error recorded) when it cannot take it."""
         deadline = self._deadline
-        attempt = self._attempt = _Attempt(self, host, conn, retry_num, deadline,
-                                           self._attempt)
+        # _Attempt(...) written out (keep in step with its __init__): a Python __init__ call
+        # costs this once-per-request path as much as all the rest of the attempt
+        attempt = _new_attempt(_Attempt)
+        attempt.future = self
+        attempt.host = host
+        attempt.connection = conn
+        attempt.retry_num = retry_num
+        attempt.deadline = deadline
+        attempt.previous = self._attempt
+        self._attempt = attempt
         keyspace = self.session.keyspace
         try:
             if not keyspace or conn.keyspace == keyspace:    # the usual case first

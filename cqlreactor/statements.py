@@ -105,41 +105,13 @@ class PreparedStatement(object):
         self._session = session
         #: the session keyspace when it was prepared (its id depends on it)
         self.prepared_in_keyspace = None
-        self._bind_types = [col[3] for col in bind_columns]
-        self._bind_names = [col[2] for col in bind_columns]
+        #: the CqlType and the name of each bind variable, in order (what binding serializes by)
+        self.bind_types = [col[3] for col in bind_columns]
+        self.bind_names = [col[2] for col in bind_columns]
 
     def bind(self, values=None):
         """A BoundStatement with ``values`` (a sequence, or a dict by bind-variable name)."""
         return BoundStatement(self).bind(values)
-
-    def serialize_values(self, values):
-        """``values`` (a sequence, or a dict by bind-variable name) serialized in bind order;
-        bind variables without a value are sent unset.
-
-        Raises:
-            ValueError: too many values, or names the statement does not have.
-            TypeError: a value its column's type cannot hold.
-        """
-        types = self._bind_types
-        if values is None:
-            values = ()
-        if isinstance(values, dict):
-            names = self._bind_names
-            unknown = [k for k in values if k not in names]
-            if unknown:
-                raise ValueError("bind variables %r are not in the statement %r (it has %r)"
-                                 % (unknown, self.query_string, names))
-            values = [values.get(n, UNSET_VALUE) for n in names]
-        values = list(values)
-        if len(values) > len(types):
-            raise ValueError("too many values: the statement %r has %d bind variables, got %d"
-                             % (self.query_string, len(types), len(values)))
-        if len(values) < len(types):
-            values.extend([UNSET_VALUE] * (len(types) - len(values)))
-        try:
-            return cqltypes.encode_values(types, values, self.protocol_version)
-        except (TypeError, ValueError, OverflowError, struct.error) as exc:
-            raise TypeError("cannot bind values %r to %r: %s" % (values, self.query_string, exc))
 
     def __str__(self):
         return "<PreparedStatement query=%r>" % (self.query_string,)
@@ -171,7 +143,26 @@ class BoundStatement(Statement):
 
     def bind(self, values):
         ps = self.prepared_statement
-        self.values = ps.serialize_values(values)
+        types = ps.bind_types
+        if values is None:
+            values = ()
+        if isinstance(values, dict):     # bind variables left out are sent unset
+            names = ps.bind_names
+            unknown = [k for k in values if k not in names]
+            if unknown:
+                raise ValueError("bind variables %r are not in the statement %r (it has %r)"
+                                 % (unknown, ps.query_string, names))
+            values = [values.get(n, UNSET_VALUE) for n in names]
+        values = list(values)
+        if len(values) > len(types):
+            raise ValueError("too many values: the statement %r has %d bind variables, got %d"
+                             % (ps.query_string, len(types), len(values)))
+        if len(values) < len(types):
+            values.extend([UNSET_VALUE] * (len(types) - len(values)))
+        try:
+            self.values = cqltypes.encode_values(types, values, ps.protocol_version)
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:
+            raise TypeError("cannot bind values %r to %r: %s" % (values, ps.query_string, exc))
         indexes = ps.routing_key_indexes
         if indexes:
             parts = [self.values[i] for i in indexes]
