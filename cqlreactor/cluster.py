@@ -16,7 +16,6 @@ from cqlreactor.core.errors import ConnectionException, DriverException
 from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
                                  HostDistance, RetryPolicy, TokenAwarePolicy)
-from cqlreactor.pool import HostConnectionPool
 from cqlreactor.query import named_tuple_factory
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
 
@@ -130,8 +129,10 @@ class Cluster(object):
         self._allow_unsupported_reactors = allow_unsupported_reactors
         self.reactor = None
         self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None
-        self._default_consistency = (ConsistencyLevel.LOCAL_QUORUM if self._cloud_config
-                                     else ConsistencyLevel.LOCAL_ONE)
+        #: the consistency of a request when neither its statement nor its profile sets one
+        #: (as cassandra-driver: LOCAL_QUORUM for Astra, LOCAL_ONE otherwise)
+        self.base_consistency_level = (ConsistencyLevel.LOCAL_QUORUM if self._cloud_config
+                                       else ConsistencyLevel.LOCAL_ONE)
 
         default_lbp = load_balancing_policy or TokenAwarePolicy(
             DCAwareRoundRobinPolicy(self.local_dc_hint or ""))
@@ -154,7 +155,13 @@ class Cluster(object):
 
     # -- profiles -------------------------------------------------------------------------------
 
-    def _profile(self, name):
+    def profile_for(self, name):
+        """The ExecutionProfile registered as ``name``; an ExecutionProfile object itself (its
+        load-balancing policy defaulted to the cluster's).
+
+        Raises:
+            ValueError: no profile has that name.
+        """
         if isinstance(name, ExecutionProfile):
             if name.load_balancing_policy is None:
                 name.load_balancing_policy = self.load_balancing_policy
@@ -174,8 +181,8 @@ class Cluster(object):
         profile.load_balancing_policy.populate(self, self.metadata.all_hosts())
         for session in self.sessions:
             for host in self.metadata.all_hosts():
-                if host not in session._pools:
-                    session._add_or_renew_pool(host)
+                if host not in session.pools:
+                    session.add_or_renew_pool(host)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -194,26 +201,27 @@ class Cluster(object):
             options["cql_version"] = self.cql_version
         return options
 
-    def _connect_endpoint(self, endpoint):
-        """Blocking connect (user context: connect(), spawned refreshes)."""
+    def connect_endpoint(self, endpoint):
+        """A connection to ``endpoint`` with the cluster's options, blocking (from user code:
+        ``connect()``, the control connection's spawned refreshes)."""
         conn = self.reactor.connect(endpoint, **self._connection_options(endpoint))
         if self.protocol_version is None:
             # The first connection settles the version every later connection uses.
             self.protocol_version = conn.protocol_version
         return conn
 
-    def _open_connection(self, host):
-        return self._connect_endpoint(host.endpoint)
+    def connect_host(self, host):
+        """A connection to ``host``, blocking (a pool opening in ``Cluster.connect``)."""
+        return self.connect_endpoint(host.endpoint)
 
-    def _open_connection_async(self, host, callback):
+    def connect_host_async(self, host, callback):
+        """Open a connection to ``host`` without blocking; ``callback(conn_or_exception)``."""
         self.reactor.connect_async(host.endpoint, callback,
                                    **self._connection_options(host.endpoint))
 
-    def _new_pool(self, host, session):
-        return HostConnectionPool(host, session, self.connections_per_host,
-                                  self.max_requests_per_connection)
-
-    def _is_used(self, host):
+    def is_host_used(self, host):
+        """True when some profile's load-balancing policy does not ignore ``host``: sessions
+        keep pools only to those."""
         return any(p.load_balancing_policy.distance(host) != HostDistance.IGNORED
                    for p in self.profiles.values())
 
@@ -259,7 +267,7 @@ class Cluster(object):
             session = Session(self, self.metadata.all_hosts())
             self.sessions.append(session)
         try:
-            session._open_pools(self.metadata.all_hosts())
+            session.open_pools(self.metadata.all_hosts())
             if keyspace:
                 session.set_keyspace(keyspace)
         except Exception:
@@ -304,7 +312,8 @@ class Cluster(object):
     def __exit__(self, *exc_info):
         self.shutdown()
 
-    def _session_closed(self, session):
+    def on_session_closed(self, session):
+        """``Session.shutdown`` tells the cluster to forget the session."""
         with self._lock:
             if session in self.sessions:
                 self.sessions.remove(session)
@@ -325,7 +334,9 @@ class Cluster(object):
         port = row.get("native_port") or self.port
         return Endpoint(address, port, host_id=str(host_id) if host_id else None)
 
-    def _update_topology(self, conn, local, peers):
+    def update_topology(self, conn, local, peers):
+        """The control connection read system.local (``local``) and the peers rows on ``conn``:
+        add, update and remove hosts, then rebuild the token map."""
         self.metadata.cluster_name = local.get("cluster_name")
         self.metadata.partitioner = local.get("partitioner")
         seen = set()
@@ -354,7 +365,8 @@ class Cluster(object):
                 self._on_host_removed(host)
         self.metadata.rebuild_token_map()
 
-    def _update_keyspaces(self, rows):
+    def update_keyspaces(self, rows):
+        """The control connection read system_schema.keyspaces: replace the keyspaces."""
         keyspaces = {}
         for row in rows:
             keyspaces[row["keyspace_name"]] = KeyspaceMetadata(
@@ -362,26 +374,10 @@ class Cluster(object):
         self.metadata.keyspaces = keyspaces
         self.metadata.rebuild_token_map()
 
-    def _on_schema_change_result(self, result):
-        # DDL through a session: refresh replication maps for token-aware routing.
-        self.control_connection._spawn_refresh("keyspaces")
-
-    def _host_by_address(self, address):
-        if address is None:
-            return None
-        ip = address[0] if isinstance(address, tuple) else address
-        ip = str(ip)
-        for host in self.metadata.all_hosts():
-            if host.address == ip or getattr(host.endpoint, "address", None) == ip:
-                return host
-        return None
-
-    def _control_candidates(self):
-        hosts = self.metadata.all_hosts()
-        up = [h for h in hosts if h.is_up]
-        down = [h for h in hosts if not h.is_up]
-        random.shuffle(up)
-        return up + down
+    def on_schema_change(self, result):
+        """A session's request changed the schema (DDL): refresh the replication maps that
+        token-aware routing reads."""
+        self.control_connection.refresh_in_background("keyspaces")
 
     # -- host state ------------------------------------------------------------------------------
 
@@ -389,7 +385,7 @@ class Cluster(object):
         for profile in self.profiles.values():
             profile.load_balancing_policy.on_add(host)
         for session in list(self.sessions):
-            session._add_or_renew_pool(host)
+            session.add_or_renew_pool(host)
 
     def _on_host_removed(self, host):
         self.metadata.remove_host(host)
@@ -403,10 +399,11 @@ class Cluster(object):
         for profile in self.profiles.values():
             profile.load_balancing_policy.on_remove(host)
         for session in list(self.sessions):
-            session._remove_pool(host)
+            session.remove_pool(host)
 
-    def _on_host_unreachable(self, host, exc):
-        """A pool lost its last connection: mark the host down, start reconnecting."""
+    def on_host_unreachable(self, host, exc):
+        """A pool lost its last connection (or could not open one): mark the host down and
+        start reconnecting with the reconnection policy."""
         with self._lock:
             if self.is_shutdown or self.metadata.get_host(host.endpoint) is not host:
                 return      # shut down, or the host left the cluster (nothing to come back)
@@ -449,7 +446,7 @@ class Cluster(object):
             self._on_host_up(host)
 
         try:
-            self._open_connection_async(host, opened)
+            self.connect_host_async(host, opened)
         except ConnectionException as exc:
             opened(exc)
 
@@ -467,10 +464,11 @@ class Cluster(object):
             for profile in self.profiles.values():
                 profile.load_balancing_policy.on_up(host)
         for session in list(self.sessions):
-            session._add_or_renew_pool(host)
+            session.add_or_renew_pool(host)
 
-    def _on_host_up_event(self, host):
-        """STATUS_CHANGE UP: try now rather than at the next scheduled attempt."""
+    def on_host_reported_up(self, host):
+        """The control connection got STATUS_CHANGE UP: try now rather than at the next
+        scheduled reconnection attempt."""
         if host.is_up:
             return
         with self._lock:
@@ -479,11 +477,12 @@ class Cluster(object):
             timer.cancel()
         self._attempt_reconnect(host, self.reconnection_policy.new_schedule())
 
-    def _on_host_down_event(self, host):
-        """STATUS_CHANGE DOWN: believe it only when we hold no working connection there."""
+    def on_host_reported_down(self, host):
+        """The control connection got STATUS_CHANGE DOWN: believe it only when no session
+        holds a working connection there."""
         for session in list(self.sessions):
-            pool = session._pools.get(host)
+            pool = session.pools.get(host)
             if pool is not None and pool.open_count:
                 return
-        self._on_host_unreachable(host, ConnectionException("the cluster reported it DOWN",
-                                                            host=str(host.endpoint)))
+        self.on_host_unreachable(host, ConnectionException("the cluster reported it DOWN",
+                                                           host=str(host.endpoint)))

@@ -8,6 +8,7 @@ gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself
 """
 
 import logging
+import random
 import threading
 
 from cqlreactor.core import messages as msgs
@@ -54,7 +55,7 @@ class ControlConnection(object):
         errors = {}
         for endpoint in endpoints:
             try:
-                conn = self.cluster._connect_endpoint(endpoint)
+                conn = self.cluster.connect_endpoint(endpoint)
             except (ConnectionException, DriverException, OSError) as exc:
                 errors[endpoint] = exc
                 log.debug("control connection to %s failed: %r", endpoint, exc)
@@ -90,10 +91,8 @@ class ControlConnection(object):
         if not event.wait((timeout or self.timeout) + 1.0):
             raise OperationTimedOut("control query got no answer", host=str(conn.endpoint))
         response = box[0]
-        if isinstance(response, Exception):
+        if isinstance(response, Exception):   # the driver hands a server ERROR over as one
             raise response
-        if isinstance(response, msgs.ErrorMessage):
-            raise response.to_exception(str(conn.endpoint))
         return response
 
     def _rows(self, conn, query):
@@ -116,7 +115,7 @@ class ControlConnection(object):
                 self._uses_peers_v2 = False
         if peers is None:
             peers = self._rows(conn, SELECT_PEERS)
-        self.cluster._update_topology(conn, local_rows[0] if local_rows else {}, peers)
+        self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
 
     def refresh_keyspaces(self, conn=None):
         conn = conn or self._connection
@@ -126,9 +125,14 @@ class ControlConnection(object):
             rows = self._rows(conn, SELECT_KEYSPACES)
         except InvalidRequest:   # a server without system_schema: no token-aware routing
             rows = []
-        self.cluster._update_keyspaces(rows)
+        self.cluster.update_keyspaces(rows)
 
-    def _spawn_refresh(self, what):
+    def refresh_in_background(self, what):
+        """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
+        the loop: server events and the session's schema changes call this from it)."""
+        if what not in ("topology", "keyspaces"):
+            raise ValueError("refresh_in_background(%r): 'topology' or 'keyspaces'" % (what,))
+
         def run():
             try:
                 if what == "topology":
@@ -146,18 +150,18 @@ class ControlConnection(object):
         kind = getattr(event, "event_type", None)
         change = getattr(event, "change_type", None)
         if kind == "TOPOLOGY_CHANGE":
-            self._spawn_refresh("topology")
+            self.refresh_in_background("topology")
         elif kind == "STATUS_CHANGE":
             address = getattr(event, "address", None)
-            host = self.cluster._host_by_address(address)
+            host = self.cluster.metadata.get_host_by_address(address)
             if host is None:
-                self._spawn_refresh("topology")
+                self.refresh_in_background("topology")
             elif change == "UP":
-                self.cluster._on_host_up_event(host)
+                self.cluster.on_host_reported_up(host)
             elif change == "DOWN":
-                self.cluster._on_host_down_event(host)
+                self.cluster.on_host_reported_down(host)
         elif kind == "SCHEMA_CHANGE":
-            self._spawn_refresh("keyspaces")
+            self.refresh_in_background("keyspaces")
 
     # -- failover ----------------------------------------------------------------------------
 
@@ -178,7 +182,10 @@ class ControlConnection(object):
     def _reconnect(self, schedule):
         if self._is_shutdown:
             return
-        hosts = self.cluster._control_candidates()
+        hosts = self.cluster.metadata.all_hosts()
+        up = [h for h in hosts if h.is_up]
+        random.shuffle(up)          # spread the control connections of many clients
+        hosts = up + [h for h in hosts if not h.is_up]
         try:
             self.connect([h.endpoint for h in hosts])
         except NoHostAvailable as exc:

@@ -163,6 +163,17 @@ class Metadata(object):
                 return host
         return None
 
+    def get_host_by_address(self, address):
+        """The host whose address (or endpoint address) is ``address`` (an IP, or an
+        ``(ip, port)`` tuple as in server events), or None."""
+        if address is None:
+            return None
+        ip = str(address[0] if isinstance(address, tuple) else address)
+        for host in self.all_hosts():
+            if host.address == ip or getattr(host.endpoint, "address", None) == ip:
+                return host
+        return None
+
     def add_or_return_host(self, host):
         """Returns (host, is_new)."""
         with self._lock:

@@ -5,8 +5,6 @@ import logging
 import random
 import threading
 
-from cqlreactor.core.consistency import ConsistencyLevel
-
 __all__ = [
     "HostDistance", "LoadBalancingPolicy", "RoundRobinPolicy", "DCAwareRoundRobinPolicy",
     "TokenAwarePolicy", "RetryPolicy", "RetryDecision", "FallthroughRetryPolicy",
@@ -170,23 +168,21 @@ class TokenAwarePolicy(LoadBalancingPolicy):
     order of preference), then whatever the child policy proposes."""
 
     def __init__(self, child_policy, shuffle_replicas=False):
-        self._child_policy = child_policy
+        #: the policy whose plan follows the replicas; a plain attribute because the session
+        #: reads it on every request without a routing key (and then asks it directly)
+        self.child_policy = child_policy
         self.shuffle_replicas = shuffle_replicas
         self._cluster_metadata = None
 
-    @property
-    def child_policy(self):
-        return self._child_policy
-
     def populate(self, cluster, hosts):
         self._cluster_metadata = getattr(cluster, "metadata", None)
-        self._child_policy.populate(cluster, hosts)
+        self.child_policy.populate(cluster, hosts)
 
     def distance(self, host):
-        return self._child_policy.distance(host)
+        return self.child_policy.distance(host)
 
     def make_query_plan(self, working_keyspace=None, query=None):
-        child_plan = self._child_policy.make_query_plan(working_keyspace, query)
+        child_plan = self.child_policy.make_query_plan(working_keyspace, query)
         routing_key = getattr(query, "routing_key", None) if query is not None else None
         keyspace = (getattr(query, "keyspace", None) if query is not None else None) \
             or working_keyspace
@@ -201,7 +197,7 @@ class TokenAwarePolicy(LoadBalancingPolicy):
             random.shuffle(replicas)
         tried = set()
         for replica in replicas:
-            if replica.is_up and self._child_policy.distance(replica) == HostDistance.LOCAL:
+            if replica.is_up and self.child_policy.distance(replica) == HostDistance.LOCAL:
                 tried.add(id(replica))
                 yield replica
         for host in child_plan:
@@ -209,16 +205,16 @@ class TokenAwarePolicy(LoadBalancingPolicy):
                 yield host
 
     def on_up(self, host):
-        self._child_policy.on_up(host)
+        self.child_policy.on_up(host)
 
     def on_down(self, host):
-        self._child_policy.on_down(host)
+        self.child_policy.on_down(host)
 
     def on_add(self, host):
-        self._child_policy.on_add(host)
+        self.child_policy.on_add(host)
 
     def on_remove(self, host):
-        self._child_policy.on_remove(host)
+        self.child_policy.on_remove(host)
 
 
 # --- retries ---------------------------------------------------------------------------------
@@ -352,8 +348,3 @@ class ExponentialReconnectionPolicy(ReconnectionPolicy):
             delay = min(self.base_delay * (2 ** min(attempt, 62)), self.max_delay)
             yield min(self.max_delay, delay * random.uniform(0.85, 1.15))
             attempt += 1
-
-
-def default_consistency_for(cloud):
-    """LOCAL_QUORUM for Astra, LOCAL_ONE otherwise (as cassandra-driver)."""
-    return ConsistencyLevel.LOCAL_QUORUM if cloud else ConsistencyLevel.LOCAL_ONE

@@ -43,7 +43,7 @@ class HostConnectionPool(object):
         first_error = None
         for _ in range(self.core_connections - len(self._connections)):
             try:
-                conn = self.session.cluster._open_connection(self.host)
+                conn = self.session.cluster.connect_host(self.host)
             except Exception as exc:   # report below, after trying the others
                 first_error = first_error or exc
                 continue
@@ -76,7 +76,7 @@ class HostConnectionPool(object):
         with self._lock:
             self._opening += missing
         for _ in range(missing):
-            self.session.cluster._open_connection_async(self.host, opened)
+            self.session.cluster.connect_host_async(self.host, opened)
 
     def _adopt(self, conn):
         conn.keyspace = getattr(conn, "keyspace", None)
@@ -96,7 +96,7 @@ class HostConnectionPool(object):
             return            # closed on purpose (shutdown, pool removed): nothing to replace
         if empty:
             log.debug("pool for %s lost its last connection: %r", self.host, exc)
-            self.session.cluster._on_host_unreachable(self.host, exc)
+            self.session.cluster.on_host_unreachable(self.host, exc)
         else:
             # one connection failed (e.g. too many unanswered requests) while the host still
             # answers on the others: open a replacement

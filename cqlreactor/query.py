@@ -76,8 +76,8 @@ class ResultSet(object):
 
     def __init__(self, response_future, initial_rows):
         self.response_future = response_future
-        self.column_names = response_future._col_names
-        self.column_types = response_future._col_types
+        self.column_names = response_future.column_names
+        self.column_types = response_future.column_types
         self._current_rows = initial_rows
         self._page_iter = None
         self._list_mode = False
@@ -92,7 +92,7 @@ class ResultSet(object):
 
     @property
     def paging_state(self):
-        return self.response_future._paging_state
+        return self.response_future.paging_state
 
     def fetch_next_page(self):
         """Block until the next page arrives and make it current."""

@@ -105,8 +105,9 @@ class PreparedStatement(object):
         self._session = session
         #: the session keyspace when it was prepared (its id depends on it)
         self.prepared_in_keyspace = None
-        self._bind_types = [col[3] for col in bind_columns]
-        self._bind_names = [col[2] for col in bind_columns]
+        #: the CqlType and the name of each bind variable, in order (what binding serializes by)
+        self.bind_types = [col[3] for col in bind_columns]
+        self.bind_names = [col[2] for col in bind_columns]
 
     def bind(self, values=None):
         """A BoundStatement with ``values`` (a sequence, or a dict by bind-variable name)."""
@@ -142,17 +143,16 @@ class BoundStatement(Statement):
 
     def bind(self, values):
         ps = self.prepared_statement
-        types = ps._bind_types
+        types = ps.bind_types
         if values is None:
             values = ()
-        if isinstance(values, dict):
-            missing = [n for n in ps._bind_names if n not in values]
-            unknown = [k for k in values if k not in ps._bind_names]
+        if isinstance(values, dict):     # bind variables left out are sent unset
+            names = ps.bind_names
+            unknown = [k for k in values if k not in names]
             if unknown:
                 raise ValueError("bind variables %r are not in the statement %r (it has %r)"
-                                 % (unknown, ps.query_string, ps._bind_names))
-            values = [values.get(n, UNSET_VALUE) for n in ps._bind_names]
-            del missing  # names left out are sent as unset (protocol v4+)
+                                 % (unknown, ps.query_string, names))
+            values = [values.get(n, UNSET_VALUE) for n in names]
         values = list(values)
         if len(values) > len(types):
             raise ValueError("too many values: the statement %r has %d bind variables, got %d"
@@ -195,6 +195,13 @@ class BatchStatement(Statement):
         self._statements_and_parameters = []   # (is_prepared, query string or id, values)
         self._session = session
 
+    @property
+    def entries(self):
+        """The statements added, in order, as ``(is_prepared, query_or_id, values)``: a
+        prepared statement's id (bytes) with its serialized values, or a query string with the
+        parameters to render into it (None when it has none)."""
+        return list(self._statements_and_parameters)
+
     def add(self, statement, parameters=None):
         if isinstance(statement, str):
             statement = SimpleStatement(statement)
@@ -235,3 +242,33 @@ class BatchStatement(Statement):
 
     __repr__ = __str__
 
+
+def _simple_statement_template():
+    """The attributes SimpleStatement(text) gets besides its text, when that is all its
+    constructor does (checked on two statements); else None."""
+    one, two = SimpleStatement("a"), SimpleStatement("b")
+    first, second = dict(vars(one)), dict(vars(two))
+    if first.pop("_query_string", None) != "a" or second.pop("_query_string", None) != "b" \
+            or first != second or one.query_string != "a":
+        return None
+    for value in first.values():    # shared by every copy: only immutable values will do
+        if not (value is None or value is FETCH_SIZE_UNSET
+                or isinstance(value, (bool, int, float, str, bytes, frozenset))):
+            return None
+    return first
+
+
+_SIMPLE_TEMPLATE = _simple_statement_template()
+_new_object = object.__new__
+
+
+def simple_statement(text):
+    """``SimpleStatement(text)``, made by copying a template instead of running the constructor
+    (two Python calls and a dozen attribute stores on every ``execute_async`` of a string)."""
+    if _SIMPLE_TEMPLATE is None:
+        return SimpleStatement(text)
+    statement = _new_object(SimpleStatement)
+    attributes = statement.__dict__
+    attributes.update(_SIMPLE_TEMPLATE)
+    attributes["_query_string"] = text
+    return statement

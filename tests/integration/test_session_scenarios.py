@@ -242,7 +242,7 @@ def test_node_stopped_mid_load_and_restarted(reactor):
         assert wait_until(cluster, lambda: not stopped[0].is_up, timeout=10)
         sim.start_node(1)   # it forgets prepared statements: UNPREPARED must be handled
         assert wait_until(cluster, lambda: stopped[0].is_up, timeout=15)
-        pool = session._pools[stopped[0]]
+        pool = session.pools[stopped[0]]
         assert wait_until(cluster, lambda: pool.open_count > 0, timeout=10)
         for i in range(60):   # some land on the restarted node and get re-prepared there
             session.execute(insert, (i, i + 1))
@@ -346,7 +346,7 @@ def test_shutdown_leaves_no_thread_timer_or_socket(sim, reactor):
             time.monotonic() < deadline:
         time.sleep(0.05)
     assert _sockets_and_threads() == (before_sockets, before_threads)
-    assert all(not s._pools for s in cluster.sessions) and not cluster._reconnectors
+    assert all(not s.pools for s in cluster.sessions) and not cluster._reconnectors
     if reactor == "gevent":
         import gc
         import gevent

@@ -1,7 +1,8 @@
 """The request hot paths produce exactly the bytes the general encoders produce.
 
-The session pre-encodes QUERY and EXECUTE bodies (an EXECUTE from a head and a tail built once
-per prepared statement, with the values spliced between them) and the core writes a
+The core pre-encodes QUERY and EXECUTE bodies for the session (an EXECUTE from an
+``ExecuteTemplate``: a head and a tail built once per prepared statement and settings, with the
+values spliced between them) and the core writes a
 PreEncodedRequest's frame header itself instead of going through ``encode_message``.  These
 tests compare both shortcuts with the general encoders, byte for byte, and decode the result
 with cassandra-driver's decoder where that is possible.
@@ -15,7 +16,9 @@ from cqlreactor.core.frames import FrameDecoder
 from cqlreactor.core.segments import SegmentDecoder
 from cqlreactor.core.types import INT, TEXT, UNSET_VALUE
 from cqlreactor.selfcheck import MemoryServer, pump
-from cqlreactor.session import Session, _names_and_types
+from cqlreactor.core.requests import ExecuteTemplate, pre_encode
+from cqlreactor.response_future import _names_and_types
+from cqlreactor.session import Session
 from cqlreactor.statements import PreparedStatement
 
 HOST = "10.0.0.7:9042"
@@ -57,7 +60,28 @@ def test_pre_encoded_execute_equals_the_encoder(version, values, page_size, seri
         assert decoded.query_id == ps.query_id
         assert decoded.parameters.values == values
         assert decoded.parameters.consistency == 6
-    assert len(session._execute_parts) == 1
+    assert len(session._execute_templates) == 1
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_execute_template_equals_the_encoder_with_every_fixed_parameter(version, values):
+    params = dict(page_size=7, serial_consistency=9, skip_metadata=True, timestamp=1234567)
+    if version >= 5:
+        params["keyspace"] = "ks"
+    template = ExecuteTemplate(b"\x05" * 16, b"\x07" if version >= 5 else None, version, 4,
+                               **params)
+    message = template.request(values)
+    expected = m.ExecuteMessage(b"\x05" * 16, m.QueryParameters(4, values=values, **params),
+                                result_metadata_id=b"\x07" if version >= 5 else None)
+    assert message.body == expected.encode_body(version)
+
+
+def test_pre_encode_is_the_message_body():
+    query = m.QueryMessage("SELECT 1", m.QueryParameters(1, page_size=10))
+    pre = pre_encode(query, 5)
+    assert isinstance(pre, m.PreEncodedRequest) and pre.opcode == m.QueryMessage.opcode
+    assert pre.body == query.encode_body(5)
 
 
 def test_execute_with_paging_state_or_new_id_is_a_plain_message():
@@ -136,11 +160,10 @@ def test_named_tuple_rows_reuse_the_class_per_column_list():
 
 
 def test_statement_for_a_string_is_a_plain_simple_statement():
-    from cqlreactor.session import _simple_statement
-    from cqlreactor.statements import SimpleStatement
-    made = _simple_statement("SELECT 1")
+    from cqlreactor.statements import SimpleStatement, simple_statement
+    made = simple_statement("SELECT 1")
     built = SimpleStatement("SELECT 1")
     assert type(made) is SimpleStatement and vars(made) == vars(built)
     assert made.query_string == "SELECT 1" and made.routing_key is None
     made.consistency_level = 4             # its own attributes, not the template's
-    assert _simple_statement("SELECT 2").consistency_level is None
+    assert simple_statement("SELECT 2").consistency_level is None

@@ -208,9 +208,9 @@ def test_batch_statement_collects_prepared_and_simple():
 
 class _DoneFuture(object):
     has_more_pages = False
-    _paging_state = None
-    _col_names = ["k", "select"]
-    _col_types = None
+    paging_state = None
+    column_names = ["k", "select"]
+    column_types = None
 
 
 def test_row_factories_and_result_set():
@@ -227,12 +227,12 @@ def test_row_factories_and_result_set():
 class _PagedFuture(object):
     """Serves pages from a list, as ResponseFuture does after each page's round trip."""
 
-    _col_names = ["n"]
-    _col_types = None
+    column_names = ["n"]
+    column_types = None
 
     def __init__(self, pages):
         self._pages = list(pages)
-        self._paging_state = b"more" if self._pages else None
+        self.paging_state = b"more" if self._pages else None
 
     @property
     def has_more_pages(self):
@@ -240,7 +240,7 @@ class _PagedFuture(object):
 
     def start_fetching_next_page(self):
         self._next = self._pages.pop(0)
-        self._paging_state = b"more" if self._pages else None
+        self.paging_state = b"more" if self._pages else None
 
     def result(self):
         return ResultSet(self, self._next)
@@ -252,3 +252,101 @@ def test_result_set_pages_through_every_consumer(consume):
     value = consume(result)
     assert value in ([1, 2, 3, 4, 5], 5)
     assert list(result) == [1, 2, 3, 4, 5] or consume is not list
+
+
+class _Conn(object):
+    """Keeps each request's callback, to answer later (or never)."""
+    keyspace = None
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message, callback, timeout=None, result_metadata=None):
+        self.sent.append(callback)
+
+
+class _Pool(object):
+    is_shutdown = False
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def borrow_connection(self):
+        return self.conn
+
+
+class _Session(object):
+    keyspace = None
+
+    def __init__(self, host, conn):
+        self.host = host
+        self.pools = {host: _Pool(conn)}
+
+    def query_plan(self, query):
+        return [self.host]
+
+
+def test_a_future_settles_once_and_drops_late_answers_of_its_attempts():
+    from cqlreactor.core.messages import RowsResult
+    from cqlreactor.core.errors import ServerError
+    from cqlreactor.response_future import ResponseFuture
+    (host,) = _hosts([("dc1", [0])])
+    conn = _Conn()
+    future = ResponseFuture(_Session(host, conn), SimpleStatement("SELECT 1"),
+                            lambda cl, paging_state: object(), None, named_tuple_factory,
+                            RetryPolicy(), iter([host, host]), ConsistencyLevel.ONE)
+    results, errors = [], []
+    future.add_callbacks(results.append, errors.append)
+    assert future.send_request()
+    first = future._attempt
+    assert (first.host, first.connection, first.retry_num) == (host, conn, 0)
+    # a second attempt in flight at the same time (what speculative execution will do)
+    assert future.send_request(1)
+    second = future._attempt
+    assert second is not first and second.retry_num == 1 and len(conn.sent) == 2
+    assert second.previous is first
+    meta = [("ks", "t", "n", types.INT)]
+    conn.sent[1](RowsResult(meta, [(1,)], paging_state=b"page 2"))   # the second wins
+    assert [list(r) for r in results] == [[(1,)]] and future.done
+    conn.sent[0](RowsResult(meta, [(9,)]))    # the first answers late: dropped, changes nothing
+    conn.sent[0](ServerError("late"))
+    assert len(results) == 1 and errors == [] and future.result().current_rows[0].n == 1
+    assert future.paging_state == b"page 2" and future.has_more_pages
+    future._set_final_exception(ServerError("after the result"))   # the first outcome stays
+    assert errors == [] and future.result().current_rows[0].n == 1
+    # the next page: answers of the first page's attempts are not for it
+    future.start_fetching_next_page()
+    assert first.future is None and second.future is None and len(conn.sent) == 3
+    conn.sent[0](RowsResult(meta, [(8,)]))
+    assert not future.done
+    conn.sent[2](RowsResult(meta, [(2,)]))
+    assert future.result()[0].n == 2 and not future.has_more_pages
+
+
+@pytest.mark.parametrize("outcome", ["rows", "error"])
+def test_a_settled_future_is_freed_without_the_cyclic_collector(outcome):
+    # a reference cycle per request (future <-> attempt) would leave every request to the
+    # cyclic collector, whose pauses show in the latency percentiles
+    import gc
+    import weakref
+    from cqlreactor.core.errors import InvalidRequest
+    from cqlreactor.core.messages import RowsResult
+    from cqlreactor.response_future import ResponseFuture
+    (host,) = _hosts([("dc1", [0])])
+    conn = _Conn()
+    gc.disable()
+    try:
+        future = ResponseFuture(_Session(host, conn), SimpleStatement("SELECT 1"),
+                                lambda cl, paging_state: object(), None, named_tuple_factory,
+                                RetryPolicy(), iter([host]), ConsistencyLevel.ONE)
+        future.add_callbacks(lambda rows: None, lambda exc: None)
+        future.send_request()
+        answer = conn.sent.pop()
+        answer(RowsResult([("ks", "t", "n", types.INT)], [(1,)]) if outcome == "rows"
+               else InvalidRequest("no"))
+        assert future.done
+        freed = weakref.ref(future)
+        del future, answer
+        assert freed() is None
+    finally:
+        gc.enable()
