@@ -12,6 +12,7 @@ import threading
 
 from cqlreactor.control import ControlConnection
 from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import ConnectionException, DriverException
 from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
@@ -228,7 +229,6 @@ class Cluster(object):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _contact_endpoints(self):
-        from cqlreactor.reactors.base import Endpoint
         if self._cloud_config is not None:
             endpoints = list(self._cloud_config.endpoints)
             random.shuffle(endpoints)
@@ -321,7 +321,6 @@ class Cluster(object):
     # -- topology (called by the control connection) --------------------------------------------
 
     def _endpoint_for(self, row, is_local, conn):
-        from cqlreactor.reactors.base import Endpoint
         host_id = row.get("host_id")
         if self._cloud_config is not None:
             return self._cloud_config.endpoint_factory.create_from_row(row)

@@ -16,7 +16,7 @@ __all__ = ["Host", "TokenMap", "Metadata", "KeyspaceMetadata", "replicas_for_tok
 class Host(object):
     """One node as the driver sees it.
 
-    ``endpoint`` is where connections go (a reactors.base.Endpoint or, for cloud, an SNI
+    ``endpoint`` is where connections go (a core.endpoint.Endpoint or, for cloud, an SNI
     endpoint); ``address`` is the node's own rpc/broadcast address.
     """
 
