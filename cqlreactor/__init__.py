@@ -69,15 +69,24 @@ def _dir():
     return sorted(set(globals()) | set(_LAZY))
 
 
-if _sys.version_info >= (3, 7):
-    __getattr__ = _resolve
-    __dir__ = _dir
-else:   # no module __getattr__ (PEP 562) before 3.7: give this module a class that has one
+def _install_lazy(module_name, resolve, list_names):
+    """Make the module ``module_name`` resolve missing attributes with ``resolve(name)`` and
+    list ``list_names()`` in dir(): PEP 562 on 3.7+, a module subclass on 3.6 (which has no
+    module ``__getattr__``).  cqlreactor.testing uses it too."""
+    module = _sys.modules[module_name]
+    if _sys.version_info >= (3, 7):
+        module.__getattr__ = resolve
+        module.__dir__ = list_names
+        return
+
     class _LazyModule(_types.ModuleType):
         def __getattr__(self, name):
-            return _resolve(name)
+            return resolve(name)
 
         def __dir__(self):
-            return _dir()
+            return list_names()
 
-    _sys.modules[__name__].__class__ = _LazyModule
+    module.__class__ = _LazyModule
+
+
+_install_lazy(__name__, _resolve, _dir)

@@ -8,17 +8,21 @@ server process with several nodes), its pytest plugin and a fake Astra.
 Imports are lazy, so ``cqlreactor.testing.engine`` (pure logic) loads without the server.
 """
 
-import sys
+from cqlreactor import _install_lazy
 
 __all__ = ["SimulatedCluster"]
 
 
-def __getattr__(name):
+def _resolve(name):
     if name == "SimulatedCluster":
         from cqlreactor.testing.cluster import SimulatedCluster
+        globals()[name] = SimulatedCluster
         return SimulatedCluster
     raise AttributeError("module 'cqlreactor.testing' has no attribute %r" % (name,))
 
 
-if sys.version_info < (3, 7):     # no module __getattr__ before 3.7
-    from cqlreactor.testing.cluster import SimulatedCluster  # noqa: E402,F401
+def _dir():
+    return sorted(set(globals()) | set(__all__))
+
+
+_install_lazy(__name__, _resolve, _dir)
