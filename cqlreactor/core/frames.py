@@ -139,6 +139,16 @@ def encode_frame(version, stream, opcode, body, flags=0, is_response=False, comp
     return encode_header(version, flags, stream, opcode, len(body), is_response) + bytes(body)
 
 
+def _copy_out(buf, start, end):
+    # one copy instead of two for a big body
+    view = memoryview(buf)
+    part = view[start:end]
+    body = part.tobytes()
+    part.release()
+    view.release()
+    return body
+
+
 class BufferedDecoder(object):
     """What FrameDecoder and segments.SegmentDecoder share: one ``bytearray`` of received bytes
     and the offset of the first one not yet decoded (compacted as the module docstring says),
@@ -223,43 +233,79 @@ class FrameDecoder(BufferedDecoder):
         self._header = None
         return rest
 
+    def __iter__(self):
+        return self._decode(True)
+
     def __next__(self):
+        # one frame at a time (the framing's handshake, tests); loops iterate the generator
+        for frame in self._decode(True):
+            return frame
+        raise StopIteration
+
+    def raw(self):
+        """Iterate the complete frames as ``(stream, (version byte, flags, opcode, body))``:
+        a frame's stream id and, apart, everything else it says, without building a Frame.
+
+        The simulated server's fast path keys its answers on the second item: two requests
+        that differ only in their stream id get the same answer.  The version byte keeps its
+        response bit; the body is decompressed as for frames, FLAG_COMPRESSION staying set in
+        the flags.  Same checks and errors as iterating the decoder, whose other face this is
+        (both consume the same bytes)."""
+        return self._decode(False)
+
+    def _decode(self, frames):
+        # The hot loop of both roles, written for CPython: state in locals while running,
+        # written back before every yield (the consumer may stop there, or add data); one
+        # header unpack and one combined range test per frame, the exact diagnosis
+        # (_check_header) only when that test fails.  versions and max_frame_size are read
+        # when an iteration starts.
         if self._error is not None:
             raise self._error
+        versions = self.versions
+        max_size = self.max_frame_size
+        unpack = _unpack_header
         buf = self._buf
         pos = self._pos
-        available = len(buf) - pos
         header = self._header
-        if header is None:
-            if available < HEADER_LENGTH:
-                if available:
-                    self._check_version_early(buf[pos])
-                self._compact()
-                raise StopIteration
-            header = _unpack_header(buf, pos)
-            self._check_header(header)
-            self._header = header
-        length = header[4]
-        end = pos + HEADER_LENGTH + length
-        if end > len(buf):
-            self._compact()
-            raise StopIteration
-        start = pos + HEADER_LENGTH
-        if length >= _BIG_BODY:
-            view = memoryview(buf)
-            part = view[start:end]
-            body = part.tobytes()
-            part.release()
-            view.release()
-        else:
-            body = bytes(buf[start:end])
-        self._pos = end
-        self._header = None
-        version_byte, flags, stream, opcode, _ = header
-        version = version_byte & 0x7F
-        if flags & FLAG_COMPRESSION and version < 5:
-            body = self._decompress(body, stream, opcode)
-        return Frame(version, flags, stream, opcode, body, bool(version_byte & RESPONSE_BIT))
+        if header is not None:
+            self._header = None
+        while True:
+            if header is None:
+                if len(buf) - pos < HEADER_LENGTH:
+                    if len(buf) > pos:
+                        self._check_version_early(buf[pos])
+                    break
+                header = unpack(buf, pos)
+                version_byte, flags, stream, opcode, length = header
+                if not ((version_byte & 0x7F) in versions and 0 <= length <= max_size):
+                    self._pos = pos
+                    self._check_header(header)
+            else:
+                version_byte, flags, stream, opcode, length = header
+            start = pos + HEADER_LENGTH
+            end = start + length
+            if end > len(buf):
+                self._header = header
+                break
+            if length < _BIG_BODY:
+                body = bytes(buf[start:end])
+            else:
+                body = _copy_out(buf, start, end)
+            self._pos = pos = end
+            header = None
+            if flags & FLAG_COMPRESSION and (version_byte & 0x7F) < 5:
+                body = self._decompress(body, stream, opcode)
+            if frames:
+                yield Frame(version_byte & 0x7F, flags, stream, opcode, body, version_byte > 0x7F)
+            else:
+                yield stream, (version_byte, flags, opcode, body)
+            buf = self._buf     # the consumer may have added (compacting) or drained meanwhile
+            pos = self._pos
+        # out of complete frames: forget the consumed prefix (cheap: a bytearray drops its
+        # front without moving the rest when little is left)
+        if pos:
+            del buf[:pos]
+        self._pos = 0
 
     def _check_version_early(self, version_byte):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;
