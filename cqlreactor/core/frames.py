@@ -9,11 +9,14 @@ Header layout (v3, v4, v5), all big-endian::
     length   4 bytes  signed; length of the body that follows
 
 The decoder works like h2's frame buffer: ``add_data()`` appends bytes, iterating yields every
-complete frame.  It keeps one ``bytearray`` and an offset into it, so many small frames cost no
-copying of the rest of the buffer, and compacts the consumed prefix only when iteration runs out
-of complete frames (or the consumed prefix grows large), so a big frame arriving in small chunks
-is copied a constant number of times.  Length and version are checked as soon as the header is
-complete, before any body bytes are waited for.
+complete frame.  It keeps one buffer and an offset into it, so many small frames cost no copying
+of the rest of the buffer.  The buffer is the received ``bytes`` object itself while it can be
+(nothing was pending when it arrived, or the pending rest is no longer than the new data: then
+joining them copies no more than the data), so a body is one slice, one copy; it becomes a
+``bytearray`` only while a long rest grows by small pieces, so a big frame arriving in small
+chunks is copied a constant number of times.  The consumed prefix of a ``bytearray`` is dropped
+when iteration runs out of complete frames (or the prefix grows large).  Length and version are
+checked as soon as the header is complete, before any body bytes are waited for.
 """
 
 import struct
@@ -54,7 +57,8 @@ _COMPACT_THRESHOLD = 64 * 1024
 # Version bytes up to this are reported as an unsupported protocol version; anything above (an
 # HTTP answer, a TLS record on a plaintext connection …) as "not a CQL frame".
 _PLAUSIBLE_VERSION = 0x0F
-# Bodies at least this long are copied out through a memoryview (one copy instead of two).
+# Bodies at least this long are copied out of a bytearray through a memoryview (one copy
+# instead of two).
 _BIG_BODY = 64 * 1024
 
 
@@ -160,19 +164,33 @@ class BufferedDecoder(object):
     __slots__ = ("_buf", "_pos", "_header", "_error")
 
     def __init__(self):
-        self._buf = bytearray()
+        self._buf = b""         # bytes or bytearray, as the module docstring says
         self._pos = 0
         self._header = None     # parsed header of the item whose rest is still incomplete
         self._error = None
 
     def add_data(self, data):
-        """Append received bytes (any bytes-like object)."""
+        """Append received bytes (any bytes-like object; only an exact ``bytes`` is kept
+        without copying, so a caller may reuse its buffer)."""
         buf = self._buf
         pos = self._pos
-        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
-            del buf[:pos]
+        rest = len(buf) - pos
+        if not rest:
+            self._buf = data if type(data) is bytes else bytes(data)
             self._pos = 0
-        buf += data
+        elif type(buf) is bytes:
+            if len(data) >= rest:
+                self._buf = buf[pos:] + data
+            else:
+                grown = bytearray(memoryview(buf)[pos:])
+                grown += data
+                self._buf = grown
+            self._pos = 0
+        else:
+            if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
+                del buf[:pos]
+                self._pos = 0
+            buf += data
 
     @property
     def buffered(self):
@@ -183,9 +201,18 @@ class BufferedDecoder(object):
         return self
 
     def _compact(self):
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
+        # iteration ran out of complete items: a bytearray drops its consumed prefix (cheaply:
+        # it moves its start, not the rest); bytes wait for add_data, which copies the rest
+        # anyway, unless nothing is left
+        pos = self._pos
+        if pos:
+            buf = self._buf
+            if pos == len(buf):
+                self._buf = b""
+                self._pos = 0
+            elif type(buf) is not bytes:
+                del buf[:pos]
+                self._pos = 0
 
     def _fail(self, error):
         self._error = error
@@ -228,7 +255,7 @@ class FrameDecoder(BufferedDecoder):
         behind the answer to STARTUP are segments.
         """
         rest = bytes(self._buf[self._pos:])
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
         self._header = None
         return rest
@@ -266,13 +293,15 @@ class FrameDecoder(BufferedDecoder):
         unpack = _unpack_header
         buf = self._buf
         pos = self._pos
+        size = len(buf)
+        whole = type(buf) is bytes      # a slice is then a copy of its own
         header = self._header
         if header is not None:
             self._header = None
         while True:
             if header is None:
-                if len(buf) - pos < HEADER_LENGTH:
-                    if len(buf) > pos:
+                if size - pos < HEADER_LENGTH:
+                    if size > pos:
                         self._check_version_early(buf[pos])
                     break
                 header = unpack(buf, pos)
@@ -284,10 +313,12 @@ class FrameDecoder(BufferedDecoder):
                 version_byte, flags, stream, opcode, length = header
             start = pos + HEADER_LENGTH
             end = start + length
-            if end > len(buf):
+            if end > size:
                 self._header = header
                 break
-            if length < _BIG_BODY:
+            if whole:
+                body = buf[start:end]
+            elif length < _BIG_BODY:
                 body = bytes(buf[start:end])
             else:
                 body = _copy_out(buf, start, end)
@@ -299,13 +330,13 @@ class FrameDecoder(BufferedDecoder):
                 yield Frame(version_byte & 0x7F, flags, stream, opcode, body, version_byte > 0x7F)
             else:
                 yield stream, (version_byte, flags, opcode, body)
-            buf = self._buf     # the consumer may have added (compacting) or drained meanwhile
+            # the consumer may have added data or drained meanwhile
+            buf = self._buf
             pos = self._pos
-        # out of complete frames: forget the consumed prefix (cheap: a bytearray drops its
-        # front without moving the rest when little is left)
-        if pos:
-            del buf[:pos]
-        self._pos = 0
+            size = len(buf)
+            whole = type(buf) is bytes
+        self._pos = pos
+        self._compact()
 
     def _check_version_early(self, version_byte):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;

@@ -206,7 +206,9 @@ class SegmentDecoder(BufferedDecoder):
         if end + _CRC32_LENGTH > len(buf):
             self._compact()
             raise StopIteration
-        payload = bytes(buf[start:end])
+        payload = buf[start:end]
+        if type(payload) is not bytes:      # a bytearray buffer (frames.py says when)
+            payload = bytes(payload)
         (expected,) = _U32.unpack_from(buf, end)
         self._pos = end + _CRC32_LENGTH
         self._header = None
