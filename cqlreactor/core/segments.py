@@ -140,10 +140,13 @@ class SegmentEncoder(object):
 
     def encode(self, envelopes):
         """Return the segments carrying ``envelopes`` (a list of encoded envelopes), in order."""
+        compressor = self.compressor
+        if sum(map(len, envelopes)) <= MAX_SEGMENT_PAYLOAD:
+            # the common case, a batch of small envelopes: one segment, no loop in Python
+            return encode_segment(b"".join(envelopes), True, compressor) if envelopes else b""
         out = []
         batch = []
         batch_length = 0
-        compressor = self.compressor
         for envelope in envelopes:
             size = len(envelope)
             if batch and batch_length + size > MAX_SEGMENT_PAYLOAD:
