@@ -307,8 +307,7 @@ class FrameDecoder(BufferedDecoder):
                 header = unpack(buf, pos)
                 version_byte, flags, stream, opcode, length = header
                 if not ((version_byte & 0x7F) in versions and 0 <= length <= max_size):
-                    self._pos = pos
-                    self._check_header(header)
+                    self._check_header(header)      # raises
             else:
                 version_byte, flags, stream, opcode, length = header
             start = pos + HEADER_LENGTH
