@@ -9,11 +9,14 @@ Header layout (v3, v4, v5), all big-endian::
     length   4 bytes  signed; length of the body that follows
 
 The decoder works like h2's frame buffer: ``add_data()`` appends bytes, iterating yields every
-complete frame.  It keeps one ``bytearray`` and an offset into it, so many small frames cost no
-copying of the rest of the buffer, and compacts the consumed prefix only when iteration runs out
-of complete frames (or the consumed prefix grows large), so a big frame arriving in small chunks
-is copied a constant number of times.  Length and version are checked as soon as the header is
-complete, before any body bytes are waited for.
+complete frame.  It keeps one buffer and an offset into it, so many small frames cost no copying
+of the rest of the buffer.  The buffer is the received ``bytes`` object itself while it can be
+(nothing was pending when it arrived, or the pending rest is no longer than the new data: then
+joining them copies no more than the data), so a body is one slice, one copy; it becomes a
+``bytearray`` only while a long rest grows by small pieces, so a big frame arriving in small
+chunks is copied a constant number of times.  The consumed prefix of a ``bytearray`` is dropped
+when iteration runs out of complete frames (or the prefix grows large).  Length and version are
+checked as soon as the header is complete, before any body bytes are waited for.
 """
 
 import struct
@@ -54,7 +57,8 @@ _COMPACT_THRESHOLD = 64 * 1024
 # Version bytes up to this are reported as an unsupported protocol version; anything above (an
 # HTTP answer, a TLS record on a plaintext connection …) as "not a CQL frame".
 _PLAUSIBLE_VERSION = 0x0F
-# Bodies at least this long are copied out through a memoryview (one copy instead of two).
+# Bodies at least this long are copied out of a bytearray through a memoryview (one copy
+# instead of two).
 _BIG_BODY = 64 * 1024
 
 
@@ -139,6 +143,16 @@ def encode_frame(version, stream, opcode, body, flags=0, is_response=False, comp
     return encode_header(version, flags, stream, opcode, len(body), is_response) + bytes(body)
 
 
+def _copy_out(buf, start, end):
+    # one copy instead of two for a big body
+    view = memoryview(buf)
+    part = view[start:end]
+    body = part.tobytes()
+    part.release()
+    view.release()
+    return body
+
+
 class BufferedDecoder(object):
     """What FrameDecoder and segments.SegmentDecoder share: one ``bytearray`` of received bytes
     and the offset of the first one not yet decoded (compacted as the module docstring says),
@@ -150,19 +164,33 @@ class BufferedDecoder(object):
     __slots__ = ("_buf", "_pos", "_header", "_error")
 
     def __init__(self):
-        self._buf = bytearray()
+        self._buf = b""         # bytes or bytearray, as the module docstring says
         self._pos = 0
         self._header = None     # parsed header of the item whose rest is still incomplete
         self._error = None
 
     def add_data(self, data):
-        """Append received bytes (any bytes-like object)."""
+        """Append received bytes (any bytes-like object; only an exact ``bytes`` is kept
+        without copying, so a caller may reuse its buffer)."""
         buf = self._buf
         pos = self._pos
-        if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
-            del buf[:pos]
+        rest = len(buf) - pos
+        if not rest:
+            self._buf = data if type(data) is bytes else bytes(data)
             self._pos = 0
-        buf += data
+        elif type(buf) is bytes:
+            if len(data) >= rest:
+                self._buf = buf[pos:] + data
+            else:
+                grown = bytearray(memoryview(buf)[pos:])
+                grown += data
+                self._buf = grown
+            self._pos = 0
+        else:
+            if pos >= _COMPACT_THRESHOLD and pos * 2 >= len(buf):
+                del buf[:pos]
+                self._pos = 0
+            buf += data
 
     @property
     def buffered(self):
@@ -173,9 +201,18 @@ class BufferedDecoder(object):
         return self
 
     def _compact(self):
-        if self._pos:
-            del self._buf[:self._pos]
-            self._pos = 0
+        # iteration ran out of complete items: a bytearray drops its consumed prefix (cheaply:
+        # it moves its start, not the rest); bytes wait for add_data, which copies the rest
+        # anyway, unless nothing is left
+        pos = self._pos
+        if pos:
+            buf = self._buf
+            if pos == len(buf):
+                self._buf = b""
+                self._pos = 0
+            elif type(buf) is not bytes:
+                del buf[:pos]
+                self._pos = 0
 
     def _fail(self, error):
         self._error = error
@@ -218,48 +255,87 @@ class FrameDecoder(BufferedDecoder):
         behind the answer to STARTUP are segments.
         """
         rest = bytes(self._buf[self._pos:])
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
         self._header = None
         return rest
 
+    def __iter__(self):
+        return self._decode(True)
+
     def __next__(self):
+        # one frame at a time (the framing's handshake, tests); loops iterate the generator
+        for frame in self._decode(True):
+            return frame
+        raise StopIteration
+
+    def raw(self):
+        """Iterate the complete frames as ``(stream, (version byte, flags, opcode, body))``:
+        a frame's stream id and, apart, everything else it says, without building a Frame.
+
+        The simulated server's fast path keys its answers on the second item: two requests
+        that differ only in their stream id get the same answer.  The version byte keeps its
+        response bit; the body is decompressed as for frames, FLAG_COMPRESSION staying set in
+        the flags.  Same checks and errors as iterating the decoder, whose other face this is
+        (both consume the same bytes)."""
+        return self._decode(False)
+
+    def _decode(self, frames):
+        # The hot loop of both roles, written for CPython: state in locals while running,
+        # written back before every yield (the consumer may stop there, or add data); one
+        # header unpack and one combined range test per frame, the exact diagnosis
+        # (_check_header) only when that test fails.  versions and max_frame_size are read
+        # when an iteration starts.
         if self._error is not None:
             raise self._error
+        versions = self.versions
+        max_size = self.max_frame_size
+        unpack = _unpack_header
         buf = self._buf
         pos = self._pos
-        available = len(buf) - pos
+        size = len(buf)
+        whole = type(buf) is bytes      # a slice is then a copy of its own
         header = self._header
-        if header is None:
-            if available < HEADER_LENGTH:
-                if available:
-                    self._check_version_early(buf[pos])
-                self._compact()
-                raise StopIteration
-            header = _unpack_header(buf, pos)
-            self._check_header(header)
-            self._header = header
-        length = header[4]
-        end = pos + HEADER_LENGTH + length
-        if end > len(buf):
-            self._compact()
-            raise StopIteration
-        start = pos + HEADER_LENGTH
-        if length >= _BIG_BODY:
-            view = memoryview(buf)
-            part = view[start:end]
-            body = part.tobytes()
-            part.release()
-            view.release()
-        else:
-            body = bytes(buf[start:end])
-        self._pos = end
-        self._header = None
-        version_byte, flags, stream, opcode, _ = header
-        version = version_byte & 0x7F
-        if flags & FLAG_COMPRESSION and version < 5:
-            body = self._decompress(body, stream, opcode)
-        return Frame(version, flags, stream, opcode, body, bool(version_byte & RESPONSE_BIT))
+        if header is not None:
+            self._header = None
+        while True:
+            if header is None:
+                if size - pos < HEADER_LENGTH:
+                    if size > pos:
+                        self._check_version_early(buf[pos])
+                    break
+                header = unpack(buf, pos)
+                version_byte, flags, stream, opcode, length = header
+                if not ((version_byte & 0x7F) in versions and 0 <= length <= max_size):
+                    self._check_header(header)      # raises
+            else:
+                version_byte, flags, stream, opcode, length = header
+            start = pos + HEADER_LENGTH
+            end = start + length
+            if end > size:
+                self._header = header
+                break
+            if whole:
+                body = buf[start:end]
+            elif length < _BIG_BODY:
+                body = bytes(buf[start:end])
+            else:
+                body = _copy_out(buf, start, end)
+            self._pos = pos = end
+            header = None
+            if flags & FLAG_COMPRESSION and (version_byte & 0x7F) < 5:
+                body = self._decompress(body, stream, opcode)
+            if frames:
+                yield Frame(version_byte & 0x7F, flags, stream, opcode, body, version_byte > 0x7F)
+            else:
+                yield stream, (version_byte, flags, opcode, body)
+            # the consumer may have added data or drained meanwhile
+            buf = self._buf
+            pos = self._pos
+            size = len(buf)
+            whole = type(buf) is bytes
+        self._pos = pos
+        self._compact()
 
     def _check_version_early(self, version_byte):
         # Reject garbage (an HTTP answer, TLS bytes on a plaintext port …) on its first byte;

@@ -28,6 +28,8 @@ API (stable; the simulated server uses it too)::
     wire = framing.data_to_send()              # bare before the switch, segments after
     for frame in framing.receive_data(data):   # complete Frame objects, in order
         ...                                    # STARTUP seen/sent: framing.startup(compressor)
+    for stream, head in framing.raw():         # the same, as (stream, (version byte, flags,
+        ...                                    #   opcode, body)) tuples: no Frame built
     framing.switched, framing.version, framing.compressor, framing.queue, framing.discard()
 
 Iteration raises what the decoders raise: FrameTooLarge, UnsupportedProtocolVersion
@@ -158,6 +160,20 @@ class Framing(object):
         if self.switched and self._error is None:
             return self._frames
         return self
+
+    def raw(self):
+        """Iterate the frames now complete as ``FrameDecoder.raw`` does: ``(stream, (version
+        byte, flags, opcode, body))`` tuples, the framing switching as it does for frames.
+        Once switched (and no segment error pending) this is the frame decoder's own raw
+        iteration, the cheapest way through a connection's frames."""
+        if self.switched and self._error is None:
+            return self._frames.raw()
+        return self._raw_before_switch()
+
+    def _raw_before_switch(self):
+        for frame in self:
+            yield frame.stream, (frame.version | (RESPONSE_BIT if frame.is_response else 0),
+                                 frame.flags, frame.opcode, frame.body)
 
     def __next__(self):
         try:

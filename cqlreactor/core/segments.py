@@ -140,10 +140,13 @@ class SegmentEncoder(object):
 
     def encode(self, envelopes):
         """Return the segments carrying ``envelopes`` (a list of encoded envelopes), in order."""
+        compressor = self.compressor
+        if sum(map(len, envelopes)) <= MAX_SEGMENT_PAYLOAD:
+            # the common case, a batch of small envelopes: one segment, no loop in Python
+            return encode_segment(b"".join(envelopes), True, compressor) if envelopes else b""
         out = []
         batch = []
         batch_length = 0
-        compressor = self.compressor
         for envelope in envelopes:
             size = len(envelope)
             if batch and batch_length + size > MAX_SEGMENT_PAYLOAD:
@@ -206,7 +209,9 @@ class SegmentDecoder(BufferedDecoder):
         if end + _CRC32_LENGTH > len(buf):
             self._compact()
             raise StopIteration
-        payload = bytes(buf[start:end])
+        payload = buf[start:end]
+        if type(payload) is not bytes:      # a bytearray buffer (frames.py says when)
+            payload = bytes(payload)
         (expected,) = _U32.unpack_from(buf, end)
         self._pos = end + _CRC32_LENGTH
         self._header = None

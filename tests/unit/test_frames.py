@@ -331,3 +331,74 @@ def test_random_bytes_raise_only_protocol_errors(junk, compressed):
             assert isinstance(frame.body, bytes)
     except ProtocolError:
         pass
+
+
+# --- raw iteration and the buffer --------------------------------------------------------------
+
+def test_raw_items_hold_what_a_frame_holds_and_share_its_bytes():
+    decoder = FrameDecoder()
+    decoder.add_data(encode_frame(4, 7, 0x07, b"q1", flags=FLAG_TRACING)
+                     + encode_frame(4, -1, 0x0C, b"ev", is_response=True)
+                     + encode_frame(4, 9, 0x05, b""))
+    raw = decoder.raw()
+    assert next(raw) == (7, (4, FLAG_TRACING, 0x07, b"q1"))
+    assert next(decoder) == Frame(4, 0, -1, 0x0C, b"ev", is_response=True)
+    assert list(decoder.raw()) == [(9, (4, 0, 0x05, b""))]
+    assert decoder.buffered == 0 and list(raw) == [] and list(decoder) == []
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSORS))
+def test_raw_bodies_are_decompressed_with_the_flag_kept(name):
+    compressor = COMPRESSORS[name]
+    decoder = FrameDecoder(compressor=compressor)
+    decoder.add_data(encode_frame(4, 3, 0x07, b"x" * 500, compressor=compressor))
+    assert list(decoder.raw()) == [(3, (4, FLAG_COMPRESSION, 0x07, b"x" * 500))]
+
+
+def test_raw_errors_are_the_decoders_and_sticky():
+    decoder = FrameDecoder(max_frame_size=10)
+    decoder.add_data(struct.pack(">BBhBi", 4, 0, 5, 0x07, 11))
+    with pytest.raises(FrameTooLarge) as first:
+        list(decoder.raw())
+    with pytest.raises(FrameTooLarge) as second:
+        list(decoder)
+    assert second.value is first.value and first.value.stream_id == 5
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_the_caller_may_reuse_the_buffer_it_added(kind):
+    data = bytearray(encode_frame(4, 1, 8, b"abc") + encode_frame(4, 2, 8, b"de")[:5])
+    decoder = FrameDecoder()
+    decoder.add_data(kind(data))
+    data[:] = b"\xff" * len(data)
+    assert [f.body for f in decoder] == [b"abc"]
+    decoder.add_data(encode_frame(4, 2, 8, b"de")[5:])
+    assert [(f.stream, f.body) for f in decoder] == [(2, b"de")]
+
+
+def test_data_added_while_iterating_is_decoded_in_the_same_loop():
+    one = encode_frame(4, 1, 8, b"n")
+    decoder = FrameDecoder()
+    decoder.add_data(one + one[:3])
+    seen = []
+    for frame in decoder:
+        seen.append(frame.stream)
+        if len(seen) == 1:
+            decoder.add_data(one[3:] + one)
+    assert seen == [1, 1, 1] and decoder.buffered == 0
+
+
+def test_a_big_frame_in_one_byte_pieces_after_small_frames():
+    # the rest grows by small pieces: the decoder must not copy it again for each (a
+    # quadratic copy would take minutes here)
+    small = encode_frame(4, 1, 8, b"s")
+    big = encode_frame(4, 2, 8, bytes(bytearray(range(256))) * 1200)
+    decoder = FrameDecoder()
+    decoder.add_data(small * 3 + big[:100])
+    assert len(list(decoder)) == 3
+    got = []
+    for i in range(100, len(big)):
+        decoder.add_data(big[i:i + 1])
+        if i % 4096 == 0 or i == len(big) - 1:
+            got.extend(decoder)
+    assert [f.stream for f in got] == [2] and got[0].body == big[9:]

@@ -169,6 +169,29 @@ def test_server_answer_to_startup_is_the_last_bare_envelope(compressor):
     assert frames_of(server, query) == [(7, QUERY, b"q")]
 
 
+@pytest.mark.parametrize("version", [4, 5])
+def test_server_raw_iteration_switches_like_frames(version):
+    # the simulated server's fast path: raw items through the handshake and after it, the
+    # queries pipelined behind STARTUP included (segments on v5)
+    server = Framing(SERVER)
+    assert list(server.raw()) == []
+    queries = [request(version, s, QUERY, b"q") for s in (1, 2)]
+    behind = SegmentEncoder().encode(queries) if version >= 5 else b"".join(queries)
+    server.receive_data(request(version, 0, STARTUP, b"s") + behind)
+    seen = []
+    for stream, head in server.raw():
+        seen.append((stream, head))
+        if head[2] == STARTUP:
+            server.startup()
+            server.send(response(version, 0, READY))
+    assert seen == [(0, (version, 0, STARTUP, b"s")), (1, (version, 0, QUERY, b"q")),
+                    (2, (version, 0, QUERY, b"q"))]
+    assert server.switched
+    more = request(version, 3, QUERY, b"r")
+    server.receive_data(SegmentEncoder().encode([more]) if version >= 5 else more)
+    assert list(server.raw()) == [(3, (version, 0, QUERY, b"r"))]
+
+
 def test_server_switch_on_authenticate_reads_the_bytes_behind_startup_as_segments():
     # a client that pipelined its AUTH_RESPONSE behind STARTUP (already in segments)
     extra = SegmentEncoder().encode([request(5, 0, AUTH_RESPONSE, b"token")])

@@ -8,9 +8,9 @@ between two requests, never inside one) and leaves the other core to the client 
 
 Per connection the loop reads what the socket has (up to 256 KiB), handles every complete
 frame in it and answers all of them with one ``send``.  The hot path runs no message code: a
-per-node cache maps a request (version, flags, opcode, body as the framing delivered it) to
-its answer envelope, so a primed or canned answer (primes without delay, OPTIONS) costs a
-dict lookup and a stream id patch.  Everything else goes through the slow path: decode,
+per-node cache maps a request (version byte, flags, opcode, body as the framing delivered it:
+``Framing.raw()`` items, no Frame built) to its answer envelope, so a primed or canned answer
+(primes without delay, OPTIONS) costs a dict lookup and a stream id patch.  Everything else goes through the slow path: decode,
 handshake, engine.
 
 The server is one object, ``ClusterServer``, written in parts: this module is the loop and
