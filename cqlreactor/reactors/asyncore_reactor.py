@@ -10,6 +10,7 @@ greenlets yielding.  (The module is not called ``asyncore.py`` so it cannot shad
 it uses.)
 """
 
+import _socket
 import collections
 import errno
 import heapq
@@ -128,7 +129,10 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
         self._peer = None               # (address, port) connected to, for connect errors
 
     def start(self, address, port):
-        infos = socket.getaddrinfo(address, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # numeric only (the driver looked the name up before, off the loop); the C-level call,
+        # as a patched one would start a green hub in this loop thread
+        infos = _socket.getaddrinfo(address, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                    socket.AI_NUMERICHOST)
         family, _type, _proto, _name, sockaddr = infos[0]
         self._peer = (sockaddr[0], sockaddr[1])
         self.create_socket(family, socket.SOCK_STREAM)

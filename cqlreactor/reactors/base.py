@@ -24,8 +24,10 @@ fork                   ``reinit_after_fork()``: drop the parent's loop (handing 
 and may set ``name`` (its key in compat_matrix.yaml; None, the default, skips the gate).
 
 It inherits: :meth:`Reactor.connect` / :meth:`Reactor.connect_async` (TCP + TLS + CQL
-handshake with protocol-version fallback and a connect timeout), :meth:`Reactor.spawn` (a
-daemon thread; green reactors override it), the compat-matrix gate on construction,
+handshake with protocol-version fallback and a connect timeout; host names and cloud endpoints
+are looked up before the loop sees them: in the caller of ``connect``, in ``spawn`` for
+``connect_async``), :meth:`Reactor.spawn` (a daemon thread; green reactors override it),
+:meth:`Reactor.getaddrinfo` (the lookup those use; green reactors use their hub's resolver), the compat-matrix gate on construction,
 :meth:`Reactor.track_connection` / :meth:`Reactor.close_connections` (the driver registers every
 connection; ``stop`` closes them with one call), fork handling (``os.register_at_fork`` on 3.7+,
 :meth:`Reactor.check_fork` where :data:`PID_CHECK_NEEDED`; :meth:`Reactor.after_fork_in_child`
@@ -268,6 +270,9 @@ class Reactor(object):
     def open_stream(self, address, port, protocol):
         """Start a non-blocking TCP connect; loop thread only; returns a Transport at once.
 
+        ``address`` is an IP address: the driver looks host names up before (with
+        :meth:`getaddrinfo`, where blocking is allowed), never in a loop callback.
+
         Later the reactor calls ``protocol.connection_made(transport)`` or, when the connect
         fails, ``protocol.connection_lost(exc)`` (an OSError from :func:`connect_error`).  A
         lookup or connect error found at once may be raised instead.  Timeouts are the
@@ -291,6 +296,13 @@ class Reactor(object):
         thread.daemon = True
         thread.start()
         return thread
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """``socket.getaddrinfo`` as this reactor's callers may run it: the driver calls it
+        only where blocking is allowed (the thread or greenlet calling :meth:`connect`, or
+        :meth:`spawn`), never in a loop callback.  Here: ``socket.getaddrinfo`` as it is now
+        (green after monkey-patching); green reactors use their hub's resolver."""
+        return socket.getaddrinfo(host, port, family, type, proto, flags)
 
     def connect_async(self, endpoint, callback, **options):
         """Open a ready connection without blocking; ``callback(conn_or_exception)`` runs once on

@@ -40,6 +40,11 @@ _CROSS_THREAD_STOP_WAIT = 2.0
 _run_logged = callback_runner(log, "the eventlet hub")
 
 
+def _green_socket():
+    from eventlet.green import socket as green_socket  # imported on use: it loads greendns
+    return green_socket
+
+
 class _HubState(object):
     """The hub the reactor runs in, plus the wake-up socketpair and the callback queue."""
 
@@ -288,6 +293,14 @@ class EventletReactor(Reactor):
             return eventlet.spawn(fn, *args)
         state.enqueue(eventlet.spawn, (fn,) + args)
         return None
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """eventlet's green resolver in the hub's thread (other greenthreads keep running), the
+        OS's in any other thread.  Never from a hub callback."""
+        state = self._state
+        if state is not None and state.in_thread():
+            return _green_socket().getaddrinfo(host, port, family, type, proto, flags)
+        return _socket.getaddrinfo(host, port, family, type, proto, flags)
 
     # --- TCP -----------------------------------------------------------------------------------
 

@@ -12,12 +12,14 @@ The "loop thread" of the reactor contract is the hub's thread; loop callbacks ru
 hub, where nothing may block (use :meth:`GeventReactor.spawn` for work that must).
 """
 
+import _socket
 import logging
 
 import gevent
 import gevent.event
 import gevent.hub
 import gevent.monkey
+import gevent.socket
 
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import HybridEvent
@@ -214,6 +216,13 @@ class GeventReactor(Reactor):
             return gevent.spawn(fn, *args)
         hub.loop.run_callback_threadsafe(gevent.spawn, fn, *args)
         return None
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """gevent's resolver in the hub's thread (a greenlet waits, the others run: patched or
+        not), the OS's in any other thread.  Never from a hub callback."""
+        if _get_ident() == self._hub_ident:
+            return gevent.socket.getaddrinfo(host, port, family, type, proto, flags)
+        return _socket.getaddrinfo(host, port, family, type, proto, flags)
 
     # --- TCP -----------------------------------------------------------------------------------
 

@@ -554,6 +554,67 @@ class ReactorConformance(object):
         finally:
             conn.close()
 
+    # --- name lookups ----------------------------------------------------------------------------
+
+    def test_names_are_looked_up_off_the_loop(self, reactor, cluster):
+        """A lookup may block (and under gevent's patch_all fails inside a hub callback):
+        ``resolve()`` of an endpoint and host names run in the caller of ``connect`` or in
+        ``spawn`` for ``connect_async`` -- never in a loop callback, not even when
+        ``connect_async`` is itself called from one (as pools reconnect)."""
+        address, port = cluster.contact_points[0], cluster.port
+        where = []
+
+        def on_loop():
+            if reactor.name == "gevent":
+                import gevent
+                return gevent.getcurrent() is gevent.get_hub()
+            if reactor.name == "eventlet":
+                import eventlet.hubs
+                from eventlet import greenthread
+                return greenthread.getcurrent() is eventlet.hubs.get_hub().greenlet
+            return threading.get_ident() in loop_idents
+
+        class Resolving(Endpoint):
+            __slots__ = ()
+
+            def resolve(self):
+                where.append(on_loop())
+                return address, port
+
+        loop_idents = set()
+        started = reactor.make_event()
+        reactor.call_soon_threadsafe(lambda: (loop_idents.add(threading.get_ident()),
+                                              started.set()))
+        assert started.wait(10)
+        conn = reactor.connect(Resolving("proxy.invalid", port))
+        conn.close()
+        assert where == [False]
+        results = Collector(reactor, 2)
+        reactor.call_soon_threadsafe(reactor.connect_async, Resolving("proxy.invalid", port),
+                                     results.callback(0))
+        reactor.call_soon_threadsafe(reactor.connect_async, Endpoint("localhost", port),
+                                     results.callback(1))
+        assert results.wait(20)
+        try:
+            assert all(isinstance(r, ReactorConnection) for r in results.results.values()), \
+                results.results
+            assert where == [False, False]
+            assert rows_of(execute(reactor, results.results[1],
+                                   "SELECT release_version FROM system.local"))
+        finally:
+            for r in results.results.values():
+                if isinstance(r, ReactorConnection):
+                    r.close()
+
+    def test_an_unresolvable_name_fails_connect_async_on_the_loop(self, reactor):
+        results = Collector(reactor, 1)
+        reactor.connect_async(("no-such-host.invalid", 9042), results.callback(0),
+                              connect_timeout=5)
+        assert results.wait(20)
+        error = results.results[0]
+        assert isinstance(error, ConnectionException), error
+        assert "no-such-host.invalid:9042" in str(error)
+
     # --- opening failures ------------------------------------------------------------------------
 
     def test_connection_refused_names_the_endpoint(self, reactor):
