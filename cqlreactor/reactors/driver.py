@@ -28,7 +28,7 @@ from cqlreactor.core.errors import (ConnectionDefunct, ConnectionException, Conn
 from cqlreactor.core.events import (ConnectionClosed, ConnectionFailed, ConnectionReady,
                                     ProtocolVersionRejected, RequestFailed, ResponseReceived,
                                     ServerEventReceived)
-from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, StreamProtocol
+from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, ReactorStopped, StreamProtocol
 from cqlreactor.reactors.phases import CONNECTING, Phase, Step, advance
 from cqlreactor.reactors.tls import TLSLayer, context_from_options
 
@@ -139,11 +139,25 @@ class ReactorConnection(StreamProtocol):
             result_metadata: columns to decode a Rows answer sent without metadata (EXECUTE
                 with skip_metadata), passed to the core.
         """
+        if self._phase is _ENDED and self.reactor.stopped:
+            # (e.g. from a close listener while stop() runs: nothing would fail it later)
+            raise ReactorStopped("the reactor was stopped: connection closed", host=self.host)
         deadline = _monotonic() + timeout if timeout is not None else None
-        self._queue.append((message, callback, deadline, result_metadata))
+        item = (message, callback, deadline, result_metadata)
+        self._queue.append(item)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.reactor.call_soon_threadsafe(self._flush)
+            try:
+                self.reactor.call_soon_threadsafe(self._flush)
+            except ReactorStopped:
+                # no loop will ever flush (or fail) it: take the request back, say so here
+                self._flush_scheduled = False
+                try:
+                    self._queue.remove(item)
+                except ValueError:
+                    return              # a flush already took it; its callback runs there
+                raise ReactorStopped("the reactor was stopped: connection closed",
+                                     host=self.host)
 
     def set_event_listener(self, fn):
         """``fn(EventMessage)`` for server events (after a REGISTER request); None removes it."""
@@ -153,7 +167,10 @@ class ReactorConnection(StreamProtocol):
         """``fn(connection, exc_or_None)`` once, on the loop thread, when the connection ends:
         None after close(), the error when it failed.  Called soon if it already ended."""
         if self._phase is _ENDED:
-            self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
+            try:
+                self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
+            except ReactorStopped:      # no loop any more: the caller's thread is the only one
+                fn(self, self._listener_error())
         else:
             self._close_listeners.append(fn)
 
@@ -166,7 +183,10 @@ class ReactorConnection(StreamProtocol):
         if self._close_requested or self._phase is _ENDED:
             return
         self._close_requested = True
-        self.reactor.call_soon_threadsafe(self.close_in_loop)
+        try:
+            self.reactor.call_soon_threadsafe(self.close_in_loop)
+        except ReactorStopped:
+            pass                        # stop() closed every connection of the reactor
 
     # --- loop thread: opening ------------------------------------------------------------------
 
@@ -633,6 +653,13 @@ def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_T
     return None
 
 
+def _on_loop(reactor, fn, value):
+    try:
+        reactor.call_soon_threadsafe(fn, value)
+    except ReactorStopped as exc:       # no loop any more: tell the caller here
+        fn(exc)
+
+
 def _lookup_off_loop(reactor, endpoint, timeout, found, callback):
     """Run :func:`lookup` in ``reactor.spawn``; then ``found(address)`` there, or
     ``callback(error)`` on the loop: the lookup failed or did not finish within ``timeout``."""
@@ -657,11 +684,14 @@ def _lookup_off_loop(reactor, endpoint, timeout, found, callback):
         except Exception as exc:
             if claim():
                 timer.cancel()
-                reactor.call_soon_threadsafe(callback, exc)
+                _on_loop(reactor, callback, exc)
             return
         if claim():
             timer.cancel()
-            found(address)
+            try:
+                found(address)
+            except ReactorStopped as exc:   # stopped while the lookup ran
+                callback(exc)
 
     reactor.spawn(work)
 
