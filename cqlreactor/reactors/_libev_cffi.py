@@ -10,8 +10,11 @@ it is needed and cached per interpreter and binding source::
 directory and moves the result into place with an atomic rename, so parallel processes never see
 half a file.  libev's ``ev_io_init``-style initialisers are macros; small static C wrappers turn
 them into functions cffi can call.  When the build cannot run (no ``ev.h``, no C compiler, no
-setuptools) :func:`load` raises ReactorUnavailable saying what to install, which is what
-``python -m cqlreactor doctor`` then shows for libev.
+setuptools) :func:`load` raises ReactorUnavailable naming what is missing and what to install,
+which is what ``python -m cqlreactor doctor`` then shows for libev.  The compiler's output goes to
+the DEBUG log, never to the terminal; a failed build is remembered for the process and, in the
+cache directory, until the compiler, the headers or $CC/$CFLAGS change (or
+``CQLREACTOR_LIBEV_REBUILD=1``), so that not every ``Cluster()`` runs the compiler again.
 
 Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop` over pyev):
 ``Loop().io(fd, events, cb)``, ``.timer(after, cb)``, ``.async_(cb)`` -- watchers with
@@ -22,6 +25,7 @@ Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop`
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import logging
 import os
 import platform
@@ -36,9 +40,10 @@ __all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "
 log = logging.getLogger(__name__)
 
 MODULE_NAME = "_cqlreactor_libev"
-INSTALL_HINT = ("install the libev headers and a C compiler (Debian/Ubuntu: apt-get install "
-                "libev4 libev-dev gcc; Fedora: dnf install libev-devel gcc; macOS: brew install "
-                "libev) and the cffi and setuptools packages (pip install cffi setuptools)")
+INSTALL_HINT = ("install the libev headers, a C compiler and the Python headers "
+                "(Debian/Ubuntu: apt-get install libev4 libev-dev gcc python3-dev; Fedora: dnf "
+                "install libev-devel gcc python3-devel; macOS: brew install libev) and the cffi "
+                "and setuptools packages (pip install cffi setuptools)")
 
 EV_READ = 0x01
 EV_WRITE = 0x02
@@ -149,13 +154,140 @@ def _extension_path(directory):
     return os.path.join(directory, MODULE_NAME + suffix)
 
 
+_FAILURE_FILE = "build-failed.json"
+_HEADER_DIRS = ("/usr/include", "/usr/local/include", "/opt/homebrew/include", "/opt/local/include")
+
+#: the ReactorUnavailable of this process's failed build: raised again, never rebuilt
+_build_failure = None
+
+
+def _find_ev_header():
+    for directory in _HEADER_DIRS:
+        path = os.path.join(directory, "ev.h")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _find_compiler():
+    """The C compiler a build would run ($CC's first word, else cc/gcc/clang), or None."""
+    command = os.environ.get("CC", "").split()
+    candidates = command[:1] or ["cc", "gcc", "clang"]
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _python_header():
+    import sysconfig
+    path = os.path.join(sysconfig.get_paths().get("include") or "", "Python.h")
+    return path if os.path.exists(path) else None
+
+
+def missing_build_parts():
+    """What a build of the binding needs and this machine lacks, in words (may be empty:
+    then the build failed for another reason, given in the error)."""
+    missing = []
+    if _find_ev_header() is None:
+        missing.append("the libev headers (ev.h)")
+    if _find_compiler() is None:
+        missing.append("a C compiler")
+    if _python_header() is None:
+        missing.append("the Python headers (Python.h)")
+    return missing
+
+
+def _build_fingerprint():
+    """What a retried build depends on: when none of it changed, a remembered failure stands
+    (the interpreter and cffi version are in the cache directory's name already)."""
+    def stamp(path):
+        try:
+            return [path, os.stat(path).st_mtime]
+        except (OSError, TypeError):
+            return [path, None]
+    return {
+        "env": [os.environ.get(k, "") for k in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")],
+        "compiler": stamp(_find_compiler()),
+        "ev.h": stamp(_find_ev_header()),
+        "Python.h": stamp(_python_header()),
+    }
+
+
+def _remembered_failure(directory):
+    """The error text of an earlier process's failed build in ``directory`` when nothing it
+    depends on changed since (``CQLREACTOR_LIBEV_REBUILD=1`` forgets it); else None."""
+    if os.environ.get("CQLREACTOR_LIBEV_REBUILD"):
+        return None
+    try:
+        with open(os.path.join(directory, _FAILURE_FILE)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != _build_fingerprint():
+        return None
+    return record.get("error")
+
+
+def _remember_failure(directory, text):
+    path = os.path.join(directory, _FAILURE_FILE)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix="failed-", dir=directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"error": text, "fingerprint": _build_fingerprint()}, f)
+        os.replace(temporary, path)
+    except OSError:
+        log.debug("could not record the failed libev build in %s", directory, exc_info=True)
+
+
+def _failure_text(exc):
+    missing = missing_build_parts()
+    needs = ("missing here: %s; " % ", ".join(missing)) if missing else ""
+    return ("building the libev binding failed (%s: %s); %s%s (set CQLREACTOR_LIBEV_REBUILD=1 "
+            "to retry at once; the compiler's output is logged at DEBUG by %s)"
+            % (type(exc).__name__, _first_line(exc), needs, INSTALL_HINT, __name__))
+
+
+def _compile_quietly(ffi, work):
+    """``ffi.compile`` with the compiler's output (fds 1 and 2: gcc writes there directly)
+    going to a file that is logged at DEBUG, not to the user's terminal."""
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        saved = []
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                except OSError:
+                    continue            # no such fd (a daemon): nothing to hide
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os.dup2(captured.fileno(), fd)
+            return ffi.compile(tmpdir=work, verbose=False)
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            captured.seek(0)
+            output = captured.read().decode("utf-8", "replace").strip()
+            if output:
+                log.debug("libev binding build output:\n%s", output)
+
+
 def _build(directory):
-    """Compile the extension into ``directory`` (atomic rename); returns its path."""
+    """Compile the extension into ``directory`` (atomic rename); returns its path.  A failure
+    is remembered for the process and, on disk, until what it depends on changes."""
     global BUILT_NOW
     try:
         import cffi
     except ImportError as exc:
         raise ReactorUnavailable("the libev binding needs cffi: " + INSTALL_HINT) from exc
+    remembered = _remembered_failure(directory)
+    if remembered:
+        raise ReactorUnavailable(remembered)
     target = _extension_path(directory)
     work = tempfile.mkdtemp(prefix="build-", dir=directory)
     try:
@@ -163,14 +295,18 @@ def _build(directory):
         ffi.cdef(CDEF)
         ffi.set_source(MODULE_NAME, SOURCE, libraries=["ev"])
         try:
-            built = ffi.compile(tmpdir=work, verbose=False)
+            built = _compile_quietly(ffi, work)
         except Exception as exc:  # cffi.VerificationError, CompileError, LinkError, ImportError
-            raise ReactorUnavailable("building the libev binding failed (%s: %s); %s"
-                                     % (type(exc).__name__, _first_line(exc),
-                                        INSTALL_HINT)) from exc
+            text = _failure_text(exc)
+            _remember_failure(directory, text)
+            raise ReactorUnavailable(text) from exc
         os.replace(built, target)       # atomic: a parallel build's result is equally good
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    try:
+        os.unlink(os.path.join(directory, _FAILURE_FILE))
+    except OSError:
+        pass
     BUILT_NOW = True
     return target
 
@@ -190,13 +326,19 @@ def _import_extension(path):
 
 
 def _load_cffi():
-    global _lib, _ffi
+    global _lib, _ffi, _build_failure
     if _lib is not None:
         return
+    if _build_failure is not None:      # every Cluster() would otherwise run the compiler again
+        raise _build_failure
     directory = cache_dir()
     path = _extension_path(directory)
     if not os.path.exists(path):
-        path = _build(directory)
+        try:
+            path = _build(directory)
+        except ReactorUnavailable as exc:
+            _build_failure = exc
+            raise
     try:
         module = _import_extension(path)
     except ImportError as exc:          # e.g. libev.so.4 gone since the build

@@ -163,3 +163,72 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
 
 # libev chosen explicitly under gevent/eventlet monkey-patching: test_monkey_patched.py (with
 # every other reactor).
+
+
+# --- a failed build: remembered, quiet, and saying what is missing ----------------------------
+
+FAILED_BUILD_SCRIPT = r"""
+import io, json, logging
+import cffi
+compiles = []
+original = cffi.FFI.compile
+def counting(self, *args, **kwargs):
+    compiles.append(1)
+    return original(self, *args, **kwargs)
+cffi.FFI.compile = counting
+debug = io.StringIO()
+logger = logging.getLogger("cqlreactor.reactors._libev_cffi")
+logger.addHandler(logging.StreamHandler(debug))
+logger.setLevel(logging.DEBUG)
+from cqlreactor.core.errors import ReactorUnavailable
+from cqlreactor.reactors import get_reactor_class, matrix
+errors = []
+for attempt in range(3):        # as every Cluster() of an application would
+    try:
+        get_reactor_class("libev")
+    except ReactorUnavailable as exc:
+        errors.append(str(exc))
+status = matrix.reactor_status("libev")
+print(json.dumps({"compiles": len(compiles), "errors": errors, "debug": debug.getvalue(),
+                  "state": status.state}))
+"""
+
+
+def test_a_failed_build_is_remembered_quietly_and_names_what_is_missing(tmp_path):
+    import json
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1",
+           "CFLAGS": "-include /nonexistent/cqlr-missing-header.h"}
+
+    def run(**extra):
+        proc = run_python(FAILED_BUILD_SCRIPT, env=dict(env, **extra))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "cqlr-missing-header" not in proc.stderr and "error:" not in proc.stderr, \
+            proc.stderr[-3000:]     # the compiler's output is not the user's business
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["compiles"] == 1, first             # once per process, not once per Cluster
+    assert len(first["errors"]) >= 3 and len(set(first["errors"])) == 1
+    assert "building the libev binding failed" in first["errors"][0]
+    assert "cqlr-missing-header.h" in first["debug"]  # at DEBUG for whoever asks
+    assert first["state"] == "missing"
+
+    again = run()                                    # another process: remembered on disk
+    assert again["compiles"] == 0 and again["errors"][0] == first["errors"][0]
+    assert run(CQLREACTOR_LIBEV_REBUILD="1")["compiles"] == 1
+    changed = run(CC="/nonexistent/cc")              # what the build depends on changed
+    assert changed["compiles"] == 1
+    assert "missing here: a C compiler" in changed["errors"][0], changed["errors"][0]
+
+
+def test_the_hint_names_every_missing_part(monkeypatch):
+    from cqlreactor.reactors import _libev_cffi
+    monkeypatch.setattr(_libev_cffi, "_find_ev_header", lambda: None)
+    monkeypatch.setattr(_libev_cffi, "_find_compiler", lambda: None)
+    monkeypatch.setattr(_libev_cffi, "_python_header", lambda: None)
+    assert _libev_cffi.missing_build_parts() == [
+        "the libev headers (ev.h)", "a C compiler", "the Python headers (Python.h)"]
+    text = _libev_cffi._failure_text(RuntimeError("boom"))
+    assert ("missing here: the libev headers (ev.h), a C compiler, the Python headers "
+            "(Python.h)") in text
+    assert "python3-dev" in text and "libev-dev" in text
