@@ -251,6 +251,8 @@ class EventletReactor(Reactor):
             self._state = _HubState()
 
     def _ensure(self):
+        if PID_CHECK_NEEDED:
+            self.check_fork()
         state = self._state
         if state is None:
             retiring = self._retiring
@@ -258,9 +260,6 @@ class EventletReactor(Reactor):
                 return retiring         # from the stopping hub run itself: dropped with it
             self.first_use()
             state = self._state
-        elif PID_CHECK_NEEDED:
-            self.check_fork()
-            state = self._ensure()
         return state
 
     def stop(self):

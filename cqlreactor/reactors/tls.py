@@ -204,7 +204,8 @@ _CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "CERTIF
 
 
 def _refused_our_certificate(exc):
-    reason = (getattr(exc, "reason", None) or str(exc)).upper()
+    # "TLSV13_ALERT_CERTIFICATE_REQUIRED"; 3.6 may give only "tlsv13 alert certificate required"
+    reason = (getattr(exc, "reason", None) or str(exc)).upper().replace(" ", "_")
     return "ALERT" in reason and any(alert in reason for alert in _CLIENT_CERTIFICATE_ALERTS)
 
 
@@ -320,7 +321,7 @@ class TLSLayer(object):
         is missing; without a ServerHello it is a protocol mismatch)."""
         if _refused_our_certificate(exc):
             return True
-        reason = (getattr(exc, "reason", None) or "").upper()
+        reason = (getattr(exc, "reason", None) or str(exc)).upper().replace(" ", "_")
         return "ALERT_HANDSHAKE_FAILURE" in reason and self._ssl.cipher() is not None
 
     def _read_error(self, exc):
