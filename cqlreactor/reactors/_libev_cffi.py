@@ -14,7 +14,9 @@ setuptools) :func:`load` raises ReactorUnavailable naming what is missing and wh
 which is what ``python -m cqlreactor doctor`` then shows for libev.  The compiler's output goes to
 the DEBUG log, never to the terminal; a failed build is remembered for the process and, in the
 cache directory, until the compiler, the headers or $CC/$CFLAGS change (or
-``CQLREACTOR_LIBEV_REBUILD=1``), so that not every ``Cluster()`` runs the compiler again.
+``CQLREACTOR_LIBEV_REBUILD=1``), so that not every ``Cluster()`` runs the compiler again.  Then the binding falls back to cffi's
+ABI mode over the runtime library alone (:mod:`cqlreactor.reactors._libev_abi`: ``apt-get install
+libev4`` suffices); ``CQLREACTOR_LIBEV_ABI=1`` forces that mode, ``=0`` forbids it.
 
 Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop` over pyev):
 ``Loop().io(fd, events, cb)``, ``.timer(after, cb)``, ``.async_(cb)`` -- watchers with
@@ -35,7 +37,8 @@ import tempfile
 
 from cqlreactor.core.errors import ReactorUnavailable
 
-__all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW"]
+__all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW",
+           "ABI_MODE"]
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +51,27 @@ INSTALL_HINT = ("install the libev headers, a C compiler and the Python headers 
 EV_READ = 0x01
 EV_WRITE = 0x02
 
+# Every field is declared (only ``data`` is used) so that the test of the ABI-mode binding can
+# compare its hand-written layout with the compiler's (see _libev_abi.py).
 CDEF = """
 struct ev_loop;
+struct ev_watcher_list;
 typedef double ev_tstamp;
-typedef struct { void *data; ...; } ev_io;
-typedef struct { void *data; ...; } ev_timer;
-typedef struct { void *data; ...; } ev_async;
+typedef struct ev_io {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_io *, int);
+    struct ev_watcher_list *next; int fd; int events; ...;
+} ev_io;
+typedef struct ev_timer {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_timer *, int);
+    ev_tstamp at; ev_tstamp repeat; ...;
+} ev_timer;
+typedef struct ev_async {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_async *, int);
+    int sent; ...;
+} ev_async;
 
 #define EV_READ ...
 #define EV_WRITE ...
@@ -103,6 +121,8 @@ static void cqlr_async_init(ev_async *w) { ev_async_init(w, cqlr_async_cb); }
 
 #: True when this process compiled the extension (False: loaded from the cache, or pyev)
 BUILT_NOW = False
+#: True when the binding runs in cffi's ABI mode (no headers or compiler here: _libev_abi.py)
+ABI_MODE = False
 
 _lib = None
 _ffi = None
@@ -326,9 +346,34 @@ def _import_extension(path):
 
 
 def _load_cffi():
-    global _lib, _ffi, _build_failure
     if _lib is not None:
         return
+    mode = os.environ.get("CQLREACTOR_LIBEV_ABI", "")   # "1": ABI mode only, "0": never
+    if mode == "1":
+        _load_abi()
+        return
+    try:
+        _load_api()
+    except ReactorUnavailable as exc:
+        if mode == "0":
+            raise
+        try:
+            _load_abi()
+        except ReactorUnavailable as abi_exc:
+            log.debug("the libev binding without headers is unavailable too: %s", abi_exc)
+            raise exc
+        log.debug("libev: API build unavailable (%s); using the ABI-mode binding", exc)
+
+
+def _load_abi():
+    global _lib, _ffi, ABI_MODE
+    from cqlreactor.reactors._libev_abi import load_abi
+    _ffi, _lib = load_abi(_dispatch)
+    ABI_MODE = True
+
+
+def _load_api():
+    global _lib, _ffi, _build_failure
     if _build_failure is not None:      # every Cluster() would otherwise run the compiler again
         raise _build_failure
     directory = cache_dir()
@@ -538,5 +583,6 @@ def backend_name():
     if _backend is _PyevLoop:
         return "pyev"
     if _backend is Loop:
-        return "cffi (libev %d.%d)" % (_lib.ev_version_major(), _lib.ev_version_minor())
+        return "cffi%s (libev %d.%d)" % (" ABI mode" if ABI_MODE else "",
+                                         _lib.ev_version_major(), _lib.ev_version_minor())
     return None

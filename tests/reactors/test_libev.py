@@ -151,7 +151,7 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
         status = matrix.reactor_status("libev")
         print(json.dumps({"state": status.state, "reason": status.reason}))
     """, env={"CQLREACTOR_CACHE_DIR": str(tmp_path), "CC": "/nonexistent/cc",
-              "CQLREACTOR_LIBEV_NO_PYEV": "1"})
+              "CQLREACTOR_LIBEV_NO_PYEV": "1", "CQLREACTOR_LIBEV_ABI": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     first, second = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -197,6 +197,7 @@ print(json.dumps({"compiles": len(compiles), "errors": errors, "debug": debug.ge
 def test_a_failed_build_is_remembered_quietly_and_names_what_is_missing(tmp_path):
     import json
     env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1",
+           "CQLREACTOR_LIBEV_ABI": "0",    # the build's failure itself, not the fallback
            "CFLAGS": "-include /nonexistent/cqlr-missing-header.h"}
 
     def run(**extra):
@@ -232,3 +233,63 @@ def test_the_hint_names_every_missing_part(monkeypatch):
     assert ("missing here: the libev headers (ev.h), a C compiler, the Python headers "
             "(Python.h)") in text
     assert "python3-dev" in text and "libev-dev" in text
+
+
+# --- the binding without headers or a compiler (cffi ABI mode over libev.so.4) ----------------
+
+def test_the_abi_mode_layout_is_the_compilers():
+    """ABI mode cannot check struct layouts: every size and offset it declares must be what the
+    compiler made of ev.h (the API build, which declares the same fields)."""
+    import cffi
+    from cqlreactor.reactors import _libev_abi, _libev_cffi
+    _libev_cffi._load_api()
+    api = _libev_cffi._ffi
+    abi = cffi.FFI()
+    abi.cdef(_libev_abi.ABI_CDEF)
+    for struct, fields in sorted(_libev_abi.STRUCT_FIELDS.items()):
+        assert abi.sizeof(struct) == api.sizeof(struct), struct
+        for field in fields:
+            assert abi.offsetof(struct, field) == api.offsetof(struct, field), (struct, field)
+
+
+ABI_SCRIPT = r"""
+import sys, threading
+from cqlreactor.reactors import _libev_cffi
+from cqlreactor.reactors.libev import LibevReactor
+from cqlreactor.testing.conformance import Collector, query
+reactor = LibevReactor()
+print(reactor.backend)
+conn = reactor.connect((sys.argv[1], int(sys.argv[2])), heartbeat_interval=0.2)
+collector = Collector(reactor, 300)
+for i in range(300):
+    conn.send(query("SELECT v FROM abi0"), collector.callback(i), timeout=10)
+assert collector.wait(20)
+assert all(r.rows == [(3,)] for r in collector.results.values())
+fired = []
+done = reactor.make_event()
+reactor.call_later(0.05, lambda: (fired.append(2), done.set()))
+reactor.call_later(0.01, fired.append, 1)
+reactor.call_later(0.02, fired.append, 9).cancel()
+assert done.wait(5) and fired == [1, 2], fired
+conn.close()
+reactor.stop()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("how", ["forced", "fallback"])
+def test_the_abi_mode_binding_drives_the_reactor(cluster, tmp_path, how):
+    """CQLREACTOR_LIBEV_ABI=1 forces it; without a compiler it is what a failed build falls
+    back to, silently (only libev.so.4 needed, as ``apt-get install libev4`` gives)."""
+    cluster.prime("SELECT v FROM abi0", rows=[[3]], columns=[("v", "int")])
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1"}
+    if how == "forced":
+        env["CQLREACTOR_LIBEV_ABI"] = "1"
+    else:
+        env["CC"] = "/nonexistent/cc"
+    proc = run_python(ABI_SCRIPT, cluster.contact_points[0], cluster.port, env=env)
+    assert_clean_exit(proc)
+    lines = proc.stdout.split("\n")
+    assert lines[0].startswith("cffi ABI mode (libev 4."), proc.stdout
+    assert lines[1] == "ok", proc.stdout
+    assert proc.stderr == "", proc.stderr[-3000:]
