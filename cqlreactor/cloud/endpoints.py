@@ -15,7 +15,7 @@ that carries the proxy's host as ``tls_hostname``; the TLS layer reads it
 endpoint's ``server_hostname`` (the host id).  Certificate verification against
 ``ca.crt`` is required.  What the connection driver must also honour: call
 ``endpoint.resolve()`` (when the endpoint has it) on every connect to get the (ip, port) to
-open, instead of ``endpoint.address``.
+open, instead of ``endpoint.address`` -- outside the loop's callbacks, since it may block.
 """
 
 import socket
@@ -49,13 +49,19 @@ class SniEndpoint(Endpoint):
                                           host_id=host_id)
         self.tls_hostname = proxy_host
         self._index = init_index
-        self._getaddrinfo = getaddrinfo or socket.getaddrinfo
+        self._getaddrinfo = getaddrinfo
 
-    def resolve(self):
+    def resolve(self, getaddrinfo=None):
         """Resolve the proxy name now and pick the next of its addresses, round robin.
 
         Called on every connect, so a proxy whose DNS changes is followed and a dead proxy
-        address is not retried forever.
+        address is not retried forever.  It may block: the connection driver calls it where
+        blocking is allowed (the connecting thread or greenlet, or the reactor's ``spawn``),
+        never in a loop callback (under gevent's ``patch_all`` that would fail).
+
+        Args:
+            getaddrinfo: the lookup to use (the driver passes its reactor's); the one given to
+                the constructor wins; default ``socket.getaddrinfo`` as it is when called.
 
         Returns:
             (ip, port)
@@ -64,8 +70,8 @@ class SniEndpoint(Endpoint):
             ConnectionException: the name does not resolve.
         """
         try:
-            infos = self._getaddrinfo(self.address, self.port, socket.AF_UNSPEC,
-                                      socket.SOCK_STREAM)
+            lookup = self._getaddrinfo or getaddrinfo or socket.getaddrinfo
+            infos = lookup(self.address, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise ConnectionException("cannot resolve the SNI proxy %s:%d (%s)"
                                       % (self.address, self.port, exc), host=str(self))

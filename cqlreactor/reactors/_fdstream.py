@@ -63,10 +63,13 @@ class FdStream(Transport):
     # --- opening -------------------------------------------------------------------------------
 
     def open(self, address, port):
-        """Start the non-blocking connect.  Raises OSError (e.g. name resolution) at once."""
-        # Numeric addresses resolve without a lookup; a host name blocks here briefly (the
-        # unpatched resolver: a green one must not run inside a hub callback).
-        infos = _socket.getaddrinfo(address, port, 0, _socket.SOCK_STREAM, _socket.IPPROTO_TCP)
+        """Start the non-blocking connect to an IP address.  Raises OSError (a host name, a
+        connect error found at once) at once."""
+        # The driver looked the name up before (off the loop: a lookup here, in a loop
+        # callback, would block every connection, and a green one fails inside a hub callback),
+        # so only a numeric address is accepted: a host name is a gaierror at once.
+        infos = _socket.getaddrinfo(address, port, 0, _socket.SOCK_STREAM, _socket.IPPROTO_TCP,
+                                    _socket.AI_NUMERICHOST)
         family, _type, proto, _name, sockaddr = infos[0]
         self._peer = (sockaddr[0], sockaddr[1])
         sock = _socket.socket(family, _socket.SOCK_STREAM, proto)

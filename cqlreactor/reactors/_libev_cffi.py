@@ -10,8 +10,13 @@ it is needed and cached per interpreter and binding source::
 directory and moves the result into place with an atomic rename, so parallel processes never see
 half a file.  libev's ``ev_io_init``-style initialisers are macros; small static C wrappers turn
 them into functions cffi can call.  When the build cannot run (no ``ev.h``, no C compiler, no
-setuptools) :func:`load` raises ReactorUnavailable saying what to install, which is what
-``python -m cqlreactor doctor`` then shows for libev.
+setuptools) :func:`load` raises ReactorUnavailable naming what is missing and what to install,
+which is what ``python -m cqlreactor doctor`` then shows for libev.  The compiler's output goes to
+the DEBUG log, never to the terminal; a failed build is remembered for the process and, in the
+cache directory, until the compiler, the headers or $CC/$CFLAGS change (or
+``CQLREACTOR_LIBEV_REBUILD=1``), so that not every ``Cluster()`` runs the compiler again.  Then the binding falls back to cffi's
+ABI mode over the runtime library alone (:mod:`cqlreactor.reactors._libev_abi`: ``apt-get install
+libev4`` suffices); ``CQLREACTOR_LIBEV_ABI=1`` forces that mode, ``=0`` forbids it.
 
 Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop` over pyev):
 ``Loop().io(fd, events, cb)``, ``.timer(after, cb)``, ``.async_(cb)`` -- watchers with
@@ -22,6 +27,7 @@ Both backends offer the same few objects (:class:`Loop` here, :class:`_PyevLoop`
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import logging
 import os
 import platform
@@ -31,24 +37,41 @@ import tempfile
 
 from cqlreactor.core.errors import ReactorUnavailable
 
-__all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW"]
+__all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW",
+           "ABI_MODE"]
 
 log = logging.getLogger(__name__)
 
 MODULE_NAME = "_cqlreactor_libev"
-INSTALL_HINT = ("install the libev headers and a C compiler (Debian/Ubuntu: apt-get install "
-                "libev4 libev-dev gcc; Fedora: dnf install libev-devel gcc; macOS: brew install "
-                "libev) and the cffi and setuptools packages (pip install cffi setuptools)")
+INSTALL_HINT = ("install the libev headers, a C compiler and the Python headers "
+                "(Debian/Ubuntu: apt-get install libev4 libev-dev gcc python3-dev; Fedora: dnf "
+                "install libev-devel gcc python3-devel; macOS: brew install libev) and the cffi "
+                "and setuptools packages (pip install cffi setuptools)")
 
 EV_READ = 0x01
 EV_WRITE = 0x02
 
+# Every field is declared (only ``data`` is used) so that the test of the ABI-mode binding can
+# compare its hand-written layout with the compiler's (see _libev_abi.py).
 CDEF = """
 struct ev_loop;
+struct ev_watcher_list;
 typedef double ev_tstamp;
-typedef struct { void *data; ...; } ev_io;
-typedef struct { void *data; ...; } ev_timer;
-typedef struct { void *data; ...; } ev_async;
+typedef struct ev_io {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_io *, int);
+    struct ev_watcher_list *next; int fd; int events; ...;
+} ev_io;
+typedef struct ev_timer {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_timer *, int);
+    ev_tstamp at; ev_tstamp repeat; ...;
+} ev_timer;
+typedef struct ev_async {
+    int active; int pending; int priority; void *data;
+    void (*cb)(struct ev_loop *, struct ev_async *, int);
+    int sent; ...;
+} ev_async;
 
 #define EV_READ ...
 #define EV_WRITE ...
@@ -98,6 +121,8 @@ static void cqlr_async_init(ev_async *w) { ev_async_init(w, cqlr_async_cb); }
 
 #: True when this process compiled the extension (False: loaded from the cache, or pyev)
 BUILT_NOW = False
+#: True when the binding runs in cffi's ABI mode (no headers or compiler here: _libev_abi.py)
+ABI_MODE = False
 
 _lib = None
 _ffi = None
@@ -149,13 +174,140 @@ def _extension_path(directory):
     return os.path.join(directory, MODULE_NAME + suffix)
 
 
+_FAILURE_FILE = "build-failed.json"
+_HEADER_DIRS = ("/usr/include", "/usr/local/include", "/opt/homebrew/include", "/opt/local/include")
+
+#: the ReactorUnavailable of this process's failed build: raised again, never rebuilt
+_build_failure = None
+
+
+def _find_ev_header():
+    for directory in _HEADER_DIRS:
+        path = os.path.join(directory, "ev.h")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _find_compiler():
+    """The C compiler a build would run ($CC's first word, else cc/gcc/clang), or None."""
+    command = os.environ.get("CC", "").split()
+    candidates = command[:1] or ["cc", "gcc", "clang"]
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _python_header():
+    import sysconfig
+    path = os.path.join(sysconfig.get_paths().get("include") or "", "Python.h")
+    return path if os.path.exists(path) else None
+
+
+def missing_build_parts():
+    """What a build of the binding needs and this machine lacks, in words (may be empty:
+    then the build failed for another reason, given in the error)."""
+    missing = []
+    if _find_ev_header() is None:
+        missing.append("the libev headers (ev.h)")
+    if _find_compiler() is None:
+        missing.append("a C compiler")
+    if _python_header() is None:
+        missing.append("the Python headers (Python.h)")
+    return missing
+
+
+def _build_fingerprint():
+    """What a retried build depends on: when none of it changed, a remembered failure stands
+    (the interpreter and cffi version are in the cache directory's name already)."""
+    def stamp(path):
+        try:
+            return [path, os.stat(path).st_mtime]
+        except (OSError, TypeError):
+            return [path, None]
+    return {
+        "env": [os.environ.get(k, "") for k in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")],
+        "compiler": stamp(_find_compiler()),
+        "ev.h": stamp(_find_ev_header()),
+        "Python.h": stamp(_python_header()),
+    }
+
+
+def _remembered_failure(directory):
+    """The error text of an earlier process's failed build in ``directory`` when nothing it
+    depends on changed since (``CQLREACTOR_LIBEV_REBUILD=1`` forgets it); else None."""
+    if os.environ.get("CQLREACTOR_LIBEV_REBUILD"):
+        return None
+    try:
+        with open(os.path.join(directory, _FAILURE_FILE)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if record.get("fingerprint") != _build_fingerprint():
+        return None
+    return record.get("error")
+
+
+def _remember_failure(directory, text):
+    path = os.path.join(directory, _FAILURE_FILE)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix="failed-", dir=directory)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"error": text, "fingerprint": _build_fingerprint()}, f)
+        os.replace(temporary, path)
+    except OSError:
+        log.debug("could not record the failed libev build in %s", directory, exc_info=True)
+
+
+def _failure_text(exc):
+    missing = missing_build_parts()
+    needs = ("missing here: %s; " % ", ".join(missing)) if missing else ""
+    return ("building the libev binding failed (%s: %s); %s%s (set CQLREACTOR_LIBEV_REBUILD=1 "
+            "to retry at once; the compiler's output is logged at DEBUG by %s)"
+            % (type(exc).__name__, _first_line(exc), needs, INSTALL_HINT, __name__))
+
+
+def _compile_quietly(ffi, work):
+    """``ffi.compile`` with the compiler's output (fds 1 and 2: gcc writes there directly)
+    going to a file that is logged at DEBUG, not to the user's terminal."""
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        saved = []
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append((fd, os.dup(fd)))
+                except OSError:
+                    continue            # no such fd (a daemon): nothing to hide
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except Exception:
+                        pass
+                os.dup2(captured.fileno(), fd)
+            return ffi.compile(tmpdir=work, verbose=False)
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            captured.seek(0)
+            output = captured.read().decode("utf-8", "replace").strip()
+            if output:
+                log.debug("libev binding build output:\n%s", output)
+
+
 def _build(directory):
-    """Compile the extension into ``directory`` (atomic rename); returns its path."""
+    """Compile the extension into ``directory`` (atomic rename); returns its path.  A failure
+    is remembered for the process and, on disk, until what it depends on changes."""
     global BUILT_NOW
     try:
         import cffi
     except ImportError as exc:
         raise ReactorUnavailable("the libev binding needs cffi: " + INSTALL_HINT) from exc
+    remembered = _remembered_failure(directory)
+    if remembered:
+        raise ReactorUnavailable(remembered)
     target = _extension_path(directory)
     work = tempfile.mkdtemp(prefix="build-", dir=directory)
     try:
@@ -163,14 +315,18 @@ def _build(directory):
         ffi.cdef(CDEF)
         ffi.set_source(MODULE_NAME, SOURCE, libraries=["ev"])
         try:
-            built = ffi.compile(tmpdir=work, verbose=False)
+            built = _compile_quietly(ffi, work)
         except Exception as exc:  # cffi.VerificationError, CompileError, LinkError, ImportError
-            raise ReactorUnavailable("building the libev binding failed (%s: %s); %s"
-                                     % (type(exc).__name__, _first_line(exc),
-                                        INSTALL_HINT)) from exc
+            text = _failure_text(exc)
+            _remember_failure(directory, text)
+            raise ReactorUnavailable(text) from exc
         os.replace(built, target)       # atomic: a parallel build's result is equally good
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    try:
+        os.unlink(os.path.join(directory, _FAILURE_FILE))
+    except OSError:
+        pass
     BUILT_NOW = True
     return target
 
@@ -190,13 +346,44 @@ def _import_extension(path):
 
 
 def _load_cffi():
-    global _lib, _ffi
     if _lib is not None:
         return
+    mode = os.environ.get("CQLREACTOR_LIBEV_ABI", "")   # "1": ABI mode only, "0": never
+    if mode == "1":
+        _load_abi()
+        return
+    try:
+        _load_api()
+    except ReactorUnavailable as exc:
+        if mode == "0":
+            raise
+        try:
+            _load_abi()
+        except ReactorUnavailable as abi_exc:
+            log.debug("the libev binding without headers is unavailable too: %s", abi_exc)
+            raise exc
+        log.debug("libev: API build unavailable (%s); using the ABI-mode binding", exc)
+
+
+def _load_abi():
+    global _lib, _ffi, ABI_MODE
+    from cqlreactor.reactors._libev_abi import load_abi
+    _ffi, _lib = load_abi(_dispatch)
+    ABI_MODE = True
+
+
+def _load_api():
+    global _lib, _ffi, _build_failure
+    if _build_failure is not None:      # every Cluster() would otherwise run the compiler again
+        raise _build_failure
     directory = cache_dir()
     path = _extension_path(directory)
     if not os.path.exists(path):
-        path = _build(directory)
+        try:
+            path = _build(directory)
+        except ReactorUnavailable as exc:
+            _build_failure = exc
+            raise
     try:
         module = _import_extension(path)
     except ImportError as exc:          # e.g. libev.so.4 gone since the build
@@ -396,5 +583,6 @@ def backend_name():
     if _backend is _PyevLoop:
         return "pyev"
     if _backend is Loop:
-        return "cffi (libev %d.%d)" % (_lib.ev_version_major(), _lib.ev_version_minor())
+        return "cffi%s (libev %d.%d)" % (" ABI mode" if ABI_MODE else "",
+                                         _lib.ev_version_major(), _lib.ev_version_minor())
     return None

@@ -75,18 +75,22 @@ class _Timer(object):
 class _AsyncioStream(asyncio.Protocol, Transport):
     """One TCP stream: asyncio's protocol on one side, our Transport on the other."""
 
-    def __init__(self, protocol):
+    def __init__(self, protocol, streams):
         self._protocol = protocol
         self._transport = None
         self._task = None
         self._closed = False
+        self._streams = streams         # the reactor's open streams; loop thread only
+        streams.add(self)
 
     async def _connect(self, loop, address, port):
         try:
             await loop.create_connection(lambda: self, address, port)
         except _CancelledError:
+            self._streams.discard(self)
             return
         except Exception as exc:
+            self._streams.discard(self)
             if not self._closed:
                 self._closed = True
                 self._protocol.connection_lost(connect_error(exc, address, port))
@@ -107,6 +111,7 @@ class _AsyncioStream(asyncio.Protocol, Transport):
         return False                    # let asyncio close; connection_lost(None) follows
 
     def connection_lost(self, exc):
+        self._streams.discard(self)
         if not self._closed:
             self._closed = True
             self._protocol.connection_lost(exc)
@@ -122,6 +127,14 @@ class _AsyncioStream(asyncio.Protocol, Transport):
         self._closed = True
         if self._transport is not None:
             self._transport.close()     # flushes what is buffered (e.g. close_notify) first
+        elif self._task is not None:
+            self._task.cancel()
+
+    def abort(self):
+        """Reactor stop: drop the socket now, unsent bytes included."""
+        self._closed = True
+        if self._transport is not None:
+            self._transport.abort()
         elif self._task is not None:
             self._task.cancel()
 
@@ -146,6 +159,8 @@ class AsyncioReactor(Reactor):
         self._thread = None
         self._thread_ident = None
         self._get_ident = threading.get_ident     # the real one once start() ran
+        self._retiring = None           # the loop stop() is ending, until its thread is gone
+        self._streams = set()           # open _AsyncioStreams, aborted at stop
 
     @property
     def loop_name(self):
@@ -158,6 +173,7 @@ class AsyncioReactor(Reactor):
         if PID_CHECK_NEEDED:
             self.check_fork()
         with self._lock:
+            self.stopped = False
             if self._loop is not None:
                 return
             loop = self._new_loop()
@@ -187,14 +203,19 @@ class AsyncioReactor(Reactor):
             loop.run_forever()
         finally:
             try:
-                loop.close()
+                loop.close()            # drops what is still queued: that work was stopped
             except Exception:
                 log.debug("closing the asyncio loop failed", exc_info=True)
+            if self._retiring is loop:
+                self._retiring = None
 
     def stop(self):
         with self._lock:
+            self.stopped = True
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            if loop is not None:
+                self._retiring = loop
         if loop is None:
             return
         if self._get_ident() == self._thread_ident:
@@ -208,6 +229,10 @@ class AsyncioReactor(Reactor):
 
     def _shutdown(self, loop):
         self.close_connections()
+        # A transport still flushing (a peer that stopped reading) would keep its socket open
+        # past the loop's end: abort what close() left open.
+        for stream in list(self._streams):
+            stream.abort()
         loop.call_soon(loop.stop)       # after the transports' own close callbacks
 
     # --- wake-up, time, waits -------------------------------------------------------------------
@@ -215,12 +240,15 @@ class AsyncioReactor(Reactor):
     def call_soon_threadsafe(self, fn, *args):
         loop = self._loop
         if loop is None or PID_CHECK_NEEDED:
-            self.start()
+            retiring = self._retiring
+            if retiring is not None and self._get_ident() == self._thread_ident:
+                return                  # from the stopping loop itself: dropped with it
+            self.first_use()
             loop = self._loop
         try:
             loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:            # stop() closed that loop under us: use a fresh one
-            self.start()
+        except RuntimeError:            # stop() closed that loop under us
+            self.first_use()
             self._loop.call_soon_threadsafe(fn, *args)
 
     def call_later(self, delay, fn, *args):
@@ -238,7 +266,7 @@ class AsyncioReactor(Reactor):
 
     def open_stream(self, address, port, protocol):
         loop = self._loop
-        stream = _AsyncioStream(protocol)
+        stream = _AsyncioStream(protocol, self._streams)
         stream._task = loop.create_task(stream._connect(loop, address, port))
         return stream
 
@@ -248,7 +276,8 @@ class AsyncioReactor(Reactor):
         # The parent's loop shares its epoll set with the parent: never close or use it here.
         self.abandon(self._loop, self._thread)
         self._lock = real_allocate_lock()
-        self._loop = self._thread = self._thread_ident = None
+        self._loop = self._thread = self._thread_ident = self._retiring = None
+        self._streams = set()
 
 
 # --- awaitable results for asyncio applications ---------------------------------------------------

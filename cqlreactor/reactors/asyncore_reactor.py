@@ -10,6 +10,7 @@ greenlets yielding.  (The module is not called ``asyncore.py`` so it cannot shad
 it uses.)
 """
 
+import _socket
 import collections
 import errno
 import heapq
@@ -128,7 +129,10 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
         self._peer = None               # (address, port) connected to, for connect errors
 
     def start(self, address, port):
-        infos = socket.getaddrinfo(address, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        # numeric only (the driver looked the name up before, off the loop); the C-level call,
+        # as a patched one would start a green hub in this loop thread
+        infos = _socket.getaddrinfo(address, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                                    socket.AI_NUMERICHOST)
         family, _type, _proto, _name, sockaddr = infos[0]
         self._peer = (sockaddr[0], sockaddr[1])
         self.create_socket(family, socket.SOCK_STREAM)
@@ -233,6 +237,7 @@ class AsyncoreReactor(Reactor):
         self._thread_ident = None
         self._get_ident = threading.get_ident     # the real one once start() ran
         self._running = False
+        self._loop_active = False       # the loop thread is in _run (also while it stops)
         self._poll = asyncore.poll2 if hasattr(select, "poll") else asyncore.poll
 
     # --- loop ----------------------------------------------------------------------------------
@@ -241,9 +246,12 @@ class AsyncoreReactor(Reactor):
         if PID_CHECK_NEEDED:
             self.check_fork()
         with self._lock:
+            self.stopped = False
             if self._running:
                 return
             self._map = {}
+            self._callbacks = collections.deque()   # a stopped loop's leftovers never run
+            self._timers = []
             self._waker = _Waker(self._map)
             self._running = True
             # A real OS thread even under gevent/eventlet patching, polling with the real
@@ -256,6 +264,7 @@ class AsyncoreReactor(Reactor):
 
     def _run(self):
         self._thread_ident = self._get_ident()
+        self._loop_active = True
         socket_map = self._map
         callbacks = self._callbacks
         timers = self._timers
@@ -281,6 +290,9 @@ class AsyncoreReactor(Reactor):
                 fn, args = callbacks.popleft()
                 self._run_one(fn, args)
         self._close_map(socket_map)
+        callbacks.clear()               # queued by the stopping loop: that work was stopped
+        del timers[:]
+        self._loop_active = False
 
     _run_one = staticmethod(callback_runner(log, "the asyncore loop"))
 
@@ -296,13 +308,15 @@ class AsyncoreReactor(Reactor):
 
     def stop(self):
         with self._lock:
+            self.stopped = True
             if not self._running:
                 return
             thread = self._thread
         if self._get_ident() == self._thread_ident:
             self._shutdown()
             return
-        self.call_soon_threadsafe(self._shutdown)
+        self._callbacks.append((self._shutdown, ()))
+        self._waker.wake()
         thread.join(5.0)
 
     def _shutdown(self):
@@ -313,7 +327,10 @@ class AsyncoreReactor(Reactor):
 
     def call_soon_threadsafe(self, fn, *args):
         if not self._running or PID_CHECK_NEEDED:
-            self.start()
+            if self._loop_active and self._get_ident() == self._thread_ident:
+                self._callbacks.append((fn, args))  # the stopping loop itself: dropped with it
+                return
+            self.first_use()
         self._callbacks.append((fn, args))
         if self._get_ident() != self._thread_ident:
             self._waker.wake()

@@ -24,8 +24,10 @@ fork                   ``reinit_after_fork()``: drop the parent's loop (handing 
 and may set ``name`` (its key in compat_matrix.yaml; None, the default, skips the gate).
 
 It inherits: :meth:`Reactor.connect` / :meth:`Reactor.connect_async` (TCP + TLS + CQL
-handshake with protocol-version fallback and a connect timeout), :meth:`Reactor.spawn` (a
-daemon thread; green reactors override it), the compat-matrix gate on construction,
+handshake with protocol-version fallback and a connect timeout; host names and cloud endpoints
+are looked up before the loop sees them: in the caller of ``connect``, in ``spawn`` for
+``connect_async``), :meth:`Reactor.spawn` (a daemon thread; green reactors override it),
+:meth:`Reactor.getaddrinfo` (the lookup those use; green reactors use their hub's resolver), the compat-matrix gate on construction,
 :meth:`Reactor.track_connection` / :meth:`Reactor.close_connections` (the driver registers every
 connection; ``stop`` closes them with one call), fork handling (``os.register_at_fork`` on 3.7+,
 :meth:`Reactor.check_fork` where :data:`PID_CHECK_NEEDED`; :meth:`Reactor.after_fork_in_child`
@@ -39,8 +41,16 @@ Threading rules:
 - ``call_soon_threadsafe``, ``call_later`` and ``make_event`` work from any thread (and from the
   loop thread).  Callbacks run on the loop thread, in order; an exception in a callback is
   logged, never kills the loop.
-- A reactor starts itself on first use (``call_soon_threadsafe`` on a reactor that is not
-  running starts it), so users never have to call ``start()``.
+- A reactor starts itself on first use (``call_soon_threadsafe`` on a reactor that was never
+  started starts it), so users never have to call ``start()``.
+- ``stop()`` is final for the work of the stopped loop: callbacks and timers queued before it
+  (or by the close listeners it runs) never run and never start a new loop.  After ``stop()``,
+  ``call_soon_threadsafe`` and ``call_later`` raise :class:`ReactorStopped` (a
+  ``ConnectionShutdown``) instead of restarting; an explicit ``start()``, ``connect()`` or
+  ``connect_async()`` starts a fresh loop (a reactor is reusable).  Reactors implement this by
+  calling :meth:`Reactor.first_use` (not ``start()``) on their first-use paths and setting
+  ``self.stopped = True`` in ``stop()`` (``start()`` clears it).  A stopped reactor holds no
+  loop thread, no polling fd and no socket.
 
 Helpers for reactor modules: :func:`connect_error` (one wording of a failed connect),
 :func:`callback_runner` (run loop callbacks, logging what they raise) and :class:`LoopTimer`
@@ -57,8 +67,10 @@ import threading
 import weakref
 
 from cqlreactor.core.endpoint import Endpoint
+from cqlreactor.core.errors import ConnectionShutdown
 
-__all__ = ["Endpoint", "Reactor", "Transport", "StreamProtocol", "TimerHandle", "Event",
+__all__ = ["Endpoint", "Reactor", "ReactorStopped", "Transport", "StreamProtocol", "TimerHandle",
+           "Event",
            "DEFAULT_CONNECT_TIMEOUT", "PID_CHECK_NEEDED", "connect_error", "callback_runner",
            "LoopTimer"]
 
@@ -69,6 +81,12 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 #: True where ``os.register_at_fork`` is missing (Python 3.6): there a reactor notices a fork
 #: only by calling :meth:`Reactor.check_fork` on use (its ``start`` and first-use paths)
 PID_CHECK_NEEDED = not hasattr(os, "register_at_fork")
+
+
+class ReactorStopped(ConnectionShutdown):
+    """``call_soon_threadsafe`` / ``call_later`` on a reactor after its ``stop()``: the work
+    would never run (and must not start a new loop behind the user's back).  ``start()`` or a
+    new ``connect()`` starts the reactor again."""
 
 
 class TimerHandle(object):
@@ -237,20 +255,25 @@ class Reactor(object):
             matrix.check_supported(self.name, allow_unsupported_reactors)
         self._pid = os.getpid()
         self._connections = weakref.WeakSet()
+        #: set by ``stop()``, cleared by ``start()``: see :meth:`first_use`
+        self.stopped = False
         with _live_lock:
             _live_reactors.add(self)
 
     # --- implemented by each reactor ---------------------------------------------------------
 
     def start(self):
-        """Start the loop (idempotent).  Called implicitly on first use.  Where
-        :data:`PID_CHECK_NEEDED` is true, call :meth:`check_fork` first."""
+        """Start the loop (idempotent) and clear :attr:`stopped`.  Called implicitly on first
+        use (through :meth:`first_use`).  Where :data:`PID_CHECK_NEEDED` is true, call
+        :meth:`check_fork` first."""
         raise NotImplementedError
 
     def stop(self):
         """Close every connection (pending requests fail) and stop the loop; idempotent, any
-        thread.  On the loop thread call :meth:`close_connections`, then end the loop; from
-        another thread post that to the loop and wait (boundedly) for it."""
+        thread.  Set :attr:`stopped` first; on the loop thread call :meth:`close_connections`,
+        then end the loop, dropping what is still queued on it; from another thread post that to
+        the loop and wait (boundedly) for it.  Release the loop thread, polling fds and
+        sockets."""
         raise NotImplementedError
 
     def call_soon_threadsafe(self, fn, *args):
@@ -268,6 +291,9 @@ class Reactor(object):
     def open_stream(self, address, port, protocol):
         """Start a non-blocking TCP connect; loop thread only; returns a Transport at once.
 
+        ``address`` is an IP address: the driver looks host names up before (with
+        :meth:`getaddrinfo`, where blocking is allowed), never in a loop callback.
+
         Later the reactor calls ``protocol.connection_made(transport)`` or, when the connect
         fails, ``protocol.connection_lost(exc)`` (an OSError from :func:`connect_error`).  A
         lookup or connect error found at once may be raised instead.  Timeouts are the
@@ -284,6 +310,15 @@ class Reactor(object):
 
     # --- provided ----------------------------------------------------------------------------
 
+    def first_use(self):
+        """The start-on-first-use path of ``call_soon_threadsafe`` / ``call_later`` on a reactor
+        whose loop is not running: start it if it was never started; after :meth:`stop` raise
+        :class:`ReactorStopped` (only ``start()`` and a new connect restart a stopped one)."""
+        if self.stopped:
+            raise ReactorStopped("%r was stopped: start() or a new connect starts it again"
+                                 % (self,))
+        self.start()
+
     def spawn(self, fn, *args):
         """Run ``fn(*args)`` where it MAY block (here: a short-lived daemon thread; a greenlet
         under gevent/eventlet).  For rare work such as reconnection, never per request."""
@@ -292,11 +327,19 @@ class Reactor(object):
         thread.start()
         return thread
 
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """``socket.getaddrinfo`` as this reactor's callers may run it: the driver calls it
+        only where blocking is allowed (the thread or greenlet calling :meth:`connect`, or
+        :meth:`spawn`), never in a loop callback.  Here: ``socket.getaddrinfo`` as it is now
+        (green after monkey-patching); green reactors use their hub's resolver."""
+        return socket.getaddrinfo(host, port, family, type, proto, flags)
+
     def connect_async(self, endpoint, callback, **options):
         """Open a ready connection without blocking; ``callback(conn_or_exception)`` runs once on
         the loop thread.  Options as for :meth:`connect`."""
         from cqlreactor.reactors.driver import start_connect
         self.check_fork()
+        self.start()                    # a new connect restarts a stopped reactor
         return start_connect(self, endpoint, callback, **options)
 
     def connect(self, endpoint, connect_timeout=DEFAULT_CONNECT_TIMEOUT, **options):
@@ -324,6 +367,7 @@ class Reactor(object):
             AuthenticationFailed; all name the endpoint.
         """
         from cqlreactor.reactors.driver import wait_for_connection
+        self.start()                    # a new connect restarts a stopped reactor
         return wait_for_connection(self, endpoint, connect_timeout, options)
 
     def track_connection(self, conn):

@@ -15,8 +15,11 @@ response message, or with an exception (server ERROR as its exception class, tim
 connection closed or failed) -- never left hanging.
 """
 
+import _socket
 import collections
+import inspect
 import logging
+import socket
 import time
 
 from cqlreactor.core.endpoint import Endpoint
@@ -25,12 +28,12 @@ from cqlreactor.core.errors import (ConnectionDefunct, ConnectionException, Conn
 from cqlreactor.core.events import (ConnectionClosed, ConnectionFailed, ConnectionReady,
                                     ProtocolVersionRejected, RequestFailed, ResponseReceived,
                                     ServerEventReceived)
-from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, StreamProtocol
+from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT, ReactorStopped, StreamProtocol
 from cqlreactor.reactors.phases import CONNECTING, Phase, Step, advance
 from cqlreactor.reactors.tls import TLSLayer, context_from_options
 
 __all__ = ["ReactorConnection", "start_connect", "wait_for_connection", "as_endpoint",
-           "MAX_PROTOCOL_VERSION"]
+           "lookup", "needs_lookup", "MAX_PROTOCOL_VERSION"]
 
 log = logging.getLogger(__name__)
 _monotonic = time.monotonic
@@ -136,11 +139,25 @@ class ReactorConnection(StreamProtocol):
             result_metadata: columns to decode a Rows answer sent without metadata (EXECUTE
                 with skip_metadata), passed to the core.
         """
+        if self._phase is _ENDED and self.reactor.stopped:
+            # (e.g. from a close listener while stop() runs: nothing would fail it later)
+            raise ReactorStopped("the reactor was stopped: connection closed", host=self.host)
         deadline = _monotonic() + timeout if timeout is not None else None
-        self._queue.append((message, callback, deadline, result_metadata))
+        item = (message, callback, deadline, result_metadata)
+        self._queue.append(item)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.reactor.call_soon_threadsafe(self._flush)
+            try:
+                self.reactor.call_soon_threadsafe(self._flush)
+            except ReactorStopped:
+                # no loop will ever flush (or fail) it: take the request back, say so here
+                self._flush_scheduled = False
+                try:
+                    self._queue.remove(item)
+                except ValueError:
+                    return              # a flush already took it; its callback runs there
+                raise ReactorStopped("the reactor was stopped: connection closed",
+                                     host=self.host)
 
     def set_event_listener(self, fn):
         """``fn(EventMessage)`` for server events (after a REGISTER request); None removes it."""
@@ -150,7 +167,10 @@ class ReactorConnection(StreamProtocol):
         """``fn(connection, exc_or_None)`` once, on the loop thread, when the connection ends:
         None after close(), the error when it failed.  Called soon if it already ended."""
         if self._phase is _ENDED:
-            self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
+            try:
+                self.reactor.call_soon_threadsafe(fn, self, self._listener_error())
+            except ReactorStopped:      # no loop any more: the caller's thread is the only one
+                fn(self, self._listener_error())
         else:
             self._close_listeners.append(fn)
 
@@ -163,25 +183,24 @@ class ReactorConnection(StreamProtocol):
         if self._close_requested or self._phase is _ENDED:
             return
         self._close_requested = True
-        self.reactor.call_soon_threadsafe(self.close_in_loop)
+        try:
+            self.reactor.call_soon_threadsafe(self.close_in_loop)
+        except ReactorStopped:
+            pass                        # stop() closed every connection of the reactor
 
     # --- loop thread: opening ------------------------------------------------------------------
 
-    def _open(self):
+    def _open(self, target):
+        """Start the TCP connect to ``target``, the (ip, port) :func:`lookup` found: looked up
+        before the loop got here, because a lookup may block and loop callbacks must not."""
         if self._phase is not _NEW:
             return                      # closed before the loop got here
         self._step(Step.OPEN)
         self._connect_timer = self.reactor.call_later(self._connect_timeout,
                                                       self._connect_timed_out)
         try:
-            address, port = self.endpoint.address, self.endpoint.port
-            resolve = getattr(self.endpoint, "resolve", None)
-            if resolve is not None:
-                # a cloud SniEndpoint: its address is the proxy's name, re-resolved and
-                # rotated over the proxy's addresses on every connect
-                address, port = resolve()
-            self._transport = self.reactor.open_stream(address, port, self)
-        except Exception as exc:  # e.g. name resolution failed synchronously
+            self._transport = self.reactor.open_stream(target[0], target[1], self)
+        except Exception as exc:        # a connect error found at once
             self.connection_lost(exc)
 
     def _connect_timed_out(self):
@@ -519,13 +538,77 @@ def as_endpoint(endpoint):
     return Endpoint(text)
 
 
+def _numeric(address):
+    """True when ``address`` is an IPv4/IPv6 literal: it needs no lookup."""
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, address)
+            return True
+        except (OSError, ValueError, TypeError):
+            pass
+    return False
+
+
+def needs_lookup(endpoint):
+    """True when opening ``endpoint`` needs a name lookup (which may block): a host name, or
+    an endpoint with ``resolve()`` (a cloud SniEndpoint, re-resolved on every connect)."""
+    return getattr(endpoint, "resolve", None) is not None or not _numeric(endpoint.address)
+
+
+def lookup(reactor, endpoint):
+    """The (ip, port) to open for ``endpoint``.  May block: call it where blocking is allowed
+    (the caller of :meth:`Reactor.connect`, or :meth:`Reactor.spawn`), never in a loop
+    callback -- under gevent's ``patch_all`` a lookup there raises "Impossible to call
+    blocking function in the event loop callback"; elsewhere it stalls every connection.
+
+    ``endpoint.resolve()`` when the endpoint has it (given the reactor's ``getaddrinfo`` when it
+    takes one); else the first address ``reactor.getaddrinfo`` gives for a host name.
+
+    Raises:
+        ConnectionException: the name does not resolve.
+    """
+    getaddrinfo = getattr(reactor, "getaddrinfo", None) or socket.getaddrinfo
+    resolve = getattr(endpoint, "resolve", None)
+    if resolve is not None:
+        if _takes_getaddrinfo(resolve):
+            return resolve(getaddrinfo=getaddrinfo)
+        return resolve()
+    if _numeric(endpoint.address):
+        return endpoint.address, endpoint.port
+    try:
+        infos = getaddrinfo(endpoint.address, endpoint.port, 0, _socket.SOCK_STREAM)
+        sockaddr = infos[0][4]
+    except (OSError, IndexError) as exc:
+        error = ConnectionException("could not connect: cannot resolve %s (%s)"
+                                    % (endpoint.address, exc or "no address"),
+                                    host=str(endpoint))
+        error.__cause__ = exc
+        raise error
+    return sockaddr[0], endpoint.port
+
+
+def _takes_getaddrinfo(fn):
+    try:
+        return "getaddrinfo" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
                   protocol_version=None, ssl_context=None, ssl_options=None,
-                  check_hostname_as=None, **core_options):
+                  check_hostname_as=None, target=None, **core_options):
     """Open a connection without blocking; ``callback(conn_or_exception)`` runs once on the
     loop thread.  With ``protocol_version`` None the first attempt offers v5 and each refusal
     that names a lower common version retries on a new connection with it.  TLS options as
-    for :meth:`Reactor.connect`."""
+    for :meth:`Reactor.connect`.
+
+    ``target`` is the (ip, port) to open when the caller already ran :func:`lookup`; without
+    it an endpoint that needs a lookup is looked up in :meth:`Reactor.spawn` (off the loop,
+    bounded by ``connect_timeout``) and every attempt of this connect opens what it found.
+
+    Returns:
+        the first attempt's ReactorConnection, or None while a lookup runs first.
+    """
     from cqlreactor.core.connection import Connection
 
     endpoint = as_endpoint(endpoint)
@@ -534,6 +617,7 @@ def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_T
         context = context_from_options(ssl_options)
     host = str(endpoint)
     fallback = protocol_version is None
+    opened = [target]
 
     def attempt(version):
         core = Connection(host=host, protocol_version=version, **core_options)
@@ -543,7 +627,7 @@ def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_T
                            check_hostname_as=check_hostname_as)
         conn = ReactorConnection(reactor, endpoint, core, tls, connect_timeout, done)
         reactor.track_connection(conn)
-        reactor.call_soon_threadsafe(conn._open)
+        reactor.call_soon_threadsafe(conn._open, opened[0])
         return conn
 
     def done(result):
@@ -555,7 +639,61 @@ def start_connect(reactor, endpoint, callback, connect_timeout=DEFAULT_CONNECT_T
             return
         callback(result)
 
-    return attempt(protocol_version or MAX_PROTOCOL_VERSION)
+    first_version = protocol_version or MAX_PROTOCOL_VERSION
+    if opened[0] is None and not needs_lookup(endpoint):
+        opened[0] = (endpoint.address, endpoint.port)
+    if opened[0] is not None:
+        return attempt(first_version)
+
+    def found(address):
+        opened[0] = address
+        attempt(first_version)
+
+    _lookup_off_loop(reactor, endpoint, connect_timeout, found, callback)
+    return None
+
+
+def _on_loop(reactor, fn, value):
+    try:
+        reactor.call_soon_threadsafe(fn, value)
+    except ReactorStopped as exc:       # no loop any more: tell the caller here
+        fn(exc)
+
+
+def _lookup_off_loop(reactor, endpoint, timeout, found, callback):
+    """Run :func:`lookup` in ``reactor.spawn``; then ``found(address)`` there, or
+    ``callback(error)`` on the loop: the lookup failed or did not finish within ``timeout``."""
+    ticket = [True]                     # popped once: by the lookup or by the timeout
+
+    def claim():
+        try:
+            return ticket.pop()
+        except IndexError:
+            return False
+
+    def timed_out():
+        if claim():
+            callback(ConnectionException("timed out after %gs in the name lookup" % (timeout,),
+                                         host=str(endpoint)))
+
+    timer = reactor.call_later(timeout, timed_out)
+
+    def work():
+        try:
+            address = lookup(reactor, endpoint)
+        except Exception as exc:
+            if claim():
+                timer.cancel()
+                _on_loop(reactor, callback, exc)
+            return
+        if claim():
+            timer.cancel()
+            try:
+                found(address)
+            except ReactorStopped as exc:   # stopped while the lookup ran
+                callback(exc)
+
+    reactor.spawn(work)
 
 
 def wait_for_connection(reactor, endpoint, connect_timeout, options):
@@ -567,11 +705,15 @@ def wait_for_connection(reactor, endpoint, connect_timeout, options):
         box.append(result)
         event.set()
 
-    start_connect(reactor, endpoint, done, connect_timeout=connect_timeout, **options)
+    endpoint = as_endpoint(endpoint)
+    # Looked up here, in the caller (who may block), not in the loop callback that opens it.
+    target = lookup(reactor, endpoint)
+    start_connect(reactor, endpoint, done, connect_timeout=connect_timeout, target=target,
+                  **options)
     # Each attempt has its own timer on the loop; this bound only guards against a dead loop.
     if not event.wait(connect_timeout * 3 + 5.0):
         raise ConnectionException("timed out waiting for the reactor to connect",
-                                  host=str(as_endpoint(endpoint)))
+                                  host=str(endpoint))
     result = box[0]
     if isinstance(result, BaseException):
         raise result

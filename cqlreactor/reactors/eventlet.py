@@ -15,6 +15,7 @@ unless the user opts in with CQLREACTOR_ALLOW_UNSUPPORTED=eventlet.
 
 import collections
 import logging
+import weakref
 
 import eventlet
 import eventlet.event
@@ -40,6 +41,11 @@ _CROSS_THREAD_STOP_WAIT = 2.0
 _run_logged = callback_runner(log, "the eventlet hub")
 
 
+def _green_socket():
+    from eventlet.green import socket as green_socket  # imported on use: it loads greendns
+    return green_socket
+
+
 class _HubState(object):
     """The hub the reactor runs in, plus the wake-up socketpair and the callback queue."""
 
@@ -49,6 +55,7 @@ class _HubState(object):
         self.callbacks = collections.deque()
         self.drain_scheduled = False
         self.streams = set()
+        self.timers = weakref.WeakSet()
         self._reader, self._writer = _socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
@@ -61,6 +68,8 @@ class _HubState(object):
         return _get_ident() == self.ident
 
     def enqueue(self, fn, args):
+        if self.closed:
+            return
         self.callbacks.append((fn, args))
         if _get_ident() == self.ident:
             if not self.drain_scheduled:
@@ -92,7 +101,13 @@ class _HubState(object):
     def drain(self):
         self.drain_scheduled = False
         callbacks = self.callbacks
+        if self.closed:                 # stopped: what was queued for this run never runs
+            callbacks.clear()
+            return
         for _ in range(len(callbacks)):
+            if self.closed:             # a callback stopped the reactor
+                callbacks.clear()
+                return
             fn, args = callbacks.popleft()
             _run_logged(fn, args)
 
@@ -124,9 +139,10 @@ class _Timer(LoopTimer):
     def __init__(self, state, delay, fn, args):
         LoopTimer.__init__(self, delay, fn, args)
         self._state = state
+        state.timers.add(self)
 
     def _arm(self):
-        if not self._cancelled:
+        if not self._cancelled and not self._state.closed:
             self._native = self._state.hub.schedule_call_global(self._delay, self._fire)
 
     def _stop(self, timer):
@@ -222,6 +238,7 @@ class EventletReactor(Reactor):
     def __init__(self, allow_unsupported_reactors=None):
         super(EventletReactor, self).__init__(allow_unsupported_reactors)
         self._state = None
+        self._retiring = None           # the hub state stop() is ending
 
     # --- loop ----------------------------------------------------------------------------------
 
@@ -229,17 +246,24 @@ class EventletReactor(Reactor):
         """Bind to the calling thread's hub (idempotent)."""
         if PID_CHECK_NEEDED:
             self.check_fork()
+        self.stopped = False
         if self._state is None:
             self._state = _HubState()
 
     def _ensure(self):
+        if PID_CHECK_NEEDED:
+            self.check_fork()
         state = self._state
-        if state is None or PID_CHECK_NEEDED:
-            self.start()
+        if state is None:
+            retiring = self._retiring
+            if retiring is not None and retiring.in_thread():
+                return retiring         # from the stopping hub run itself: dropped with it
+            self.first_use()
             state = self._state
         return state
 
     def stop(self):
+        self.stopped = True
         state = self._state
         if state is None:
             return
@@ -256,10 +280,14 @@ class EventletReactor(Reactor):
         try:
             if self._state is state:
                 self._state = None
+            self._retiring = state
             self.close_connections()
             for stream in list(state.streams):
                 stream.close()
-            state.close()
+            for timer in list(state.timers):
+                timer.cancel()          # hub timers of this run never fire
+            state.close()               # and its queued callbacks never run
+            self._retiring = None
         finally:
             if done is not None:
                 done.release()
@@ -288,6 +316,14 @@ class EventletReactor(Reactor):
             return eventlet.spawn(fn, *args)
         state.enqueue(eventlet.spawn, (fn,) + args)
         return None
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """eventlet's green resolver in the hub's thread (other greenthreads keep running), the
+        OS's in any other thread.  Never from a hub callback."""
+        state = self._state
+        if state is not None and state.in_thread():
+            return _green_socket().getaddrinfo(host, port, family, type, proto, flags)
+        return _socket.getaddrinfo(host, port, family, type, proto, flags)
 
     # --- TCP -----------------------------------------------------------------------------------
 

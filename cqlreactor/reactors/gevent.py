@@ -12,12 +12,15 @@ The "loop thread" of the reactor contract is the hub's thread; loop callbacks ru
 hub, where nothing may block (use :meth:`GeventReactor.spawn` for work that must).
 """
 
+import _socket
 import logging
+import weakref
 
 import gevent
 import gevent.event
 import gevent.hub
 import gevent.monkey
+import gevent.socket
 
 from cqlreactor.reactors._fdstream import FdStream
 from cqlreactor.reactors._osthread import HybridEvent
@@ -140,6 +143,9 @@ class GeventReactor(Reactor):
         self._hub = None
         self._hub_ident = None
         self._streams = set()
+        # bumped by stop(): hub callbacks and timers of an earlier run are dropped, not run
+        self._generation = 0
+        self._timers = weakref.WeakSet()
 
     # --- loop ----------------------------------------------------------------------------------
 
@@ -147,11 +153,13 @@ class GeventReactor(Reactor):
         """Bind to the calling thread's hub (idempotent)."""
         if PID_CHECK_NEEDED:
             self.check_fork()
+        self.stopped = False
         if self._hub is None:
             self._hub_ident = _get_ident()
             self._hub = gevent.get_hub()
 
     def stop(self):
+        self.stopped = True
         hub = self._hub
         if hub is None:
             return
@@ -169,6 +177,10 @@ class GeventReactor(Reactor):
             self.close_connections()
             for stream in list(self._streams):
                 stream.close()
+            # what is queued in the hub for this run (by the close listeners too) never runs
+            self._generation += 1
+            for timer in list(self._timers):
+                timer.cancel()          # a live hub timer would keep gevent.wait() waiting
             self._hub = None
             self._hub_ident = None
         finally:
@@ -179,21 +191,29 @@ class GeventReactor(Reactor):
 
     def _bound_hub(self):
         hub, ident = self._hub, self._hub_ident
-        if hub is None or PID_CHECK_NEEDED:
-            self.start()
+        if hub is None:
+            self.first_use()
+            hub, ident = self._hub, self._hub_ident
+        elif PID_CHECK_NEEDED:
+            self.check_fork()
             hub, ident = self._hub, self._hub_ident
         return hub, ident
+
+    def _run_current(self, generation, fn, args):
+        if generation == self._generation:
+            _run_logged(fn, args)
 
     def call_soon_threadsafe(self, fn, *args):
         hub, ident = self._bound_hub()
         if _get_ident() == ident:
-            hub.loop.run_callback(_run_logged, fn, args)
+            hub.loop.run_callback(self._run_current, self._generation, fn, args)
         else:
-            hub.loop.run_callback_threadsafe(_run_logged, fn, args)
+            hub.loop.run_callback_threadsafe(self._run_current, self._generation, fn, args)
 
     def call_later(self, delay, fn, *args):
         hub, ident = self._bound_hub()
-        timer = _Timer(hub, ident, delay, fn, args)
+        timer = _Timer(hub, ident, delay, self._run_current, (self._generation, fn, args))
+        self._timers.add(timer)
         if _get_ident() == ident:
             timer._arm()
         else:
@@ -202,9 +222,11 @@ class GeventReactor(Reactor):
 
     def make_event(self):
         hub, ident = self._hub, self._hub_ident
-        if hub is None:
-            self.start()
+        if hub is None and not self.stopped:
+            self.start()                # first use binds the reactor to the caller's hub
             hub, ident = self._hub, self._hub_ident
+        elif hub is None:               # stopped: the caller's hub, without restarting
+            hub, ident = gevent.get_hub(), _get_ident()
         return _HybridEvent(hub, ident)
 
     def spawn(self, fn, *args):
@@ -214,6 +236,13 @@ class GeventReactor(Reactor):
             return gevent.spawn(fn, *args)
         hub.loop.run_callback_threadsafe(gevent.spawn, fn, *args)
         return None
+
+    def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        """gevent's resolver in the hub's thread (a greenlet waits, the others run: patched or
+        not), the OS's in any other thread.  Never from a hub callback."""
+        if _get_ident() == self._hub_ident:
+            return gevent.socket.getaddrinfo(host, port, family, type, proto, flags)
+        return _socket.getaddrinfo(host, port, family, type, proto, flags)
 
     # --- TCP -----------------------------------------------------------------------------------
 

@@ -161,6 +161,7 @@ class LibevReactor(Reactor):
         super(LibevReactor, self).__init__(allow_unsupported_reactors)
         self._lock = threading.Lock()
         self._state = None
+        self._retiring = None           # the state stop() is ending, until its thread is gone
 
     @property
     def backend(self):
@@ -172,9 +173,11 @@ class LibevReactor(Reactor):
     def start(self):
         if PID_CHECK_NEEDED:
             self.check_fork()
+        self.stopped = False
         if self._state is not None:
             return
         with self._lock:
+            self.stopped = False
             if self._state is not None:
                 return
             state = _LoopState()
@@ -197,9 +200,11 @@ class LibevReactor(Reactor):
             try:
                 for stream in list(state.streams):
                     stream.close()
-                state.destroy()
+                state.destroy()         # drops what is still queued: that work was stopped
             except Exception:
                 log.debug("destroying the libev loop failed", exc_info=True)
+            if self._retiring is state:
+                self._retiring = None
 
     def _in_loop_thread(self):
         state = self._state
@@ -207,7 +212,10 @@ class LibevReactor(Reactor):
 
     def stop(self):
         with self._lock:
+            self.stopped = True
             state, self._state = self._state, None
+            if state is not None:
+                self._retiring = state
         if state is None or not state.running:
             return
         if state.get_ident() == state.ident:
@@ -230,18 +238,21 @@ class LibevReactor(Reactor):
 
     # --- wake-up, time, waits -------------------------------------------------------------------
 
-    def call_soon_threadsafe(self, fn, *args):
+    def _running_state(self):
         state = self._state
         if state is None or PID_CHECK_NEEDED:
-            self.start()
+            retiring = self._retiring
+            if retiring is not None and retiring.get_ident() == retiring.ident:
+                return retiring         # from the stopping loop itself: dropped with it
+            self.first_use()
             state = self._state
-        state.enqueue(fn, args)
+        return state
+
+    def call_soon_threadsafe(self, fn, *args):
+        self._running_state().enqueue(fn, args)
 
     def call_later(self, delay, fn, *args):
-        state = self._state
-        if state is None or PID_CHECK_NEEDED:
-            self.start()
-            state = self._state
+        state = self._running_state()
         timer = _Timer(self, delay, fn, args)
         if state.get_ident() == state.ident:
             timer._arm(state)
@@ -268,4 +279,4 @@ class LibevReactor(Reactor):
         if state is not None:
             self.abandon(state, list(state.streams), list(state.timers))
         self._lock = threading.Lock()
-        self._state = None
+        self._state = self._retiring = None

@@ -12,8 +12,10 @@ asyncio, asyncore, gevent, eventlet and libev, and TLS behaves the same everywhe
 and the name checked against the certificate come from the endpoint (``server_hostname``; the
 address when the endpoint has none).  Hostname verification is on unless the caller's context
 turned ``check_hostname`` off.  A failed handshake raises :class:`TLSError` whose ``reason`` is
-``"certificate"`` (chain not trusted, expired ...), ``"hostname"`` (the certificate does not name
-the server) or ``"protocol"`` (no common version or cipher, not TLS at all, peer gone ...).
+``"certificate"`` (chain not trusted, expired ..., or the server refused our client certificate
+or its absence -- with TLS 1.3 that refusal arrives after the client's side of the handshake,
+with the first read), ``"hostname"`` (the certificate does not name the server) or
+``"protocol"`` (no common version or cipher, not TLS at all, peer gone ...).
 
 Identity other than the SNI name (``check_hostname_as``): OpenSSL checks the certificate against
 the one name it sends as SNI.  Where the two differ -- Astra's SNI proxy routes on the node's host
@@ -194,6 +196,19 @@ def classify_ssl_error(exc):
     return "protocol"
 
 
+#: OpenSSL's reasons for alerts a server sends when it refuses the client's certificate
+#: (TLS 1.3 "certificate required", and bad / unknown / untrusted / expired ones)
+_CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN",
+                              "UNSUPPORTED_CERTIFICATE", "CERTIFICATE_EXPIRED",
+                              "CERTIFICATE_REVOKED", "UNKNOWN_CA", "ACCESS_DENIED")
+
+
+def _refused_our_certificate(exc):
+    # "TLSV13_ALERT_CERTIFICATE_REQUIRED"; 3.6 may give only "tlsv13 alert certificate required"
+    reason = (getattr(exc, "reason", None) or str(exc)).upper().replace(" ", "_")
+    return "ALERT" in reason and any(alert in reason for alert in _CLIENT_CERTIFICATE_ALERTS)
+
+
 class TLSLayer(object):
     """Client side TLS over memory BIOs.  Not thread-safe: drive it from the loop thread.
 
@@ -232,6 +247,7 @@ class TLSLayer(object):
             raise self._error("cannot start TLS: %s" % (exc,), "protocol", exc)
         self.handshake_complete = False
         self.peer_closed = False
+        self._peer_accepted = False     # application data came: the server took our certificate
 
     def _error(self, text, reason, cause=None):
         err = TLSError("TLS handshake failed (%s): %s" % (reason, text), host=self.host,
@@ -250,8 +266,12 @@ class TLSLayer(object):
         except ssl.SSLWantReadError:
             return False
         except (ssl.SSLError, ssl.CertificateError) as exc:
-            raise self._error(getattr(exc, "verify_message", None) or str(exc),
-                              classify_ssl_error(exc), exc)
+            text = getattr(exc, "verify_message", None) or str(exc)
+            reason = classify_ssl_error(exc)
+            if reason == "protocol" and self._client_certificate_refused(exc):
+                reason = "certificate"
+                text = "the server refused the client certificate (%s)" % (text,)
+            raise self._error(text, reason, exc)
         if self.check_hostname_as:
             problem = peer_identity_problem(self._ssl, self.check_hostname_as)
             if problem:
@@ -285,15 +305,40 @@ class TLSLayer(object):
                 self.peer_closed = True
                 break
             except ssl.SSLError as exc:
-                err = ConnectionDefunct("TLS error: %s" % (exc,), host=self.host, cause=exc)
-                err.__cause__ = exc
-                raise err
+                raise self._read_error(exc)
             if not chunk:
                 self.peer_closed = True
                 break
+            self._peer_accepted = True
             chunks.append(chunk)
         plaintext = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return plaintext, self._outgoing.read()
+
+    def _client_certificate_refused(self, exc):
+        """A handshake alert that means "your certificate (or its absence) is refused": one
+        naming a certificate, or a bare handshake_failure after the server had agreed on the
+        version and cipher (TLS 1.2 servers say no more when a required client certificate
+        is missing; without a ServerHello it is a protocol mismatch)."""
+        if _refused_our_certificate(exc):
+            return True
+        reason = (getattr(exc, "reason", None) or str(exc)).upper().replace(" ", "_")
+        return "ALERT_HANDSHAKE_FAILURE" in reason and self._ssl.cipher() is not None
+
+    def _read_error(self, exc):
+        """The error for a TLS failure after our side of the handshake.
+
+        With TLS 1.3 the client finishes its handshake before the server has checked the
+        client certificate, so a server that requires one and gets none (or one it does not
+        trust) refuses with an alert the client reads only now: that is still a refused
+        handshake (TLSError, reason "certificate"), not a broken connection.  Anything else,
+        or anything after the server sent application data, is ConnectionDefunct.
+        """
+        if not self._peer_accepted and _refused_our_certificate(exc):
+            return self._error("the server refused the client certificate (%s)"
+                               % (getattr(exc, "reason", None) or exc,), "certificate", exc)
+        err = ConnectionDefunct("TLS error: %s" % (exc,), host=self.host, cause=exc)
+        err.__cause__ = exc
+        return err
 
     def pending_outgoing(self):
         """TLS bytes waiting to be written (e.g. the alert after a failed handshake)."""

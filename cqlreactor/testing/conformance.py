@@ -14,7 +14,8 @@ fallback on a new connection, password authentication, lz4), server errors and e
 pipelined requests, 16 MiB values both ways, requests from many threads, timers (order,
 cancellation, from other threads), callbacks that raise, closing and dropped connections,
 request timeouts and heartbeats, refused, unresolvable and silent peers, ``os.fork()``, asyncio
-interop, write coalescing, ``stop()`` and a restart, and interpreter exit with a live loop.  The
+interop, write coalescing, ``stop()`` (threads, fds and sockets released, nothing queued before
+it runs or restarts the loop) and a restart, and interpreter exit with a live loop.  The
 servers are real: a :class:`~cqlreactor.testing.cluster.SimulatedCluster` process (one node,
 started once per test class, its primes cleared after each test) and plain loopback sockets
 for the refused/silent peers.  Every wait uses the reactor's own ``make_event()``, so a green
@@ -175,6 +176,49 @@ def _watched_with_slow_requests(reactor, cluster, count, served):
     collector = delayed_requests(reactor, cluster, conn, count)
     assert wait_until(reactor, lambda: len(cluster.served(0)) >= served)
     return conn, closed, collector
+
+
+def _open_fds():
+    """The fd numbers open in this process (None where /proc/self/fd is missing)."""
+    try:
+        return set(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def _yield_to_the_hub(reactor, seconds):
+    """Sleep so that a green hub (whose loop is this thread) runs what it has queued, without
+    using the reactor (a stopped reactor must not be touched)."""
+    if reactor.name == "gevent":
+        import gevent
+        gevent.sleep(seconds)
+    elif reactor.name == "eventlet":
+        import eventlet
+        eventlet.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def _check_released(reactor, threads_before, fds_before):
+    """No thread started since ``threads_before`` is alive (a short-lived one may still be
+    ending), and no fd opened since ``fds_before`` is still open."""
+    deadline = time.monotonic() + 5
+    while True:
+        _yield_to_the_hub(reactor, 0.05)
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        fds = _open_fds()
+        leaked = None if fds is None or fds_before is None else fds - fds_before
+        if (not threads and not leaked) or time.monotonic() > deadline:
+            break
+    assert not threads, "threads alive after stop(): %r" % (threads,)
+    if leaked:
+        details = {}
+        for fd in sorted(leaked):
+            try:
+                details[fd] = os.readlink("/proc/self/fd/%s" % fd)
+            except OSError:
+                pass
+        assert not details, "fds open after stop(): %r" % (details,)
 
 
 def _import_root(module):
@@ -554,6 +598,67 @@ class ReactorConformance(object):
         finally:
             conn.close()
 
+    # --- name lookups ----------------------------------------------------------------------------
+
+    def test_names_are_looked_up_off_the_loop(self, reactor, cluster):
+        """A lookup may block (and under gevent's patch_all fails inside a hub callback):
+        ``resolve()`` of an endpoint and host names run in the caller of ``connect`` or in
+        ``spawn`` for ``connect_async`` -- never in a loop callback, not even when
+        ``connect_async`` is itself called from one (as pools reconnect)."""
+        address, port = cluster.contact_points[0], cluster.port
+        where = []
+
+        def on_loop():
+            if reactor.name == "gevent":
+                import gevent
+                return gevent.getcurrent() is gevent.get_hub()
+            if reactor.name == "eventlet":
+                import eventlet.hubs
+                from eventlet import greenthread
+                return greenthread.getcurrent() is eventlet.hubs.get_hub().greenlet
+            return threading.get_ident() in loop_idents
+
+        class Resolving(Endpoint):
+            __slots__ = ()
+
+            def resolve(self):
+                where.append(on_loop())
+                return address, port
+
+        loop_idents = set()
+        started = reactor.make_event()
+        reactor.call_soon_threadsafe(lambda: (loop_idents.add(threading.get_ident()),
+                                              started.set()))
+        assert started.wait(10)
+        conn = reactor.connect(Resolving("proxy.invalid", port))
+        conn.close()
+        assert where == [False]
+        results = Collector(reactor, 2)
+        reactor.call_soon_threadsafe(reactor.connect_async, Resolving("proxy.invalid", port),
+                                     results.callback(0))
+        reactor.call_soon_threadsafe(reactor.connect_async, Endpoint("localhost", port),
+                                     results.callback(1))
+        assert results.wait(20)
+        try:
+            assert all(isinstance(r, ReactorConnection) for r in results.results.values()), \
+                results.results
+            assert where == [False, False]
+            assert rows_of(execute(reactor, results.results[1],
+                                   "SELECT release_version FROM system.local"))
+        finally:
+            for r in results.results.values():
+                if isinstance(r, ReactorConnection):
+                    r.close()
+
+    def test_an_unresolvable_name_fails_connect_async_on_the_loop(self, reactor):
+        results = Collector(reactor, 1)
+        reactor.connect_async(("no-such-host.invalid", 9042), results.callback(0),
+                              connect_timeout=5)
+        assert results.wait(20)
+        error = results.results[0]
+        assert isinstance(error, ConnectionException), error
+        assert "no-such-host.invalid:9042" in str(error)
+
     # --- opening failures ------------------------------------------------------------------------
 
     def test_connection_refused_names_the_endpoint(self, reactor):
@@ -699,6 +804,57 @@ class ReactorConformance(object):
         again = reactor.connect(endpoint_of(cluster))     # first use starts a fresh loop
         assert rows_of(roundtrip(reactor, again)) == [(6,)]
         reactor.stop()
+
+    def test_stop_with_requests_in_flight_releases_threads_and_fds(self, reactor_class,
+                                                                   cluster):
+        """stop() is final for the stopped loop's work: callbacks queued before it, and the
+        timers and callbacks the close listeners schedule (as pools do to reconnect), never
+        run and never start a new loop; the loop thread, its polling fds and the sockets are
+        gone when stop() returns (the reactor holds nothing any more); after it,
+        call_soon_threadsafe / call_later raise ReactorStopped; a new connect starts afresh."""
+        from cqlreactor.reactors.base import ReactorStopped
+        threads_before = set(threading.enumerate())
+        fds_before = _open_fds()
+        reactor = reactor_class()
+        conns = [reactor.connect(endpoint_of(cluster)) for _ in range(3)]
+        ran = []
+
+        def reschedule(conn, error):    # a pool's close listener: reconnect later / soon
+            try:
+                reactor.call_later(0.05, ran.append, "timer")
+                reactor.call_soon_threadsafe(ran.append, "callback")
+            except ReactorStopped:
+                pass
+
+        for conn in conns:
+            conn.add_close_listener(reschedule)
+        collectors = [delayed_requests(reactor, cluster, conn, 20) for conn in conns]
+        assert wait_until(reactor, lambda: len(cluster.served(0)) >= 60)
+        # queued before stop(): uses the reactor again from the loop
+        reactor.call_soon_threadsafe(lambda: reactor.call_later(0.05, ran.append, "queued"))
+        reactor.stop()
+        for collector in collectors:
+            assert collector.wait(10)
+            assert all(isinstance(r, ConnectionShutdown) for r in collector.results.values())
+        _yield_to_the_hub(reactor, 0.3)
+        assert ran == []
+        with pytest.raises(ReactorStopped):
+            reactor.call_soon_threadsafe(ran.append, "after stop")
+        with pytest.raises(ReactorStopped):
+            reactor.call_later(0.01, ran.append, "after stop")
+        with pytest.raises(ConnectionShutdown):    # a request on an old connection fails
+            late = Collector(reactor, 1)
+            conns[0].send(query("SELECT v FROM slow"), late.callback(0))
+            assert late.wait(5)
+            raise late.results[0]
+        _check_released(reactor, threads_before, fds_before)
+        assert ran == []
+        cluster.prime("SELECT v FROM rt0", rows=[[6]], columns=[("v", "int")])
+        again = reactor.connect(endpoint_of(cluster))     # a new connect starts afresh
+        assert rows_of(roundtrip(reactor, again)) == [(6,)]
+        again.send(query("SELECT v FROM slow"), lambda r: None, timeout=None)
+        reactor.stop()
+        _check_released(reactor, threads_before, fds_before)
 
     def test_interpreter_exit_with_a_live_loop_and_pending_requests(self, reactor, cluster):
         import subprocess

@@ -151,7 +151,7 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
         status = matrix.reactor_status("libev")
         print(json.dumps({"state": status.state, "reason": status.reason}))
     """, env={"CQLREACTOR_CACHE_DIR": str(tmp_path), "CC": "/nonexistent/cc",
-              "CQLREACTOR_LIBEV_NO_PYEV": "1"})
+              "CQLREACTOR_LIBEV_NO_PYEV": "1", "CQLREACTOR_LIBEV_ABI": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
     first, second = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -163,3 +163,133 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
 
 # libev chosen explicitly under gevent/eventlet monkey-patching: test_monkey_patched.py (with
 # every other reactor).
+
+
+# --- a failed build: remembered, quiet, and saying what is missing ----------------------------
+
+FAILED_BUILD_SCRIPT = r"""
+import io, json, logging
+import cffi
+compiles = []
+original = cffi.FFI.compile
+def counting(self, *args, **kwargs):
+    compiles.append(1)
+    return original(self, *args, **kwargs)
+cffi.FFI.compile = counting
+debug = io.StringIO()
+logger = logging.getLogger("cqlreactor.reactors._libev_cffi")
+logger.addHandler(logging.StreamHandler(debug))
+logger.setLevel(logging.DEBUG)
+from cqlreactor.core.errors import ReactorUnavailable
+from cqlreactor.reactors import get_reactor_class, matrix
+errors = []
+for attempt in range(3):        # as every Cluster() of an application would
+    try:
+        get_reactor_class("libev")
+    except ReactorUnavailable as exc:
+        errors.append(str(exc))
+status = matrix.reactor_status("libev")
+print(json.dumps({"compiles": len(compiles), "errors": errors, "debug": debug.getvalue(),
+                  "state": status.state}))
+"""
+
+
+def test_a_failed_build_is_remembered_quietly_and_names_what_is_missing(tmp_path):
+    import json
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1",
+           "CQLREACTOR_LIBEV_ABI": "0",    # the build's failure itself, not the fallback
+           "CFLAGS": "-include /nonexistent/cqlr-missing-header.h"}
+
+    def run(**extra):
+        proc = run_python(FAILED_BUILD_SCRIPT, env=dict(env, **extra))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "cqlr-missing-header" not in proc.stderr and "error:" not in proc.stderr, \
+            proc.stderr[-3000:]     # the compiler's output is not the user's business
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["compiles"] == 1, first             # once per process, not once per Cluster
+    assert len(first["errors"]) >= 3 and len(set(first["errors"])) == 1
+    assert "building the libev binding failed" in first["errors"][0]
+    assert "cqlr-missing-header.h" in first["debug"]  # at DEBUG for whoever asks
+    assert first["state"] == "missing"
+
+    again = run()                                    # another process: remembered on disk
+    assert again["compiles"] == 0 and again["errors"][0] == first["errors"][0]
+    assert run(CQLREACTOR_LIBEV_REBUILD="1")["compiles"] == 1
+    changed = run(CC="/nonexistent/cc")              # what the build depends on changed
+    assert changed["compiles"] == 1
+    assert "missing here: a C compiler" in changed["errors"][0], changed["errors"][0]
+
+
+def test_the_hint_names_every_missing_part(monkeypatch):
+    from cqlreactor.reactors import _libev_cffi
+    monkeypatch.setattr(_libev_cffi, "_find_ev_header", lambda: None)
+    monkeypatch.setattr(_libev_cffi, "_find_compiler", lambda: None)
+    monkeypatch.setattr(_libev_cffi, "_python_header", lambda: None)
+    assert _libev_cffi.missing_build_parts() == [
+        "the libev headers (ev.h)", "a C compiler", "the Python headers (Python.h)"]
+    text = _libev_cffi._failure_text(RuntimeError("boom"))
+    assert ("missing here: the libev headers (ev.h), a C compiler, the Python headers "
+            "(Python.h)") in text
+    assert "python3-dev" in text and "libev-dev" in text
+
+
+# --- the binding without headers or a compiler (cffi ABI mode over libev.so.4) ----------------
+
+def test_the_abi_mode_layout_is_the_compilers():
+    """ABI mode cannot check struct layouts: every size and offset it declares must be what the
+    compiler made of ev.h (the API build, which declares the same fields)."""
+    import cffi
+    from cqlreactor.reactors import _libev_abi, _libev_cffi
+    _libev_cffi._load_api()
+    api = _libev_cffi._ffi
+    abi = cffi.FFI()
+    abi.cdef(_libev_abi.ABI_CDEF)
+    for struct, fields in sorted(_libev_abi.STRUCT_FIELDS.items()):
+        assert abi.sizeof(struct) == api.sizeof(struct), struct
+        for field in fields:
+            assert abi.offsetof(struct, field) == api.offsetof(struct, field), (struct, field)
+
+
+ABI_SCRIPT = r"""
+import sys, threading
+from cqlreactor.reactors import _libev_cffi
+from cqlreactor.reactors.libev import LibevReactor
+from cqlreactor.testing.conformance import Collector, query
+reactor = LibevReactor()
+print(reactor.backend)
+conn = reactor.connect((sys.argv[1], int(sys.argv[2])), heartbeat_interval=0.2)
+collector = Collector(reactor, 300)
+for i in range(300):
+    conn.send(query("SELECT v FROM abi0"), collector.callback(i), timeout=10)
+assert collector.wait(20)
+assert all(r.rows == [(3,)] for r in collector.results.values())
+fired = []
+done = reactor.make_event()
+reactor.call_later(0.05, lambda: (fired.append(2), done.set()))
+reactor.call_later(0.01, fired.append, 1)
+reactor.call_later(0.02, fired.append, 9).cancel()
+assert done.wait(5) and fired == [1, 2], fired
+conn.close()
+reactor.stop()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("how", ["forced", "fallback"])
+def test_the_abi_mode_binding_drives_the_reactor(cluster, tmp_path, how):
+    """CQLREACTOR_LIBEV_ABI=1 forces it; without a compiler it is what a failed build falls
+    back to, silently (only libev.so.4 needed, as ``apt-get install libev4`` gives)."""
+    cluster.prime("SELECT v FROM abi0", rows=[[3]], columns=[("v", "int")])
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1"}
+    if how == "forced":
+        env["CQLREACTOR_LIBEV_ABI"] = "1"
+    else:
+        env["CC"] = "/nonexistent/cc"
+    proc = run_python(ABI_SCRIPT, cluster.contact_points[0], cluster.port, env=env)
+    assert_clean_exit(proc)
+    lines = proc.stdout.split("\n")
+    assert lines[0].startswith("cffi ABI mode (libev 4."), proc.stdout
+    assert lines[1] == "ok", proc.stdout
+    assert proc.stderr == "", proc.stderr[-3000:]

@@ -197,11 +197,13 @@ class SelectorsReactor(Reactor):
         super(SelectorsReactor, self).__init__(allow_unsupported_reactors)
         self._lock = threading.Lock()
         self._loop = None
+        self._retiring = None           # the loop stop() is ending
 
     def start(self):
         if PID_CHECK_NEEDED:
             self.check_fork()
         with self._lock:
+            self.stopped = False
             if self._loop is None:
                 loop = _Loop()
                 thread = threading.Thread(target=loop.run, name="selectors-reactor")
@@ -213,7 +215,9 @@ class SelectorsReactor(Reactor):
 
     def stop(self):
         with self._lock:
+            self.stopped = True
             loop, self._loop = self._loop, None
+            self._retiring = loop or self._retiring
         if loop is None:
             return
         if loop.in_loop():
@@ -228,7 +232,13 @@ class SelectorsReactor(Reactor):
 
     def _current(self):
         loop = self._loop
-        return self.start() if loop is None or PID_CHECK_NEEDED else loop
+        if loop is None:
+            retiring = self._retiring
+            if retiring is not None and retiring.in_loop():
+                return retiring         # the stopping loop itself: its last turn drops this
+            self.first_use()            # starts a new reactor, raises after stop()
+            return self._loop
+        return self.start() if PID_CHECK_NEEDED else loop
 
     def call_soon_threadsafe(self, fn, *args):
         self._current().post(fn, args)
@@ -254,7 +264,7 @@ class SelectorsReactor(Reactor):
     def reinit_after_fork(self):
         self.abandon(self._loop)        # the parent's selector and sockets: never touch them
         self._lock = threading.Lock()
-        self._loop = None
+        self._loop = self._retiring = None
 
 
 class TestSelectorsReactor(ReactorConformance):

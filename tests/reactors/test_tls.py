@@ -305,3 +305,40 @@ def test_tls_16_mib_value_both_ways(reactor, tls_cluster, pki):
         assert result.rows == [(big,)]
     finally:
         conn.close()
+
+
+# --- mutual TLS: the server requires a client certificate -------------------------------------
+
+@pytest.fixture(scope="module")
+def mtls_cluster(pki, tmp_path_factory):
+    import shutil
+    from cqlreactor.testing.cluster import SimulatedCluster
+    tls_dir = tmp_path_factory.mktemp("mtls")
+    for name in ("node.crt", "node.key"):
+        shutil.copy(str(pki["node_dir"] / name), str(tls_dir / name))
+    shutil.copy(pki["ca"].cert_path, str(tls_dir / "ca.crt"))
+    with SimulatedCluster(nodes=1, tls_dir=str(tls_dir), client_auth="required") as cluster:
+        yield cluster
+
+
+def test_mutual_tls_refusing_a_missing_client_certificate_is_a_tls_error(reactor, mtls_cluster,
+                                                                        pki, tmp_path):
+    """Like every other refused handshake: TLSError, reason "certificate" -- also with TLS 1.3,
+    where the server's refusal arrives after the client finished its side (it used to surface
+    as ConnectionDefunct('TLS error: ... certificate required'))."""
+    tls12 = getattr(ssl, "TLSVersion", None)           # 3.7+
+    for version in [None] + ([tls12.TLSv1_2] if tls12 else []):
+        context = client_context(pki["ca"])
+        if version is not None:
+            context.maximum_version = version
+        with pytest.raises(TLSError) as info:
+            reactor.connect(endpoint_of(mtls_cluster), ssl_context=context, connect_timeout=5)
+        assert info.value.reason == "certificate", info.value
+        assert "certificate" in str(info.value)
+        assert str(endpoint_of(mtls_cluster)) in str(info.value)
+    client = make_cert(pki["ca"], ["cqlreactor-client"], str(tmp_path), "client", usage="client")
+    context = client_context(pki["ca"])
+    context.load_cert_chain(client.cert_path, client.key_path)
+    conn = reactor.connect(endpoint_of(mtls_cluster), ssl_context=context)
+    assert conn.protocol_version == 5
+    conn.close()
