@@ -390,7 +390,10 @@ class ResponseFuture(object):
                     self.message = self._build(self._consistency, self._sent_paging_state,
                                                response.query_id)
                 try:
-                    conn.send(self.message, again.on_response, self._remaining())
+                    # the EXECUTE still skips the metadata (v5): its Rows answer is decoded
+                    # with the statement's, as on the first send
+                    conn.send(self.message, again.on_response, self._remaining(),
+                              self._result_metadata)
                 except ConnectionException as send_error:
                     again.on_response(send_error)
             else:
@@ -403,7 +406,10 @@ class ResponseFuture(object):
                     return
                 if isinstance(response, msgs.SetKeyspaceResult):
                     conn.keyspace = keyspace
-                    conn.send(prepare, reprepared, self._remaining())
+                    try:
+                        conn.send(prepare, reprepared, self._remaining())
+                    except ConnectionException as send_error:
+                        again.on_response(send_error)
                 else:
                     again.on_response(response)
             conn.send(use_keyspace_message(keyspace), used, self._remaining())
