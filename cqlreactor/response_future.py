@@ -21,8 +21,8 @@ import time
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
-    ConnectionBusy, ConnectionException, DriverException, NoHostAvailable, OperationTimedOut,
-    OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
+    ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
+    OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
     RequestExecutionException, ServerError, TruncateError, Unavailable, Unprepared,
     WriteTimeout)
 from cqlreactor.policies import RetryDecision
@@ -301,6 +301,14 @@ class ResponseFuture(object):
 
     def _handle_connection_error(self, attempt, exc):
         if isinstance(exc, OperationTimedOut):
+            self._set_final_exception(exc)
+            return
+        if self.session.is_shutdown:
+            # the session closed its pools under the request: no retry could go anywhere,
+            # and Session.shutdown promises ConnectionShutdown
+            if not isinstance(exc, ConnectionShutdown):
+                exc = ConnectionShutdown("the session was shut down while the request was "
+                                         "pending", host=str(attempt.host))
             self._set_final_exception(exc)
             return
         self._error_on(attempt.host, exc)

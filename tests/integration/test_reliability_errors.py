@@ -9,7 +9,7 @@ import pytest
 from _cluster_helpers import wait_until
 
 from cqlreactor import Cluster, SimpleStatement
-from cqlreactor.core.errors import ConnectionException
+from cqlreactor.core.errors import ConnectionException, ConnectionShutdown
 
 pytest.importorskip("cqlreactor.testing.engine")
 
@@ -32,3 +32,22 @@ def test_a_lost_connection_error_names_its_host_once(cql_cluster, cql_reactor):
                             host=host, timeout=10)
         text = str(caught.value)
         assert text.count("host=%s" % (host.endpoint,)) == 1, text
+
+
+@pytest.mark.parametrize("what", ["session", "cluster"])
+def test_requests_pending_at_shutdown_end_as_connection_shutdown(cql_cluster, cql_reactor,
+                                                                 what):
+    sim = cql_cluster
+    cluster = _cluster(sim, cql_reactor, idle_heartbeat_interval=0)
+    try:
+        session = cluster.connect()
+        for node in range(len(sim.contact_points)):
+            sim.stall(node, 5.0)    # nothing answers: every request is pending at shutdown
+        query = SimpleStatement("SELECT key FROM system.local")   # a read: retried if it could
+        futures = [session.execute_async(query, timeout=20) for _ in range(20)]
+        (session if what == "session" else cluster).shutdown()
+        for future in futures:
+            with pytest.raises(ConnectionShutdown):
+                future.result(timeout=10)
+    finally:
+        cluster.shutdown()
