@@ -325,7 +325,12 @@ class Cluster(object):
         if self._cloud_config is not None:
             return self._cloud_config.endpoint_factory.create_from_row(row)
         if is_local:
-            return conn.endpoint
+            # where the control connection went, named with the host id as the peers rows
+            # name every node: after a failover the same node arrives through system.peers
+            endpoint = conn.endpoint
+            return Endpoint(endpoint.address, endpoint.port,
+                            server_hostname=getattr(endpoint, "server_hostname", None),
+                            host_id=str(host_id) if host_id else None)
         address = row.get("native_address") or row.get("rpc_address") or row.get("peer")
         address = str(address)
         if address in ("0.0.0.0", "::"):
@@ -339,16 +344,24 @@ class Cluster(object):
         self.metadata.cluster_name = local.get("cluster_name")
         self.metadata.partitioner = local.get("partitioner")
         seen = set()
+        # One Host per node: a node is known by its host id first (system.local and
+        # system.peers may name its endpoint differently), by its endpoint when it has none.
+        by_id = dict((h.host_id, h) for h in self.metadata.all_hosts() if h.host_id)
         for row, is_local in [(local, True)] + [(p, False) for p in peers]:
             if not row or (not is_local and not row.get("host_id")):
                 continue
             endpoint = self._endpoint_for(row, is_local, conn)
-            host = self.metadata.get_host(endpoint)
+            host_id = row.get("host_id")
+            host = by_id.get(host_id) if host_id else None
             if host is None:
-                host = Host(endpoint)
-                host, is_new = self.metadata.add_or_return_host(host)
-            else:
-                is_new = False
+                host = self.metadata.get_host(endpoint)
+            is_new = False
+            if host is None:
+                host, is_new = self.metadata.add_or_return_host(Host(endpoint))
+            elif host.endpoint != endpoint and not is_local:
+                # the node now advertises another address: connect there from now on (the
+                # control connection's own endpoint for it stays as it was adopted)
+                self.metadata.update_host_endpoint(host, endpoint)
             host.host_id = row.get("host_id")
             host.datacenter = row.get("data_center")
             host.rack = row.get("rack")
@@ -356,11 +369,11 @@ class Cluster(object):
             host.address = str(row.get("rpc_address") or row.get("native_address")
                                or row.get("broadcast_address") or row.get("peer") or "")
             host.tokens = sorted(int(t) for t in (row.get("tokens") or ()))
-            seen.add(endpoint)
+            seen.add(host)
             if is_new and self._started:
                 self._on_host_added(host)
         for host in self.metadata.all_hosts():
-            if host.endpoint not in seen:
+            if host not in seen:
                 self._on_host_removed(host)
         self.metadata.rebuild_token_map()
 
@@ -467,8 +480,12 @@ class Cluster(object):
 
     def on_host_reported_up(self, host):
         """The control connection got STATUS_CHANGE UP: try now rather than at the next
-        scheduled reconnection attempt."""
+        scheduled reconnection attempt.  A host already believed up gets its pools reopened
+        where they lost their connections (a failure nobody saw must not keep it unused)."""
         if host.is_up:
+            if not self.is_shutdown:
+                for session in list(self.sessions):
+                    session.add_or_renew_pool(host)
             return
         with self._lock:
             timer = self._reconnectors.get(host)

@@ -54,6 +54,9 @@ class ControlConnection(object):
         """
         errors = {}
         for endpoint in endpoints:
+            # a reconnect runs beside Cluster.shutdown: connecting after it would restart
+            # the stopped reactor and leave the connection open
+            self._check_not_shut_down()
             try:
                 conn = self.cluster.connect_endpoint(endpoint)
             except (ConnectionException, DriverException, OSError) as exc:
@@ -66,15 +69,29 @@ class ControlConnection(object):
             except (ConnectionException, DriverException) as exc:
                 errors[endpoint] = exc
                 conn.close()
+                self._check_not_shut_down()
         raise NoHostAvailable("Unable to connect to any servers", errors)
 
+    def _check_not_shut_down(self):
+        if self._is_shutdown:
+            raise DriverException("the control connection is shut down")
+
     def _adopt(self, conn):
+        """Make ``conn`` the control connection.  Raises DriverException (the caller closes
+        ``conn``) when the control connection was shut down meanwhile."""
+        self._check_not_shut_down()
         conn.set_event_listener(self._on_event)
         self._query(conn, msgs.RegisterMessage(EVENT_TYPES))
-        self._connection = conn
+        with self._lock:
+            self._check_not_shut_down()    # shutdown() found no connection to close
+            self._connection = conn
         self.refresh_topology(conn)
         self.refresh_keyspaces(conn)
         conn.add_close_listener(self._on_connection_closed)
+        with self._lock:
+            if self._is_shutdown and self._connection is conn:
+                self._connection = None
+                raise DriverException("the control connection is shut down")
 
     def _query(self, conn, message, timeout=None):
         """Send ``message`` and wait (reactor's wait primitive) for its answer."""
@@ -188,7 +205,9 @@ class ControlConnection(object):
         hosts = up + [h for h in hosts if not h.is_up]
         try:
             self.connect([h.endpoint for h in hosts])
-        except NoHostAvailable as exc:
+        except DriverException as exc:   # NoHostAvailable, or shut down meanwhile
+            if self._is_shutdown:
+                return
             delay = next(schedule, None)
             if delay is None:
                 log.error("control connection could not reconnect: %s", exc)

@@ -140,7 +140,8 @@ class TokenMap(object):
 
 
 class Metadata(object):
-    """Hosts (by endpoint), keyspaces and the token map; updated by the control connection."""
+    """Hosts (by endpoint, one per host id), keyspaces and the token map; updated by the
+    control connection."""
 
     def __init__(self):
         self.cluster_name = None
@@ -183,9 +184,20 @@ class Metadata(object):
             self._hosts[host.endpoint] = host
             return host, True
 
+    def update_host_endpoint(self, host, endpoint):
+        """``host`` (a node known by its host id) is now reached at ``endpoint``."""
+        with self._lock:
+            if self._hosts.get(host.endpoint) is host:
+                del self._hosts[host.endpoint]
+            host.endpoint = endpoint
+            self._hosts[endpoint] = host
+
     def remove_host(self, host):
         with self._lock:
-            return self._hosts.pop(host.endpoint, None) is not None
+            if self._hosts.get(host.endpoint) is not host:
+                return False
+            del self._hosts[host.endpoint]
+            return True
 
     def rebuild_token_map(self):
         with self._lock:

@@ -70,8 +70,15 @@ class HostConnectionPool(object):
             else:
                 self._adopt(result)
             state["pending"] -= 1
-            if state["pending"] == 0 and on_done:
+            if state["pending"] != 0:
+                return
+            if on_done:
                 on_done(bool(self._connections), state["error"])
+            elif state["error"] is not None and not self._connections and \
+                    not self.is_shutdown:
+                # nothing opened: the host is unreachable for this pool, so the cluster
+                # marks it down and reconnects (else it would stay "up" with no connection)
+                self.session.cluster.on_host_unreachable(self.host, state["error"])
 
         with self._lock:
             self._opening += missing

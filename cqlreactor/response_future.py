@@ -21,8 +21,8 @@ import time
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
-    ConnectionBusy, ConnectionException, DriverException, NoHostAvailable, OperationTimedOut,
-    OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
+    ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
+    OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
     RequestExecutionException, ServerError, TruncateError, Unavailable, Unprepared,
     WriteTimeout)
 from cqlreactor.policies import RetryDecision
@@ -303,6 +303,14 @@ class ResponseFuture(object):
         if isinstance(exc, OperationTimedOut):
             self._set_final_exception(exc)
             return
+        if self.session.is_shutdown:
+            # the session closed its pools under the request: no retry could go anywhere,
+            # and Session.shutdown promises ConnectionShutdown
+            if not isinstance(exc, ConnectionShutdown):
+                exc = ConnectionShutdown("the session was shut down while the request was "
+                                         "pending", host=str(attempt.host))
+            self._set_final_exception(exc)
+            return
         self._error_on(attempt.host, exc)
         if isinstance(exc, ConnectionBusy):
             self.send_request(attempt.retry_num)
@@ -390,7 +398,10 @@ class ResponseFuture(object):
                     self.message = self._build(self._consistency, self._sent_paging_state,
                                                response.query_id)
                 try:
-                    conn.send(self.message, again.on_response, self._remaining())
+                    # the EXECUTE still skips the metadata (v5): its Rows answer is decoded
+                    # with the statement's, as on the first send
+                    conn.send(self.message, again.on_response, self._remaining(),
+                              self._result_metadata)
                 except ConnectionException as send_error:
                     again.on_response(send_error)
             else:
@@ -403,7 +414,10 @@ class ResponseFuture(object):
                     return
                 if isinstance(response, msgs.SetKeyspaceResult):
                     conn.keyspace = keyspace
-                    conn.send(prepare, reprepared, self._remaining())
+                    try:
+                        conn.send(prepare, reprepared, self._remaining())
+                    except ConnectionException as send_error:
+                        again.on_response(send_error)
                 else:
                     again.on_response(response)
             conn.send(use_keyspace_message(keyspace), used, self._remaining())

@@ -25,9 +25,13 @@ __all__ = [
 ]
 
 
-def _context(host=None, stream_id=None, opcode=None):
+def _context(host=None, stream_id=None, opcode=None, message=""):
+    """The `` [host=..., stream=..., opcode=...]`` suffix of ``message``.
+
+    The host is left out when ``message`` names it already: a message that quotes its cause
+    (``"connection to H failed: %s" % cause``) carries the cause's ``[host=H ...]``."""
     parts = []
-    if host:
+    if host and ("host=%s" % (host,)) not in message:
         parts.append("host=%s" % (host,))
     if stream_id is not None:
         parts.append("stream=%d" % (stream_id,))
@@ -54,7 +58,8 @@ class CqlReactorError(DriverException):
         self.host = host
         self.stream_id = stream_id
         self.opcode = opcode
-        super(CqlReactorError, self).__init__(message + _context(host, stream_id, opcode))
+        super(CqlReactorError, self).__init__(
+            message + _context(host, stream_id, opcode, message))
 
     def with_context(self, host=None, stream_id=None, opcode=None):
         """Fill in context the raiser did not know; returns self for ``raise e.with_context(..)``."""
@@ -64,7 +69,8 @@ class CqlReactorError(DriverException):
             self.stream_id = stream_id
         if opcode is not None and self.opcode is None:
             self.opcode = opcode
-        self.args = (self.message + _context(self.host, self.stream_id, self.opcode),)
+        self.args = (self.message + _context(self.host, self.stream_id, self.opcode,
+                                             self.message),)
         return self
 
 
@@ -185,7 +191,7 @@ class RequestExecutionException(DriverException):
         text = server_message
         if info:
             text += " " + repr(info)
-        if host:
+        if host and ("host=%s" % (host,)) not in text:
             text += " [host=%s]" % (host,)
         super(RequestExecutionException, self).__init__(text)
 

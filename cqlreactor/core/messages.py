@@ -331,6 +331,12 @@ class AuthResponseMessage(_TokenMessage):
     opcode = 0x0F
     opname = "AUTH_RESPONSE"
 
+    def __repr__(self):
+        # the token holds the credentials (PLAIN: the password), and reprs reach logs
+        token = self.token
+        return "AuthResponseMessage(token=%s)" % (
+            "None" if token is None else "<%d bytes hidden>" % (len(token),))
+
 
 class AuthSuccessMessage(_TokenMessage):
     __slots__ = ()
