@@ -15,7 +15,7 @@ import threading
 from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
-from cqlreactor.core.errors import DriverException, NoHostAvailable
+from cqlreactor.core.errors import DriverException, NoHostAvailable, UnsupportedOperation
 from cqlreactor.core.requests import ExecuteTemplate, pre_encode
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
@@ -190,6 +190,9 @@ class Session(object):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         message = result_metadata = None
         cls = query.__class__
+        if not from_text and query.custom_payload or custom_payload or trace:
+            # frame-level extras live on the message object: never on a cached, shared one
+            cls = None
         if cls is SimpleStatement and not parameters and query.paging_state is None:
             # The hot path: a query text sent again and again is encoded once; the connection
             # only adds the frame header with its stream id.
@@ -215,8 +218,13 @@ class Session(object):
             if meta and version >= 5:
                 result_metadata = meta
         else:
-            builder = self._message_builder(query, parameters, serial, fetch_size,
-                                            custom_payload, trace)
+            builder = self._message_builder(query, parameters, serial, fetch_size)
+            if cls is None:
+                builder = _with_extras(builder, self._request_payload(query, custom_payload),
+                                       trace)
+                if isinstance(query, BoundStatement) and cluster.protocol_version >= 5:
+                    # its EXECUTE skips the metadata, as on the hot path
+                    result_metadata = query.prepared_statement.result_metadata or None
         retry_policy = query.retry_policy or profile.retry_policy
         if host is not None:
             plan = iter([host])
@@ -234,7 +242,7 @@ class Session(object):
     def _cache_simple(self, key, query):
         """(builder, pre-encoded QUERY) for a statement without parameters or paging state."""
         text, consistency, page_size, serial, version = key
-        builder = self._message_builder(query, None, serial, page_size, None, False)
+        builder = self._message_builder(query, None, serial, page_size)
         entry = (builder, builder(consistency, None))
         cache = self._encoded_queries
         if len(cache) >= 2048:
@@ -270,7 +278,20 @@ class Session(object):
             template
         return template
 
-    def _message_builder(self, query, parameters, serial, fetch_size, custom_payload, trace):
+    def _request_payload(self, query, custom_payload):
+        """The statement's custom payload updated with ``execute``'s (as cassandra-driver), or
+        None; refused below protocol v4, which has no place for it."""
+        payload = None
+        if query.custom_payload or custom_payload:
+            payload = dict(query.custom_payload or ())
+            payload.update(custom_payload or ())
+            if (self.cluster.protocol_version or 5) < 4:
+                raise UnsupportedOperation(
+                    "custom payloads need protocol v4 or later; this cluster uses v%d"
+                    % (self.cluster.protocol_version,))
+        return payload
+
+    def _message_builder(self, query, parameters, serial, fetch_size):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         version = self.cluster.protocol_version
         if isinstance(query, BoundStatement):
@@ -314,7 +335,7 @@ class Session(object):
             return cached
         profile = self.cluster.profile_for(EXEC_PROFILE_DEFAULT)
         plan = list(profile.load_balancing_policy.make_query_plan(keyspace, None))
-        future = self._prepare_on(query, iter(plan), profile)
+        future = self._prepare_on(query, iter(plan), profile, custom_payload)
         response = future.result()
         bind_meta = response.bind_metadata
         prepared = PreparedStatement(
@@ -329,7 +350,7 @@ class Session(object):
             self._prepared_by_id[prepared.query_id] = prepared
         # Prepare on every other host too (as cassandra-driver's prepare_on_all_hosts), so
         # the first executes there need no UNPREPARED round trip; failures only cost that.
-        others = [self._prepare_on(query, iter([h]), profile)
+        others = [self._prepare_on(query, iter([h]), profile, custom_payload)
                   for h in plan if h is not future.coordinator_host]
         for other in others:
             try:
@@ -338,8 +359,11 @@ class Session(object):
                 log.debug("preparing %r failed: %r (%r)", query, exc, other)
         return prepared
 
-    def _prepare_on(self, query, plan, profile):
+    def _prepare_on(self, query, plan, profile, custom_payload=None):
         message = msgs.PrepareMessage(query, keyspace=None)
+        if custom_payload:
+            message.custom_payload = self._request_payload(SimpleStatement(query),
+                                                           custom_payload)
         future = ResponseFuture(self, SimpleStatement(query), lambda cl, ps: message,
                                 profile.request_timeout, None, profile.retry_policy, plan,
                                 ConsistencyLevel.ONE)
@@ -374,6 +398,17 @@ class Session(object):
 
     def __exit__(self, *exc_info):
         self.shutdown()
+
+
+def _with_extras(builder, custom_payload, trace):
+    """``builder`` whose every message (first send, retries, next pages) carries the custom
+    payload and asks for tracing."""
+    def build(*args, **kwargs):
+        message = builder(*args, **kwargs)
+        message.custom_payload = custom_payload
+        message.tracing = bool(trace)
+        return message
+    return build
 
 
 def _keyspace_of(bind_meta):
