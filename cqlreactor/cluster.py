@@ -19,6 +19,7 @@ from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectio
                                  HostDistance, RetryPolicy, TokenAwarePolicy)
 from cqlreactor.query import named_tuple_factory
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
+from cqlreactor.timestamps import MonotonicTimestampGenerator
 
 __all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT"]
 
@@ -68,6 +69,8 @@ class Cluster(object):
                 "connect_timeout": seconds} for DataStax Astra.
         connections_per_host: connections each session keeps to each host (default 1).
         allow_unsupported_reactors: opt in to reactors compat_matrix.yaml gates off here.
+        timestamp_generator: callable giving each request's default timestamp in microseconds
+            (default ``MonotonicTimestampGenerator()``).
     """
 
     def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
@@ -77,7 +80,7 @@ class Cluster(object):
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None):
+                 cql_version=None, timestamp_generator=None):
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -127,6 +130,9 @@ class Cluster(object):
         self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
                                                                                         600.0)
         self.connection_class = reactor_class
+        #: called per request for its default timestamp (microseconds; see Session
+        #: .use_client_timestamp)
+        self.timestamp_generator = timestamp_generator or MonotonicTimestampGenerator()
         self._allow_unsupported_reactors = allow_unsupported_reactors
         self.reactor = None
         self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None

@@ -16,7 +16,7 @@ from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import DriverException, NoHostAvailable, UnsupportedOperation
-from cqlreactor.core.requests import ExecuteTemplate, pre_encode
+from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encode
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
@@ -46,11 +46,15 @@ class Session(object):
         self.is_shutdown = False
         self._lock = threading.Lock()
         self.default_fetch_size = 5000
-        # (text, consistency, page size, serial, version) -> (builder, pre-encoded QUERY)
+        # (text, consistency, page size, serial, version, stamped, keyspace)
+        #   -> (builder, pre-encoded QUERY or, stamped, its StampedTemplate)
         self._encoded_queries = {}
-        # (query id, result metadata id, consistency, page size, serial, version)
+        # (query id, result metadata id, consistency, page size, serial, version, stamped)
         #   -> core.requests.ExecuteTemplate: the values are spliced into it per request
         self._execute_templates = {}
+        #: send a client-side default timestamp (the cluster's ``timestamp_generator``) with
+        #: every request whose statement has none of its own (as cassandra-driver)
+        self.use_client_timestamp = True
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -190,39 +194,49 @@ class Session(object):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         message = result_metadata = None
         cls = query.__class__
+        version = cluster.protocol_version
+        timestamp = None if from_text else query.timestamp
+        if timestamp is None and self.use_client_timestamp:
+            timestamp = cluster.timestamp_generator()
         if not from_text and query.custom_payload or custom_payload or trace:
             # frame-level extras live on the message object: never on a cached, shared one
             cls = None
         if cls is SimpleStatement and not parameters and query.paging_state is None:
-            # The hot path: a query text sent again and again is encoded once; the connection
-            # only adds the frame header with its stream id.
-            key = (query.query_string, consistency, page_size, serial,
-                   cluster.protocol_version)
+            # The hot path: a query text sent again and again is encoded once (around the
+            # place of its timestamp); the connection only adds the frame header.
+            keyspace = query.keyspace if version >= 5 else None
+            key = (query.query_string, consistency, page_size, serial, version,
+                   timestamp is not None, keyspace)
             entry = self._encoded_queries.get(key)
             if entry is None:
                 entry = self._cache_simple(key, query)
             builder, message = entry
+            if timestamp is not None:
+                message = message.request(timestamp)
+                builder = functools.partial(builder, timestamp=timestamp)
         elif cls is BoundStatement:
             ps = query.prepared_statement
-            version = cluster.protocol_version
             builder = functools.partial(self._build_execute, ps, query.values, page_size,
-                                        serial, version)
+                                        serial, version, timestamp=timestamp)
             if query.paging_state is None:     # _build_execute's usual case, one call less
                 template = self._execute_templates.get(
-                    (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
+                    (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+                     timestamp is not None))
                 if template is None:
                     template = self._execute_template(ps, consistency, page_size, serial,
-                                                      version)
-                message = template.request(query.values)
+                                                      version, timestamp is not None)
+                message = template.request(query.values, timestamp)
             meta = ps.result_metadata
             if meta and version >= 5:
                 result_metadata = meta
         else:
-            builder = self._message_builder(query, parameters, serial, fetch_size)
+            builder = functools.partial(
+                self._message_builder(query, parameters, serial, fetch_size),
+                timestamp=timestamp)
             if cls is None:
                 builder = _with_extras(builder, self._request_payload(query, custom_payload),
                                        trace)
-                if isinstance(query, BoundStatement) and cluster.protocol_version >= 5:
+                if isinstance(query, BoundStatement) and version >= 5:
                     # its EXECUTE skips the metadata, as on the hot path
                     result_metadata = query.prepared_statement.result_metadata or None
         retry_policy = query.retry_policy or profile.retry_policy
@@ -240,10 +254,15 @@ class Session(object):
         return future
 
     def _cache_simple(self, key, query):
-        """(builder, pre-encoded QUERY) for a statement without parameters or paging state."""
-        text, consistency, page_size, serial, version = key
+        """(builder, pre-encoded QUERY) for a statement without parameters or paging state; a
+        StampedTemplate instead of the QUERY when requests carry timestamps."""
+        text, consistency, page_size, serial, version, stamped, keyspace = key
         builder = self._message_builder(query, None, serial, page_size)
-        entry = (builder, builder(consistency, None))
+        if stamped:
+            entry = (builder, StampedTemplate(builder(consistency, None, 0, encode=False),
+                                              version))
+        else:
+            entry = (builder, builder(consistency, None))
         cache = self._encoded_queries
         if len(cache) >= 2048:
             cache.clear()
@@ -251,31 +270,36 @@ class Session(object):
         return entry
 
     def _build_execute(self, ps, values, page_size, serial, version, consistency, paging_state,
-                       query_id=None):
+                       query_id=None, timestamp=None):
         """The EXECUTE of a bound statement: from the statement's template when it has no paging
         state (and the host did not hand out another id), else a plain message."""
         if paging_state is not None or query_id is not None:
             params = msgs.QueryParameters(
                 consistency, values=values, page_size=page_size, paging_state=paging_state,
-                serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
+                serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata),
+                timestamp=timestamp)
             return msgs.ExecuteMessage(query_id or ps.query_id, params,
                                        result_metadata_id=ps.result_metadata_id)
+        stamped = timestamp is not None
         template = self._execute_templates.get(
-            (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
+            (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+             stamped))
         if template is None:
-            template = self._execute_template(ps, consistency, page_size, serial, version)
-        return template.request(values)
+            template = self._execute_template(ps, consistency, page_size, serial, version,
+                                              stamped)
+        return template.request(values, timestamp)
 
-    def _execute_template(self, ps, consistency, page_size, serial, version):
+    def _execute_template(self, ps, consistency, page_size, serial, version, stamped):
         """A new core ExecuteTemplate for ``ps`` and these settings, cached."""
         template = ExecuteTemplate(
             ps.query_id, ps.result_metadata_id, version, consistency, page_size=page_size,
-            serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
+            serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata),
+            stamped=stamped)
         cache = self._execute_templates
         if len(cache) >= 2048:
             cache.clear()
-        cache[(ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version)] = \
-            template
+        cache[(ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+               stamped)] = template
         return template
 
     def _request_payload(self, query, custom_payload):
@@ -294,6 +318,8 @@ class Session(object):
     def _message_builder(self, query, parameters, serial, fetch_size):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         version = self.cluster.protocol_version
+        # v5 sends a statement's keyspace with it (QUERY, BATCH; as cassandra-driver)
+        keyspace = query.keyspace if version >= 5 else None
         if isinstance(query, BoundStatement):
             return functools.partial(self._build_execute, query.prepared_statement,
                                      query.values, page_size, serial, version)
@@ -305,19 +331,20 @@ class Session(object):
                 else:
                     statements.append((encoder.bind_params(query_or_id, values), []))
 
-            def build(consistency, paging_state):
+            def build(consistency, paging_state, timestamp=None):
                 return msgs.BatchMessage(query.batch_type, statements, consistency,
-                                         serial_consistency=serial)
+                                         serial_consistency=serial, timestamp=timestamp,
+                                         keyspace=keyspace)
             return build
         if isinstance(query, SimpleStatement):
             text = encoder.bind_params(query.query_string, parameters) if parameters \
                 else query.query_string
 
-            def build(consistency, paging_state):
+            def build(consistency, paging_state, timestamp=None, encode=True):
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
-                    serial_consistency=serial)
-                if paging_state is None:
+                    serial_consistency=serial, timestamp=timestamp, keyspace=keyspace)
+                if paging_state is None and encode:
                     return pre_encode(msgs.QueryMessage(text, params), version)
                 return msgs.QueryMessage(text, params)
             return build

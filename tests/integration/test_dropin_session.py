@@ -2,6 +2,7 @@
 it does there (issue 10), checked against the simulated cluster's record of what it received."""
 
 import ssl
+import time
 
 import pytest
 
@@ -109,3 +110,108 @@ def test_custom_payload_is_refused_below_v4(cql_cluster, cql_reactor):
         session = cluster.connect()
         with pytest.raises(UnsupportedOperation, match="v4"):
             session.execute("SELECT key FROM system.local", custom_payload={"a": b"1"})
+
+
+def _keyspace(session, name):
+    session.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 3}" % name)
+    session.execute("CREATE TABLE IF NOT EXISTS %s.kv (k int PRIMARY KEY, v int)" % name)
+
+
+def test_client_timestamps_order_rapid_writes(cql_cluster, cql_reactor):
+    from cqlreactor import BatchStatement, SimpleStatement
+    sim = cql_cluster
+    with _cluster(sim, cql_reactor) as cluster:
+        session = cluster.connect()
+        _keyspace(session, "dropin_ts")
+        insert = session.prepare("INSERT INTO dropin_ts.kv (k, v) VALUES (?, ?)")
+        _clear_served(sim)
+        for i in range(30):       # round robin: every coordinator in turn
+            session.execute(insert, [1, i])
+            session.execute("INSERT INTO dropin_ts.kv (k, v) VALUES (2, %d)" % i)
+            session.execute("INSERT INTO dropin_ts.kv (k, v) VALUES (3, %s)", [i])
+        for k in (1, 2, 3):
+            assert session.execute("SELECT v FROM dropin_ts.kv WHERE k = %s", [k]).one().v == 29
+        writes = [e for e in _served(sim, lambda e: "INSERT" in (e.get("query") or ""))]
+        assert len(writes) == 90 and all(e.get("timestamp") for e in writes)
+        stamps = sorted(e["timestamp"] for e in writes)
+        assert len(set(stamps)) == 90       # one generator: never the same twice
+        assert abs(stamps[-1] / 1e6 - time.time()) < 60      # microseconds since the epoch
+
+        # a statement's own timestamp is sent instead; an older one loses
+        old = SimpleStatement("INSERT INTO dropin_ts.kv (k, v) VALUES (1, -1)", timestamp=1000)
+        session.execute(old)
+        assert session.execute("SELECT v FROM dropin_ts.kv WHERE k = 1").one().v == 29
+        assert any(e.get("timestamp") == 1000 for e in _served(
+            sim, lambda e: e.get("query") == old.query_string))
+        bound = insert.bind([1, -2])
+        bound.timestamp = 2000
+        session.execute(bound)
+        assert session.execute("SELECT v FROM dropin_ts.kv WHERE k = 1").one().v == 29
+        batch = BatchStatement(timestamp=3000)
+        batch.add(insert, [1, -3])
+        session.execute(batch)
+        assert session.execute("SELECT v FROM dropin_ts.kv WHERE k = 1").one().v == 29
+        assert [e["timestamp"] for e in _served(sim, lambda e: e["opcode"] == "BATCH")] == [3000]
+
+        # USING TIMESTAMP in the query wins over the default timestamp
+        far = int(time.time() * 1e6) + 3600 * 10 ** 6
+        session.execute("INSERT INTO dropin_ts.kv (k, v) VALUES (4, 1) USING TIMESTAMP %d" % far)
+        session.execute("INSERT INTO dropin_ts.kv (k, v) VALUES (4, 2)")
+        assert session.execute("SELECT v FROM dropin_ts.kv WHERE k = 4").one().v == 1
+
+        # without client timestamps nothing is sent (the server stamps the write)
+        session.use_client_timestamp = False
+        _clear_served(sim)
+        session.execute("INSERT INTO dropin_ts.kv (k, v) VALUES (5, 1)")
+        session.execute(insert, [5, 2])
+        sent = _served(sim, lambda e: "INSERT" in (e.get("query") or ""))
+        assert len(sent) == 2 and not any("timestamp" in e for e in sent)
+
+
+def test_cluster_timestamp_generator_is_called_per_request(cql_cluster, cql_reactor):
+    stamps = iter(range(10 ** 6, 10 ** 7))
+    with _cluster(cql_cluster, cql_reactor, timestamp_generator=lambda: next(stamps)) as cluster:
+        session = cluster.connect()
+        _clear_served(cql_cluster)
+        for _ in range(3):
+            session.execute("SELECT key FROM system.local")
+        sent = _served(cql_cluster, lambda e: e.get("query") == "SELECT key FROM system.local")
+        assert sorted(e["timestamp"] for e in sent) == [10 ** 6 + i for i in range(3)]
+
+
+def test_statement_keyspace_is_sent_on_v5_only(cql_cluster, cql_reactor):
+    from cqlreactor import BatchStatement, SimpleStatement
+    sim = cql_cluster
+    with _cluster(sim, cql_reactor) as cluster:
+        session = cluster.connect()
+        assert cluster.protocol_version == 5
+        _keyspace(session, "dropin_ks")
+        session.execute("INSERT INTO dropin_ks.kv (k, v) VALUES (1, 10)")
+        _clear_served(sim)
+        # no session keyspace: the statement's runs the unqualified table
+        statement = SimpleStatement("SELECT v FROM kv WHERE k = 1", keyspace="dropin_ks")
+        assert session.execute(statement).one().v == 10
+        with_params = SimpleStatement("SELECT v FROM kv WHERE k = %s", keyspace="dropin_ks")
+        assert session.execute(with_params, [1]).one().v == 10
+        insert = session.prepare("INSERT INTO dropin_ks.kv (k, v) VALUES (?, ?)")
+        batch = BatchStatement()
+        batch.add(insert, [2, 20])
+        batch.add("INSERT INTO kv (k, v) VALUES (3, 30)")
+        session.execute(batch)
+        assert session.execute("SELECT v FROM dropin_ks.kv WHERE k = 3").one().v == 30
+        sent = _served(sim, lambda e: e["opcode"] in ("QUERY", "BATCH")
+                       and "kv" in str(e.get("query") or e.get("queries")))
+        assert [e.get("keyspace") for e in sent if "dropin_ks.kv" not in str(
+            e.get("query") or "")] == ["dropin_ks"] * 3
+        # EXECUTE names no keyspace: the prepared statement's is fixed (as cassandra-driver)
+        session.execute(insert, [4, 40])
+        assert not any("keyspace" in e for e in _served(sim, lambda e: e["opcode"] == "EXECUTE"))
+    with _cluster(sim, cql_reactor, protocol_version=4) as cluster:
+        session = cluster.connect()
+        _clear_served(sim)
+        statement = SimpleStatement("SELECT v FROM dropin_ks.kv WHERE k = 1",
+                                    keyspace="dropin_ks")
+        assert session.execute(statement).one().v == 10
+        sent = _served(sim, lambda e: e.get("query") == statement.query_string)
+        assert sent and not any("keyspace" in e for e in sent)
