@@ -215,3 +215,15 @@ def test_statement_keyspace_is_sent_on_v5_only(cql_cluster, cql_reactor):
         assert session.execute(statement).one().v == 10
         sent = _served(sim, lambda e: e.get("query") == statement.query_string)
         assert sent and not any("keyspace" in e for e in sent)
+
+
+def test_lwt_rows_have_applied(cql_cluster, cql_reactor):
+    with _cluster(cql_cluster, cql_reactor) as cluster:
+        session = cluster.connect()
+        _keyspace(session, "dropin_lwt")
+        session.execute("DELETE FROM dropin_lwt.kv WHERE k = 1")
+        first = session.execute("INSERT INTO dropin_lwt.kv (k, v) VALUES (1, 1) IF NOT EXISTS")
+        assert first.one().applied is True
+        again = session.execute("INSERT INTO dropin_lwt.kv (k, v) VALUES (1, 2) IF NOT EXISTS")
+        row = again.one()
+        assert row.applied is False and row.v == 1
