@@ -227,3 +227,40 @@ def test_lwt_rows_have_applied(cql_cluster, cql_reactor):
         again = session.execute("INSERT INTO dropin_lwt.kv (k, v) VALUES (1, 2) IF NOT EXISTS")
         row = again.one()
         assert row.applied is False and row.v == 1
+
+
+def test_default_consistency_can_be_read(cql_cluster, cql_reactor):
+    from cqlreactor import ConsistencyLevel, ExecutionProfile, EXEC_PROFILE_DEFAULT
+    from cqlreactor.cluster import ProfileManager
+    mine = ExecutionProfile()
+    assert mine.consistency_level == ConsistencyLevel.LOCAL_ONE     # as cassandra-driver's
+    with _cluster(cql_cluster, cql_reactor, execution_profiles={"mine": mine}) as cluster:
+        assert isinstance(cluster.profile_manager, ProfileManager)
+        default = cluster.profile_manager.default
+        assert default is cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+        assert cluster.profile_manager.profiles["mine"] is mine
+        session = cluster.connect()
+        assert session.default_consistency_level == ConsistencyLevel.LOCAL_ONE
+        assert default.consistency_level == ConsistencyLevel.LOCAL_ONE
+        _clear_served(cql_cluster)
+        session.execute("SELECT key FROM system.local")
+        session.default_consistency_level = ConsistencyLevel.TWO
+        assert default.consistency_level == ConsistencyLevel.TWO
+        session.execute("SELECT key FROM system.local")
+        sent = _served(cql_cluster, lambda e: e.get("query") == "SELECT key FROM system.local")
+        assert sorted(e["consistency"] for e in sent) == ["LOCAL_ONE", "TWO"]
+
+
+def test_default_consistency_on_astra_is_local_quorum():
+    pytest.importorskip("cryptography")
+    from cqlreactor import ConsistencyLevel, ExecutionProfile
+    from cqlreactor.testing.astra import FakeAstra
+    with FakeAstra(nodes=1) as astra:
+        chosen = ExecutionProfile(consistency_level=ConsistencyLevel.ONE)
+        left = ExecutionProfile()
+        with Cluster(cloud={"secure_connect_bundle": astra.bundle_path},
+                     execution_profiles={"chosen": chosen, "left": left}) as cluster:
+            manager = cluster.profile_manager
+            assert manager.default.consistency_level == ConsistencyLevel.LOCAL_QUORUM
+            assert left.consistency_level == ConsistencyLevel.LOCAL_QUORUM
+            assert chosen.consistency_level == ConsistencyLevel.ONE
