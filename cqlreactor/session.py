@@ -91,6 +91,7 @@ class Session(object):
             NoHostAvailable: no pool could open a connection.
         """
         errors = {}
+        hosts = list(hosts)
         for host in hosts:
             if not host.is_up or not self.cluster.is_host_used(host):
                 continue
@@ -102,7 +103,19 @@ class Session(object):
                 self.cluster.on_host_unreachable(host, exc)
             self.pools[host] = pool
         if not any(p.open_count for p in self.pools.values()):
-            raise NoHostAvailable("Unable to connect to any servers", errors)
+            message = "Unable to connect to any servers"
+            if not self.pools:       # no host was tried: the policies ignore every one
+                reasons = set()
+                for profile in self.cluster.profiles.values():
+                    why = getattr(profile.load_balancing_policy, "why_unused", None)
+                    reason = why(hosts) if why is not None else None
+                    if reason:
+                        reasons.add(reason)
+                message += ": the load-balancing policies use none of the %d hosts" % (
+                    len(hosts),)
+                if reasons:
+                    message += " (%s)" % "; ".join(sorted(reasons))
+            raise NoHostAvailable(message, errors)
 
     def add_or_renew_pool(self, host):
         """A host came up (or was added): (re)open its pool without blocking (the cluster calls

@@ -264,3 +264,19 @@ def test_default_consistency_on_astra_is_local_quorum():
             assert manager.default.consistency_level == ConsistencyLevel.LOCAL_QUORUM
             assert left.consistency_level == ConsistencyLevel.LOCAL_QUORUM
             assert chosen.consistency_level == ConsistencyLevel.ONE
+
+
+def test_unknown_local_dc_names_the_data_centers(cql_cluster, cql_reactor):
+    from cqlreactor import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    dcs = sorted(set(info["datacenter"] for info in cql_cluster.node_info()))
+    for policy in (DCAwareRoundRobinPolicy(local_dc="nowhere"),
+                   TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc="nowhere"))):
+        cluster = _cluster(cql_cluster, cql_reactor, load_balancing_policy=policy)
+        try:
+            with pytest.raises(NoHostAvailable) as info:
+                cluster.connect()
+            message = str(info.value)
+            assert "local_dc='nowhere'" in message
+            assert all(repr(dc) in message for dc in dcs), message
+        finally:
+            cluster.shutdown()
