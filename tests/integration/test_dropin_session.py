@@ -280,3 +280,22 @@ def test_unknown_local_dc_names_the_data_centers(cql_cluster, cql_reactor):
             assert all(repr(dc) in message for dc in dcs), message
         finally:
             cluster.shutdown()
+
+
+def test_sasl_auth_provider_with_pure_sasl(cql_cluster_factory, cql_reactor):
+    pytest.importorskip("puresasl")
+    from cqlreactor import SaslAuthProvider
+    sim = cql_cluster_factory(nodes=1, auth=("alice", "s3cret"))
+    provider = SaslAuthProvider(service="cassandra", mechanism="PLAIN", username="alice",
+                                password="s3cret")
+    with _cluster(sim, cql_reactor, auth_provider=provider) as cluster:
+        session = cluster.connect()
+        assert session.execute("SELECT key FROM system.local").one().key == "local"
+    wrong = SaslAuthProvider(service="cassandra", mechanism="PLAIN", username="alice",
+                             password="nope")
+    refused = _cluster(sim, cql_reactor, auth_provider=wrong)
+    try:
+        with pytest.raises(NoHostAvailable):
+            refused.connect()
+    finally:
+        refused.shutdown()
