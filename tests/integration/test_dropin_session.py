@@ -299,3 +299,74 @@ def test_sasl_auth_provider_with_pure_sasl(cql_cluster_factory, cql_reactor):
             refused.connect()
     finally:
         refused.shutdown()
+
+
+def test_default_retry_policy_decides(cql_cluster, cql_reactor):
+    from cqlreactor import Unavailable
+    from cqlreactor.policies import RetryPolicy
+
+    class Counting(RetryPolicy):
+        calls = []
+
+        def on_unavailable(self, query, consistency, required, alive, retry_num):
+            self.calls.append((required, alive, retry_num))
+            return self.RETHROW, None
+
+    query = "SELECT v FROM dropin_retry.t"
+    cql_cluster.prime(query, error={"code": "unavailable", "message": "no", "consistency": "ONE",
+                                    "required": 2, "alive": 1})
+    with _cluster(cql_cluster, cql_reactor, default_retry_policy=Counting()) as cluster:
+        session = cluster.connect()
+        _clear_served(cql_cluster)
+        with pytest.raises(Unavailable):
+            session.execute(query)
+        assert Counting.calls == [(2, 1, 0)]
+        # RETHROW: no other coordinator was tried (the default policy tries the next host)
+        assert len(_served(cql_cluster, lambda e: e.get("query") == query)) == 1
+
+
+def test_idle_heartbeat_interval(cql_cluster_factory, cql_reactor):
+    # an idle connection whose node stops answering is found out by its heartbeat only
+    sim = cql_cluster_factory(nodes=1)
+    for interval, found_out in ((0.2, True), (0, False)):
+        with _cluster(sim, cql_reactor, idle_heartbeat_interval=interval) as cluster:
+            session = cluster.connect()
+            host = cluster.metadata.all_hosts()[0]
+            sim.stall(0, 2.0)
+            deadline = time.time() + 1.5
+            pause = cluster.reactor.make_event()     # a wait that lets green loops run
+            while time.time() < deadline and host.is_up:
+                pause.wait(0.05)
+            assert (not host.is_up) is found_out, interval
+            session.shutdown()
+            pause.wait(0.6)       # the stall is over before the next round
+
+
+def test_max_requests_per_connection(cql_cluster, cql_reactor):
+    from cqlreactor.core.errors import ConnectionBusy
+    query = "SELECT v FROM dropin_busy.t"
+    cql_cluster.prime(query, rows=[{"v": 1}], columns=[("v", "int")], delay=0.5)
+    with _cluster(cql_cluster, cql_reactor, max_requests_per_connection=1,
+                  connections_per_host=1) as cluster:
+        session = cluster.connect()
+        futures = [session.execute_async(query) for _ in range(len(cluster.metadata.all_hosts()))]
+        with pytest.raises(NoHostAvailable) as info:
+            session.execute(query)       # one request per connection is in flight everywhere
+        assert info.value.errors and all(isinstance(e, ConnectionBusy)
+                                         for e in info.value.errors.values())
+        assert [f.result().one().v for f in futures] == [1] * len(futures)
+
+
+def test_cql_version_is_sent_in_startup(cql_cluster, cql_reactor):
+    # (the simulated server does not log STARTUP: the handshake's state shows what it sent)
+    with _cluster(cql_cluster, cql_reactor, cql_version="3.4.5") as cluster:
+        session = cluster.connect()
+        conns = [c for pool in session.get_pools() for c in pool.get_connections()]
+        assert conns and all(c._core.cql_version == "3.4.5" for c in conns)
+
+
+def test_connect_wait_for_all_pools(cql_cluster, cql_reactor):
+    with _cluster(cql_cluster, cql_reactor) as cluster:
+        session = cluster.connect(wait_for_all_pools=True)
+        assert len(session.get_pools()) == len(cql_cluster.node_info())
+        assert all(pool.open_count for pool in session.get_pools())
