@@ -370,3 +370,14 @@ def test_connect_wait_for_all_pools(cql_cluster, cql_reactor):
         session = cluster.connect(wait_for_all_pools=True)
         assert len(session.get_pools()) == len(cql_cluster.node_info())
         assert all(pool.open_count for pool in session.get_pools())
+
+
+@pytest.mark.parametrize("compression,expected", [("lz4", "lz4"), (False, None)])
+def test_compression_is_negotiated_as_asked(cql_cluster, cql_reactor, compression, expected):
+    if compression == "lz4":
+        pytest.importorskip("lz4")
+    with _cluster(cql_cluster, cql_reactor, compression=compression) as cluster:
+        session = cluster.connect()
+        conns = [c for pool in session.get_pools() for c in pool.get_connections()]
+        assert conns and all(c._core.compression == expected for c in conns)
+        assert session.execute("SELECT key FROM system.local").one().key == "local"
