@@ -19,8 +19,9 @@ from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectio
                                  HostDistance, RetryPolicy, TokenAwarePolicy)
 from cqlreactor.query import named_tuple_factory
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
+from cqlreactor.timestamps import MonotonicTimestampGenerator
 
-__all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT"]
+__all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager"]
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +29,38 @@ _NOT_SET = object()
 
 
 class ExecutionProfile(object):
-    """Per-request defaults: load balancing, retries, consistency, timeout, row factory."""
+    """Per-request defaults: load balancing, retries, consistency, timeout, row factory.
 
-    def __init__(self, load_balancing_policy=None, retry_policy=None, consistency_level=None,
-                 serial_consistency_level=None, request_timeout=10.0,
-                 row_factory=named_tuple_factory):
+    ``consistency_level`` defaults to LOCAL_ONE, or LOCAL_QUORUM once the profile is given to a
+    Cluster for Astra (``cloud=``), as cassandra-driver's."""
+
+    def __init__(self, load_balancing_policy=None, retry_policy=None,
+                 consistency_level=_NOT_SET, serial_consistency_level=None,
+                 request_timeout=10.0, row_factory=named_tuple_factory):
         self.load_balancing_policy = load_balancing_policy
         self.retry_policy = retry_policy or RetryPolicy()
-        self.consistency_level = consistency_level
+        self._consistency_level_explicit = consistency_level is not _NOT_SET
+        self.consistency_level = ConsistencyLevel.LOCAL_ONE if consistency_level is _NOT_SET \
+            else consistency_level
         self.serial_consistency_level = serial_consistency_level
         self.request_timeout = request_timeout
         self.row_factory = row_factory
+
+
+class ProfileManager(object):
+    """The cluster's execution profiles (cassandra-driver's ``cluster.profile_manager``):
+    ``profiles`` maps names (and EXEC_PROFILE_DEFAULT) to ExecutionProfiles, ``default`` is the
+    default one; ``distance(host)`` is the nearest any profile's policy gives."""
+
+    def __init__(self):
+        self.profiles = {}
+
+    @property
+    def default(self):
+        return self.profiles[EXEC_PROFILE_DEFAULT]
+
+    def distance(self, host):
+        return min(p.load_balancing_policy.distance(host) for p in self.profiles.values())
 
 
 def _reactor_class(connection_class, allow_unsupported_reactors):
@@ -68,6 +90,8 @@ class Cluster(object):
                 "connect_timeout": seconds} for DataStax Astra.
         connections_per_host: connections each session keeps to each host (default 1).
         allow_unsupported_reactors: opt in to reactors compat_matrix.yaml gates off here.
+        timestamp_generator: callable giving each request's default timestamp in microseconds
+            (default ``MonotonicTimestampGenerator()``).
     """
 
     def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
@@ -77,7 +101,7 @@ class Cluster(object):
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None):
+                 cql_version=None, timestamp_generator=None):
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -127,6 +151,9 @@ class Cluster(object):
         self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
                                                                                         600.0)
         self.connection_class = reactor_class
+        #: called per request for its default timestamp (microseconds; see Session
+        #: .use_client_timestamp)
+        self.timestamp_generator = timestamp_generator or MonotonicTimestampGenerator()
         self._allow_unsupported_reactors = allow_unsupported_reactors
         self.reactor = None
         self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None
@@ -139,12 +166,14 @@ class Cluster(object):
             DCAwareRoundRobinPolicy(self.local_dc_hint or ""))
         self.load_balancing_policy = default_lbp
         self.default_retry_policy = default_retry_policy or RetryPolicy()
-        self.profiles = {EXEC_PROFILE_DEFAULT: ExecutionProfile(
-            load_balancing_policy=default_lbp, retry_policy=self.default_retry_policy)}
+        self.profile_manager = ProfileManager()
+        self.profiles = self.profile_manager.profiles
+        self.profiles[EXEC_PROFILE_DEFAULT] = ExecutionProfile(
+            load_balancing_policy=default_lbp, retry_policy=self.default_retry_policy)
         for name, profile in (execution_profiles or {}).items():
-            if profile.load_balancing_policy is None:
-                profile.load_balancing_policy = default_lbp
+            self._adopt_profile(profile)
             self.profiles[name] = profile
+        self._adopt_profile(self.profiles[EXEC_PROFILE_DEFAULT])
 
         self.metadata = Metadata()
         self.control_connection = ControlConnection(self, control_connection_timeout)
@@ -156,6 +185,14 @@ class Cluster(object):
 
     # -- profiles -------------------------------------------------------------------------------
 
+    def _adopt_profile(self, profile):
+        """Fill what ``profile`` left to the cluster: its load-balancing policy and, on Astra,
+        its consistency (LOCAL_QUORUM unless it chose one)."""
+        if profile.load_balancing_policy is None:
+            profile.load_balancing_policy = self.load_balancing_policy
+        if self._cloud_config is not None and not profile._consistency_level_explicit:
+            profile.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+
     def profile_for(self, name):
         """The ExecutionProfile registered as ``name``; an ExecutionProfile object itself (its
         load-balancing policy defaulted to the cluster's).
@@ -164,8 +201,7 @@ class Cluster(object):
             ValueError: no profile has that name.
         """
         if isinstance(name, ExecutionProfile):
-            if name.load_balancing_policy is None:
-                name.load_balancing_policy = self.load_balancing_policy
+            self._adopt_profile(name)
             return name
         try:
             return self.profiles[name]
@@ -176,8 +212,7 @@ class Cluster(object):
     def add_execution_profile(self, name, profile, pool_wait_timeout=5):
         if name in self.profiles:
             raise ValueError("an execution profile named %r exists already" % (name,))
-        if profile.load_balancing_policy is None:
-            profile.load_balancing_policy = self.load_balancing_policy
+        self._adopt_profile(profile)
         self.profiles[name] = profile
         profile.load_balancing_policy.populate(self, self.metadata.all_hosts())
         for session in self.sessions:

@@ -48,6 +48,11 @@ class LoadBalancingPolicy(object):
     def check_supported(self):
         pass
 
+    def why_unused(self, hosts):
+        """Why this policy uses none of ``hosts`` (a sentence naming the setting to change), or
+        None: the session's NoHostAvailable at connect says it."""
+        return None
+
 
 class RoundRobinPolicy(LoadBalancingPolicy):
     """Every live host, starting one further along on each plan."""
@@ -121,6 +126,14 @@ class DCAwareRoundRobinPolicy(LoadBalancingPolicy):
                         log.info("DCAwareRoundRobinPolicy: using %r as the local data center "
                                  "(set local_dc to choose another)", self.local_dc)
 
+    def why_unused(self, hosts):
+        dcs = sorted(set(str(h.datacenter) for h in hosts))
+        if self.local_dc and self.local_dc not in dcs:
+            return ("DCAwareRoundRobinPolicy(local_dc=%r): the cluster has no data center of "
+                    "that name; its data centers are %s" % (self.local_dc, ", ".join(
+                        repr(dc) for dc in dcs)))
+        return None
+
     def distance(self, host):
         dc = host.datacenter
         if dc == self.local_dc or not self.local_dc:
@@ -180,6 +193,9 @@ class TokenAwarePolicy(LoadBalancingPolicy):
 
     def distance(self, host):
         return self.child_policy.distance(host)
+
+    def why_unused(self, hosts):
+        return self.child_policy.why_unused(hosts)
 
     def make_query_plan(self, working_keyspace=None, query=None):
         child_plan = self.child_policy.make_query_plan(working_keyspace, query)

@@ -14,15 +14,39 @@ def tuple_factory(colnames, rows):
 
 
 _NAMEDTUPLE_CACHE = {}
-_BAD_CHARS = re.compile(r"\W")
+# cassandra-driver's cleaning of column names into field names (so ``[applied]`` is
+# ``row.applied``): drop what is neither a letter, a digit nor "_" at the end, then anything but
+# letters and digits at the start, then turn every other such character into "_"
+_BAD_END = re.compile(r"[^a-zA-Z0-9_]*$")
+_BAD_START = re.compile(r"^[^a-zA-Z0-9]*")
+_NOT_ALNUM = re.compile(r"[^a-zA-Z0-9]")
 
 
-def _clean_name(name, index):
-    cleaned = _BAD_CHARS.sub("_", name)
-    if not cleaned or cleaned[0].isdigit() or cleaned[0] == "_" or keyword.iskeyword(cleaned):
-        cleaned = "field_%d_%s" % (index, cleaned.strip("_")) if cleaned.strip("_") \
-            else "field_%d" % index
-    return cleaned
+def clean_column_name(name):
+    """The field name of column ``name`` in named-tuple rows (cassandra-driver's cleaning)."""
+    return _NOT_ALNUM.sub("_", _BAD_START.sub("", _BAD_END.sub("", name)))
+
+
+def _valid_field(name):
+    return bool(name) and name.isidentifier() and not keyword.iskeyword(name) \
+        and not name.startswith("_")
+
+
+def row_field_names(colnames):
+    """The named-tuple field names of a row with ``colnames``, as cassandra-driver's
+    named_tuple_factory: the cleaned names; when those cannot all be fields, each invalid one
+    becomes ``field_<index>_`` and a repeated one gets "_" appended until it is unique."""
+    names = [clean_column_name(n) for n in colnames]
+    if all(_valid_field(n) for n in names) and len(set(names)) == len(names):
+        return names
+    names = [n if _valid_field(n) else "field_%d_" % i for i, n in enumerate(names)]
+    seen = set()
+    for i, name in enumerate(names):
+        while name in seen:
+            name += "_"
+        names[i] = name
+        seen.add(name)
+    return names
 
 
 _ROW_CLASS_BY_ID = {}   # id(colnames list) -> (that list, class): the session shares the lists
@@ -43,13 +67,7 @@ def _row_class_by_names(colnames):
     key = tuple(colnames)
     cls = _NAMEDTUPLE_CACHE.get(key)
     if cls is None:
-        names = [_clean_name(n, i) for i, n in enumerate(colnames)]
-        seen = set()
-        for i, n in enumerate(names):   # duplicate column names (SELECT a, a) stay addressable
-            if n in seen:
-                names[i] = "%s_%d" % (n, i)
-            seen.add(names[i])
-        cls = collections.namedtuple("Row", names)
+        cls = collections.namedtuple("Row", row_field_names(colnames))
         if len(_NAMEDTUPLE_CACHE) > 1024:
             _NAMEDTUPLE_CACHE.clear()
         _NAMEDTUPLE_CACHE[key] = cls

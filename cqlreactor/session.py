@@ -15,8 +15,8 @@ import threading
 from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
-from cqlreactor.core.errors import DriverException, NoHostAvailable
-from cqlreactor.core.requests import ExecuteTemplate, pre_encode
+from cqlreactor.core.errors import DriverException, NoHostAvailable, UnsupportedOperation
+from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encode
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
@@ -46,11 +46,15 @@ class Session(object):
         self.is_shutdown = False
         self._lock = threading.Lock()
         self.default_fetch_size = 5000
-        # (text, consistency, page size, serial, version) -> (builder, pre-encoded QUERY)
+        # (text, consistency, page size, serial, version, stamped, keyspace)
+        #   -> (builder, pre-encoded QUERY or, stamped, its StampedTemplate)
         self._encoded_queries = {}
-        # (query id, result metadata id, consistency, page size, serial, version)
+        # (query id, result metadata id, consistency, page size, serial, version, stamped)
         #   -> core.requests.ExecuteTemplate: the values are spliced into it per request
         self._execute_templates = {}
+        #: send a client-side default timestamp (the cluster's ``timestamp_generator``) with
+        #: every request whose statement has none of its own (as cassandra-driver)
+        self.use_client_timestamp = True
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -87,6 +91,7 @@ class Session(object):
             NoHostAvailable: no pool could open a connection.
         """
         errors = {}
+        hosts = list(hosts)
         for host in hosts:
             if not host.is_up or not self.cluster.is_host_used(host):
                 continue
@@ -98,7 +103,19 @@ class Session(object):
                 self.cluster.on_host_unreachable(host, exc)
             self.pools[host] = pool
         if not any(p.open_count for p in self.pools.values()):
-            raise NoHostAvailable("Unable to connect to any servers", errors)
+            message = "Unable to connect to any servers"
+            if not self.pools:       # no host was tried: the policies ignore every one
+                reasons = set()
+                for profile in self.cluster.profiles.values():
+                    why = getattr(profile.load_balancing_policy, "why_unused", None)
+                    reason = why(hosts) if why is not None else None
+                    if reason:
+                        reasons.add(reason)
+                message += ": the load-balancing policies use none of the %d hosts" % (
+                    len(hosts),)
+                if reasons:
+                    message += " (%s)" % "; ".join(sorted(reasons))
+            raise NoHostAvailable(message, errors)
 
     def add_or_renew_pool(self, host):
         """A host came up (or was added): (re)open its pool without blocking (the cluster calls
@@ -190,33 +207,51 @@ class Session(object):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         message = result_metadata = None
         cls = query.__class__
+        version = cluster.protocol_version
+        timestamp = None if from_text else query.timestamp
+        if timestamp is None and self.use_client_timestamp:
+            timestamp = cluster.timestamp_generator()
+        if not from_text and query.custom_payload or custom_payload or trace:
+            # frame-level extras live on the message object: never on a cached, shared one
+            cls = None
         if cls is SimpleStatement and not parameters and query.paging_state is None:
-            # The hot path: a query text sent again and again is encoded once; the connection
-            # only adds the frame header with its stream id.
-            key = (query.query_string, consistency, page_size, serial,
-                   cluster.protocol_version)
+            # The hot path: a query text sent again and again is encoded once (around the
+            # place of its timestamp); the connection only adds the frame header.
+            keyspace = query.keyspace if version >= 5 else None
+            key = (query.query_string, consistency, page_size, serial, version,
+                   timestamp is not None, keyspace)
             entry = self._encoded_queries.get(key)
             if entry is None:
                 entry = self._cache_simple(key, query)
             builder, message = entry
+            if timestamp is not None:
+                message = message.request(timestamp)
+                builder = functools.partial(builder, timestamp=timestamp)
         elif cls is BoundStatement:
             ps = query.prepared_statement
-            version = cluster.protocol_version
             builder = functools.partial(self._build_execute, ps, query.values, page_size,
-                                        serial, version)
+                                        serial, version, timestamp=timestamp)
             if query.paging_state is None:     # _build_execute's usual case, one call less
                 template = self._execute_templates.get(
-                    (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
+                    (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+                     timestamp is not None))
                 if template is None:
                     template = self._execute_template(ps, consistency, page_size, serial,
-                                                      version)
-                message = template.request(query.values)
+                                                      version, timestamp is not None)
+                message = template.request(query.values, timestamp)
             meta = ps.result_metadata
             if meta and version >= 5:
                 result_metadata = meta
         else:
-            builder = self._message_builder(query, parameters, serial, fetch_size,
-                                            custom_payload, trace)
+            builder = functools.partial(
+                self._message_builder(query, parameters, serial, fetch_size),
+                timestamp=timestamp)
+            if cls is None:
+                builder = _with_extras(builder, self._request_payload(query, custom_payload),
+                                       trace)
+                if isinstance(query, BoundStatement) and version >= 5:
+                    # its EXECUTE skips the metadata, as on the hot path
+                    result_metadata = query.prepared_statement.result_metadata or None
         retry_policy = query.retry_policy or profile.retry_policy
         if host is not None:
             plan = iter([host])
@@ -232,10 +267,15 @@ class Session(object):
         return future
 
     def _cache_simple(self, key, query):
-        """(builder, pre-encoded QUERY) for a statement without parameters or paging state."""
-        text, consistency, page_size, serial, version = key
-        builder = self._message_builder(query, None, serial, page_size, None, False)
-        entry = (builder, builder(consistency, None))
+        """(builder, pre-encoded QUERY) for a statement without parameters or paging state; a
+        StampedTemplate instead of the QUERY when requests carry timestamps."""
+        text, consistency, page_size, serial, version, stamped, keyspace = key
+        builder = self._message_builder(query, None, serial, page_size)
+        if stamped:
+            entry = (builder, StampedTemplate(builder(consistency, None, 0, encode=False),
+                                              version))
+        else:
+            entry = (builder, builder(consistency, None))
         cache = self._encoded_queries
         if len(cache) >= 2048:
             cache.clear()
@@ -243,36 +283,56 @@ class Session(object):
         return entry
 
     def _build_execute(self, ps, values, page_size, serial, version, consistency, paging_state,
-                       query_id=None):
+                       query_id=None, timestamp=None):
         """The EXECUTE of a bound statement: from the statement's template when it has no paging
         state (and the host did not hand out another id), else a plain message."""
         if paging_state is not None or query_id is not None:
             params = msgs.QueryParameters(
                 consistency, values=values, page_size=page_size, paging_state=paging_state,
-                serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
+                serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata),
+                timestamp=timestamp)
             return msgs.ExecuteMessage(query_id or ps.query_id, params,
                                        result_metadata_id=ps.result_metadata_id)
+        stamped = timestamp is not None
         template = self._execute_templates.get(
-            (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version))
+            (ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+             stamped))
         if template is None:
-            template = self._execute_template(ps, consistency, page_size, serial, version)
-        return template.request(values)
+            template = self._execute_template(ps, consistency, page_size, serial, version,
+                                              stamped)
+        return template.request(values, timestamp)
 
-    def _execute_template(self, ps, consistency, page_size, serial, version):
+    def _execute_template(self, ps, consistency, page_size, serial, version, stamped):
         """A new core ExecuteTemplate for ``ps`` and these settings, cached."""
         template = ExecuteTemplate(
             ps.query_id, ps.result_metadata_id, version, consistency, page_size=page_size,
-            serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata))
+            serial_consistency=serial, skip_metadata=version >= 5 and bool(ps.result_metadata),
+            stamped=stamped)
         cache = self._execute_templates
         if len(cache) >= 2048:
             cache.clear()
-        cache[(ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version)] = \
-            template
+        cache[(ps.query_id, ps.result_metadata_id, consistency, page_size, serial, version,
+               stamped)] = template
         return template
 
-    def _message_builder(self, query, parameters, serial, fetch_size, custom_payload, trace):
+    def _request_payload(self, query, custom_payload):
+        """The statement's custom payload updated with ``execute``'s (as cassandra-driver), or
+        None; refused below protocol v4, which has no place for it."""
+        payload = None
+        if query.custom_payload or custom_payload:
+            payload = dict(query.custom_payload or ())
+            payload.update(custom_payload or ())
+            if (self.cluster.protocol_version or 5) < 4:
+                raise UnsupportedOperation(
+                    "custom payloads need protocol v4 or later; this cluster uses v%d"
+                    % (self.cluster.protocol_version,))
+        return payload
+
+    def _message_builder(self, query, parameters, serial, fetch_size):
         page_size = fetch_size if fetch_size and fetch_size > 0 else None
         version = self.cluster.protocol_version
+        # v5 sends a statement's keyspace with it (QUERY, BATCH; as cassandra-driver)
+        keyspace = query.keyspace if version >= 5 else None
         if isinstance(query, BoundStatement):
             return functools.partial(self._build_execute, query.prepared_statement,
                                      query.values, page_size, serial, version)
@@ -284,19 +344,20 @@ class Session(object):
                 else:
                     statements.append((encoder.bind_params(query_or_id, values), []))
 
-            def build(consistency, paging_state):
+            def build(consistency, paging_state, timestamp=None):
                 return msgs.BatchMessage(query.batch_type, statements, consistency,
-                                         serial_consistency=serial)
+                                         serial_consistency=serial, timestamp=timestamp,
+                                         keyspace=keyspace)
             return build
         if isinstance(query, SimpleStatement):
             text = encoder.bind_params(query.query_string, parameters) if parameters \
                 else query.query_string
 
-            def build(consistency, paging_state):
+            def build(consistency, paging_state, timestamp=None, encode=True):
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
-                    serial_consistency=serial)
-                if paging_state is None:
+                    serial_consistency=serial, timestamp=timestamp, keyspace=keyspace)
+                if paging_state is None and encode:
                     return pre_encode(msgs.QueryMessage(text, params), version)
                 return msgs.QueryMessage(text, params)
             return build
@@ -314,7 +375,7 @@ class Session(object):
             return cached
         profile = self.cluster.profile_for(EXEC_PROFILE_DEFAULT)
         plan = list(profile.load_balancing_policy.make_query_plan(keyspace, None))
-        future = self._prepare_on(query, iter(plan), profile)
+        future = self._prepare_on(query, iter(plan), profile, custom_payload)
         response = future.result()
         bind_meta = response.bind_metadata
         prepared = PreparedStatement(
@@ -329,7 +390,7 @@ class Session(object):
             self._prepared_by_id[prepared.query_id] = prepared
         # Prepare on every other host too (as cassandra-driver's prepare_on_all_hosts), so
         # the first executes there need no UNPREPARED round trip; failures only cost that.
-        others = [self._prepare_on(query, iter([h]), profile)
+        others = [self._prepare_on(query, iter([h]), profile, custom_payload)
                   for h in plan if h is not future.coordinator_host]
         for other in others:
             try:
@@ -338,8 +399,11 @@ class Session(object):
                 log.debug("preparing %r failed: %r (%r)", query, exc, other)
         return prepared
 
-    def _prepare_on(self, query, plan, profile):
+    def _prepare_on(self, query, plan, profile, custom_payload=None):
         message = msgs.PrepareMessage(query, keyspace=None)
+        if custom_payload:
+            message.custom_payload = self._request_payload(SimpleStatement(query),
+                                                           custom_payload)
         future = ResponseFuture(self, SimpleStatement(query), lambda cl, ps: message,
                                 profile.request_timeout, None, profile.retry_policy, plan,
                                 ConsistencyLevel.ONE)
@@ -374,6 +438,17 @@ class Session(object):
 
     def __exit__(self, *exc_info):
         self.shutdown()
+
+
+def _with_extras(builder, custom_payload, trace):
+    """``builder`` whose every message (first send, retries, next pages) carries the custom
+    payload and asks for tracing."""
+    def build(*args, **kwargs):
+        message = builder(*args, **kwargs)
+        message.custom_payload = custom_payload
+        message.tracing = bool(trace)
+        return message
+    return build
 
 
 def _keyspace_of(bind_meta):

@@ -39,7 +39,8 @@ class Statement(object):
 
     def __init__(self, retry_policy=None, consistency_level=None, routing_key=None,
                  serial_consistency_level=None, fetch_size=FETCH_SIZE_UNSET, keyspace=None,
-                 custom_payload=None, is_idempotent=False, paging_state=None, timeout=None):
+                 custom_payload=None, is_idempotent=False, paging_state=None, timeout=None,
+                 timestamp=None):
         self.retry_policy = retry_policy
         self.consistency_level = consistency_level
         self.serial_consistency_level = serial_consistency_level
@@ -49,6 +50,9 @@ class Statement(object):
         self.is_idempotent = is_idempotent
         self.paging_state = paging_state
         self.timeout = timeout
+        #: the request's default write timestamp (microseconds) instead of the cluster's
+        #: timestamp_generator's; ``USING TIMESTAMP`` in the query still wins over both
+        self.timestamp = timestamp
         if routing_key is not None:
             self.routing_key = routing_key
 
@@ -125,7 +129,7 @@ class BoundStatement(Statement):
     def __init__(self, prepared_statement, retry_policy=None, consistency_level=None,
                  routing_key=None, serial_consistency_level=None, fetch_size=FETCH_SIZE_UNSET,
                  keyspace=None, custom_payload=None, is_idempotent=None, paging_state=None,
-                 timeout=None):
+                 timeout=None, timestamp=None):
         ps = prepared_statement
         Statement.__init__(
             self, retry_policy if retry_policy is not None else ps.retry_policy,
@@ -137,7 +141,7 @@ class BoundStatement(Statement):
             keyspace or ps.keyspace,
             custom_payload if custom_payload is not None else ps.custom_payload,
             ps.is_idempotent if is_idempotent is None else is_idempotent,
-            paging_state, timeout)
+            paging_state, timeout, timestamp)
         self.prepared_statement = ps
         self.values = []
 
@@ -187,10 +191,11 @@ class BatchStatement(Statement):
     PreparedStatements (with parameters) and BoundStatements."""
 
     def __init__(self, batch_type=BatchType.LOGGED, retry_policy=None, consistency_level=None,
-                 serial_consistency_level=None, session=None, custom_payload=None):
+                 serial_consistency_level=None, session=None, custom_payload=None,
+                 timestamp=None):
         Statement.__init__(self, retry_policy=retry_policy, consistency_level=consistency_level,
                            serial_consistency_level=serial_consistency_level,
-                           custom_payload=custom_payload)
+                           custom_payload=custom_payload, timestamp=timestamp)
         self.batch_type = batch_type
         self._statements_and_parameters = []   # (is_prepared, query string or id, values)
         self._session = session

@@ -11,7 +11,7 @@ cassandra-driver's ``PlainTextAuthProvider`` does, so the same provider object c
 """
 
 __all__ = ["Authenticator", "PlainTextAuthenticator", "AuthProvider", "PlainTextAuthProvider",
-           "SaslAuthProvider"]
+           "SaslAuthProvider", "SaslAuthenticator"]
 
 
 class Authenticator(object):
@@ -79,15 +79,67 @@ class PlainTextAuthProvider(AuthProvider):
 
 
 class SaslAuthProvider(AuthProvider):
-    """Builds authenticators from a factory: ``SaslAuthProvider(MyAuthenticator, **kwargs)``
-    calls ``MyAuthenticator(host=host, **kwargs)`` per connection."""
+    """SASL through pure-sasl, as cassandra-driver's: ``SaslAuthProvider(service="cassandra",
+    mechanism="GSSAPI", qops=..., **other_pure_sasl_kwargs)`` makes a
+    :class:`SaslAuthenticator` per connection (``pip install cqlreactor[sasl]``).
 
-    def __init__(self, authenticator_class, **kwargs):
+    Our own form is kept: ``SaslAuthProvider(MyAuthenticator, **kwargs)`` (a class or factory
+    first, positionally) calls ``MyAuthenticator(host=host, **kwargs)`` per connection and needs
+    no pure-sasl.
+
+    Raises:
+        ImportError: the pure-sasl form without pure-sasl installed.
+        ValueError: ``host`` among the keyword arguments (each connection passes its own).
+    """
+
+    def __init__(self, authenticator_class=None, **sasl_kwargs):
+        if "host" in sasl_kwargs:
+            raise ValueError("SaslAuthProvider: do not pass host=; each connection passes the "
+                             "host it connects to")
+        if authenticator_class is None:
+            _sasl_client_class()        # fail here, at configuration, not at connect
         self.authenticator_class = authenticator_class
-        self.kwargs = kwargs
+        self.sasl_kwargs = sasl_kwargs
+
+    @property
+    def kwargs(self):
+        return self.sasl_kwargs
 
     def new_authenticator(self, host):
-        return self.authenticator_class(host=host, **self.kwargs)
+        if self.authenticator_class is None:
+            return SaslAuthenticator(_host_name(host), **self.sasl_kwargs)
+        return self.authenticator_class(host=host, **self.sasl_kwargs)
+
+
+class SaslAuthenticator(Authenticator):
+    """One pure-sasl client exchange (cassandra-driver's ``SaslAuthenticator``): ``service``
+    and ``mechanism`` (default GSSAPI, i.e. Kerberos) and pure-sasl's other keyword arguments
+    (``qops``, ``username``, ``password``, ``principal``...)."""
+
+    def __init__(self, host, service, mechanism="GSSAPI", **sasl_kwargs):
+        self.sasl = _sasl_client_class()(host, service, mechanism, **sasl_kwargs)
+
+    def initial_response(self):
+        return self.sasl.process()
+
+    def evaluate_challenge(self, challenge):
+        return self.sasl.process(challenge)
+
+
+def _sasl_client_class():
+    try:
+        from puresasl.client import SASLClient
+    except ImportError:
+        raise ImportError("SaslAuthProvider(**sasl_kwargs) needs pure-sasl: pip install "
+                          "'cqlreactor[sasl]' (or pass an Authenticator class first, or use "
+                          "PlainTextAuthProvider for passwords)")
+    return SASLClient
+
+
+def _host_name(host):
+    """The address pure-sasl gets (GSSAPI derives the service principal from it): an
+    endpoint's address, or the value itself."""
+    return getattr(host, "address", host)
 
 
 def _utf8(value):

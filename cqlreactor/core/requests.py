@@ -18,7 +18,7 @@ from .wire import (UNSET_VALUE, read_byte, read_bytes, read_consistency, read_in
                    write_long_string, write_short, write_short_bytes, write_string, write_value)
 
 __all__ = ["QueryParameters", "QueryMessage", "PrepareMessage", "ExecuteMessage", "BatchType",
-           "BatchMessage", "PreEncodedRequest", "ExecuteTemplate", "pre_encode"]
+           "BatchMessage", "PreEncodedRequest", "ExecuteTemplate", "StampedTemplate", "pre_encode"]
 
 
 # --- QUERY / EXECUTE parameters --------------------------------------------------------
@@ -407,6 +407,38 @@ def pre_encode(message, protocol_version):
     return PreEncodedRequest(message.opcode, message.encode_body(protocol_version))
 
 
+def _after_timestamp(fields):
+    """How many bytes follow the default timestamp in a body with ``fields``' shared tail."""
+    size = 0
+    if fields.keyspace is not None:
+        size += len(write_string(fields.keyspace))
+    if fields.now_in_seconds is not None:
+        size += 4
+    return size
+
+
+class StampedTemplate(object):
+    """A QUERY or BATCH encoded once around the place of its default timestamp:
+    ``request(timestamp)`` is the PreEncodedRequest with that timestamp (byte for byte what the
+    message with it encodes to).  ``message`` must have a timestamp (any value) set."""
+
+    __slots__ = ("opcode", "head", "tail")
+
+    def __init__(self, message, protocol_version):
+        fields = getattr(message, "parameters", message)
+        if fields.timestamp is None:
+            raise ValueError("a StampedTemplate needs a message with a timestamp")
+        body = message.encode_body(protocol_version)
+        at = len(body) - _after_timestamp(fields) - 8
+        self.opcode = message.opcode
+        self.head = body[:at]
+        self.tail = body[at + 8:]
+
+    def request(self, timestamp):
+        return PreEncodedRequest(self.opcode, self.head + _pack_int64(timestamp) + self.tail)
+
+
+_pack_int64 = struct.Struct(">q").pack
 _pack_int32 = struct.Struct(">i").pack
 _pack_uint16 = struct.Struct(">H").pack
 _NULL = _pack_int32(-1)
@@ -426,13 +458,17 @@ class ExecuteTemplate(object):
             as QueryParameters; fixed for every request of the template.  The values and a
             paging state vary per request: values are spliced in, and an EXECUTE with a paging
             state is a plain ExecuteMessage.
+        stamped: every request carries its own default timestamp (``request(values,
+            timestamp)``); ``timestamp`` is then ignored.
     """
 
-    __slots__ = ("head", "tail")
+    __slots__ = ("head", "tail", "after")
 
     def __init__(self, query_id, result_metadata_id, protocol_version, consistency,
                  page_size=None, serial_consistency=None, skip_metadata=False, timestamp=None,
-                 keyspace=None):
+                 keyspace=None, stamped=False):
+        if stamped:
+            timestamp = 0
         parameters = QueryParameters(consistency, values=[], skip_metadata=skip_metadata,
                                      page_size=page_size, serial_consistency=serial_consistency,
                                      timestamp=timestamp, keyspace=keyspace)
@@ -446,9 +482,14 @@ class ExecuteTemplate(object):
             raise AssertionError("cannot locate the values of an EXECUTE body")
         self.head = body[:at]
         self.tail = body[at + 2:]
+        self.after = None
+        if stamped:
+            cut = len(self.tail) - _after_timestamp(parameters)
+            self.tail, self.after = self.tail[:cut - 8], self.tail[cut:]
 
-    def request(self, values):
-        """The EXECUTE with ``values`` (serialized: bytes, None for null, UNSET_VALUE)."""
+    def request(self, values, timestamp=None):
+        """The EXECUTE with ``values`` (serialized: bytes, None for null, UNSET_VALUE) and, for
+        a stamped template, ``timestamp``."""
         chunks = [self.head, _pack_uint16(len(values))]
         append = chunks.append
         for value in values:
@@ -462,4 +503,7 @@ class ExecuteTemplate(object):
             else:
                 append(write_value(value))
         append(self.tail)
+        if self.after is not None:
+            append(_pack_int64(timestamp))
+            append(self.after)
         return PreEncodedRequest(_EXECUTE, b"".join(chunks))

@@ -242,7 +242,9 @@ class SimulatedCluster(object):
 
     def served(self, node, clear=False):
         """The QUERY/PREPARE/EXECUTE/BATCH requests the node received, oldest first: dicts
-        with ``opcode``, ``query``, ``consistency``, ``values`` (hex), ``connection``."""
+        with ``opcode``, ``query``, ``consistency``, ``values`` (hex), ``connection``; and when
+        the request carried them ``tracing`` (True), ``custom_payload`` (name -> hex),
+        ``timestamp`` (microseconds) and ``keyspace`` (v5)."""
         return self.call("served", node=node, clear=clear)
 
     def connection_count(self, node=None):

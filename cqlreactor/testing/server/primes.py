@@ -268,6 +268,15 @@ def _describe_parameters(info, parameters):
                           else None for v in parameters.values]
         if parameters.names:
             info["names"] = list(parameters.names)
+    _describe_shared(info, parameters)
+
+
+def _describe_shared(info, fields):
+    """The default timestamp and the v5 keyspace, when the request carried them."""
+    if fields.timestamp is not None:
+        info["timestamp"] = fields.timestamp
+    if fields.keyspace is not None:
+        info["keyspace"] = fields.keyspace
 
 
 def describe_request(entry, prepared_text):
@@ -275,8 +284,13 @@ def describe_request(entry, prepared_text):
     is as the framing delivered it (decompressed)."""
     conn_id, (version, flags, opcode, body) = entry
     try:
-        body = strip_request_extras(flags, body)
         info = {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode)}
+        if flags & 0x02:
+            info["tracing"] = True
+        if flags & 0x04:
+            payload, _ = wire.read_bytes_map(body, 0)
+            info["custom_payload"] = dict((k, bytes(v).hex()) for k, v in payload.items())
+        body = strip_request_extras(flags, body)
         if opcode in (QUERY, PREPARE, EXECUTE, BATCH):
             message = messages.OPCODES[opcode].decode_body(body, version)
         if opcode in (QUERY, PREPARE):
@@ -291,6 +305,7 @@ def describe_request(entry, prepared_text):
         elif opcode == BATCH:
             info["queries"] = [s[0] if isinstance(s[0], str) else prepared_text.get(bytes(s[0]))
                                for s in message.statements]
+            _describe_shared(info, message)
         return info
     except Exception as exc:         # a malformed request is still logged
         return {"connection": conn_id, "opcode": _OPCODE_NAMES.get(opcode, opcode),

@@ -398,7 +398,8 @@ class Protocol(object):
             p = message.parameters
             result, _ = engine.execute(message.query, p.values, p.names,
                                        p.keyspace or conn.keyspace, node, p.consistency,
-                                       p.page_size, p.paging_state, version)
+                                       p.page_size, p.paging_state, version,
+                                       timestamp=p.timestamp)
         elif opcode == PREPARE:
             result = engine.prepare(message.query, message.keyspace or conn.keyspace, node=node)
             self.prepared_text[bytes(result.query_id)] = message.query
@@ -408,7 +409,7 @@ class Protocol(object):
             query_id = bytes(message.query_id)
             result = engine.execute_prepared(query_id, p.values, p.keyspace or conn.keyspace,
                                              node, p.consistency, p.page_size, p.paging_state,
-                                             version, p.names)
+                                             version, p.names, timestamp=p.timestamp)
             if p.skip_metadata:
                 skip_metadata = version < 5 or (
                     message.result_metadata_id == self.prepared_meta.get(query_id))
