@@ -28,6 +28,10 @@ compat_matrix.yaml).  Class attributes tune it: ``reactor_under_test``, and
 like gevent's and eventlet's: the asyncio interop check cannot share that thread and is
 skipped).  The helpers (:class:`Collector`, :func:`query`, :func:`endpoint_of`, ...) are
 public for a reactor's further tests.  Needs pytest.
+
+Why one module over 800 lines: the suite is one test class that a third party subclasses
+once; its checks and the helpers they share stay together so that one import is the whole
+contract.
 """
 
 import errno
