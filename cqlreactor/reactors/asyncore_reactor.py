@@ -135,7 +135,12 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
                                     socket.AI_NUMERICHOST)
         family, _type, _proto, _name, sockaddr = infos[0]
         self._peer = (sockaddr[0], sockaddr[1])
-        self.create_socket(family, socket.SOCK_STREAM)
+        # the C-level socket too (as _fdstream): a patched socket.socket registers itself with
+        # a green hub, which would make one for this loop thread that nothing runs; eventlet on
+        # Python 3.6 was seen to crash at exit finalizing it
+        sock = _socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self.set_socket(sock)
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connect(sockaddr)          # non-blocking; handle_connect follows
 

@@ -74,6 +74,34 @@ __all__ = ["Endpoint", "Reactor", "ReactorStopped", "Transport", "StreamProtocol
            "DEFAULT_CONNECT_TIMEOUT", "PID_CHECK_NEEDED", "connect_error", "callback_runner",
            "LoopTimer"]
 
+def _real_thread_local():
+    """A thread-local of the OS thread, even when threading is green-patched."""
+    import sys
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        return patcher.original("threading").local()
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return monkey.get_original("threading", "local")()
+    return threading.local()
+
+
+def _unpatched_getaddrinfo():
+    """``socket.getaddrinfo`` as the OS gives it, whatever gevent or eventlet patched."""
+    import sys
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        return monkey.get_original("socket", "getaddrinfo")
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("socket"):
+        return patcher.original("socket").getaddrinfo
+    return socket.getaddrinfo
+
+
+#: set in the OS threads :meth:`Reactor.spawn` starts (they resolve names with the OS)
+_spawned = _real_thread_local()
+
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -320,18 +348,30 @@ class Reactor(object):
         self.start()
 
     def spawn(self, fn, *args):
-        """Run ``fn(*args)`` where it MAY block (here: a short-lived daemon thread; a greenlet
-        under gevent/eventlet).  For rare work such as reconnection, never per request."""
-        thread = threading.Thread(target=fn, args=args, name="cqlreactor-spawn")
-        thread.daemon = True
-        thread.start()
-        return thread
+        """Run ``fn(*args)`` where it MAY block (here: a short-lived daemon OS thread, a real one
+        even under gevent/eventlet monkey-patching; the green reactors override this with a
+        greenlet of their hub).  For rare work such as reconnection, never per request.
+
+        Why a real thread when patched: this is called from the loop thread (pools reconnect
+        from loop callbacks), which is a real OS thread with no running hub.  A patched
+        ``threading.Thread`` started there makes a hub for that thread that nothing runs and
+        that outlives it; Python 3.6 with eventlet was seen to crash at exit finalizing it."""
+        from cqlreactor.reactors._osthread import start_loop_thread
+        return start_loop_thread(self._run_spawned, (fn, args), name="cqlreactor-spawn")
+
+    def _run_spawned(self, fn, args):
+        _spawned.inside = True      # a real thread-local: only this OS thread
+        fn(*args)
 
     def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
         """``socket.getaddrinfo`` as this reactor's callers may run it: the driver calls it
         only where blocking is allowed (the thread or greenlet calling :meth:`connect`, or
-        :meth:`spawn`), never in a loop callback.  Here: ``socket.getaddrinfo`` as it is now
-        (green after monkey-patching); green reactors use their hub's resolver."""
+        :meth:`spawn`), never in a loop callback.  Here: in a :meth:`spawn` thread the OS
+        resolver itself (that thread is real and may block; a patched resolver would need a
+        hub there), elsewhere ``socket.getaddrinfo`` as it is now (green after patching);
+        green reactors use their hub's resolver."""
+        if getattr(_spawned, "inside", False):
+            return _unpatched_getaddrinfo()(host, port, family, type, proto, flags)
         return socket.getaddrinfo(host, port, family, type, proto, flags)
 
     def connect_async(self, endpoint, callback, **options):
