@@ -17,7 +17,28 @@ import ctypes.util
 
 from cqlreactor.core.errors import ReactorUnavailable
 
-__all__ = ["ABI_CDEF", "load_abi", "STRUCT_FIELDS"]
+__all__ = ["ABI_CDEF", "FUNCTIONS_CDEF", "load_abi", "STRUCT_FIELDS"]
+
+#: the libev functions both bindings call (the API build declares them the same way)
+FUNCTIONS_CDEF = """
+int ev_version_major(void);
+int ev_version_minor(void);
+struct ev_loop *ev_loop_new(unsigned int flags);
+void ev_loop_destroy(struct ev_loop *loop);
+int ev_run(struct ev_loop *loop, int flags);
+void ev_break(struct ev_loop *loop, int how);
+ev_tstamp ev_now(struct ev_loop *loop);
+void ev_now_update(struct ev_loop *loop);
+unsigned int ev_backend(struct ev_loop *loop);
+
+void ev_io_start(struct ev_loop *loop, ev_io *w);
+void ev_io_stop(struct ev_loop *loop, ev_io *w);
+void ev_timer_start(struct ev_loop *loop, ev_timer *w);
+void ev_timer_stop(struct ev_loop *loop, ev_timer *w);
+void ev_async_start(struct ev_loop *loop, ev_async *w);
+void ev_async_stop(struct ev_loop *loop, ev_async *w);
+void ev_async_send(struct ev_loop *loop, ev_async *w);
+"""
 
 #: what ev.h (libev 4, default configuration) declares, written out for ABI mode
 ABI_CDEF = """
@@ -41,25 +62,7 @@ typedef struct ev_async {
     void (*cb)(struct ev_loop *, struct ev_async *, int);
     int sent;
 } ev_async;
-
-int ev_version_major(void);
-int ev_version_minor(void);
-struct ev_loop *ev_loop_new(unsigned int flags);
-void ev_loop_destroy(struct ev_loop *loop);
-int ev_run(struct ev_loop *loop, int flags);
-void ev_break(struct ev_loop *loop, int how);
-ev_tstamp ev_now(struct ev_loop *loop);
-void ev_now_update(struct ev_loop *loop);
-unsigned int ev_backend(struct ev_loop *loop);
-
-void ev_io_start(struct ev_loop *loop, ev_io *w);
-void ev_io_stop(struct ev_loop *loop, ev_io *w);
-void ev_timer_start(struct ev_loop *loop, ev_timer *w);
-void ev_timer_stop(struct ev_loop *loop, ev_timer *w);
-void ev_async_start(struct ev_loop *loop, ev_async *w);
-void ev_async_stop(struct ev_loop *loop, ev_async *w);
-void ev_async_send(struct ev_loop *loop, ev_async *w);
-"""
+""" + FUNCTIONS_CDEF
 
 #: every field ABI_CDEF declares, per struct (the layout test checks each offset)
 STRUCT_FIELDS = {

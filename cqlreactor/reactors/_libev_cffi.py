@@ -36,6 +36,7 @@ import sys
 import tempfile
 
 from cqlreactor.core.errors import ReactorUnavailable
+from cqlreactor.reactors._libev_abi import FUNCTIONS_CDEF
 
 __all__ = ["load", "Loop", "EV_READ", "EV_WRITE", "backend_name", "cache_dir", "BUILT_NOW",
            "ABI_MODE"]
@@ -78,23 +79,7 @@ typedef struct ev_async {
 #define EVBREAK_ALL ...
 #define EVFLAG_AUTO ...
 
-int ev_version_major(void);
-int ev_version_minor(void);
-struct ev_loop *ev_loop_new(unsigned int flags);
-void ev_loop_destroy(struct ev_loop *loop);
-int ev_run(struct ev_loop *loop, int flags);
-void ev_break(struct ev_loop *loop, int how);
-ev_tstamp ev_now(struct ev_loop *loop);
-void ev_now_update(struct ev_loop *loop);
-unsigned int ev_backend(struct ev_loop *loop);
-
-void ev_io_start(struct ev_loop *loop, ev_io *w);
-void ev_io_stop(struct ev_loop *loop, ev_io *w);
-void ev_timer_start(struct ev_loop *loop, ev_timer *w);
-void ev_timer_stop(struct ev_loop *loop, ev_timer *w);
-void ev_async_start(struct ev_loop *loop, ev_async *w);
-void ev_async_stop(struct ev_loop *loop, ev_async *w);
-void ev_async_send(struct ev_loop *loop, ev_async *w);
+""" + FUNCTIONS_CDEF + """
 
 void cqlr_io_init(ev_io *w, int fd, int events);
 void cqlr_timer_init(ev_timer *w, double after);
