@@ -38,6 +38,7 @@ import errno
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -55,7 +56,7 @@ from cqlreactor.reactors.driver import ReactorConnection
 
 __all__ = ["ReactorConformance", "Collector", "endpoint_of", "query", "rows_of", "roundtrip",
            "execute", "pause", "wait_until", "prime_numbered", "send_numbered",
-           "check_numbered", "delayed_requests", "free_port", "N_PRIMES"]
+           "check_numbered", "delayed_requests", "free_port", "run_script", "N_PRIMES"]
 
 N_PRIMES = 50
 
@@ -223,6 +224,21 @@ def _check_released(reactor, threads_before, fds_before):
             except OSError:
                 pass
         assert not details, "fds open after stop(): %r" % (details,)
+
+
+def run_script(script, args=(), timeout=60, expect="ok"):
+    """Run ``script`` (Python source) with ``args`` in a child interpreter that imports this
+    cqlreactor, and check it exited 0 printing only ``expect``; what it printed (the end of
+    it) is the failure message.  For checks that need a fresh process (monkey-patching)."""
+    import cqlreactor
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _import_root(cqlreactor) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", script] + [str(a) for a in args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env, timeout=timeout)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, "exit code %d:\n%s" % (proc.returncode, text[-3000:])
+    assert proc.stdout.strip() == expect, text[-3000:]
 
 
 def _import_root(module):
@@ -861,7 +877,6 @@ class ReactorConformance(object):
         _check_released(reactor, threads_before, fds_before)
 
     def test_interpreter_exit_with_a_live_loop_and_pending_requests(self, reactor, cluster):
-        import subprocess
         cluster.prime("SELECT v FROM slow", rows=[[1]], columns=[("v", "int")], delay=30)
         make_reactor, path = _reactor_in_a_new_interpreter(type(reactor))
         code = (

@@ -9,18 +9,14 @@ in a fresh interpreter (patching cannot be undone) with a timeout, on every reac
 allows here, under gevent's ``patch_all`` and eventlet's ``monkey_patch``.
 """
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("cryptography")
 
 from cqlreactor.testing.astra import FakeAstra                  # noqa: E402
+from cqlreactor.testing.conformance import run_script          # noqa: E402
 from cqlreactor.testing.pytest_plugin import reactor_params     # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 USER, PASSWORD = "astra", "s3cret"
 
 SCRIPT = r"""
@@ -102,12 +98,4 @@ def _cases():
 @pytest.mark.parametrize("green,name", _cases())
 def test_cloud_cluster_connects_queries_and_shuts_down_under_patching(astra, green, name):
     pytest.importorskip(green)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, green, name, astra.bundle_path, USER, PASSWORD],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
-        timeout=120)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, "exit code %d:\n%s" % (proc.returncode, text[-3000:])
-    assert proc.stdout.strip() == "ok", text[-3000:]
+    run_script(SCRIPT, (green, name, astra.bundle_path, USER, PASSWORD), timeout=120)

@@ -6,15 +6,11 @@ or the first blocking call hangs the process.  Each case runs in a fresh interpr
 cannot be undone) bounded by a timeout, so a hang fails the test instead of the run.
 """
 
-import os
-import subprocess
-import sys
-
 import pytest
 
+from cqlreactor.testing.conformance import run_script
 from cqlreactor.testing.pytest_plugin import reactor_params
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SCRIPT = r"""
 import sys, warnings
@@ -84,12 +80,4 @@ def _cases():
 def test_reactor_chosen_explicitly_under_monkey_patching(cluster, green, name):
     pytest.importorskip(green)
     cluster.prime("SELECT v FROM patchedtable", rows=[[7]], columns=[("v", "int")])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, green, name, cluster.contact_points[0], str(cluster.port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
-        timeout=60)
-    text = proc.stdout + proc.stderr
-    assert proc.returncode == 0, "exit code %d:\n%s" % (proc.returncode, text[-3000:])
-    assert proc.stdout.strip() == "ok", text[-3000:]
+    run_script(SCRIPT, (green, name, cluster.contact_points[0], cluster.port))
