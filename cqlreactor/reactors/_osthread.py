@@ -12,11 +12,13 @@ state when it is called, never at import time.
 """
 
 import _thread
+import socket
 import sys
 import threading
 
 __all__ = ["green_patched_thread", "start_loop_thread", "make_loop_event", "real_get_ident",
-           "real_allocate_lock", "unpatched_select", "RealEvent", "HybridEvent"]
+           "real_allocate_lock", "unpatched", "unpatched_select", "real_thread_local",
+           "unpatched_getaddrinfo", "RealEvent", "HybridEvent"]
 
 
 class _GeventOriginals(object):
@@ -53,20 +55,38 @@ def real_allocate_lock():
     return (real or _thread).allocate_lock()
 
 
+def unpatched(module, name, eventlet_name=None):
+    """``<module>.<name>`` as the OS gives it when gevent or eventlet monkey-patched that
+    module; None when neither did (then the module's own attribute is the real one).
+    ``eventlet_name``: eventlet's name for the module when it differs ("thread" for
+    threading).  AttributeError when the original module has no such name."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched(module):
+        return monkey.get_original(module, name)
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched(eventlet_name or module):
+        return getattr(patcher.original(module), name)
+    return None
+
+
 def unpatched_select(name):
     """``select.<name>`` (e.g. "select", "poll") as the OS gives it when gevent or eventlet
     patched the select module (both replace functions in place and drop ``poll``/``epoll``);
     None when select is not patched.  For loops that run in a real OS thread."""
-    monkey = sys.modules.get("gevent.monkey")
-    patcher = sys.modules.get("eventlet.patcher")
     try:
-        if monkey is not None and monkey.is_module_patched("select"):
-            return monkey.get_original("select", name)
-        if patcher is not None and patcher.is_monkey_patched("select"):
-            return getattr(patcher.original("select"), name)
+        return unpatched("select", name)
     except AttributeError:              # not on this platform (poll on Windows)
         return None
-    return None
+
+
+def real_thread_local():
+    """A thread-local of the OS thread, even when threading is green-patched."""
+    return (unpatched("threading", "local", eventlet_name="thread") or threading.local)()
+
+
+def unpatched_getaddrinfo():
+    """``socket.getaddrinfo`` as the OS gives it, whatever gevent or eventlet patched."""
+    return unpatched("socket", "getaddrinfo") or socket.getaddrinfo
 
 
 class RealEvent(object):

@@ -68,38 +68,16 @@ import weakref
 
 from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import ConnectionShutdown
+from cqlreactor.reactors._osthread import (real_thread_local, start_loop_thread,
+                                          unpatched_getaddrinfo)
 
 __all__ = ["Endpoint", "Reactor", "ReactorStopped", "Transport", "StreamProtocol", "TimerHandle",
            "Event",
            "DEFAULT_CONNECT_TIMEOUT", "PID_CHECK_NEEDED", "connect_error", "callback_runner",
            "LoopTimer"]
 
-def _real_thread_local():
-    """A thread-local of the OS thread, even when threading is green-patched."""
-    import sys
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("thread"):
-        return patcher.original("threading").local()
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return monkey.get_original("threading", "local")()
-    return threading.local()
-
-
-def _unpatched_getaddrinfo():
-    """``socket.getaddrinfo`` as the OS gives it, whatever gevent or eventlet patched."""
-    import sys
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("socket"):
-        return monkey.get_original("socket", "getaddrinfo")
-    patcher = sys.modules.get("eventlet.patcher")
-    if patcher is not None and patcher.is_monkey_patched("socket"):
-        return patcher.original("socket").getaddrinfo
-    return socket.getaddrinfo
-
-
 #: set in the OS threads :meth:`Reactor.spawn` starts (they resolve names with the OS)
-_spawned = _real_thread_local()
+_spawned = real_thread_local()
 
 
 log = logging.getLogger(__name__)
@@ -356,7 +334,6 @@ class Reactor(object):
         from loop callbacks), which is a real OS thread with no running hub.  A patched
         ``threading.Thread`` started there makes a hub for that thread that nothing runs and
         that outlives it; Python 3.6 with eventlet was seen to crash at exit finalizing it."""
-        from cqlreactor.reactors._osthread import start_loop_thread
         return start_loop_thread(self._run_spawned, (fn, args), name="cqlreactor-spawn")
 
     def _run_spawned(self, fn, args):
@@ -371,7 +348,7 @@ class Reactor(object):
         hub there), elsewhere ``socket.getaddrinfo`` as it is now (green after patching);
         green reactors use their hub's resolver."""
         if getattr(_spawned, "inside", False):
-            return _unpatched_getaddrinfo()(host, port, family, type, proto, flags)
+            return unpatched_getaddrinfo()(host, port, family, type, proto, flags)
         return socket.getaddrinfo(host, port, family, type, proto, flags)
 
     def connect_async(self, endpoint, callback, **options):
