@@ -332,7 +332,8 @@ class Cluster(object):
             self.is_shutdown = True
             timers, self._reconnectors = list(self._reconnectors.values()), {}
         for timer in timers:
-            timer.cancel()
+            if timer is not None:   # None: a reconnection is being scheduled right now
+                timer.cancel()
         for session in list(self.sessions):
             session.shutdown()
         self.control_connection.shutdown()

@@ -51,3 +51,30 @@ def test_requests_pending_at_shutdown_end_as_connection_shutdown(cql_cluster, cq
                 future.result(timeout=10)
     finally:
         cluster.shutdown()
+
+
+def test_shutdown_while_a_reconnection_is_being_scheduled(cql_cluster, cql_reactor):
+    """The cluster shuts down between the moment a lost host's reconnection is reserved and
+    the moment its timer exists (a race CI hit on libev: shutdown met the reservation and
+    raised AttributeError).  The pool's report is made here from the test thread, as the loop
+    thread makes it, with a reconnection schedule that shuts the cluster down when asked for
+    its first delay: that is exactly the window, every time."""
+    from cqlreactor.policies import ReconnectionPolicy
+    sim = cql_cluster
+    asked = []
+
+    class ShutDownWhenAsked(ReconnectionPolicy):
+        def new_schedule(self):
+            asked.append(True)
+            cluster.shutdown()      # must not raise, and must leave nothing scheduled
+            yield 0.01
+
+    cluster = _cluster(sim, cql_reactor, reconnection_policy=ShutDownWhenAsked())
+    try:
+        cluster.connect()
+        host = [h for h in cluster.metadata.all_hosts()
+                if h.address == sim.contact_points[1]][0]
+        cluster.on_host_unreachable(host, ConnectionException("lost", host=host.endpoint))
+        assert asked and cluster.is_shutdown and not cluster._reconnectors
+    finally:
+        cluster.shutdown()
