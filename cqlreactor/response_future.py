@@ -23,7 +23,7 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
     OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
-    RequestExecutionException, ServerError, TruncateError, Unavailable, Unprepared,
+    ServerException, ServerError, TruncateError, Unavailable, Unprepared,
     WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
@@ -291,7 +291,7 @@ class ResponseFuture(object):
             return
         if isinstance(response, Exception):
             # the connection driver hands every server ERROR over as its exception class
-            if isinstance(response, RequestExecutionException):
+            if isinstance(response, ServerException):
                 self._handle_error(attempt, response)
             else:
                 self._handle_connection_error(attempt, response)

@@ -15,7 +15,8 @@ __all__ = [
     "ConnectionException", "ConnectionDefunct", "ConnectionShutdown", "ConnectionBusy",
     "StreamIdsExhausted", "OperationTimedOut", "TLSError", "NoHostAvailable",
     "UnsupportedReactorError", "ReactorUnavailable", "CloudConfigError",
-    "RequestExecutionException", "RequestValidationException", "CoordinationFailure",
+    "ServerException", "RequestExecutionException", "RequestValidationException",
+    "CoordinationFailure", "Timeout", "UnresolvableContactPoints", "DependencyException",
     "ServerError", "ProtocolException", "BadCredentials", "AuthenticationFailed",
     "Unavailable", "OverloadedErrorMessage", "IsBootstrappingErrorMessage", "TruncateError",
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
@@ -137,7 +138,25 @@ class StreamIdsExhausted(ConnectionBusy):
 
 
 class OperationTimedOut(CqlReactorError):
-    """The client-side request timeout expired before the server answered."""
+    """The client-side request timeout expired before the server answered.
+
+    Constructed as cassandra-driver's, ``OperationTimedOut(errors=None, last_host=None)``
+    (``errors``: host -> exception, ``last_host``: the host tried last), or as every other
+    error here, with the message first (``OperationTimedOut("no answer", host=...)``: a string
+    in first place is the message).
+    """
+
+    def __init__(self, errors=None, last_host=None, message=None, host=None, stream_id=None,
+                 opcode=None):
+        if isinstance(errors, str) and message is None:
+            message, errors = errors, None
+        self.errors = errors
+        self.last_host = last_host if last_host is not None else host
+        if message is None:
+            message = "errors=%s, last_host=%s" % (errors, self.last_host)
+        super(OperationTimedOut, self).__init__(
+            message, host=host if host is not None else last_host, stream_id=stream_id,
+            opcode=opcode)
 
 
 class TLSError(ConnectionException):
@@ -170,14 +189,22 @@ class CloudConfigError(DriverException):
 
 
 # --- server errors (ERROR message codes), named as cassandra-driver names them -----------------
+#
+# The hierarchy and the constructors are cassandra-driver's (``cassandra`` top level): an
+# ``except`` clause written for it catches the same errors here, and tests or retry policies that
+# build these exceptions themselves pass the same arguments.  Every class also takes ``host=``
+# (the coordinator that answered) and keeps the error's fields in ``info`` as well as in
+# attributes.
 
-class RequestExecutionException(DriverException):
-    """Base of errors the server returned for a request.
+class ServerException(DriverException):
+    """Base of every error the server returned (an ERROR message); our addition, so one
+    ``except`` covers both of cassandra-driver's branches (execution and validation).
 
     Attributes:
         code: the protocol error code.
         server_message: the server's text.
         host: the coordinator that answered.
+        info: the code's extra fields as a dict (also set as attributes).
     """
 
     code = None
@@ -189,39 +216,135 @@ class RequestExecutionException(DriverException):
         for key, value in info.items():
             setattr(self, key, value)
         text = server_message
-        if info:
-            text += " " + repr(info)
+        shown = dict((k, v) for k, v in info.items() if v is not None)
+        if shown:
+            text += " info=" + repr(shown)
         if host and ("host=%s" % (host,)) not in text:
             text += " [host=%s]" % (host,)
-        super(RequestExecutionException, self).__init__(text)
+        super(ServerException, self).__init__(text)
+
+    @classmethod
+    def from_server(cls, server_message, host, info):
+        """The exception for an ERROR message with ``info`` (messages.ErrorMessage uses it)."""
+        return cls(server_message, host=host, **info)
 
 
-class RequestValidationException(RequestExecutionException):
+class RequestExecutionException(ServerException):
+    """The server could not execute a valid request (replicas, overload, ...)."""
+
+
+class RequestValidationException(ServerException):
     """The request was invalid (syntax, permissions, schema)."""
 
 
+class Unavailable(RequestExecutionException):
+    """Too few live replicas for the consistency level: the coordinator did not try."""
+
+    code = 0x1000
+    consistency = None
+    required_replicas = None
+    alive_replicas = None
+
+    def __init__(self, summary_message="", consistency=None, required_replicas=None,
+                 alive_replicas=None, host=None, **info):
+        super(Unavailable, self).__init__(
+            summary_message, host=host, consistency=consistency,
+            required_replicas=required_replicas, alive_replicas=alive_replicas, **info)
+
+
+class Timeout(RequestExecutionException):
+    """Replicas did not answer the coordinator in time (ReadTimeout, WriteTimeout)."""
+
+    consistency = None
+    required_responses = None
+    received_responses = None
+
+    def __init__(self, summary_message="", consistency=None, required_responses=None,
+                 received_responses=None, host=None, **info):
+        super(Timeout, self).__init__(
+            summary_message, host=host, consistency=consistency,
+            required_responses=required_responses, received_responses=received_responses,
+            **info)
+
+
+class ReadTimeout(Timeout):
+    code = 0x1200
+    data_retrieved = None
+
+    def __init__(self, message="", data_retrieved=None, **kwargs):
+        super(ReadTimeout, self).__init__(message, data_retrieved=data_retrieved, **kwargs)
+
+
+class WriteTimeout(Timeout):
+    """``write_type`` is the protocol's name ('SIMPLE', 'BATCH', 'CAS' ...), the values of
+    cqlreactor.policies.WriteType."""
+
+    code = 0x1100
+    write_type = None
+
+    def __init__(self, message="", write_type=None, **kwargs):
+        super(WriteTimeout, self).__init__(message, write_type=write_type, **kwargs)
+
+
+class CASWriteUnknown(Timeout):
+    """A conditional write's outcome is unknown (protocol v5, code 0x1700)."""
+    code = 0x1700
+
+
 class CoordinationFailure(RequestExecutionException):
-    """The coordinator could not reach enough replicas."""
+    """Replicas answered the coordinator with a failure (ReadFailure, WriteFailure)."""
+
+    consistency = None
+    required_responses = None
+    received_responses = None
+    failures = None
+    error_code_map = None
+
+    def __init__(self, summary_message="", consistency=None, required_responses=None,
+                 received_responses=None, failures=None, error_code_map=None, host=None,
+                 **info):
+        super(CoordinationFailure, self).__init__(
+            summary_message, host=host, consistency=consistency,
+            required_responses=required_responses, received_responses=received_responses,
+            failures=failures, error_code_map=error_code_map, **info)
+
+
+class ReadFailure(CoordinationFailure):
+    code = 0x1300
+    data_retrieved = None
+
+    def __init__(self, message="", data_retrieved=None, **kwargs):
+        super(ReadFailure, self).__init__(message, data_retrieved=data_retrieved, **kwargs)
+
+
+class WriteFailure(CoordinationFailure):
+    code = 0x1500
+    write_type = None
+
+    def __init__(self, message="", write_type=None, **kwargs):
+        super(WriteFailure, self).__init__(message, write_type=write_type, **kwargs)
+
+
+class FunctionFailure(RequestExecutionException):
+    """A user-defined function failed on the server."""
+
+    code = 0x1400
+    keyspace = None
+    function = None
+    arg_types = None
+
+    def __init__(self, summary_message="", keyspace=None, function=None, arg_types=None,
+                 host=None, **info):
+        super(FunctionFailure, self).__init__(summary_message, host=host, keyspace=keyspace,
+                                              function=function, arg_types=arg_types, **info)
+
+
+class CDCWriteFailure(RequestExecutionException):
+    code = 0x1600
 
 
 class ServerError(RequestExecutionException):
     code = 0x0000
-
-
-class ProtocolException(RequestExecutionException):
-    """The server says our bytes broke the protocol (code 0x000A)."""
-    code = 0x000A
-
-
-class BadCredentials(RequestExecutionException):
-    code = 0x0100
-
-
-AuthenticationFailed = BadCredentials
-
-
-class Unavailable(CoordinationFailure):
-    code = 0x1000
 
 
 class OverloadedErrorMessage(RequestExecutionException):
@@ -236,32 +359,18 @@ class TruncateError(RequestExecutionException):
     code = 0x1003
 
 
-class WriteTimeout(CoordinationFailure):
-    code = 0x1100
+class ProtocolException(ServerException):
+    """The server says our bytes broke the protocol (code 0x000A)."""
+    code = 0x000A
 
 
-class ReadTimeout(CoordinationFailure):
-    code = 0x1200
+class BadCredentials(ServerException):
+    """Authentication failed (the server's code 0x0100, or our authenticator's error)."""
+    code = 0x0100
 
 
-class ReadFailure(CoordinationFailure):
-    code = 0x1300
-
-
-class FunctionFailure(RequestExecutionException):
-    code = 0x1400
-
-
-class WriteFailure(CoordinationFailure):
-    code = 0x1500
-
-
-class CDCWriteFailure(RequestExecutionException):
-    code = 0x1600
-
-
-class CASWriteUnknown(CoordinationFailure):
-    code = 0x1700
+#: cassandra-driver's name for a failed authentication
+AuthenticationFailed = BadCredentials
 
 
 class SyntaxException(RequestValidationException):
@@ -281,7 +390,24 @@ class ConfigurationException(RequestValidationException):
 
 
 class AlreadyExists(ConfigurationException):
+    """CREATE of a keyspace or table that exists: ``keyspace``, and ``table`` (the server
+    sends '' for a keyspace, as cassandra-driver shows it)."""
+
     code = 0x2400
+    keyspace = None
+    table = None
+
+    def __init__(self, keyspace=None, table=None, server_message=None, host=None):
+        if server_message is None:
+            server_message = ("Table '%s.%s' already exists" % (keyspace, table) if table
+                              else "Keyspace '%s' already exists" % (keyspace,))
+        super(AlreadyExists, self).__init__(server_message, host=host, keyspace=keyspace,
+                                            table=table)
+
+    @classmethod
+    def from_server(cls, server_message, host, info):
+        return cls(info.get("keyspace"), info.get("table"), server_message=server_message,
+                   host=host)
 
 
 class Unprepared(RequestValidationException):
@@ -290,6 +416,22 @@ class Unprepared(RequestValidationException):
 
 class UnsupportedOperation(DriverException):
     """A feature the negotiated protocol version lacks (e.g. a per-query keyspace on v4)."""
+
+
+class UnresolvableContactPoints(DriverException):
+    """None of the contact points' names could be resolved."""
+
+
+class DependencyException(Exception):
+    """An optional dependency is missing or broken; ``excs`` are the errors seen."""
+
+    def __init__(self, msg, excs=()):
+        self.excs = list(excs)
+        text = msg
+        if self.excs:
+            text += "\nThe following exceptions were observed: \n - " + "\n - ".join(
+                str(e) for e in self.excs)
+        super(DependencyException, self).__init__(text)
 
 
 SERVER_ERROR_CLASSES = {

@@ -196,7 +196,7 @@ class ErrorMessage(Message):
             exc = ServerError(self.message, host=host, **self.info)
             exc.code = self.code
             return exc
-        return exc_class(self.message, host=host, **self.info)
+        return exc_class.from_server(self.message, host, self.info)
 
 
 # --- handshake and auth ------------------------------------------------------------------------------
