@@ -7,6 +7,11 @@ code moves over by changing imports::
     from cqlreactor import Cluster, PlainTextAuthProvider, ConsistencyLevel
     from cqlreactor.reactors import GeventReactor
 
+``cassandra``'s top-level names (ConsistencyLevel, ProtocolVersion, WriteType and the exceptions,
+with their attributes) are here, and ``cassandra.X`` is ``cqlreactor.X`` for cluster, query,
+policies, auth, metadata, concurrent, connection, util and timestamps (docs/migrating.md lists
+what differs).
+
 The public names are resolved on first use: importing any ``cqlreactor.core`` module runs this
 file, and the core must load without the session layer (sockets, threads).  Only the error
 hierarchy (core, IO-free) is imported here.  Reactor modules (and gevent, eventlet, cffi ...)
@@ -26,7 +31,8 @@ from cqlreactor.core.errors import *  # noqa: F401,F403  (the public error hiera
 _LAZY = {}
 for _module, _names in (
         ("cqlreactor.core.auth", ("AuthProvider", "PlainTextAuthProvider", "SaslAuthProvider")),
-        ("cqlreactor.core.consistency", ("ConsistencyLevel",)),
+        ("cqlreactor.core.consistency", ("ConsistencyLevel", "consistency_value_to_name")),
+        ("cqlreactor.core.frames", ("ProtocolVersion",)),
         ("cqlreactor.core.types", ("UNSET_VALUE",)),
         ("cqlreactor.cluster", ("Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT")),
         ("cqlreactor.session", ("Session", "ResponseFuture")),
@@ -37,7 +43,7 @@ for _module, _names in (
         ("cqlreactor.policies", ("RoundRobinPolicy", "DCAwareRoundRobinPolicy",
                                  "TokenAwarePolicy", "RetryPolicy", "FallthroughRetryPolicy",
                                  "ConstantReconnectionPolicy", "ExponentialReconnectionPolicy",
-                                 "HostDistance")),
+                                 "HostDistance", "WriteType")),
         ("cqlreactor.metadata", ("Host",))):
     for _name in _names:
         _LAZY[_name] = _module

@@ -13,15 +13,21 @@ import threading
 from cqlreactor.control import ControlConnection
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.endpoint import Endpoint
-from cqlreactor.core.errors import ConnectionException, DriverException
+from cqlreactor.core.errors import (ConnectionException, DriverException, NoHostAvailable,
+                                    QueryExhausted)
 from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
                                  HostDistance, RetryPolicy, TokenAwarePolicy)
-from cqlreactor.query import named_tuple_factory
+from cqlreactor.query import ResultSet, named_tuple_factory
+from cqlreactor.response_future import ResponseFuture
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
+from cqlreactor.statements import FETCH_SIZE_UNSET
 from cqlreactor.timestamps import MonotonicTimestampGenerator
 
-__all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager"]
+# besides what is defined here, the names cassandra-driver users import from cassandra.cluster
+__all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager", "Session",
+           "ResponseFuture", "ResultSet", "NoHostAvailable", "QueryExhausted",
+           "FETCH_SIZE_UNSET"]
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,12 @@ import ipaddress
 import math
 import uuid
 
-__all__ = ["cql_literal", "bind_params"]
+__all__ = ["cql_literal", "bind_params", "ValueSequence"]
+
+
+class ValueSequence(list):
+    """A list rendered as a parenthesized sequence, for ``IN %s`` (cassandra-driver's
+    ``cassandra.query.ValueSequence``): ``[ValueSequence([1, 2])]`` renders ``(1, 2)``."""
 
 
 def _quote(text):
@@ -71,6 +76,8 @@ def cql_literal(value):
                                for k, v in value.items()) + "}"
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(cql_literal(v) for v in value) + "}"
+    if isinstance(value, ValueSequence):
+        return "(" + ", ".join(cql_literal(v) for v in value) + ")"
     if isinstance(value, list):
         return "[" + ", ".join(cql_literal(v) for v in value) + "]"
     if isinstance(value, tuple):
@@ -85,6 +92,9 @@ def cql_literal(value):
             return _quote(str(value))
     if type(value).__name__ == "Duration":
         return str(value)
+    if hasattr(value, "items"):   # OrderedMap (maps whose keys are not hashable)
+        return "{" + ", ".join("%s: %s" % (cql_literal(k), cql_literal(v))
+                               for k, v in value.items()) + "}"
     if hasattr(value, "__iter__") and hasattr(value, "__len__"):   # SortedSet and friends
         return "{" + ", ".join(cql_literal(v) for v in value) + "}"
     raise TypeError("no CQL literal for a %s value (%r); use a prepared statement or one of "

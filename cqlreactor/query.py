@@ -1,11 +1,21 @@
-"""Results: row factories and ResultSet (automatic paging), as in cassandra-driver."""
+"""Results: row factories and ResultSet (automatic paging), as in cassandra-driver; and, as
+``cassandra.query`` has them, the statement classes (defined in cqlreactor.statements) and
+``ValueSequence``."""
 
 import collections
 import keyword
 import re
 
+from cqlreactor.core.consistency import ConsistencyLevel
+from cqlreactor.encoder import ValueSequence
+from cqlreactor.statements import (FETCH_SIZE_UNSET, UNSET_VALUE, BatchStatement, BatchType,
+                                   BoundStatement, PreparedStatement, SimpleStatement,
+                                   Statement)
+
 __all__ = ["tuple_factory", "named_tuple_factory", "dict_factory", "ordered_dict_factory",
-           "ResultSet"]
+           "ResultSet", "Statement", "SimpleStatement", "PreparedStatement", "BoundStatement",
+           "BatchStatement", "BatchType", "ValueSequence", "UNSET_VALUE", "FETCH_SIZE_UNSET",
+           "ConsistencyLevel"]
 
 
 def tuple_factory(colnames, rows):

@@ -22,8 +22,8 @@ from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
-    OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
-    ServerException, ServerError, TruncateError, Unavailable, Unprepared,
+    OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, QueryExhausted,
+    ReadTimeout, ServerException, ServerError, TruncateError, Unavailable, Unprepared,
     WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
@@ -544,7 +544,7 @@ class ResponseFuture(object):
     def start_fetching_next_page(self):
         """Ask for the next page; ``result()`` then returns it."""
         if not self.paging_state:
-            raise DriverException("there are no more pages")
+            raise QueryExhausted("there are no more pages (has_more_pages is False)")
         with self._lock:
             self._final = _NOT_SET
             self._final_exception = None

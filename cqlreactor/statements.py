@@ -117,6 +117,10 @@ class PreparedStatement(object):
         """A BoundStatement with ``values`` (a sequence, or a dict by bind-variable name)."""
         return BoundStatement(self).bind(values)
 
+    def is_routing_key_index(self, i):
+        """Whether bind variable ``i`` is part of the partition key."""
+        return bool(self.routing_key_indexes) and i in self.routing_key_indexes
+
     def __str__(self):
         return "<PreparedStatement query=%r>" % (self.query_string,)
 

@@ -1,6 +1,7 @@
 """Consistency levels as the native protocol numbers them, named as cassandra-driver names them."""
 
-__all__ = ["ConsistencyLevel", "consistency_name", "required_replicas"]
+__all__ = ["ConsistencyLevel", "consistency_name", "consistency_value_to_name",
+           "required_replicas"]
 
 
 class ConsistencyLevel(object):
@@ -35,6 +36,12 @@ for _name in ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EA
 def consistency_name(value):
     """'QUORUM' for 4; unknown values are shown as their number."""
     return ConsistencyLevel.value_to_name.get(value, str(value))
+
+
+def consistency_value_to_name(value):
+    """cassandra-driver's name lookup: 'QUORUM' for 4, 'Not Set' for None (KeyError for an
+    unknown value)."""
+    return ConsistencyLevel.value_to_name[value] if value is not None else "Not Set"
 
 
 def required_replicas(consistency, replication_factor):

@@ -17,6 +17,7 @@ __all__ = [
     "UnsupportedReactorError", "ReactorUnavailable", "CloudConfigError",
     "ServerException", "RequestExecutionException", "RequestValidationException",
     "CoordinationFailure", "Timeout", "UnresolvableContactPoints", "DependencyException",
+    "QueryExhausted",
     "ServerError", "ProtocolException", "BadCredentials", "AuthenticationFailed",
     "Unavailable", "OverloadedErrorMessage", "IsBootstrappingErrorMessage", "TruncateError",
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
@@ -416,6 +417,10 @@ class Unprepared(RequestValidationException):
 
 class UnsupportedOperation(DriverException):
     """A feature the negotiated protocol version lacks (e.g. a per-query keyspace on v4)."""
+
+
+class QueryExhausted(DriverException):
+    """``ResponseFuture.start_fetching_next_page()`` with no page left."""
 
 
 class UnresolvableContactPoints(DriverException):

@@ -27,13 +27,58 @@ __all__ = [
     "HEADER_LENGTH", "Frame", "FrameDecoder", "BufferedDecoder", "encode_frame", "encode_header",
     "pack_header", "unpack_header",
     "FLAG_COMPRESSION", "FLAG_TRACING", "FLAG_CUSTOM_PAYLOAD", "FLAG_WARNING", "FLAG_USE_BETA",
-    "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "RESPONSE_BIT",
+    "SUPPORTED_VERSIONS", "DEFAULT_MAX_FRAME_SIZE", "RESPONSE_BIT", "ProtocolVersion",
 ]
 
 HEADER_LENGTH = 9
 DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024
 SUPPORTED_VERSIONS = (3, 4, 5)
 RESPONSE_BIT = 0x80
+
+
+class ProtocolVersion(object):
+    """Native protocol version numbers, named as cassandra-driver names them
+    (``Cluster(protocol_version=ProtocolVersion.V4)``).  ``SUPPORTED_VERSIONS`` lists what this
+    driver speaks, highest first; V1, V2, V6 and the DSE versions are named so code that names
+    them still imports, and Cluster refuses them with a clear error."""
+
+    V1, V2, V3, V4, V5, V6 = 1, 2, 3, 4, 5, 6
+    DSE_V1 = 0x41
+    DSE_V2 = 0x42
+    SUPPORTED_VERSIONS = tuple(sorted(SUPPORTED_VERSIONS, reverse=True))
+    BETA_VERSIONS = ()
+    MIN_SUPPORTED = min(SUPPORTED_VERSIONS)
+    MAX_SUPPORTED = max(SUPPORTED_VERSIONS)
+
+    @classmethod
+    def get_lower_supported(cls, previous_version):
+        """The highest supported version below ``previous_version``, or 0 when none is."""
+        lower = [v for v in cls.SUPPORTED_VERSIONS if v < previous_version]
+        return max(lower) if lower else 0
+
+    @classmethod
+    def uses_int_query_flags(cls, version):
+        return version >= cls.V5
+
+    @classmethod
+    def uses_prepare_flags(cls, version):
+        return version >= cls.V5
+
+    @classmethod
+    def uses_prepared_metadata(cls, version):
+        return version >= cls.V5
+
+    @classmethod
+    def uses_error_code_map(cls, version):
+        return version >= cls.V5
+
+    @classmethod
+    def uses_keyspace_flag(cls, version):
+        return version >= cls.V5
+
+    @classmethod
+    def has_checksumming_support(cls, version):
+        return cls.V5 <= version < cls.DSE_V1
 
 FLAG_COMPRESSION = 0x01
 FLAG_TRACING = 0x02

@@ -7,9 +7,11 @@
 Their attribute names follow cassandra-driver's so code written for it keeps working.
 """
 
+import collections.abc
 import datetime
 
-__all__ = ["Date", "Time", "Duration", "SortedSet", "OrderedMap"]
+__all__ = ["Date", "Time", "Duration", "SortedSet", "sortedset", "OrderedMap",
+           "OrderedMapSerializedKey"]
 
 _EPOCH_DATE = datetime.date(1970, 1, 1)
 _EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
@@ -39,6 +41,11 @@ class Date(object):
         else:
             raise TypeError("cannot make a Date from %r" % (value,))
         self.days_from_epoch = days
+
+    @property
+    def seconds(self):
+        """Seconds from the epoch to the start of the day (cassandra-driver's ``seconds``)."""
+        return self.days_from_epoch * 86400
 
     def date(self):
         """The ``datetime.date``; raises ValueError outside years 1..9999."""
@@ -81,6 +88,14 @@ class Time(object):
     """A CQL ``time``: nanoseconds since midnight (0 .. 86399999999999)."""
 
     __slots__ = ("nanosecond_time",)
+
+    # units in nanoseconds, as cassandra-driver's Time has them
+    MICRO = 1000
+    MILLI = 1000 * MICRO
+    SECOND = 1000 * MILLI
+    MINUTE = 60 * SECOND
+    HOUR = 60 * MINUTE
+    DAY = 24 * HOUR
 
     def __init__(self, value):
         if isinstance(value, Time):
@@ -182,12 +197,20 @@ class Duration(object):
         return "Duration(months=%d, days=%d, nanoseconds=%d)" % (
             self.months, self.days, self.nanoseconds)
 
+    def __str__(self):
+        """The CQL literal (``1mo2d3ns``, ``-1mo2d3ns``), as cassandra-driver prints it."""
+        negative = self.months < 0 or self.days < 0 or self.nanoseconds < 0
+        return "%s%dmo%dd%dns" % ("-" if negative else "", abs(self.months), abs(self.days),
+                                  abs(self.nanoseconds))
 
-class SortedSet(object):
+
+class SortedSet(collections.abc.MutableSet):
     """A CQL ``set`` value: elements in the order the server sent them (its sort order).
 
     Unlike ``set`` it holds unhashable elements (``set<frozen<list<int>>>``). It compares equal
-    to a ``set``/``frozenset``/``SortedSet`` with the same elements, in any order.
+    to a ``set``/``frozenset``/``SortedSet`` with the same elements, in any order, and has the
+    ``set`` API (``|``, ``&``, ``-``, ``^``, ``union()``, ``issubset()`` ...), as
+    cassandra-driver's ``sortedset``.
     """
 
     __slots__ = ("_items",)
@@ -210,6 +233,9 @@ class SortedSet(object):
     def __iter__(self):
         return iter(self._items)
 
+    def __reversed__(self):
+        return reversed(self._items)
+
     def __len__(self):
         return len(self._items)
 
@@ -230,25 +256,69 @@ class SortedSet(object):
 
     __hash__ = None
 
+    def copy(self):
+        return SortedSet(self._items)
+
+    def update(self, *iterables):
+        for iterable in iterables:
+            for item in iterable:
+                self.add(item)
+
+    def union(self, *others):
+        result = self.copy()
+        result.update(*others)
+        return result
+
+    def intersection(self, *others):
+        others = [SortedSet(o) for o in others]
+        return SortedSet(i for i in self._items if all(i in o for o in others))
+
+    def difference(self, *others):
+        others = [SortedSet(o) for o in others]
+        return SortedSet(i for i in self._items if not any(i in o for o in others))
+
+    def symmetric_difference(self, other):
+        other = SortedSet(other)
+        return SortedSet([i for i in self._items if i not in other]
+                         + [i for i in other if i not in self])
+
+    def issubset(self, other):
+        other = SortedSet(other)
+        return all(i in other for i in self._items)
+
+    def issuperset(self, other):
+        return all(i in self for i in other)
+
     def __repr__(self):
         return "SortedSet(%r)" % (self._items,)
 
 
-class OrderedMap(object):
+#: cassandra-driver's other name for the class
+sortedset = SortedSet
+
+
+class OrderedMap(collections.abc.Mapping):
     """A CQL ``map`` value whose keys are unhashable (lists, sets, maps); keeps wire order.
 
+    Built as ``dict`` is (``OrderedMap([(k, v), ...])``, ``OrderedMap(mapping)``, keywords).
     Lookups compare keys with ``==`` (linear; such maps are small in practice). Maps with
     hashable keys are returned as plain ``dict`` instead.
     """
 
     __slots__ = ("_keys", "_values")
 
-    def __init__(self, items=()):
+    def __init__(self, *args, **kwargs):
+        if len(args) > 1:
+            raise TypeError("OrderedMap expected at most 1 positional argument, got %d"
+                            % len(args))
         self._keys = []
         self._values = []
+        items = args[0] if args else ()
         if hasattr(items, "items"):
             items = items.items()
         for key, value in items:
+            self[key] = value
+        for key, value in kwargs.items():
             self[key] = value
 
     def _index(self, key):
@@ -270,6 +340,19 @@ class OrderedMap(object):
         if i < 0:
             raise KeyError(key)
         return self._values[i]
+
+    def __delitem__(self, key):
+        i = self._index(key)
+        if i < 0:
+            raise KeyError(key)
+        del self._keys[i]
+        del self._values[i]
+
+    def popitem(self):
+        """Remove and return the last ``(key, value)``."""
+        if not self._keys:
+            raise KeyError("popitem(): OrderedMap is empty")
+        return self._keys.pop(), self._values.pop()
 
     def get(self, key, default=None):
         i = self._index(key)
@@ -313,3 +396,19 @@ class OrderedMap(object):
 
     def __repr__(self):
         return "OrderedMap(%r)" % (self.items(),)
+
+    def __str__(self):
+        return "{%s}" % ", ".join("%r: %r" % item for item in self.items())
+
+
+class OrderedMapSerializedKey(OrderedMap):
+    """An OrderedMap that knows its key type, as cassandra-driver's map values are:
+    ``OrderedMapSerializedKey(cass_type, protocol_version)``.  Keys compare by value, as in
+    every OrderedMap, so their serialized form is not needed to look them up."""
+
+    __slots__ = ("cass_key_type", "protocol_version")
+
+    def __init__(self, cass_type, protocol_version):
+        OrderedMap.__init__(self)
+        self.cass_key_type = cass_type
+        self.protocol_version = protocol_version
