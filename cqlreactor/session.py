@@ -364,6 +364,27 @@ class Session(object):
         raise TypeError("cannot execute %r: expected a string, SimpleStatement, "
                         "PreparedStatement, BoundStatement or BatchStatement" % (query,))
 
+    def execute_concurrent(self, statements_and_parameters, concurrency=100,
+                           raise_on_first_error=True, results_generator=False,
+                           execution_profile=EXEC_PROFILE_DEFAULT):
+        """``cqlreactor.concurrent.execute_concurrent`` on this session."""
+        from cqlreactor.concurrent import execute_concurrent
+        return execute_concurrent(self, statements_and_parameters, concurrency,
+                                  raise_on_first_error, results_generator, execution_profile)
+
+    def execute_concurrent_with_args(self, statement, parameters, *args, **kwargs):
+        """``cqlreactor.concurrent.execute_concurrent_with_args`` on this session."""
+        from cqlreactor.concurrent import execute_concurrent_with_args
+        return execute_concurrent_with_args(self, statement, parameters, *args, **kwargs)
+
+    def execute_concurrent_async(self, statements_and_parameters, concurrency=100,
+                                 raise_on_first_error=False,
+                                 execution_profile=EXEC_PROFILE_DEFAULT):
+        """``cqlreactor.concurrent.execute_concurrent_async`` on this session."""
+        from cqlreactor.concurrent import execute_concurrent_async
+        return execute_concurrent_async(self, statements_and_parameters, concurrency,
+                                        raise_on_first_error, execution_profile)
+
     def prepare(self, query, custom_payload=None, keyspace=None):
         """Prepare ``query`` (cached per session) and return its PreparedStatement."""
         if isinstance(query, SimpleStatement):
