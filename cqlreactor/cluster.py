@@ -100,7 +100,10 @@ class Cluster(object):
             (default ``MonotonicTimestampGenerator()``).
     """
 
-    def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
+    # Keyword arguments after ``port``: cassandra-driver's positional order has parameters
+    # this driver does not take, so a positional call raises TypeError instead of binding a
+    # value to the wrong parameter (docs/migrating.md).
+    def __init__(self, contact_points=_NOT_SET, port=9042, *, auth_provider=None,
                  connection_class=None, ssl_context=None, ssl_options=None,
                  protocol_version=None, execution_profiles=None, load_balancing_policy=None,
                  reconnection_policy=None, default_retry_policy=None, connect_timeout=5.0,

@@ -8,6 +8,7 @@ replicas of a routing key).
 import bisect
 import threading
 
+from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.murmur3 import murmur3_token
 
 __all__ = ["Host", "TokenMap", "Metadata", "KeyspaceMetadata", "replicas_for_token"]
@@ -155,8 +156,16 @@ class Metadata(object):
         with self._lock:
             return list(self._hosts.values())
 
-    def get_host(self, endpoint):
-        return self._hosts.get(endpoint)
+    def get_host(self, endpoint_or_address, port=None):
+        """The Host at an Endpoint, or at an address (and ``port``, when given), or None."""
+        if isinstance(endpoint_or_address, Endpoint):
+            return self._hosts.get(endpoint_or_address)
+        for host in self.all_hosts():
+            endpoint = host.endpoint
+            if getattr(endpoint, "address", None) == endpoint_or_address and (
+                    port is None or getattr(endpoint, "port", None) == port):
+                return host
+        return None
 
     def get_host_by_id(self, host_id):
         for host in self.all_hosts():
@@ -206,8 +215,9 @@ class Metadata(object):
                 return
             self.token_map = TokenMap(list(self._hosts.values()), dict(self.keyspaces))
 
-    def get_replicas(self, keyspace, routing_key):
+    def get_replicas(self, keyspace, key):
+        """The replicas of the partition whose serialized key (a routing key) is ``key``."""
         token_map = self.token_map
-        if token_map is None or keyspace is None or routing_key is None:
+        if token_map is None or keyspace is None or key is None:
             return []
-        return token_map.get_replicas(keyspace, routing_key)
+        return token_map.get_replicas(keyspace, key)

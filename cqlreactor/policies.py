@@ -246,6 +246,16 @@ class WriteType(object):
     VIEW = "VIEW"
     CDC = "CDC"
 
+    # the protocol sends the names and they are the values here, so both maps are identities
+    # (cassandra-driver numbers the types; docs/migrating.md)
+    name_to_value = {}
+    value_to_name = {}
+
+
+for _name in ("SIMPLE", "BATCH", "UNLOGGED_BATCH", "COUNTER", "BATCH_LOG", "CAS", "VIEW", "CDC"):
+    WriteType.name_to_value[_name] = WriteType.value_to_name[_name] = _name
+del _name
+
 
 class RetryDecision(object):
     RETHROW = 0

@@ -541,6 +541,12 @@ class ResponseFuture(object):
         self.add_errback(errback, *errback_args, **errback_kwargs)
         return self
 
+    def clear_callbacks(self):
+        """Forget the callbacks and errbacks added so far (cassandra-driver's)."""
+        with self._lock:
+            self._callbacks = None
+            self._errbacks = None
+
     def start_fetching_next_page(self):
         """Ask for the next page; ``result()`` then returns it."""
         if not self.paging_state:

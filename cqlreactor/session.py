@@ -364,6 +364,22 @@ class Session(object):
         raise TypeError("cannot execute %r: expected a string, SimpleStatement, "
                         "PreparedStatement, BoundStatement or BatchStatement" % (query,))
 
+    def execution_profile_clone_update(self, ep, **kwargs):
+        """A copy of the execution profile ``ep`` (a name or an ExecutionProfile) with the
+        attributes in ``kwargs`` changed, for one ``execute(..., execution_profile=...)``.
+
+        Raises:
+            ValueError: ``ep`` is no registered profile.
+            AttributeError: a keyword that is not an ExecutionProfile attribute.
+        """
+        import copy
+        clone = copy.copy(self.cluster.profile_for(ep))
+        for name, value in kwargs.items():
+            if not hasattr(clone, name) or name.startswith("_"):
+                raise AttributeError("ExecutionProfile has no attribute %r" % (name,))
+            setattr(clone, name, value)
+        return clone
+
     def execute_concurrent(self, statements_and_parameters, concurrency=100,
                            raise_on_first_error=True, results_generator=False,
                            execution_profile=EXEC_PROFILE_DEFAULT):

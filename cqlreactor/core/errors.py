@@ -114,7 +114,20 @@ class UnsupportedProtocolVersion(ProtocolError):
 # --- connection level --------------------------------------------------------------------------
 
 class ConnectionException(CqlReactorError):
-    """A connection could not be opened or was lost."""
+    """A connection could not be opened or was lost.
+
+    ``ConnectionException(message, endpoint)`` as cassandra-driver's: ``endpoint`` (also the
+    attribute) is where; ``host=`` is the same thing, as every error here names it."""
+
+    def __init__(self, message="", endpoint=None, host=None, stream_id=None, opcode=None):
+        if host is None:
+            host = endpoint
+        super(ConnectionException, self).__init__(message, host=host, stream_id=stream_id,
+                                                  opcode=opcode)
+
+    @property
+    def endpoint(self):
+        return self.host
 
 
 class ConnectionDefunct(ConnectionException):
@@ -209,6 +222,7 @@ class ServerException(DriverException):
     """
 
     code = None
+    _info_in_text = True    # str() shows the fields after the message, as theirs
 
     def __init__(self, server_message="", host=None, **info):
         self.server_message = server_message
@@ -218,7 +232,7 @@ class ServerException(DriverException):
             setattr(self, key, value)
         text = server_message
         shown = dict((k, v) for k, v in info.items() if v is not None)
-        if shown:
+        if shown and self._info_in_text:
             text += " info=" + repr(shown)
         if host and ("host=%s" % (host,)) not in text:
             text += " [host=%s]" % (host,)
@@ -330,6 +344,7 @@ class FunctionFailure(RequestExecutionException):
     """A user-defined function failed on the server."""
 
     code = 0x1400
+    _info_in_text = False
     keyspace = None
     function = None
     arg_types = None
@@ -342,6 +357,9 @@ class FunctionFailure(RequestExecutionException):
 
 class CDCWriteFailure(RequestExecutionException):
     code = 0x1600
+
+    def __init__(self, message="", host=None, **info):
+        super(CDCWriteFailure, self).__init__(message, host=host, **info)
 
 
 class ServerError(RequestExecutionException):
@@ -395,6 +413,7 @@ class AlreadyExists(ConfigurationException):
     sends '' for a keyspace, as cassandra-driver shows it)."""
 
     code = 0x2400
+    _info_in_text = False
     keyspace = None
     table = None
 

@@ -27,6 +27,12 @@ class Date(object):
 
     __slots__ = ("days_from_epoch",)
 
+    # seconds, and the text format, as cassandra-driver's Date has them
+    MINUTE = 60
+    HOUR = 60 * MINUTE
+    DAY = 24 * HOUR
+    date_format = "%Y-%m-%d"
+
     def __init__(self, value):
         if isinstance(value, Date):
             days = value.days_from_epoch
@@ -229,6 +235,12 @@ class SortedSet(collections.abc.MutableSet):
             self._items.remove(item)
         except ValueError:
             pass
+
+    def remove(self, item):
+        try:
+            self._items.remove(item)
+        except ValueError:
+            raise KeyError(item)
 
     def __iter__(self):
         return iter(self._items)
