@@ -58,23 +58,12 @@ class ProtocolVersion(object):
 
     @classmethod
     def uses_int_query_flags(cls, version):
+        """v5 changed these together: int query flags, prepare flags, the prepared metadata
+        id, the failure reason map and the per-request keyspace."""
         return version >= cls.V5
 
-    @classmethod
-    def uses_prepare_flags(cls, version):
-        return version >= cls.V5
-
-    @classmethod
-    def uses_prepared_metadata(cls, version):
-        return version >= cls.V5
-
-    @classmethod
-    def uses_error_code_map(cls, version):
-        return version >= cls.V5
-
-    @classmethod
-    def uses_keyspace_flag(cls, version):
-        return version >= cls.V5
+    uses_prepare_flags = uses_prepared_metadata = uses_error_code_map = uses_keyspace_flag = \
+        uses_int_query_flags
 
     @classmethod
     def has_checksumming_support(cls, version):

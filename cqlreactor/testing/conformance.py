@@ -244,7 +244,10 @@ def run_script(script, args=(), timeout=60, expect="ok"):
 def _import_root(module):
     """The sys.path entry ``module`` (a module object) was imported from."""
     root = os.path.dirname(os.path.abspath(module.__file__))
-    for _ in range(module.__name__.count(".")):
+    # a package's file is its __init__.py, one level further down (the package's own directory
+    # on sys.path would let cqlreactor/concurrent.py shadow the standard library's concurrent)
+    levels = module.__name__.count(".") + (1 if hasattr(module, "__path__") else 0)
+    for _ in range(levels):
         root = os.path.dirname(root)
     return root
 

@@ -2,6 +2,14 @@
 
 import time
 
+from cqlreactor import Cluster
+
+
+def cluster_for(sim, reactor, **kwargs):
+    """Our Cluster pointed at the simulated cluster ``sim``, on ``reactor``."""
+    kwargs.setdefault("connect_timeout", 5)
+    return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
+
 
 def wait_until(cluster, predicate, timeout=15.0):
     """Poll ``predicate`` until true or ``timeout``; returns whether it became true.

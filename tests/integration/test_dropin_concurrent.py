@@ -8,22 +8,18 @@ import inspect
 import warnings
 
 import pytest
+from _cluster_helpers import cluster_for as _cluster
 
-from cqlreactor import Cluster, InvalidRequest, SimpleStatement, SyntaxException
+from cqlreactor import InvalidRequest, SimpleStatement, SyntaxException
 from cqlreactor.concurrent import (ExecutionResult, execute_concurrent,
                                    execute_concurrent_async, execute_concurrent_with_args)
 
 KEYSPACE = "conc_ks"
 
 
-def _cluster(sim, reactor, **kwargs):
-    kwargs.setdefault("connect_timeout", 5)
-    return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
-
-
 def _table(session, table):
-    session.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = "
-                    "{'class': 'SimpleStrategy', 'replication_factor': 3}" % KEYSPACE)
+    session.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': "
+                    "'SimpleStrategy', 'replication_factor': 3}" % KEYSPACE)
     session.execute("CREATE TABLE IF NOT EXISTS %s.%s (k int PRIMARY KEY, v text)"
                     % (KEYSPACE, table))
     session.execute("TRUNCATE %s.%s" % (KEYSPACE, table))

@@ -204,6 +204,17 @@ EXCLUDED = {
 
 
 
+# names only the older oracles have (cassandra-driver 3.25 on Python 3.6): its fallback for rows
+# of more than 255 columns on old Pythons, and connection helpers
+OLDER_ORACLE_ONLY = {
+    "query.PseudoNamedTupleRow": _INTERNAL,
+    "query.pseudo_namedtuple_factory": _INTERNAL,
+    "connection.decompress": _INTERNAL,
+    "connection.int_from_buf_item": _INTERNAL,
+}
+EXCLUDED.update(OLDER_ORACLE_ONLY)
+
+
 def _exclude(reason, *keys):
     for key in keys:
         EXCLUDED[key] = reason
@@ -515,8 +526,15 @@ def test_every_name_users_touch_is_mirrored_with_a_compatible_signature():
 
 def test_exclusions_name_things_that_exist_there():
     """An exclusion for a name cassandra-driver does not have is a typo that hides nothing."""
+    import cassandra
+    version = tuple(int(part) for part in cassandra.__version__.split(".")[:2])
+    if version < (3, 29):
+        pytest.skip("the exclusions are checked against cassandra-driver 3.29+ (this oracle, "
+                    "%s, lacks some of the names they list)" % (cassandra.__version__,))
     stale = []
     for key in EXCLUDED:
+        if key in OLDER_ORACLE_ONLY:
+            continue
         path, _, param = key.partition("(")
         parts = path.split(".")
         module_name = parts[0] if parts[0] in MODULES else ""
