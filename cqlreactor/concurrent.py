@@ -179,6 +179,10 @@ class _ConcurrentExecutor(object):
                 self._put(index, False, exc)
                 continue
             with self._lock:
+                if self._fail_fast and self._first_error is not None:
+                    # a failure arrived while the iterable was read: start nothing more
+                    self._pumping = False
+                    return
                 self._started += 1
             self._launch(index, item)
 
