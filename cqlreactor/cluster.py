@@ -26,6 +26,7 @@ from cqlreactor.timestamps import MonotonicTimestampGenerator
 
 # besides what is defined here, the names cassandra-driver users import from cassandra.cluster
 __all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager", "Session",
+           "CLUSTER_ARGUMENTS_NOT_TAKEN",
            "ResponseFuture", "ResultSet", "NoHostAvailable", "QueryExhausted",
            "FETCH_SIZE_UNSET"]
 
@@ -69,6 +70,39 @@ class ProfileManager(object):
         return min(p.load_balancing_policy.distance(host) for p in self.profiles.values())
 
 
+# cassandra-driver's Cluster arguments this driver does not take, and what to do instead
+# (docs/migrating.md has the same table): Cluster(...) refuses them naming the alternative
+CLUSTER_ARGUMENTS_NOT_TAKEN = {
+    "executor_threads": "there is no executor: callbacks run on the reactor's loop",
+    "conviction_policy_factory": "hosts are marked down when their connection fails or the "
+                                 "cluster reports them down (reconnection_policy reconnects)",
+    "metrics_enabled": "driver metrics are not supported",
+    "sockopts": "socket options are not supported",
+    "max_schema_agreement_wait": "schema agreement is not awaited after DDL",
+    "schema_event_refresh_window": "events are applied as they arrive",
+    "topology_event_refresh_window": "events are applied as they arrive",
+    "status_event_refresh_window": "events are applied as they arrive",
+    "schema_metadata_enabled": "keyspaces and the token ring are always read, tables never "
+                               "(query system_schema)",
+    "token_metadata_enabled": "the token ring is always read",
+    "prepare_on_all_hosts": "statements are prepared on the host that runs them and "
+                            "re-prepared where a host answers UNPREPARED",
+    "reprepare_on_up": "statements are re-prepared where a host answers UNPREPARED",
+    "allow_beta_protocol_version": "protocol v5 is final; beta versions are not offered",
+    "idle_heartbeat_timeout": "a heartbeat unanswered by the next idle_heartbeat_interval "
+                              "fails the connection",
+    "no_compact": "NO_COMPACT is not supported",
+    "endpoint_factory": "contact_points take addresses, (address, port) pairs or "
+                        "cqlreactor.connection.DefaultEndPoint",
+    "application_name": "Insights reporting is not supported",
+    "application_version": "Insights reporting is not supported",
+    "client_id": "Insights reporting is not supported",
+    "monitor_reporting_enabled": "Insights reporting is not supported",
+    "monitor_reporting_interval": "Insights reporting is not supported",
+    "column_encryption_policy": "client-side column encryption is not supported",
+}
+
+
 def _reactor_class(connection_class, allow_unsupported_reactors):
     from cqlreactor.reactors import get_reactor_class
     return get_reactor_class(connection_class, allow_unsupported_reactors)
@@ -99,6 +133,22 @@ class Cluster(object):
         timestamp_generator: callable giving each request's default timestamp in microseconds
             (default ``MonotonicTimestampGenerator()``).
     """
+
+    def __new__(cls, *args, **kwargs):
+        # Before __init__, whose own TypeError would not say what to do instead.
+        refused = sorted(name for name in kwargs if name in CLUSTER_ARGUMENTS_NOT_TAKEN)
+        if refused:
+            raise TypeError("Cluster(%s) is a cassandra-driver argument cqlreactor does not "
+                            "take: %s (docs/migrating.md)" % (
+                                ", ".join(n + "=..." for n in refused),
+                                "; ".join("%s: %s" % (n, CLUSTER_ARGUMENTS_NOT_TAKEN[n])
+                                          for n in refused)))
+        if len(args) > 2:
+            raise TypeError("Cluster() takes contact_points and port positionally, %d given: "
+                            "name the other arguments (compression=..., auth_provider=...); "
+                            "cassandra-driver's positional order has arguments cqlreactor does "
+                            "not take" % (len(args),))
+        return super(Cluster, cls).__new__(cls)
 
     # Keyword arguments after ``port``: cassandra-driver's positional order has parameters
     # this driver does not take, so a positional call raises TypeError instead of binding a

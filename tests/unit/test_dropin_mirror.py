@@ -225,14 +225,16 @@ _CLUSTER_UNSUPPORTED = "a Cluster argument (and attribute) this driver does not 
 # cassandra-driver's Cluster arguments in its positional order include ones not taken here;
 # ours are keyword-only after port (a positional call raises instead of misbinding)
 _exclude("positional order differs: keyword-only after port", "cluster.Cluster(*positional)")
-for _name in ("conviction_policy_factory", "metrics_enabled", "sockopts", "executor_threads",
+_CLUSTER_NOT_TAKEN = (
+              "conviction_policy_factory", "metrics_enabled", "sockopts", "executor_threads",
               "max_schema_agreement_wait", "schema_event_refresh_window",
               "topology_event_refresh_window", "schema_metadata_enabled",
               "token_metadata_enabled", "status_event_refresh_window", "prepare_on_all_hosts",
               "reprepare_on_up", "allow_beta_protocol_version", "idle_heartbeat_timeout",
               "no_compact", "endpoint_factory", "application_name", "application_version",
               "monitor_reporting_enabled", "monitor_reporting_interval", "client_id",
-              "column_encryption_policy"):
+              "column_encryption_policy")
+for _name in _CLUSTER_NOT_TAKEN:
     _exclude(_CLUSTER_UNSUPPORTED, "cluster.Cluster(%s)" % _name)
     if hasattr(_their_cluster.Cluster, _name):
         _exclude(_CLUSTER_UNSUPPORTED, "cluster.Cluster." + _name)
@@ -576,6 +578,26 @@ def test_the_checker_sees_incompatible_signatures():
     assert signature_problems(theirs, required)
     assert signature_problems(theirs, no_varargs)
     assert not signature_problems(theirs, compatible)
+
+
+def test_cluster_refuses_what_it_does_not_take_naming_the_alternative():
+    from cqlreactor.cluster import CLUSTER_ARGUMENTS_NOT_TAKEN, Cluster
+    import cqlreactor.cluster
+    assert sorted(CLUSTER_ARGUMENTS_NOT_TAKEN) == sorted(_CLUSTER_NOT_TAKEN)
+    theirs = inspect.signature(_their_cluster.Cluster.__init__).parameters
+    ours = inspect.signature(cqlreactor.cluster.Cluster.__init__).parameters
+    others = [n for n in theirs if "cluster.Cluster(%s)" % n in EXCLUDED
+              and n not in CLUSTER_ARGUMENTS_NOT_TAKEN]
+    # every argument of theirs is taken, refused with its alternative, or another helper's
+    # (the exclusions test checks, on the newest oracle, that each refused one exists there)
+    assert set(n for n in theirs if n not in ours) <= set(CLUSTER_ARGUMENTS_NOT_TAKEN) | set(
+        others)
+    for name, alternative in CLUSTER_ARGUMENTS_NOT_TAKEN.items():
+        with pytest.raises(TypeError) as info:
+            Cluster(["127.0.0.1"], **{name: 1})
+        assert name in str(info.value) and alternative in str(info.value)
+    with pytest.raises(TypeError, match="positionally"):
+        Cluster(["127.0.0.1"], 9042, True)    # theirs: compression=True; ours would misbind
 
 
 def test_exception_attributes_match_the_oracle():
