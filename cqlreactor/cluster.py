@@ -268,6 +268,19 @@ class Cluster(object):
             raise ValueError("no execution profile named %r (known: %r)"
                              % (name, [n for n in self.profiles if n is not EXEC_PROFILE_DEFAULT]))
 
+    def get_control_connection_host(self):
+        """The Host the control connection is connected to, or None (cassandra-driver's)."""
+        endpoint = getattr(self.control_connection.connection, "endpoint", None)
+        if endpoint is None:
+            return None
+        metadata = self.metadata
+        # the endpoint it connected to may be a contact point's (no host id) or, on Astra, the
+        # SNI proxy's with the host id as its server name
+        return (metadata.get_host(endpoint)
+                or metadata.get_host_by_id(endpoint.host_id or endpoint.server_hostname)
+                or (metadata.get_host(endpoint.address, endpoint.port)
+                    if endpoint.server_hostname is None else None))
+
     def add_execution_profile(self, name, profile, pool_wait_timeout=5):
         if name in self.profiles:
             raise ValueError("an execution profile named %r exists already" % (name,))

@@ -260,8 +260,7 @@ _exclude("driver metrics (scales) are not supported", "cluster.Cluster.metrics")
 _exclude(_INTERNAL, *["cluster.Cluster." + n for n in (
     "add_host", "remove_host", "on_up", "on_down", "on_add", "on_remove",
     "signal_connection_failure", "protocol_downgrade", "get_connection_holders", "executor",
-    "scheduler", "connection_factory", "add_prepared", "connect_to_remote_hosts",
-    "get_control_connection_host")])
+    "scheduler", "connection_factory", "add_prepared", "connect_to_remote_hosts")])
 _exclude(_POLICIES_HELPER, "cluster.ExecutionProfile(speculative_execution_policy)",
          "cluster.ExecutionProfile.speculative_execution_policy",
          "cluster.ResponseFuture.attempted_hosts",
