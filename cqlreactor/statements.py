@@ -9,6 +9,7 @@ import struct
 
 from cqlreactor.core import types as cqltypes
 from cqlreactor.core.messages import BatchType
+from cqlreactor.encoder import bind_params
 
 __all__ = ["Statement", "SimpleStatement", "PreparedStatement", "BoundStatement",
            "BatchStatement", "BatchType", "UNSET_VALUE", "FETCH_SIZE_UNSET"]
@@ -207,8 +208,8 @@ class BatchStatement(Statement):
     @property
     def entries(self):
         """The statements added, in order, as ``(is_prepared, query_or_id, values)``: a
-        prepared statement's id (bytes) with its serialized values, or a query string with the
-        parameters to render into it (None when it has none)."""
+        prepared statement's id (bytes) with its serialized values, or a query string with its
+        parameters already rendered into it (values None)."""
         return list(self._statements_and_parameters)
 
     def add(self, statement, parameters=None):
@@ -226,8 +227,11 @@ class BatchStatement(Statement):
                 self._routing_key = statement.routing_key
                 self.keyspace = self.keyspace or statement.keyspace
         elif isinstance(statement, SimpleStatement):
-            # Parameters of simple statements are rendered client-side by the session.
-            self._statements_and_parameters.append((False, statement.query_string, parameters))
+            # Rendered now, as cassandra-driver does (a bad value raises here, and later changes
+            # to a mutable parameter do not reach the batch); every session renders alike, so
+            # ``session=`` changes nothing about it.
+            self._statements_and_parameters.append(
+                (False, bind_params(statement.query_string, parameters), None))
         else:
             raise TypeError("cannot add %r to a batch" % (statement,))
         if getattr(statement, "is_idempotent", False) is False:

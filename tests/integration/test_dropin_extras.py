@@ -72,3 +72,22 @@ def test_value_sequence_renders_an_in_list(cluster):
     rows = session.execute(SimpleStatement("SELECT k FROM extras.t WHERE k IN %s"),
                            [ValueSequence([1, 3, 9])])
     assert sorted(r.k for r in rows) == [1, 3]
+
+
+def test_batch_renders_simple_parameters_when_added(cluster):
+    """As cassandra-driver: a SimpleStatement's parameters are rendered by add(), so a bad value
+    raises there and a later change to a mutable parameter does not reach the batch."""
+    from cqlreactor import BatchStatement
+    session = cluster.connect()
+    session.execute("CREATE KEYSPACE IF NOT EXISTS extras WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute("CREATE TABLE IF NOT EXISTS extras.b (k int PRIMARY KEY, v list<int>)")
+    values = [1, 2]
+    batch = BatchStatement(session=session)
+    batch.add(SimpleStatement("INSERT INTO extras.b (k, v) VALUES (%s, %s)"), (1, values))
+    values.append(3)
+    session.execute(batch)
+    assert session.execute("SELECT v FROM extras.b WHERE k = 1").one().v == [1, 2]
+    with pytest.raises(TypeError, match="no CQL literal"):
+        batch.add(SimpleStatement("INSERT INTO extras.b (k, v) VALUES (%s, %s)"),
+                  (2, object()))
