@@ -203,7 +203,8 @@ class BatchStatement(Statement):
                            custom_payload=custom_payload, timestamp=timestamp)
         self.batch_type = batch_type
         self._statements_and_parameters = []   # (is_prepared, query string or id, values)
-        self._session = session
+        # ``session``: cassandra-driver renders added statements' parameters with its encoder;
+        # every session here renders with cqlreactor.encoder, so it is not needed (add()).
 
     @property
     def entries(self):
