@@ -79,10 +79,17 @@ class ClusterServer(Protocol, Topology, Faults):
         protocol_versions: the versions the nodes speak (subset of 3, 4, 5).
         base_address: node i listens on base_address + str(i + 1).
         client_auth: with TLS and ca.crt: "optional" (default) or "required".
+        product_type: advertised in SUPPORTED as PRODUCT_TYPE (Astra: "DATASTAX_APOLLO",
+            which drivers read to turn their Astra defaults on); None advertises none.
+        keyspace_ddl: False refuses CREATE/ALTER/DROP KEYSPACE over CQL as Astra does
+            (keyspaces come from ``admin_execute``, Astra's DevOps API in the fake).
+        release_version: the Cassandra release the nodes report and whose features the
+            engine follows ("4.0.11", "4.1.x", "5.0.x"; see ``engine.releases``).
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                 base_address="127.0.0.", client_auth="optional", engine=None):
+                 base_address="127.0.0.", client_auth="optional", engine=None,
+                 product_type=None, keyspace_ddl=True, release_version=None):
         if nodes < 1 or nodes > 250:
             raise ValueError("nodes must be between 1 and 250")
         self.protocol_versions = tuple(sorted(set(int(v) for v in protocol_versions)))
@@ -113,7 +120,11 @@ class ClusterServer(Protocol, Topology, Faults):
                                      if name in self.compressors],
                      "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
                                            if v in self.protocol_versions]}
+        if product_type:
+            supported["PRODUCT_TYPE"] = [product_type]
         self.supported_body = wire.write_string_multimap(supported)
+        self.keyspace_ddl = keyspace_ddl
+        self.release_version = release_version
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -442,7 +453,8 @@ class ClusterServer(Protocol, Topology, Faults):
 # --- process entry ----------------------------------------------------------------------------
 
 def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                client_auth="optional", stdout=None, parent_pid=None):
+                client_auth="optional", stdout=None, parent_pid=None, product_type=None,
+                keyspace_ddl=True, release_version=None):
     """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
 
     Args:
@@ -454,7 +466,9 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
     stdout = stdout or sys.stdout
     try:
         server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
-                               protocol_versions=protocol_versions, client_auth=client_auth)
+                               protocol_versions=protocol_versions, client_auth=client_auth,
+                               product_type=product_type, keyspace_ddl=keyspace_ddl,
+                               release_version=release_version)
     except (OSError, ssl.SSLError, ValueError) as exc:
         sys.stderr.write("cannot start: %s\n" % (exc,))
         return 1

@@ -19,6 +19,7 @@ of the fast path (``_process``; loop.py says why).
 """
 
 import hashlib
+import re
 import struct
 
 from cqlreactor.core import messages, results, wire
@@ -295,6 +296,7 @@ class Protocol(object):
             self._reply_error(conn, stream, BAD_CREDENTIALS,
                               "Provided username %s and/or password are incorrect" % (user,))
             return
+        conn.user = user
         self._reply(conn, stream, AUTH_SUCCESS, wire.write_bytes(None))
         conn.phase = READY_PHASE
 
@@ -394,6 +396,8 @@ class Protocol(object):
         version = conn.version
         opcode = message.opcode
         skip_metadata = False
+        if not self.keyspace_ddl:
+            _refuse_keyspace_ddl(message, conn)
         if opcode == QUERY:
             p = message.parameters
             result, _ = engine.execute(message.query, p.values, p.names,
@@ -419,6 +423,16 @@ class Protocol(object):
                                   message.consistency, message.batch_type, message.timestamp)
         return RESULT, self._result_body(conn, result, skip_metadata), \
             self._schema_events(result)
+
+    def admin_execute(self, query, keyspace=None):
+        """Run ``query`` on the first node past the client refusals (the fake Astra's DevOps
+        API creates keyspaces this way); its schema event goes to the registered clients.
+        Returns the result kind ("void", "rows", "schema_change", ...)."""
+        result, _ = self.engine.execute(query, keyspace=keyspace,
+                                        node=self.nodes[0].engine_index)
+        for event in self._schema_events(result):
+            self._broadcast_event(event)
+        return type(result).__name__
 
     def _result_body(self, conn, result, skip_metadata=False):
         version = conn.version
@@ -449,6 +463,30 @@ class Protocol(object):
             return (messages.EventMessage("SCHEMA_CHANGE", result.change_type, None,
                                           result.target, result.keyspace, result.name),)
         return ()
+
+
+# --- Astra's refusals ------------------------------------------------------------------------
+
+_KEYSPACE_DDL = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(CREATE|ALTER|DROP)\s+"
+                           r"(KEYSPACE|SCHEMA)\b", re.IGNORECASE | re.DOTALL)
+UNAUTHORIZED = 0x2100
+
+
+def _refuse_keyspace_ddl(message, conn):
+    """Astra manages keyspaces outside CQL: its roles lack CREATE/ALTER/DROP on
+    <all keyspaces>, so those statements fail with Unauthorized whoever runs them."""
+    if message.opcode == BATCH:
+        texts = [s[0] for s in message.statements if isinstance(s[0], str)]
+    else:
+        texts = [getattr(message, "query", None) or ""]
+    for text in texts:
+        match = _KEYSPACE_DDL.match(text)
+        if match:
+            raise EngineError(
+                UNAUTHORIZED, "User %s has no %s permission on <all keyspaces> or any of its "
+                "parents (this database manages keyspaces outside CQL: create them with the "
+                "DevOps API or the console; in the fake Astra, FakeAstra.create_keyspace)"
+                % (conn.user or "anonymous", match.group(1).upper()))
 
 
 # --- body helpers -----------------------------------------------------------------------------
