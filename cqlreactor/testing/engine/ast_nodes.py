@@ -50,8 +50,10 @@ TypeExpr = _node("TypeExpr", ["name", "params", "keyspace"], """A CQL type as wr
     'vector' (params = [element, dimension]), 'custom' (params = [class name]) or 'udt'
     (params = [type name], keyspace = the keyspace written before a dot, or None)""")
 
-Const = _node("Const", ["kind", "value"],
-              "A literal: kind in 'int' 'float' 'str' 'uuid' 'bool' 'null' 'blob' 'nan' 'inf'")
+Const = _node("Const", ["kind", "value", "text"],
+              "A literal: kind in 'int' 'float' 'str' 'uuid' 'bool' 'null' 'blob' 'nan' 'inf' "
+              "'duration'; text: the literal as written, for the kinds whose value would lose "
+              "it (a float's digits, for decimal columns; a duration's units)")
 Bind = _node("Bind", ["index", "name"], "A bind marker: ``?`` (name None) or ``:name``")
 Collection = _node("Collection", ["kind", "items"],
                    "A collection literal: kind 'list' 'set' 'map' (items are (k, v)) 'tuple' "

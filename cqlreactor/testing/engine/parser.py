@@ -9,6 +9,8 @@ Every problem is a :class:`CqlSyntaxError` (the engine turns it into a protocol
 ``SyntaxError``, code 0x2000) whose message names the offending token and its position.
 """
 
+import re
+
 from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
     CreateType, Delete, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
@@ -339,7 +341,10 @@ class _Parser(TokenStream):
                 nxt = self.peek(1)
                 if nxt[0] in ("int", "float"):
                     self.i += 2
-                    return Const(nxt[0], -nxt[1])
+                    return Const(nxt[0], -nxt[1], "-" + nxt[2])
+                if nxt[0] == "duration" or (nxt[0] == "id" and _ISO_DURATION.match(nxt[2])):
+                    self.i += 2
+                    return Const("duration", "-" + nxt[2])
                 if nxt[0] == "id" and nxt[1] in ("nan", "infinity"):
                     self.i += 2
                     return Const("float", float("-inf") if nxt[1] == "infinity" else float("nan"))
@@ -358,9 +363,9 @@ class _Parser(TokenStream):
                 self.expect_op(")")
                 return Collection("tuple", items)
             raise self.error("a value")
-        if kind in ("int", "float", "str", "uuid", "blob"):
+        if kind in ("int", "float", "str", "uuid", "blob", "duration"):
             self.i += 1
-            return Const(kind, t[1])
+            return Const(kind, t[1], t[2])
         if kind == "id":
             w = t[1]
             if w in ("true", "false"):
@@ -378,6 +383,9 @@ class _Parser(TokenStream):
             if self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
                 self.i += 2
                 return FuncCall(w, self.terms_until(")"))
+            if _ISO_DURATION.match(t[2]):
+                self.i += 1
+                return Const("duration", t[2], t[2])
         raise self.error("a value")
 
     def brace_literal(self):
@@ -684,6 +692,11 @@ def _unsupported(word):
         return Unsupported(word)
     return handler
 
+
+# ISO 8601 durations as Cassandra's lexer takes them unquoted: P1Y2M3DT4H5M6S, P2W (the
+# alternative format P0001-02-03T04:05:06 lexes as several tokens here: not supported)
+_ISO_DURATION = re.compile(r"^(?:P(?=\d|T\d)(?:\d+Y)?(?:\d+M)?(?:\d+D)?"
+                           r"(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?|P\d+W)$", re.IGNORECASE)
 
 _STATEMENTS = {
     "use": _Parser.p_use,
