@@ -145,6 +145,25 @@ class Engine(object):
         """Mark a node up or down (affects availability checks, not system.peers)."""
         self.nodes[index].up = bool(up)
 
+    def evict_prepared(self, query_ids):
+        """Schema changed under these statements (ALTER TABLE that changes columns, DROP
+        TABLE/KEYSPACE): every node forgets them, as Cassandra 4 does, so the next EXECUTE of
+        each is UNPREPARED and the client re-prepares against the new schema."""
+        for qid in query_ids:
+            self._prepared.pop(qid, None)
+            for ids in self._prepared_on:
+                ids.discard(qid)
+
+    def table_signature(self, keyspace, table):
+        """What a prepared statement's metadata depends on in ``keyspace.table``: its columns
+        (name, kind, type) in order; None when the table does not exist."""
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            return None
+        return tuple((c.name, c.kind, c.type_expr if isinstance(c.type_expr, str)
+                      else P.render_type(c.type_expr)) for c in t.columns.values())
+
     def forget_prepared(self, node):
         """The node restarted: every id prepared on it answers UNPREPARED until re-prepared."""
         self._prepared_on[node].clear()

@@ -113,6 +113,7 @@ class ClusterServer(Protocol, Topology, Faults):
         self.prepared_text = {}           # prepared id -> query text (for logs and primes)
         self.prepared_meta = {}           # prepared id -> result metadata id (v5)
         self.primed_ids = set()           # ids of PREPARED answers built from primes
+        self.prepared_tables = {}         # prepared id -> (keyspace, table, column signature)
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
         supported = {"CQL_VERSION": [CQL_VERSION],
