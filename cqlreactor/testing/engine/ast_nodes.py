@@ -90,6 +90,10 @@ Truncate = _node("Truncate", ["keyspace", "table"], "")
 Batch = _node("Batch", ["kind", "statements", "timestamp", "bind_count"],
               "kind: 'LOGGED' 'UNLOGGED' 'COUNTER'")
 Unsupported = _node("Unsupported", ["what"], "Recognised CQL that the simulator does not run")
+Describe = _node("Describe", ["kind", "keyspace", "name", "only", "full", "internals"],
+                 "DESCRIBE: kind 'keyspaces' 'tables' 'types' 'functions' 'aggregates' "
+                 "'schema' 'keyspace' 'table' 'type' 'cluster' or 'name' (DESCRIBE x, "
+                 "resolved when it runs)")
 
 NATIVE_TYPES = frozenset([
     "ascii", "bigint", "blob", "boolean", "counter", "date", "decimal", "double", "duration",
@@ -129,3 +133,7 @@ def _quote_if_needed(name):
     if _PLAIN_ID.match(name) and name not in RESERVED:
         return name
     return '"%s"' % name.replace('"', '""')
+
+
+#: an identifier as CQL text: bare when it can be, double-quoted otherwise
+quote_identifier = _quote_if_needed

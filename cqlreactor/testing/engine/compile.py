@@ -7,6 +7,7 @@ here and handed down.
 
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine.ddl import compile_ddl
+from cqlreactor.testing.engine.describe import compile_describe
 from cqlreactor.testing.engine.errors import EngineError, INVALID, SYNTAX_ERROR
 from cqlreactor.testing.engine.reads import _compile_select
 from cqlreactor.testing.engine.writes import (
@@ -31,6 +32,8 @@ def compile_statement(engine, stmt, keyspace):
             sub.bind_count = stmt.bind_count    # markers are numbered across the whole batch
             subs.append(compile_statement(engine, sub, keyspace))
         return _compile_batch(engine, stmt, keyspace, subs)
+    if isinstance(stmt, P.Describe):
+        return compile_describe(engine, stmt, keyspace)
     if isinstance(stmt, P.Unsupported):
         raise EngineError(INVALID if stmt.what != "DESCRIBE" else SYNTAX_ERROR,
                           "%s is not supported by the simulated cluster" % stmt.what)

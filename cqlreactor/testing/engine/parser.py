@@ -13,7 +13,7 @@ import re
 
 from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
-    CreateType, Delete, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
+    CreateType, Delete, Describe, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,
     render_type)
 from cqlreactor.testing.engine.lexer import CqlSyntaxError, TokenStream, tokenize  # noqa: F401
@@ -251,6 +251,51 @@ class _Parser(TokenStream):
             ks = name
             name = self.ident("type name")
         return TypeExpr("udt", [name], ks)
+
+    def p_describe(self):
+        """DESC[RIBE] as Cassandra 4 runs it on the server (DescribeStatement's grammar)."""
+        only = full = False
+        kind = keyspace = name = None
+        if self.accept_kw("full"):
+            full = True
+            self.expect_kw("schema")
+            kind = "schema"
+        elif self.accept_kw("only"):
+            only = True
+            if not (self.accept_kw("keyspace") or self.accept_kw("schema")):
+                raise self.error("KEYSPACE")
+            kind = "keyspace"
+        for words, k in ((("keyspaces",), "keyspaces"), (("tables", "columnfamilies"), "tables"),
+                         (("types",), "types"), (("functions",), "functions"),
+                         (("aggregates",), "aggregates"), (("cluster",), "cluster")):
+            if kind is None and self.at_kw(*words) and self.peek(1)[0] in ("eof", "op"):
+                self.i += 1
+                kind = k
+        if kind is None and self.accept_kw("schema"):
+            kind = "schema"
+        if kind is None and self.accept_kw("keyspace"):
+            kind = "keyspace"
+        if kind == "keyspace" and self.peek()[0] in ("id", "qid") and not self.at_kw("with"):
+            keyspace = self.ident("keyspace name", allow_reserved=True)
+        if kind is None:
+            for words, k in ((("table", "columnfamily"), "table"), (("type",), "type"),
+                             (("function",), "function"), (("aggregate",), "aggregate"),
+                             (("index",), "index"),
+                             (("materialized",), "materialized view")):
+                if self.at_kw(*words):
+                    self.i += 1
+                    if k == "materialized view":
+                        self.expect_kw("view")
+                    kind = k
+                    break
+            if kind is None:
+                kind = "name"
+            keyspace, name = self.qualified_name()
+        internals = False
+        if self.accept_kw("with"):
+            self.expect_kw("internals")
+            internals = True
+        return Describe(kind, keyspace, name, only, full, internals)
 
     def p_drop(self):
         if self.accept_kw("keyspace") or self.accept_kw("schema"):
@@ -712,8 +757,8 @@ _STATEMENTS = {
     "grant": _unsupported("GRANT"),
     "revoke": _unsupported("REVOKE"),
     "list": _unsupported("LIST"),
-    "describe": _unsupported("DESCRIBE"),
-    "desc": _unsupported("DESCRIBE"),
+    "describe": _Parser.p_describe,
+    "desc": _Parser.p_describe,
 }
 
 
