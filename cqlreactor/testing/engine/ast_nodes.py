@@ -78,6 +78,9 @@ CreateType = _node("CreateType", ["keyspace", "name", "if_not_exists", "fields"]
 DropType = _node("DropType", ["keyspace", "name", "if_exists"], "")
 Insert = _node("Insert", ["keyspace", "table", "columns", "values", "if_not_exists",
                           "ttl", "timestamp", "bind_count"], "")
+InsertJson = _node("InsertJson", ["keyspace", "table", "json", "default_unset",
+                                  "if_not_exists", "ttl", "timestamp", "bind_count"],
+                   "INSERT INTO t JSON <string or bind marker> [DEFAULT NULL|UNSET] ...")
 Update = _node("Update", ["keyspace", "table", "assignments", "where", "ttl", "timestamp",
                           "if_exists", "conditions", "bind_count"],
                "assignments: (column, op, term, key) with op '=' '+=' '-=' 'prepend'")

@@ -8,6 +8,7 @@ here and handed down.
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine.ddl import compile_ddl
 from cqlreactor.testing.engine.describe import compile_describe
+from cqlreactor.testing.engine.jsonrows import compile_insert_json, compile_select_json
 from cqlreactor.testing.engine.errors import EngineError, INVALID, SYNTAX_ERROR
 from cqlreactor.testing.engine.reads import _compile_select
 from cqlreactor.testing.engine.writes import (
@@ -19,7 +20,11 @@ __all__ = ["compile_statement"]
 def compile_statement(engine, stmt, keyspace):
     """The plan for ``stmt`` against the engine's current schema (raises EngineError)."""
     if isinstance(stmt, P.Select):
+        if stmt.json:
+            return compile_select_json(engine, stmt, keyspace)
         return _compile_select(engine, stmt, keyspace)
+    if isinstance(stmt, P.InsertJson):
+        return compile_insert_json(engine, stmt, keyspace)
     if isinstance(stmt, P.Insert):
         return _compile_insert(engine, stmt, keyspace)
     if isinstance(stmt, P.Update):

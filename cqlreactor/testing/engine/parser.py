@@ -13,7 +13,8 @@ import re
 
 from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
-    CreateType, Delete, Describe, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
+    CreateType, Delete, Describe, DropKeyspace, DropTable, DropType, FuncCall, Insert,
+    InsertJson, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,
     render_type)
 from cqlreactor.testing.engine.lexer import CqlSyntaxError, TokenStream, tokenize  # noqa: F401
@@ -482,8 +483,21 @@ class _Parser(TokenStream):
     def p_insert(self):
         self.expect_kw("into")
         ks, table = self.qualified_name()
-        if self.at_kw("json"):
-            return Unsupported("INSERT JSON")
+        if self.accept_kw("json"):
+            doc = self.term()
+            if not (isinstance(doc, Bind) or (isinstance(doc, Const) and doc.kind == "str")):
+                raise CqlSyntaxError("INSERT JSON takes a string literal or a bind marker")
+            unset = False
+            if self.accept_kw("default"):
+                if self.accept_kw("unset"):
+                    unset = True
+                elif not self.accept_kw("null"):
+                    raise self.error("NULL or UNSET")
+            ine = self.if_not_exists()
+            ttl, ts = self.using()
+            if not ine:
+                ine = self.if_not_exists()
+            return InsertJson(ks, table, doc, unset, ine, ttl, ts, self.binds)
         self.expect_op("(")
         cols = [self.ident("column name")]
         while self.accept_op(","):
