@@ -65,6 +65,9 @@ class SimulatedCluster(object):
         self.env = env
         self.product_type = product_type
         self.keyspace_ddl = keyspace_ddl
+        if release_version is not None:
+            from cqlreactor.testing.engine.releases import release
+            release(release_version)        # ValueError now, not a server that fails to start
         self.release_version = release_version
         self.process = None
         self.contact_points = None

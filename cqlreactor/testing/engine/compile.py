@@ -39,7 +39,27 @@ def compile_statement(engine, stmt, keyspace):
         return _compile_batch(engine, stmt, keyspace, subs)
     if isinstance(stmt, P.Describe):
         return compile_describe(engine, stmt, keyspace)
+    if isinstance(stmt, (P.CreateTable, P.AlterTable, P.CreateType)) and \
+            not engine.release.has_vector and _uses_vector(stmt):
+        raise EngineError(SYNTAX_ERROR, "line 1:0 no viable alternative at input 'vector' "
+                          "(the vector type exists from Cassandra 5.0; this simulated cluster "
+                          "is release %s: SimulatedCluster(release_version=\"5.0.2\"))"
+                          % (engine.release.version,))
     if isinstance(stmt, P.Unsupported):
         raise EngineError(INVALID if stmt.what != "DESCRIBE" else SYNTAX_ERROR,
                           "%s is not supported by the simulated cluster" % stmt.what)
     return compile_ddl(engine, stmt, keyspace)
+
+
+def _uses_vector(node):
+    """Whether a statement's type expressions name ``vector`` anywhere."""
+    if isinstance(node, P.TypeExpr):
+        return node.name == "vector" or any(_uses_vector(p) for p in node.params or ())
+    if isinstance(node, (list, tuple)):
+        return any(_uses_vector(item) for item in node)
+    if isinstance(node, dict):
+        return any(_uses_vector(item) for item in node.values())
+    slots = getattr(type(node), "__slots__", None)
+    if slots and hasattr(node, "__eq__") and type(node).__module__ == P.TypeExpr.__module__:
+        return any(_uses_vector(getattr(node, s, None)) for s in slots)
+    return False

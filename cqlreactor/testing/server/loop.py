@@ -44,11 +44,12 @@ import traceback
 
 from cqlreactor.core import wire
 from cqlreactor.core.compression import available_compressors
+from cqlreactor.testing.engine import releases
 from cqlreactor.testing.server import control, primes
 from cqlreactor.testing.server.faults import Faults
 from cqlreactor.testing.server.protocol import Protocol
 from cqlreactor.testing.server.state import (
-    CLOSED, CQL_VERSION, READ_SIZE, NodeState, ServerConnection)
+    CLOSED, READ_SIZE, NodeState, ServerConnection)
 from cqlreactor.testing.server.topology import Topology
 
 __all__ = ["ClusterServer", "NodeState", "run_cluster"]
@@ -84,7 +85,7 @@ class ClusterServer(Protocol, Topology, Faults):
         keyspace_ddl: False refuses CREATE/ALTER/DROP KEYSPACE over CQL as Astra does
             (keyspaces come from ``admin_execute``, Astra's DevOps API in the fake).
         release_version: the Cassandra release the nodes report and whose features the
-            engine follows ("4.0.11", "4.1.x", "5.0.x"; see ``engine.releases``).
+            engine follows ("4.0.11" by default, "4.1.x", "5.0.x"; see ``engine.releases``).
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
@@ -116,7 +117,8 @@ class ClusterServer(Protocol, Topology, Faults):
         self.prepared_tables = {}         # prepared id -> (keyspace, table, column signature)
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
-        supported = {"CQL_VERSION": [CQL_VERSION],
+        self.release = releases.release(release_version)     # ValueError: a clear message
+        supported = {"CQL_VERSION": [self.release.cql_version],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
                      "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
@@ -125,7 +127,6 @@ class ClusterServer(Protocol, Topology, Faults):
             supported["PRODUCT_TYPE"] = [product_type]
         self.supported_body = wire.write_string_multimap(supported)
         self.keyspace_ddl = keyspace_ddl
-        self.release_version = release_version
 
     # --- setup -------------------------------------------------------------------------------
 
