@@ -39,10 +39,17 @@ def _setup(session, ks):
 
 
 @pytest.mark.parametrize("version", [4, 5])
-def test_alter_add_evicts_and_the_client_reprepares(cql_cluster_factory, cql_reactor,
-                                                    version):
+def test_alter_add_evicts_and_the_client_reprepares(cql_cluster_factory, version):
+    _alter_add_evicts(cql_cluster_factory, None, version)
+
+
+def test_alter_add_reprepare_on_every_reactor(cql_cluster_factory, cql_reactor):
+    _alter_add_evicts(cql_cluster_factory, cql_reactor, 5)
+
+
+def _alter_add_evicts(cql_cluster_factory, reactor, version):
     sim = cql_cluster_factory(nodes=1)
-    with _cluster(sim, cql_reactor, version) as cluster:
+    with _cluster(sim, reactor, version) as cluster:
         session = cluster.connect()
         ks = "ev%d" % version
         _setup(session, ks)
