@@ -25,6 +25,8 @@ SELECT_PEERS = "SELECT * FROM system.peers"
 SELECT_PEERS_V2 = "SELECT * FROM system.peers_v2"
 SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM system_schema.keyspaces"
 EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
+#: the PRODUCT_TYPE Astra advertises in SUPPORTED (cassandra-driver detects Astra by it too)
+DBAAS_PRODUCT_TYPE = "DATASTAX_APOLLO"
 
 
 class ControlConnection(object):
@@ -85,6 +87,8 @@ class ControlConnection(object):
         with self._lock:
             self._check_not_shut_down()    # shutdown() found no connection to close
             self._connection = conn
+        product = ((getattr(conn, "supported", None) or {}).get("PRODUCT_TYPE") or [None])[0]
+        self.cluster.metadata.dbaas = product == DBAAS_PRODUCT_TYPE
         self.refresh_topology(conn)
         self.refresh_keyspaces(conn)
         conn.add_close_listener(self._on_connection_closed)

@@ -147,6 +147,9 @@ class Metadata(object):
     def __init__(self):
         self.cluster_name = None
         self.partitioner = None
+        #: True when the control connection's server says it is Astra (SUPPORTED's
+        #: PRODUCT_TYPE), as cassandra-driver's ``Metadata.dbaas``
+        self.dbaas = False
         self._hosts = {}
         self.keyspaces = {}
         self.token_map = None

@@ -124,6 +124,11 @@ class ReactorConnection(StreamProtocol):
         """The :class:`~cqlreactor.reactors.tls.TLSLayer` of a TLS connection, else None."""
         return self._tls
 
+    @property
+    def supported(self):
+        """The server's SUPPORTED options ({name: [values]}) once the handshake read them."""
+        return self._core.supported or {}
+
     def _step(self, step):
         self._phase = advance(self._phase, step)
 

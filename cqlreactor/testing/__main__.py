@@ -27,7 +27,9 @@ def _cluster(args):
         return 2
     return run_cluster(nodes=args.nodes, port=args.port, auth=auth, tls_dir=args.tls_dir,
                        protocol_versions=versions, client_auth=args.client_auth,
-                       parent_pid=args.parent_pid)
+                       parent_pid=args.parent_pid, product_type=args.product_type,
+                       keyspace_ddl=not args.no_keyspace_ddl,
+                       release_version=args.release_version)
 
 
 def _astra(argv):
@@ -54,6 +56,12 @@ def main(argv=None):
                    help="with DIR/ca.crt: whether client certificates are required")
     p.add_argument("--protocol-versions", default="3,4,5", metavar="LIST",
                    help="protocol versions the nodes speak (default 3,4,5)")
+    p.add_argument("--product-type", default=None,
+                   help="PRODUCT_TYPE advertised in SUPPORTED (Astra: DATASTAX_APOLLO)")
+    p.add_argument("--no-keyspace-ddl", action="store_true",
+                   help="refuse CREATE/ALTER/DROP KEYSPACE over CQL, as Astra does")
+    p.add_argument("--release-version", default=None, metavar="VERSION",
+                   help="Cassandra release the nodes are (4.0.11 default, 4.1.x, 5.0.x)")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when the process with this pid is gone")
     p.set_defaults(func=_cluster)

@@ -38,13 +38,20 @@ class SimulatedCluster(object):
         client_auth: "optional" or "required" client certificates (TLS with ca.crt).
         startup_timeout: seconds to wait for the ready line.
         python: interpreter running the server (default: this one).
+        product_type: PRODUCT_TYPE the nodes advertise in SUPPORTED (Astra's is
+            "DATASTAX_APOLLO"), or None.
+        keyspace_ddl: False refuses CREATE/ALTER/DROP KEYSPACE over CQL, as Astra does
+            (``admin_execute`` still runs them).
+        release_version: the Cassandra release the nodes are ("4.0.11" by default, "4.1.x",
+            "5.0.x"): system.local reports it and the CQL features follow it.
 
     Attributes (after start):
         contact_points: node addresses; port; control_address; pid.
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=None,
-                 client_auth=None, startup_timeout=30.0, python=None, env=None):
+                 client_auth=None, startup_timeout=30.0, python=None, env=None,
+                 product_type=None, keyspace_ddl=True, release_version=None):
         self.nodes = nodes
         self.requested_port = port
         if isinstance(auth, (tuple, list)):
@@ -56,6 +63,12 @@ class SimulatedCluster(object):
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
         self.env = env
+        self.product_type = product_type
+        self.keyspace_ddl = keyspace_ddl
+        if release_version is not None:
+            from cqlreactor.testing.engine.releases import release
+            release(release_version)        # ValueError now, not a server that fails to start
+        self.release_version = release_version
         self.process = None
         self.contact_points = None
         self.port = None
@@ -78,6 +91,12 @@ class SimulatedCluster(object):
             cmd += ["--client-auth", self.client_auth]
         if self.protocol_versions:
             cmd += ["--protocol-versions", ",".join(str(v) for v in self.protocol_versions)]
+        if self.product_type:
+            cmd += ["--product-type", self.product_type]
+        if not self.keyspace_ddl:
+            cmd += ["--no-keyspace-ddl"]
+        if self.release_version:
+            cmd += ["--release-version", str(self.release_version)]
         cmd += ["--parent-pid", str(os.getpid())]
         return cmd
 
@@ -181,6 +200,11 @@ class SimulatedCluster(object):
         return self.call("prime", query=query, rows=encode_rows_for_json(rows),
                          columns=columns, error=error, delay=delay, node=node, regex=regex,
                          times=times, params=params)
+
+    def admin_execute(self, query, keyspace=None):
+        """Run one CQL statement on node 0 past the client-facing refusals (``keyspace_ddl``):
+        the fake Astra's DevOps API.  Schema events reach the registered clients."""
+        return self.call("admin_execute", query=query, keyspace=keyspace)
 
     def stop_node(self, node):
         """Stop a node: its connections close, new ones are refused, the others are told.

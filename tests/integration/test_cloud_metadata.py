@@ -25,6 +25,7 @@ IDS = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-22222222
 def astra():
     routes = {h: ("127.0.0.1", 9) for h in IDS}
     with FakeAstra(start_cluster=False, routes=routes, username="astra", password="s3cret",
+                   host="127.0.0.1", credentials_in_bundle=True,
                    keyspace="ks1", local_dc="dc-east") as fake:
         yield fake
 

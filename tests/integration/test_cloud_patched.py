@@ -63,13 +63,11 @@ def astra():
     """The fake, with one table per case made beforehand (schema changes are not what runs
     under patching here; connecting and querying are)."""
     from cqlreactor import Cluster, PlainTextAuthProvider
-    with FakeAstra(nodes=3, username=USER, password=PASSWORD, host="localhost") as fake:
+    with FakeAstra(nodes=3, username=USER, password=PASSWORD, keyspace="patched") as fake:
         cluster = Cluster(cloud={"secure_connect_bundle": fake.bundle_path},
                           auth_provider=PlainTextAuthProvider(USER, PASSWORD))
         try:
             session = cluster.connect()
-            session.execute("CREATE KEYSPACE IF NOT EXISTS patched WITH replication = "
-                            "{'class': 'SimpleStrategy', 'replication_factor': 3}")
             for param in _cases():
                 session.execute("CREATE TABLE IF NOT EXISTS patched.t_%s_%s "
                                 "(k int PRIMARY KEY, v text)"

@@ -66,7 +66,7 @@ def setup(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("nodes"))
     # the nodes get their certificates from the fake's CA once it exists: start the fake
     # first with placeholder routes, then fill them in
-    fake = FakeAstra(start_cluster=False, routes={}).start()
+    fake = FakeAstra(start_cluster=False, routes={}, host="127.0.0.1").start()
     cert = certs.make_cert(fake.ca, ["localhost", "127.0.0.1"], d, "node")
     nodes = [TlsNode("node%d" % i, cert) for i in range(3)]
     for host_id, node in zip(IDS, nodes):

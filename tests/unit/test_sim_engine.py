@@ -100,7 +100,7 @@ ALL_TYPES = [
     ("d", "date", "'2020-02-03'", T.Date(datetime.date(2020, 2, 3))),
     ("de", "decimal", "1.25", decimal.Decimal("1.25")),
     ("do", "double", "2.5", 2.5),
-    ("du", "duration", "'1h30m'", T.Duration(0, 0, 5400 * 10 ** 9)),
+    ("du", "duration", "1h30m", T.Duration(0, 0, 5400 * 10 ** 9)),
     ("f", "float", "1.5", 1.5),
     ("i", "inet", "'10.0.0.1'", ipaddress.ip_address("10.0.0.1")),
     ("it", "int", "7", 7),

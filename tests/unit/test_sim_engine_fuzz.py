@@ -76,7 +76,7 @@ def attempt(engine, query, values=None, page_size=None, paging_state=None):
     "b list<list<int>>)", "CREATE TABLE ks.y (a int PRIMARY KEY, b nosuchtype)",
     "CREATE KEYSPACE z WITH replication = {'class': 'Nope'}", "CREATE KEYSPACE z WITH x = 1",
     "CREATE INDEX ON ks.t (v)", "CREATE MATERIALIZED VIEW ks.mv AS SELECT * FROM ks.t",
-    "GRANT ALL ON ks.t TO bob", "SELECT JSON * FROM ks.t", "INSERT INTO ks.t JSON '{}'",
+    "GRANT ALL ON ks.t TO bob", "SELECT JSON * FROM ks.nope", "INSERT INTO ks.t JSON '{}'",
     "SELECT * FROM ks.t WHERE k = 'text'", "SELECT * FROM ks.t WHERE c = 1",
     "SELECT * FROM ks.t WHERE k = 1 ORDER BY v", "UPDATE ks.t SET k = 1 WHERE k = 1",
     "INSERT INTO ks.t (k, c, nope) VALUES (1, 'a', 1)", "SELECT sum(c) FROM ks.t", "SELECT nofunc(k) FROM ks.t",
@@ -87,7 +87,7 @@ def attempt(engine, query, values=None, page_size=None, paging_state=None):
     "\x00\x01\x02", "SELECT * FROM ks.t WHERE k = 99999999999999999999",
     "INSERT INTO ks.t (k, c) VALUES (1, 'a'); INSERT INTO ks.t (k, c) VALUES (2, 'b')",
     "SELECT * FROM ks.t WHERE token(k) > 5 AND k = 1", "DELETE FROM ks.t WHERE c = 'a'",
-    "SELECT * FROM system.local WHERE key = ?", "DESCRIBE KEYSPACES",
+    "SELECT * FROM system.local WHERE key = ?", "DESCRIBE TABLE ks.nope",
 ])
 def test_garbage_statements_answer_with_engine_errors(query):
     with pytest.raises(EngineError) as info:

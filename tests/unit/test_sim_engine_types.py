@@ -49,6 +49,7 @@ VALUES = [
 @pytest.fixture(scope="module")
 def table():
     e = Engine([NodeInfo(0, "127.0.0.1")], clock=lambda: 1.7e9)
+    e.set_release("5.0.2")          # vector columns exist from Cassandra 5.0
     e.execute("CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy', "
               "'replication_factor': 1}")
     # (a UDT name whose hex form is all digits trips cassandra-driver's type-name parser)

@@ -5,14 +5,26 @@
 
 or from a shell (prints one JSON line when ready, runs until interrupted)::
 
-    python -m cqlreactor.testing astra --nodes 3 --bundle /tmp/b.zip --username u --password p
+    python -m cqlreactor.testing astra --nodes 3 --bundle /tmp/b.zip --username u --password p \
+        [--keyspace ks] [--credentials-in-bundle] [--host localhost]
 
 What it is made of, as on Astra:
 
 - a CA (``certs.py``) that signs the nodes' certificate, the metadata service's
   certificate and the client certificate of the bundle.  The nodes' certificate names the
-  proxy's host (``localhost`` / ``127.0.0.1``), not the host ids;
-- the simulated cluster (``cluster.SimulatedCluster``) with TLS on its nodes;
+  proxy's host, not the host ids;
+- DNS names, as Astra's ``<db id>-<region>.db.astra.datastax.com``: config.json's ``host``
+  and the metadata service's ``sni_proxy_address`` name ``host`` (default ``localhost``,
+  which resolves to loopback everywhere without setup), and the certificates' common name
+  and subjectAltName are that name, so drivers that check the proxy's or the metadata
+  service's DNS name against the certificate (the Node.js driver, cpp-driver) accept them.
+  Another name works when it resolves to 127.0.0.1 (an /etc/hosts line); an IP address
+  (``host="127.0.0.1"``) gives the old, IP-named layout;
+- the simulated cluster (``cluster.SimulatedCluster``) with TLS on its nodes, advertising
+  ``PRODUCT_TYPE: DATASTAX_APOLLO`` in SUPPORTED as Astra does (cassandra-driver and our
+  client set ``metadata.dbaas`` from it and default to LOCAL_QUORUM) and refusing
+  CREATE/ALTER/DROP KEYSPACE over CQL with Unauthorized, as Astra does: keyspaces come from
+  ``keyspace=`` / :meth:`FakeAstra.create_keyspace` (Astra's DevOps API or console);
 - :class:`MetadataServer` (``metadata.py``): ``GET /metadata`` over HTTPS, client
   certificate required, answering local DC, host ids and the proxy address;
 - :class:`SniProxy` (``proxy.py``): reads the ClientHello's server name without terminating
@@ -27,7 +39,6 @@ then closes).
 """
 
 import argparse
-import inspect
 import json
 import os
 import shutil
@@ -55,12 +66,15 @@ class FakeAstra(object):
     Args:
         nodes: number of simulated nodes.
         bundle_path: where to write the bundle (default: inside ``directory``).
-        username, password: enable password auth on the cluster and put them in config.json
-            (``credentials_in_bundle=False`` leaves them out of the bundle).
-        keyspace: written to config.json (created on the cluster when it lands).
+        username, password: enable password auth on the cluster (Astra: "token" and the
+            application token).  Bundles Astra issues today carry no credentials, so neither
+            do ours unless ``credentials_in_bundle=True`` (as bundles of old did).
+        keyspace: created on the cluster (as when the database is made) and written to
+            config.json.
         local_dc: the data center the metadata service reports (default: the nodes' one).
-        host: the proxy's and the metadata service's host (certificates name it; ``localhost``
-            and 127.0.0.1 are always in their subjectAltName).
+        host: the DNS name of the proxy and the metadata service (default ``localhost``; it
+            must resolve to a loopback address); the certificates name it (plus
+            ``localhost`` and 127.0.0.1 in their subjectAltName).
         directory: scratch directory for certificates (a temp dir by default, removed at stop).
         start_cluster: False runs only the CA, bundle, metadata service and proxy, routing to
             ``routes`` ({host_id: (address, port)}) — for tests of the cloud pieces alone.
@@ -72,8 +86,8 @@ class FakeAstra(object):
     """
 
     def __init__(self, nodes=3, bundle_path=None, username=None, password=None, keyspace=None,
-                 local_dc=None, host="127.0.0.1", directory=None, start_cluster=True,
-                 routes=None, credentials_in_bundle=True, cluster_options=None):
+                 local_dc=None, host="localhost", directory=None, start_cluster=True,
+                 routes=None, credentials_in_bundle=False, cluster_options=None):
         self.nodes = nodes
         self.bundle_path = bundle_path
         self.username = username
@@ -89,7 +103,6 @@ class FakeAstra(object):
         self.cluster = None
         self.metadata = None
         self.proxy = None
-        self.product_type_advertised = False
         self._own_directory = False
 
     # -- lifecycle --
@@ -114,7 +127,7 @@ class FakeAstra(object):
             self._own_directory = True
         tls_dir = os.path.join(self.directory, "tls")
         os.makedirs(tls_dir, exist_ok=True)
-        names = ["localhost", "127.0.0.1", self.host]
+        names = [self.host, "localhost", "127.0.0.1"]
         names = [n for i, n in enumerate(names) if n not in names[:i]]
         self.ca = certs.make_ca(tls_dir, name="fake Astra CA")
         self.node_cert = certs.make_cert(self.ca, names, tls_dir, "node", usage="both")
@@ -152,14 +165,8 @@ class FakeAstra(object):
         options.setdefault("nodes", self.nodes)
         options.setdefault("tls_dir", tls_dir)
         options.setdefault("client_auth", "required")       # Astra demands the bundle's cert
-        # Astra's SUPPORTED carries PRODUCT_TYPE: DATASTAX_APOLLO; pass it if the cluster can
-        accepted = inspect.signature(SimulatedCluster.__init__).parameters
-        if "product_type" in accepted:
-            options.setdefault("product_type", PRODUCT_TYPE)
-            self.product_type_advertised = True
-        elif "supported_extra" in accepted:
-            options.setdefault("supported_extra", {"PRODUCT_TYPE": [PRODUCT_TYPE]})
-            self.product_type_advertised = True
+        options.setdefault("product_type", PRODUCT_TYPE)     # what drivers detect Astra by
+        options.setdefault("keyspace_ddl", False)            # keyspaces come from the API
         if self.username is not None:
             options.setdefault("auth", (self.username, self.password))
         self.cluster = SimulatedCluster(**options)
@@ -168,6 +175,8 @@ class FakeAstra(object):
             self.routes[str(node["host_id"])] = (node["address"], node["port"])
             if self.local_dc is None:
                 self.local_dc = node.get("datacenter")
+        if self.keyspace:
+            self.create_keyspace(self.keyspace)
 
     def stop(self):
         for part in (self.proxy, self.metadata):
@@ -179,6 +188,16 @@ class FakeAstra(object):
         if self._own_directory and self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+    def create_keyspace(self, name):
+        """Create keyspace ``name`` as Astra's DevOps API does (NetworkTopologyStrategy, three
+        replicas capped at the node count, in the local DC); CQL cannot (Unauthorized)."""
+        if self.cluster is None:
+            raise RuntimeError("create_keyspace needs the cluster (start_cluster=True, started)")
+        dc = self.local_dc or "datacenter1"
+        self.cluster.admin_execute(
+            "CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': "
+            "'NetworkTopologyStrategy', '%s': %d}" % (name, dc, min(3, self.nodes)))
 
     # -- pieces --
     def _route(self, server_name):
@@ -233,8 +252,12 @@ def main(argv=None):
     parser.add_argument("--keyspace")
     parser.add_argument("--local-dc", help="the data center the metadata service reports "
                                            "(default: the simulated nodes' one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address of the proxy and metadata service")
+    parser.add_argument("--credentials-in-bundle", action="store_true",
+                        help="write --username/--password into config.json (as old bundles "
+                             "did; today's carry none)")
+    parser.add_argument("--host", default="localhost",
+                        help="DNS name of the proxy and metadata service, resolving to "
+                             "loopback (default localhost; the certificates name it)")
     args = parser.parse_args(argv)
     if (args.username is None) != (args.password is None):
         parser.error("--username and --password go together")
@@ -248,7 +271,7 @@ def main(argv=None):
         signal.signal(sig, _on_signal)
     with FakeAstra(nodes=args.nodes, bundle_path=args.bundle, username=args.username,
                    password=args.password, keyspace=args.keyspace, local_dc=args.local_dc,
-                   host=args.host) as astra:
+                   host=args.host, credentials_in_bundle=args.credentials_in_bundle) as astra:
         sys.stdout.write(json.dumps(astra.describe()) + "\n")
         sys.stdout.flush()
         while not stop.is_set():

@@ -50,8 +50,10 @@ TypeExpr = _node("TypeExpr", ["name", "params", "keyspace"], """A CQL type as wr
     'vector' (params = [element, dimension]), 'custom' (params = [class name]) or 'udt'
     (params = [type name], keyspace = the keyspace written before a dot, or None)""")
 
-Const = _node("Const", ["kind", "value"],
-              "A literal: kind in 'int' 'float' 'str' 'uuid' 'bool' 'null' 'blob' 'nan' 'inf'")
+Const = _node("Const", ["kind", "value", "text"],
+              "A literal: kind in 'int' 'float' 'str' 'uuid' 'bool' 'null' 'blob' 'nan' 'inf' "
+              "'duration'; text: the literal as written, for the kinds whose value would lose "
+              "it (a float's digits, for decimal columns; a duration's units)")
 Bind = _node("Bind", ["index", "name"], "A bind marker: ``?`` (name None) or ``:name``")
 Collection = _node("Collection", ["kind", "items"],
                    "A collection literal: kind 'list' 'set' 'map' (items are (k, v)) 'tuple' "
@@ -76,6 +78,9 @@ CreateType = _node("CreateType", ["keyspace", "name", "if_not_exists", "fields"]
 DropType = _node("DropType", ["keyspace", "name", "if_exists"], "")
 Insert = _node("Insert", ["keyspace", "table", "columns", "values", "if_not_exists",
                           "ttl", "timestamp", "bind_count"], "")
+InsertJson = _node("InsertJson", ["keyspace", "table", "json", "default_unset",
+                                  "if_not_exists", "ttl", "timestamp", "bind_count"],
+                   "INSERT INTO t JSON <string or bind marker> [DEFAULT NULL|UNSET] ...")
 Update = _node("Update", ["keyspace", "table", "assignments", "where", "ttl", "timestamp",
                           "if_exists", "conditions", "bind_count"],
                "assignments: (column, op, term, key) with op '=' '+=' '-=' 'prepend'")
@@ -88,6 +93,10 @@ Truncate = _node("Truncate", ["keyspace", "table"], "")
 Batch = _node("Batch", ["kind", "statements", "timestamp", "bind_count"],
               "kind: 'LOGGED' 'UNLOGGED' 'COUNTER'")
 Unsupported = _node("Unsupported", ["what"], "Recognised CQL that the simulator does not run")
+Describe = _node("Describe", ["kind", "keyspace", "name", "only", "full", "internals"],
+                 "DESCRIBE: kind 'keyspaces' 'tables' 'types' 'functions' 'aggregates' "
+                 "'schema' 'keyspace' 'table' 'type' 'cluster' or 'name' (DESCRIBE x, "
+                 "resolved when it runs)")
 
 NATIVE_TYPES = frozenset([
     "ascii", "bigint", "blob", "boolean", "counter", "date", "decimal", "double", "duration",
@@ -127,3 +136,7 @@ def _quote_if_needed(name):
     if _PLAIN_ID.match(name) and name not in RESERVED:
         return name
     return '"%s"' % name.replace('"', '""')
+
+
+#: an identifier as CQL text: bare when it can be, double-quoted otherwise
+quote_identifier = _quote_if_needed

@@ -15,6 +15,7 @@ from collections import OrderedDict
 
 from cqlreactor.core.murmur3 import MAX_TOKEN, MIN_TOKEN
 from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import releases
 from cqlreactor.testing.engine import system_tables as S
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.compile import compile_statement
@@ -82,6 +83,7 @@ class Engine(object):
         self.keyspaces = OrderedDict()
         self.schema_version = None
         self.schema_generation = 0
+        self.release = releases.release(None)
         self._plans = {}
         self._prepared = {}
         self._prepared_on = [set() for _ in self.nodes]
@@ -145,6 +147,34 @@ class Engine(object):
         """Mark a node up or down (affects availability checks, not system.peers)."""
         self.nodes[index].up = bool(up)
 
+    def set_release(self, version):
+        """Make every node (and every node added later) report Cassandra ``version`` and the
+        engine allow that release's features (``engine.releases``; ValueError if unknown)."""
+        self.release = releases.release(version)
+        for n in self.nodes:
+            n.release_version = self.release.version
+        self._sys_cache.clear()
+        self._plans.clear()
+
+    def evict_prepared(self, query_ids):
+        """Schema changed under these statements (ALTER TABLE that changes columns, DROP
+        TABLE/KEYSPACE): every node forgets them, as Cassandra 4 does, so the next EXECUTE of
+        each is UNPREPARED and the client re-prepares against the new schema."""
+        for qid in query_ids:
+            self._prepared.pop(qid, None)
+            for ids in self._prepared_on:
+                ids.discard(qid)
+
+    def table_signature(self, keyspace, table):
+        """What a prepared statement's metadata depends on in ``keyspace.table``: its columns
+        (name, kind, type) in order; None when the table does not exist."""
+        ks = self.keyspaces.get(keyspace)
+        t = ks.tables.get(table) if ks is not None else None
+        if t is None:
+            return None
+        return tuple((c.name, c.kind, c.type_expr if isinstance(c.type_expr, str)
+                      else P.render_type(c.type_expr)) for c in t.columns.values())
+
     def forget_prepared(self, node):
         """The node restarted: every id prepared on it answers UNPREPARED until re-prepared."""
         self._prepared_on[node].clear()
@@ -160,6 +190,7 @@ class Engine(object):
         """
         if not info.tokens:
             info.tokens = [self._split_widest_range()]
+        info.release_version = self.release.version
         taken = set(self._ring_tokens)
         for t in info.tokens:
             if int(t) in taken:

@@ -23,6 +23,7 @@ _TOKEN_RE = re.compile(r"""
   | (?P<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
   | (?P<blob>0[xX][0-9a-fA-F]*)
   | (?P<float>(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)
+  | (?P<duration>(?i:\d+(?:y|mo|w|d|h|ms|m|s|us|\u00b5s|ns))+(?![A-Za-z0-9_]))
   | (?P<int>\d+)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<qident>"(?:[^"]|"")*")
@@ -31,8 +32,10 @@ _TOKEN_RE = re.compile(r"""
   | (?P<op><=|>=|!=|[-+=<>(),;.*\[\]{}:?])
 """, re.VERBOSE | re.DOTALL)
 
-# token kinds: 'id' (unquoted, value lowercased for keywords), 'qid', 'str', 'int', 'float',
-# 'uuid', 'blob', 'op', 'eof'
+# token kinds: 'id' (unquoted, value lowercased for keywords), 'qid', 'str', 'int', 'float'
+# (value a float; raw keeps the digits a decimal needs), 'duration' (``1h30m``, value the text;
+# the ISO 8601 forms ``P...`` lex as identifiers and the parser reads them in value positions,
+# where no identifier is valid), 'uuid', 'blob', 'op', 'eof'
 
 
 def tokenize(text):
@@ -64,6 +67,8 @@ def tokenize(text):
             tokens.append(("int", int(raw), raw, start))
         elif kind == "float":
             tokens.append(("float", float(raw), raw, start))
+        elif kind == "duration":
+            tokens.append(("duration", raw, raw, start))
         elif kind == "uuid":
             tokens.append(("uuid", uuid.UUID(raw), raw, start))
         elif kind == "blob":

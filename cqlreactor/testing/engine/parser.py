@@ -9,9 +9,12 @@ Every problem is a :class:`CqlSyntaxError` (the engine turns it into a protocol
 ``SyntaxError``, code 0x2000) whose message names the offending token and its position.
 """
 
+import re
+
 from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P.Select ...)
     AlterKeyspace, AlterTable, Batch, Bind, Collection, Const, CreateKeyspace, CreateTable,
-    CreateType, Delete, DropKeyspace, DropTable, DropType, FuncCall, Insert, NATIVE_TYPES,
+    CreateType, Delete, Describe, DropKeyspace, DropTable, DropType, FuncCall, Insert,
+    InsertJson, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,
     render_type)
 from cqlreactor.testing.engine.lexer import CqlSyntaxError, TokenStream, tokenize  # noqa: F401
@@ -250,6 +253,51 @@ class _Parser(TokenStream):
             name = self.ident("type name")
         return TypeExpr("udt", [name], ks)
 
+    def p_describe(self):
+        """DESC[RIBE] as Cassandra 4 runs it on the server (DescribeStatement's grammar)."""
+        only = full = False
+        kind = keyspace = name = None
+        if self.accept_kw("full"):
+            full = True
+            self.expect_kw("schema")
+            kind = "schema"
+        elif self.accept_kw("only"):
+            only = True
+            if not (self.accept_kw("keyspace") or self.accept_kw("schema")):
+                raise self.error("KEYSPACE")
+            kind = "keyspace"
+        for words, k in ((("keyspaces",), "keyspaces"), (("tables", "columnfamilies"), "tables"),
+                         (("types",), "types"), (("functions",), "functions"),
+                         (("aggregates",), "aggregates"), (("cluster",), "cluster")):
+            if kind is None and self.at_kw(*words) and self.peek(1)[0] in ("eof", "op"):
+                self.i += 1
+                kind = k
+        if kind is None and self.accept_kw("schema"):
+            kind = "schema"
+        if kind is None and self.accept_kw("keyspace"):
+            kind = "keyspace"
+        if kind == "keyspace" and self.peek()[0] in ("id", "qid") and not self.at_kw("with"):
+            keyspace = self.ident("keyspace name", allow_reserved=True)
+        if kind is None:
+            for words, k in ((("table", "columnfamily"), "table"), (("type",), "type"),
+                             (("function",), "function"), (("aggregate",), "aggregate"),
+                             (("index",), "index"),
+                             (("materialized",), "materialized view")):
+                if self.at_kw(*words):
+                    self.i += 1
+                    if k == "materialized view":
+                        self.expect_kw("view")
+                    kind = k
+                    break
+            if kind is None:
+                kind = "name"
+            keyspace, name = self.qualified_name()
+        internals = False
+        if self.accept_kw("with"):
+            self.expect_kw("internals")
+            internals = True
+        return Describe(kind, keyspace, name, only, full, internals)
+
     def p_drop(self):
         if self.accept_kw("keyspace") or self.accept_kw("schema"):
             ie = self.if_exists()
@@ -339,7 +387,10 @@ class _Parser(TokenStream):
                 nxt = self.peek(1)
                 if nxt[0] in ("int", "float"):
                     self.i += 2
-                    return Const(nxt[0], -nxt[1])
+                    return Const(nxt[0], -nxt[1], "-" + nxt[2])
+                if nxt[0] == "duration" or (nxt[0] == "id" and _ISO_DURATION.match(nxt[2])):
+                    self.i += 2
+                    return Const("duration", "-" + nxt[2])
                 if nxt[0] == "id" and nxt[1] in ("nan", "infinity"):
                     self.i += 2
                     return Const("float", float("-inf") if nxt[1] == "infinity" else float("nan"))
@@ -358,9 +409,9 @@ class _Parser(TokenStream):
                 self.expect_op(")")
                 return Collection("tuple", items)
             raise self.error("a value")
-        if kind in ("int", "float", "str", "uuid", "blob"):
+        if kind in ("int", "float", "str", "uuid", "blob", "duration"):
             self.i += 1
-            return Const(kind, t[1])
+            return Const(kind, t[1], t[2])
         if kind == "id":
             w = t[1]
             if w in ("true", "false"):
@@ -378,6 +429,9 @@ class _Parser(TokenStream):
             if self.peek(1)[0] == "op" and self.peek(1)[1] == "(":
                 self.i += 2
                 return FuncCall(w, self.terms_until(")"))
+            if _ISO_DURATION.match(t[2]):
+                self.i += 1
+                return Const("duration", t[2], t[2])
         raise self.error("a value")
 
     def brace_literal(self):
@@ -429,8 +483,21 @@ class _Parser(TokenStream):
     def p_insert(self):
         self.expect_kw("into")
         ks, table = self.qualified_name()
-        if self.at_kw("json"):
-            return Unsupported("INSERT JSON")
+        if self.accept_kw("json"):
+            doc = self.term()
+            if not (isinstance(doc, Bind) or (isinstance(doc, Const) and doc.kind == "str")):
+                raise CqlSyntaxError("INSERT JSON takes a string literal or a bind marker")
+            unset = False
+            if self.accept_kw("default"):
+                if self.accept_kw("unset"):
+                    unset = True
+                elif not self.accept_kw("null"):
+                    raise self.error("NULL or UNSET")
+            ine = self.if_not_exists()
+            ttl, ts = self.using()
+            if not ine:
+                ine = self.if_not_exists()
+            return InsertJson(ks, table, doc, unset, ine, ttl, ts, self.binds)
         self.expect_op("(")
         cols = [self.ident("column name")]
         while self.accept_op(","):
@@ -685,6 +752,11 @@ def _unsupported(word):
     return handler
 
 
+# ISO 8601 durations as Cassandra's lexer takes them unquoted: P1Y2M3DT4H5M6S, P2W (the
+# alternative format P0001-02-03T04:05:06 lexes as several tokens here: not supported)
+_ISO_DURATION = re.compile(r"^(?:P(?=\d|T\d)(?:\d+Y)?(?:\d+M)?(?:\d+D)?"
+                           r"(?:T(?=\d)(?:\d+H)?(?:\d+M)?(?:\d+S)?)?|P\d+W)$", re.IGNORECASE)
+
 _STATEMENTS = {
     "use": _Parser.p_use,
     "create": _Parser.p_create,
@@ -699,8 +771,8 @@ _STATEMENTS = {
     "grant": _unsupported("GRANT"),
     "revoke": _unsupported("REVOKE"),
     "list": _unsupported("LIST"),
-    "describe": _unsupported("DESCRIBE"),
-    "desc": _unsupported("DESCRIBE"),
+    "describe": _Parser.p_describe,
+    "desc": _Parser.p_describe,
 }
 
 

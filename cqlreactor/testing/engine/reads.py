@@ -34,8 +34,6 @@ def _compile_select(engine, stmt, keyspace):
     plan = _SelectPlan()
     plan.table = table
     plan.ks = ks
-    if stmt.json:
-        raise invalid("SELECT JSON is not supported by the simulator")
 
     # selection
     outs = []          # (kind, arg) per output column

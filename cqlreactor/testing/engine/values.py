@@ -108,11 +108,26 @@ def _parse_time(text):
     return ns
 
 
+_ISO_DURATION_RE = re.compile(
+    r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$|^P(\d+)W$",
+    re.IGNORECASE)
+
+
 def _parse_duration(text):
+    """A Duration from Cassandra's duration syntaxes: ``1y2mo3w4d5h6m7s8ms9us10ns`` and the
+    ISO 8601 ``P1Y2M3DT4H5M6S`` / ``P2W`` forms, each optionally negative."""
     months = days = nanos = 0
     pos = 0
     neg = text.startswith("-")
     body = text[1:] if neg else text
+    iso = _ISO_DURATION_RE.match(body) if body[:1] in ("P", "p") else None
+    if iso and any(g is not None for g in iso.groups()):
+        y, mo, d, h, mi, sec, w = [int(g or 0) for g in iso.groups()]
+        months, days = y * 12 + mo, d + 7 * w
+        nanos = ((h * 60 + mi) * 60 + sec) * 10 ** 9
+        if neg:
+            months, days, nanos = -months, -days, -nanos
+        return _t.Duration(months, days, nanos)
     units = {"y": ("mo", 12), "mo": ("mo", 1), "w": ("d", 7), "d": ("d", 1),
              "h": ("ns", 3600 * 10 ** 9), "m": ("ns", 60 * 10 ** 9), "s": ("ns", 10 ** 9),
              "ms": ("ns", 10 ** 6), "us": ("ns", 1000), "µs": ("ns", 1000), "ns": ("ns", 1)}
@@ -160,6 +175,8 @@ def literal_value(term, type_expr, column="value"):
         if name == "decimal":
             if kind not in ("int", "float"):
                 raise bad
+            if kind == "float" and term.text:
+                return decimal.Decimal(term.text)         # every digit as written
             return decimal.Decimal(repr(value) if kind == "float" else value)
         if name in ("text", "varchar", "ascii"):
             if kind != "str":
@@ -210,8 +227,12 @@ def literal_value(term, type_expr, column="value"):
                 raise bad
             return value
         if name == "duration":
-            if kind == "str":
+            # Cassandra takes duration constants and integers, never a quoted string
+            # (Constants.Literal.testAssignment): '1h' is "Invalid STRING constant"
+            if kind == "duration":
                 return _parse_duration(value)
+            if kind == "int":
+                return _parse_duration(term.text or str(value))
             raise bad
         raise bad
     if isinstance(term, P.Collection):

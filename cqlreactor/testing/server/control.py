@@ -193,6 +193,7 @@ CONTROL_OPS = {
     "connections": lambda self, node=None: self.connections(node),
     "nodes": lambda self: self.describe_nodes(),
     "ping": lambda self: True,
+    "admin_execute": lambda self, query, keyspace=None: self.admin_execute(query, keyspace),
 }
 
 

@@ -44,11 +44,12 @@ import traceback
 
 from cqlreactor.core import wire
 from cqlreactor.core.compression import available_compressors
+from cqlreactor.testing.engine import releases
 from cqlreactor.testing.server import control, primes
 from cqlreactor.testing.server.faults import Faults
 from cqlreactor.testing.server.protocol import Protocol
 from cqlreactor.testing.server.state import (
-    CLOSED, CQL_VERSION, READ_SIZE, NodeState, ServerConnection)
+    CLOSED, READ_SIZE, NodeState, ServerConnection)
 from cqlreactor.testing.server.topology import Topology
 
 __all__ = ["ClusterServer", "NodeState", "run_cluster"]
@@ -79,10 +80,17 @@ class ClusterServer(Protocol, Topology, Faults):
         protocol_versions: the versions the nodes speak (subset of 3, 4, 5).
         base_address: node i listens on base_address + str(i + 1).
         client_auth: with TLS and ca.crt: "optional" (default) or "required".
+        product_type: advertised in SUPPORTED as PRODUCT_TYPE (Astra: "DATASTAX_APOLLO",
+            which drivers read to turn their Astra defaults on); None advertises none.
+        keyspace_ddl: False refuses CREATE/ALTER/DROP KEYSPACE over CQL as Astra does
+            (keyspaces come from ``admin_execute``, Astra's DevOps API in the fake).
+        release_version: the Cassandra release the nodes report and whose features the
+            engine follows ("4.0.11" by default, "4.1.x", "5.0.x"; see ``engine.releases``).
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                 base_address="127.0.0.", client_auth="optional", engine=None):
+                 base_address="127.0.0.", client_auth="optional", engine=None,
+                 product_type=None, keyspace_ddl=True, release_version=None):
         if nodes < 1 or nodes > 250:
             raise ValueError("nodes must be between 1 and 250")
         self.protocol_versions = tuple(sorted(set(int(v) for v in protocol_versions)))
@@ -106,14 +114,19 @@ class ClusterServer(Protocol, Topology, Faults):
         self.prepared_text = {}           # prepared id -> query text (for logs and primes)
         self.prepared_meta = {}           # prepared id -> result metadata id (v5)
         self.primed_ids = set()           # ids of PREPARED answers built from primes
+        self.prepared_tables = {}         # prepared id -> (keyspace, table, column signature)
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
-        supported = {"CQL_VERSION": [CQL_VERSION],
+        self.release = releases.release(release_version)     # ValueError: a clear message
+        supported = {"CQL_VERSION": [self.release.cql_version],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
                      "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
                                            if v in self.protocol_versions]}
+        if product_type:
+            supported["PRODUCT_TYPE"] = [product_type]
         self.supported_body = wire.write_string_multimap(supported)
+        self.keyspace_ddl = keyspace_ddl
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -442,7 +455,8 @@ class ClusterServer(Protocol, Topology, Faults):
 # --- process entry ----------------------------------------------------------------------------
 
 def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                client_auth="optional", stdout=None, parent_pid=None):
+                client_auth="optional", stdout=None, parent_pid=None, product_type=None,
+                keyspace_ddl=True, release_version=None):
     """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
 
     Args:
@@ -454,7 +468,9 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
     stdout = stdout or sys.stdout
     try:
         server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
-                               protocol_versions=protocol_versions, client_auth=client_auth)
+                               protocol_versions=protocol_versions, client_auth=client_auth,
+                               product_type=product_type, keyspace_ddl=keyspace_ddl,
+                               release_version=release_version)
     except (OSError, ssl.SSLError, ValueError) as exc:
         sys.stderr.write("cannot start: %s\n" % (exc,))
         return 1

@@ -19,12 +19,14 @@ of the fast path (``_process``; loop.py says why).
 """
 
 import hashlib
+import re
 import struct
 
 from cqlreactor.core import messages, results, wire
 from cqlreactor.core.errors import ProtocolError, UnsupportedProtocolVersion
 from cqlreactor.core.frames import Frame
 from cqlreactor.testing.engine.errors import EngineError
+from cqlreactor.testing.engine.parser import parse as parse_statement
 from cqlreactor.testing.engine.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
 from cqlreactor.testing.server import primes
 from cqlreactor.testing.server.state import (
@@ -295,6 +297,7 @@ class Protocol(object):
             self._reply_error(conn, stream, BAD_CREDENTIALS,
                               "Provided username %s and/or password are incorrect" % (user,))
             return
+        conn.user = user
         self._reply(conn, stream, AUTH_SUCCESS, wire.write_bytes(None))
         conn.phase = READY_PHASE
 
@@ -394,6 +397,9 @@ class Protocol(object):
         version = conn.version
         opcode = message.opcode
         skip_metadata = False
+        new_metadata_id = None
+        if not self.keyspace_ddl:
+            _refuse_keyspace_ddl(message, conn)
         if opcode == QUERY:
             p = message.parameters
             result, _ = engine.execute(message.query, p.values, p.names,
@@ -401,32 +407,90 @@ class Protocol(object):
                                        p.page_size, p.paging_state, version,
                                        timestamp=p.timestamp)
         elif opcode == PREPARE:
-            result = engine.prepare(message.query, message.keyspace or conn.keyspace, node=node)
-            self.prepared_text[bytes(result.query_id)] = message.query
-            self.prepared_meta[bytes(result.query_id)] = result.result_metadata_id
+            keyspace = message.keyspace or conn.keyspace
+            result = engine.prepare(message.query, keyspace, node=node)
+            qid = bytes(result.query_id)
+            self.prepared_text[qid] = message.query
+            self.prepared_meta[qid] = result.result_metadata_id
+            self._remember_table(qid, message.query, keyspace)
         elif opcode == EXECUTE:
             p = message.parameters
             query_id = bytes(message.query_id)
             result = engine.execute_prepared(query_id, p.values, p.keyspace or conn.keyspace,
                                              node, p.consistency, p.page_size, p.paging_state,
                                              version, p.names, timestamp=p.timestamp)
-            if p.skip_metadata:
-                skip_metadata = version < 5 or (
-                    message.result_metadata_id == self.prepared_meta.get(query_id))
+            current = self.prepared_meta.get(query_id)
+            if version >= 5 and type(result) is Rows and current is not None \
+                    and message.result_metadata_id != current:
+                # the statement was re-prepared against a changed schema since this client
+                # prepared it: full metadata, flagged METADATA_CHANGED with the new id
+                new_metadata_id = current
+            elif p.skip_metadata:
+                skip_metadata = version < 5 or message.result_metadata_id == current
         else:   # BATCH
             statements = [(s[0], not isinstance(s[0], str), s[1]) for s in message.statements]
             result = engine.batch(statements, message.keyspace or conn.keyspace, node,
                                   message.consistency, message.batch_type, message.timestamp)
-        return RESULT, self._result_body(conn, result, skip_metadata), \
+        if type(result) is SchemaChange:
+            self._evict_prepared(result)
+        return RESULT, self._result_body(conn, result, skip_metadata, new_metadata_id), \
             self._schema_events(result)
 
-    def _result_body(self, conn, result, skip_metadata=False):
+    def _remember_table(self, qid, query, keyspace):
+        """Note the table a prepared statement reads or writes, and its columns now (what
+        ``_evict_prepared`` compares after a schema change)."""
+        try:
+            stmt = parse_statement(query)
+        except Exception:       # prepared fine, so parseable; a failure here only skips it
+            return
+        table = getattr(stmt, "table", None)
+        ks = getattr(stmt, "keyspace", None) or keyspace
+        if table is None or ks is None:
+            return
+        self.prepared_tables[qid] = (ks, table, self.engine.table_signature(ks, table))
+
+    def _evict_prepared(self, change):
+        """Cassandra 4 (QueryProcessor's schema listener) forgets the prepared statements of a
+        dropped keyspace or table, and of a table whose columns changed: their next EXECUTE
+        answers UNPREPARED and the client re-prepares (getting the new metadata)."""
+        if change.target == "KEYSPACE" and change.change_type != "DROPPED":
+            return
+        if change.target not in ("KEYSPACE", "TABLE"):
+            return
+        gone = []
+        for qid, (ks, table, signature) in list(self.prepared_tables.items()):
+            if ks != change.keyspace:
+                continue
+            if change.target == "TABLE" and table != change.name:
+                continue
+            if change.target == "KEYSPACE" or change.change_type == "DROPPED" or \
+                    self.engine.table_signature(ks, table) != signature:
+                gone.append(qid)
+        for qid in gone:
+            del self.prepared_tables[qid]
+            self.prepared_meta.pop(qid, None)
+        if gone:
+            self.engine.evict_prepared(gone)
+
+    def admin_execute(self, query, keyspace=None):
+        """Run ``query`` on the first node past the client refusals (the fake Astra's DevOps
+        API creates keyspaces this way); its schema event goes to the registered clients.
+        Returns the result kind ("void", "rows", "schema_change", ...)."""
+        result, _ = self.engine.execute(query, keyspace=keyspace,
+                                        node=self.nodes[0].engine_index)
+        if type(result) is SchemaChange:
+            self._evict_prepared(result)
+        for event in self._schema_events(result):
+            self._broadcast_event(event)
+        return type(result).__name__
+
+    def _result_body(self, conn, result, skip_metadata=False, new_metadata_id=None):
         version = conn.version
         kind = type(result)
         if kind is Rows:
             columns = result.columns
             return results.rows_body(columns, result.rows, result.paging_state, skip_metadata,
-                                     None, version,
+                                     new_metadata_id, version,
                                      None if skip_metadata else _column_specs(columns, version))
         if kind is Void:
             return _VOID_BODY
@@ -449,6 +513,30 @@ class Protocol(object):
             return (messages.EventMessage("SCHEMA_CHANGE", result.change_type, None,
                                           result.target, result.keyspace, result.name),)
         return ()
+
+
+# --- Astra's refusals ------------------------------------------------------------------------
+
+_KEYSPACE_DDL = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(CREATE|ALTER|DROP)\s+"
+                           r"(KEYSPACE|SCHEMA)\b", re.IGNORECASE | re.DOTALL)
+UNAUTHORIZED = 0x2100
+
+
+def _refuse_keyspace_ddl(message, conn):
+    """Astra manages keyspaces outside CQL: its roles lack CREATE/ALTER/DROP on
+    <all keyspaces>, so those statements fail with Unauthorized whoever runs them."""
+    if message.opcode == BATCH:
+        texts = [s[0] for s in message.statements if isinstance(s[0], str)]
+    else:
+        texts = [getattr(message, "query", None) or ""]
+    for text in texts:
+        match = _KEYSPACE_DDL.match(text)
+        if match:
+            raise EngineError(
+                UNAUTHORIZED, "User %s has no %s permission on <all keyspaces> or any of its "
+                "parents (this database manages keyspaces outside CQL: create them with the "
+                "DevOps API or the console; in the fake Astra, FakeAstra.create_keyspace)"
+                % (conn.user or "anonymous", match.group(1).upper()))
 
 
 # --- body helpers -----------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class ServerConnection(object):
 
     __slots__ = ("server", "node", "sock", "peer", "framing", "head", "phase", "version",
                  "registered", "wbuf", "writing", "tls", "tls_in", "tls_out", "tls_done",
-                 "closing", "closed", "keyspace", "id")
+                 "closing", "closed", "keyspace", "id", "user")
 
     _ids = itertools.count(1)
 
@@ -100,6 +100,7 @@ class ServerConnection(object):
         self.closing = False
         self.closed = False
         self.keyspace = None
+        self.user = None                # the role authenticated as (error messages name it)
         self.id = next(self._ids)
         if tls_context is not None:
             self.tls_in = ssl.MemoryBIO()

@@ -42,7 +42,9 @@ class Topology(object):
 
     def _make_engine(self):
         """The CQL engine; built once the port is known (system.peers names it)."""
-        return Engine([self._node_info(node) for node in self.nodes])
+        engine = Engine([self._node_info(node) for node in self.nodes])
+        engine.set_release(self.release.version)
+        return engine
 
     @staticmethod
     def _node_info(node, tokens=None):
