@@ -289,7 +289,13 @@ class ReactorConnectionBase(Connection, StreamProtocol):
     _transport = None
     _tls = None
     _stream_ready = False
+    _tcp_connected = False
     _ragged_eof_is_close = True
+
+    @property
+    def tls(self):
+        """The :class:`~cqlreactor.reactors.tls.TLSLayer` of a TLS connection, else None."""
+        return self._tls
 
     # --- class level: cassandra-driver's reactor hooks -------------------------------------------
 
@@ -372,6 +378,7 @@ class ReactorConnectionBase(Connection, StreamProtocol):
 
     def connection_made(self, transport):
         self._transport = transport
+        self._tcp_connected = True
         try:
             for option in self.sockopts or ():
                 transport.setsockopt(*option)
@@ -418,7 +425,7 @@ class ReactorConnectionBase(Connection, StreamProtocol):
     def connection_lost(self, exc):
         if self.is_closed:
             return
-        if exc is not None and self._transport is None:
+        if exc is not None and not self._tcp_connected:
             error = exc                 # the TCP connect failed: their reactors raise it so
         elif exc is not None:
             error = ConnectionException("connection to %s lost: %s" % (self.endpoint, exc),

@@ -107,18 +107,39 @@ def test_tls_with_ssl_context_and_hostname_checks(tmp_path_factory, connection_c
         try:
             assert session.execute("SELECT release_version FROM system.local").one()
             conn = cluster.control_connection._connection
-            assert conn._tls is not None and conn._tls.handshake_complete
-            assert conn._tls.server_hostname == conn.endpoint.address
+            assert conn.tls is not None and conn.tls.handshake_complete
+            assert conn.tls.server_hostname == conn.endpoint.address
         finally:
             cluster.shutdown()
-        # a certificate that does not name the endpoint: refused, with the reason
-        bad = ssl.create_default_context(cafile=ca.cert_path)
-        cluster = Cluster(["localhost"], port=sim.port, ssl_context=bad,
-                          connection_class=connection_class, connect_timeout=5)
+
+
+@pytest.mark.parametrize("how", ["context", "ssl_options"])
+def test_a_certificate_not_naming_the_node_is_refused(tmp_path, how):
+    """OpenSSL's own check (a context with check_hostname), and ssl_options' check_hostname
+    with a context that does not check (cassandra-driver 3.25's post-handshake check)."""
+    certs = pytest.importorskip("cqlreactor.testing.astra.certs")
+    ca = certs.make_ca(str(tmp_path))
+    certs.make_cert(ca, ["node.example"], str(tmp_path), "node", usage="server")
+    context = ssl.create_default_context(cafile=ca.cert_path)
+    options = {}
+    if how == "ssl_options":
+        context.check_hostname = False
+        options = {"ssl_options": {"check_hostname": True}}
+    with SimulatedCluster(nodes=1, tls_dir=str(tmp_path)) as sim:
+        cluster = Cluster(sim.contact_points, port=sim.port, ssl_context=context,
+                          connection_class=compat.AsyncioConnection, connect_timeout=5,
+                          **options)
         try:
             with pytest.raises(NoHostAvailable) as info:
                 cluster.connect()
             assert "hostname" in str(info.value)
+        finally:
+            cluster.shutdown()
+        context.check_hostname = False    # the same certificate, no name check: accepted
+        cluster = Cluster(sim.contact_points, port=sim.port, ssl_context=context,
+                          connection_class=compat.AsyncioConnection, connect_timeout=5)
+        try:
+            assert cluster.connect().execute("SELECT key FROM system.local").one()
         finally:
             cluster.shutdown()
 
@@ -134,8 +155,8 @@ def test_astra_bundle_through_the_fake(connection_class):
             hosts = cluster.metadata.all_hosts()
             assert sorted(str(h.host_id) for h in hosts) == sorted(fake.host_ids)
             conn = cluster.control_connection._connection
-            assert conn._tls.server_hostname == str(conn.endpoint.server_name)  # SNI: host id
-            assert conn._tls.check_hostname_as == conn.endpoint.address   # cert: the proxy
+            assert conn.tls.server_hostname == conn.endpoint.ssl_options["server_hostname"]  # SNI: host id
+            assert conn.tls.check_hostname_as == conn.endpoint.address   # cert: the proxy
             ks = _keyspace(connection_class, "_astra")
             session.execute("CREATE KEYSPACE %s WITH replication = {'class': "
                             "'SimpleStrategy', 'replication_factor': 3}" % ks)
@@ -206,6 +227,7 @@ def test_sockopts_are_applied(clean_sim):
 @pytest.mark.skipif(matrix.gate_problem("eventlet") is None,
                     reason="eventlet is not gated on this interpreter")
 def test_the_matrix_gates_eventlet_as_our_own_reactor(monkeypatch):
+    pytest.importorskip("eventlet")
     monkeypatch.delenv(matrix.ALLOW_ENV, raising=False)
 
     class Gated(compat.EventletConnection):
@@ -257,7 +279,7 @@ session.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': "
                 "'SimpleStrategy', 'replication_factor': 1}" % ks)
 session.execute("CREATE TABLE IF NOT EXISTS %s.t (k int PRIMARY KEY, v text)" % ks)
 insert = session.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % ks)
-pool = session.get_pools()[0]
+pool, = session.get_pools()
 conn, = scenarios.pool_connections(pool)
 seen = []
 
