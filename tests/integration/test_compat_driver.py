@@ -84,12 +84,15 @@ def test_idle_heartbeat_defuncts_the_connections_of_a_stalled_node(clean_sim, co
     cluster, session = scenarios.connect(sim, connection_class, idle_heartbeat_interval=1,
                                          idle_heartbeat_timeout=1)
     try:
-        address = sim.contact_points[2]
+        control = cluster.control_connection._connection.endpoint.address
+        index = [i for i, a in enumerate(sim.contact_points) if a != control][-1]
+        address = sim.contact_points[index]
         host = [h for h in cluster.metadata.all_hosts() if h.endpoint.address == address][0]
         scenarios.wait_until(lambda: any(p.host == host and p.open_count
-                                         for p in session.get_pools()), what="pool of node 3")
-        sim.stall(2, 8)
-        scenarios.wait_until(lambda: not host.is_up, what="the heartbeat marking node 3 down")
+                                         for p in session.get_pools()), what="its pool")
+        sim.stall(index, 8)
+        scenarios.wait_until(lambda: not host.is_up, what="the heartbeat marking %s down"
+                             % address)
         assert all(h.is_up for h in cluster.metadata.all_hosts() if h is not host)
         assert session.execute("SELECT release_version FROM system.local").one()
     finally:
