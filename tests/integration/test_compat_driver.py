@@ -51,11 +51,34 @@ def clean_sim(sim):
             sim.start_node(index)
 
 
-@pytest.fixture(params=reactor_params())
-def connection_class(request):
-    cls = CLASSES[request.param]
+def _reactors(default=None):
+    """reactor_params(), the ones not in ``default`` marked slow (``tox -m slow`` runs every
+    reactor; the default run stays within its time budget).  None: every reactor by default."""
+    params = []
+    for param in reactor_params():
+        marks = list(param.marks)
+        if default is not None and param.values[0] not in default:
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(param.values[0], id=param.id, marks=marks))
+    return params
+
+
+def _connection_class(name):
+    cls = CLASSES[name]
     cls.initialize_reactor()            # the gate (opt-in honoured), as Cluster.connect does
     return cls
+
+
+@pytest.fixture(params=_reactors())
+def connection_class(request):
+    return _connection_class(request.param)
+
+
+# the scenarios that wait on the cluster (stops, stalls, timeouts): by default on the gevent
+# class (its hub in a thread of its own: the mechanism the others do not need), the rest slow
+@pytest.fixture(params=_reactors(default=("gevent",)))
+def waiting_connection_class(request):
+    return _connection_class(request.param)
 
 
 def _keyspace(cls, suffix=""):
@@ -71,16 +94,26 @@ def test_session_layer_runs_on_every_reactor(clean_sim, connection_class):
         assert isinstance(cluster.control_connection._connection, connection_class)
         ks = _keyspace(connection_class)
         scenarios.crud_paging_batch_metadata(cluster, session, ks)
-        scenarios.timeout_then_recovery(sim, session)
-        scenarios.node_stop_restart(sim, cluster, session)
-        scenarios.dropped_connections(sim, cluster, session)
         scenarios.cqlengine_models(session, ks)     # last: unregistering shuts the cluster down
     finally:
         cluster.shutdown()
 
 
-def test_idle_heartbeat_defuncts_the_connections_of_a_stalled_node(clean_sim, connection_class):
+def test_timeout_node_stop_restart_and_dropped_connections(clean_sim, waiting_connection_class):
     sim = clean_sim
+    cluster, session = scenarios.connect(sim, waiting_connection_class)
+    try:
+        scenarios.timeout_then_recovery(sim, session)
+        scenarios.node_stop_restart(sim, cluster, session)
+        scenarios.dropped_connections(sim, cluster, session)
+    finally:
+        cluster.shutdown()
+
+
+def test_idle_heartbeat_defuncts_the_connections_of_a_stalled_node(clean_sim,
+                                                                   waiting_connection_class):
+    sim = clean_sim
+    connection_class = waiting_connection_class
     cluster, session = scenarios.connect(sim, connection_class, idle_heartbeat_interval=1,
                                          idle_heartbeat_timeout=1)
     try:
@@ -99,21 +132,27 @@ def test_idle_heartbeat_defuncts_the_connections_of_a_stalled_node(clean_sim, co
         cluster.shutdown()
 
 
-def test_tls_with_ssl_context_and_hostname_checks(tmp_path_factory, connection_class):
+@pytest.fixture(scope="module")
+def tls_sim(tmp_path_factory):
     certs = pytest.importorskip("cqlreactor.testing.astra.certs")
     directory = str(tmp_path_factory.mktemp("compat-tls"))
     ca = certs.make_ca(directory)
     certs.make_cert(ca, ["127.0.0.1", "127.0.0.2"], directory, "node", usage="server")
     with SimulatedCluster(nodes=2, tls_dir=directory) as sim:
-        context = ssl.create_default_context(cafile=ca.cert_path)   # check_hostname on
-        cluster, session = scenarios.connect(sim, connection_class, ssl_context=context)
-        try:
-            assert session.execute("SELECT release_version FROM system.local").one()
-            conn = cluster.control_connection._connection
-            assert conn.tls is not None and conn.tls.handshake_complete
-            assert conn.tls.server_hostname == conn.endpoint.address
-        finally:
-            cluster.shutdown()
+        sim.ca_path = ca.cert_path
+        yield sim
+
+
+def test_tls_with_an_ssl_context_checking_host_names(tls_sim, connection_class):
+    context = ssl.create_default_context(cafile=tls_sim.ca_path)   # check_hostname on
+    cluster, session = scenarios.connect(tls_sim, connection_class, ssl_context=context)
+    try:
+        assert session.execute("SELECT release_version FROM system.local").one()
+        conn = cluster.control_connection._connection
+        assert conn.tls is not None and conn.tls.handshake_complete
+        assert conn.tls.server_hostname == conn.endpoint.address
+    finally:
+        cluster.shutdown()
 
 
 @pytest.mark.parametrize("how", ["context", "ssl_options"])
@@ -147,44 +186,37 @@ def test_a_certificate_not_naming_the_node_is_refused(tmp_path, how):
             cluster.shutdown()
 
 
-def test_astra_bundle_through_the_fake(connection_class):
+@pytest.fixture(scope="module")
+def fake_astra():
     astra = pytest.importorskip("cqlreactor.testing.astra")
     with astra.FakeAstra(nodes=3, username="astra", password="pw") as fake:
-        cluster = Cluster(cloud={"secure_connect_bundle": fake.bundle_path},
-                          auth_provider=PlainTextAuthProvider("astra", "pw"),
-                          connection_class=connection_class, connect_timeout=10)
-        try:
-            session = cluster.connect()
-            hosts = cluster.metadata.all_hosts()
-            assert sorted(str(h.host_id) for h in hosts) == sorted(fake.host_ids)
-            conn = cluster.control_connection._connection
-            assert conn.tls.server_hostname == conn.endpoint.ssl_options["server_hostname"]  # SNI: host id
-            assert conn.tls.check_hostname_as == conn.endpoint.address   # cert: the proxy
-            ks = _keyspace(connection_class, "_astra")
-            session.execute("CREATE KEYSPACE %s WITH replication = {'class': "
-                            "'SimpleStrategy', 'replication_factor': 3}" % ks)
-            session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
-            insert = session.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % ks)
-            for k in range(5):
-                session.execute(insert, (k, "v%d" % k))
-            assert sorted(r.k for r in session.execute("SELECT k FROM %s.t" % ks)) == \
-                list(range(5))
-            scenarios.wait_until(lambda: all(fake.proxy.routed.get(h) for h in fake.host_ids),
-                                 what="pools to every node through the proxy")
-        finally:
-            cluster.shutdown()
+        yield fake
 
 
-def test_a_client_timeout_fails_the_request_not_the_connection(clean_sim):
-    """create_timer is the reactor's: cassandra-driver's request timeout fires on it."""
-    cluster, session = scenarios.connect(clean_sim, compat.AsyncioConnection)
+def test_astra_bundle_through_the_fake(fake_astra, connection_class):
+    fake = fake_astra
+    cluster = Cluster(cloud={"secure_connect_bundle": fake.bundle_path},
+                      auth_provider=PlainTextAuthProvider("astra", "pw"),
+                      connection_class=connection_class, connect_timeout=10)
     try:
-        clean_sim.prime("SELECT * FROM system.local WHERE key = 'never'", rows=[], delay=30)
-        future = session.execute_async("SELECT * FROM system.local WHERE key = 'never'",
-                                       timeout=0.5)
-        with pytest.raises(OperationTimedOut):
-            future.result()
-        assert session.execute("SELECT release_version FROM system.local").one()
+        session = cluster.connect()
+        hosts = cluster.metadata.all_hosts()
+        assert sorted(str(h.host_id) for h in hosts) == sorted(fake.host_ids)
+        conn = cluster.control_connection._connection
+        # SNI: the host id; the certificate checked against the proxy's name
+        assert conn.tls.server_hostname == conn.endpoint.ssl_options["server_hostname"]
+        assert conn.tls.check_hostname_as == conn.endpoint.address
+        ks = _keyspace(connection_class, "_astra")
+        session.execute("CREATE KEYSPACE %s WITH replication = {'class': "
+                        "'SimpleStrategy', 'replication_factor': 3}" % ks)
+        session.execute("CREATE TABLE %s.t (k int PRIMARY KEY, v text)" % ks)
+        insert = session.prepare("INSERT INTO %s.t (k, v) VALUES (?, ?)" % ks)
+        for k in range(5):
+            session.execute(insert, (k, "v%d" % k))
+        assert sorted(r.k for r in session.execute("SELECT k FROM %s.t" % ks)) == \
+            list(range(5))
+        scenarios.wait_until(lambda: all(fake.proxy.routed.get(h) for h in fake.host_ids),
+                             what="pools to every node through the proxy")
     finally:
         cluster.shutdown()
 
@@ -223,6 +255,15 @@ def test_sockopts_are_applied(clean_sim):
         sockopts=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)])
     try:
         assert session.execute("SELECT release_version FROM system.local").one()
+    finally:
+        cluster.shutdown()
+    # applied, not ignored: an option the kernel refuses fails the connection
+    cluster = Cluster(clean_sim.contact_points[:1], port=clean_sim.port, connect_timeout=5,
+                      connection_class=compat.AsyncioConnection,
+                      sockopts=[(socket.SOL_SOCKET, 123456, 1)])
+    try:
+        with pytest.raises(NoHostAvailable, match="Errno|Protocol not available|option"):
+            cluster.connect()
     finally:
         cluster.shutdown()
 
