@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip("cassandra")
 
-from cassandra import OperationTimedOut  # noqa: E402
 from cassandra.auth import PlainTextAuthProvider  # noqa: E402
 from cassandra.cluster import Cluster, NoHostAvailable  # noqa: E402
 
