@@ -17,7 +17,8 @@ delivered, into their frame buffer), ``close``/``handle_close``, ``handle_fork``
 
 Supported drivers (:data:`SUPPORTED_DRIVERS`): cassandra-driver 3.25 to 3.30 (tested with
 3.25.0 on Python 3.6 and 3.30.1); scylla-driver 3.26 to 3.29 (the same ``Connection``
-contract; its shard-aware source ports are not used: connections land on any shard).  Importing
+contract; tested with 3.29.12; its shard-aware source ports are not used: connections land on
+any shard, which its pools accept).  Importing
 this module with another version raises ImportError saying which versions work.
 
 Which thread runs the reactor:
@@ -99,12 +100,12 @@ def _check_driver():
         key = None
     if key is None or not low <= key < high:
         raise ImportError(
-            "cqlreactor.compat.cassandra_driver supports %s; %s %s is installed. Install one of "
-            "those (pip install 'cassandra-driver>=3.25,<3.31'), or use cqlreactor's own "
-            "Cluster (docs/migrating.md)." % (
+            "cqlreactor.compat.cassandra_driver supports %s; %s %s is installed. Install a "
+            "supported version (pip install '%s>=%d.%d,<%d.%d'), or use cqlreactor's own "
+            "Cluster (its API mirrors cassandra-driver's)." % (
                 ", ".join("%s %d.%d to %d.%d" % ((n,) + lo + (hi[0], hi[1] - 1))
                           for n, (lo, hi) in sorted(SUPPORTED_DRIVERS.items())),
-                name, version))
+                name, version, name, low[0], low[1], high[0], high[1]))
 
 
 _check_driver()

@@ -281,13 +281,15 @@ def test_the_matrix_gates_eventlet_as_our_own_reactor(monkeypatch):
 
 
 def test_unsupported_driver_version_is_refused():
+    name = compat.driver_identity()[0]
     script = ("import cassandra; cassandra.__version__ = '3.24.0'\n"
               "try:\n"
               "    import cqlreactor.compat.cassandra_driver\n"
               "except ImportError as exc:\n"
-              "    assert 'cassandra-driver 3.24.0 is installed' in str(exc), exc\n"
+              "    assert '%s 3.24.0 is installed' in str(exc), exc\n"
               "    assert 'cassandra-driver 3.25 to 3.30' in str(exc), exc\n"
-              "    print('ok')\n")
+              "    assert 'scylla-driver 3.26 to 3.29' in str(exc), exc\n"
+              "    print('ok')\n" % name)
     run_script(script, timeout=60)
 
 
