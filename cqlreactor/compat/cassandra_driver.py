@@ -62,7 +62,8 @@ from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import CqlReactorError, UnsupportedReactorError
 from cqlreactor.reactors import matrix
 from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
-                                          real_allocate_lock, start_loop_thread)
+                                          real_allocate_lock, real_get_ident,
+                                          start_loop_thread)
 from cqlreactor.reactors.base import ReactorStopped, StreamProtocol
 from cqlreactor.reactors.driver import lookup
 from cqlreactor.reactors.tls import TLSLayer, context_from_options
@@ -144,6 +145,7 @@ class _SharedReactor(object):
         self.reactor = reactor_class(allow_unsupported_reactors=allow_unsupported_reactors)
         #: the driver's code must run in greenlets, not in hub callbacks (see the module doc)
         self.in_greenlets = patched is not None
+        self.get_ident = real_get_ident()       # the OS thread's, patched or not
         self._hub_thread = None
         if name in _GREEN and patched is None:
             self._start_hub_thread()
@@ -322,7 +324,8 @@ class ReactorConnectionBase(Connection, StreamProtocol):
 
     @classmethod
     def create_timer(cls, timeout, callback):
-        """``callback()`` after ``timeout`` seconds; returns a handle with ``cancel()``."""
+        """``callback()`` after ``timeout`` seconds, on the loop (in a greenlet under
+        monkey-patching); returns a handle with ``cancel()``."""
         shared = _shared_reactor(cls)
         if shared.in_greenlets:
             return shared.reactor.call_later(timeout, shared.reactor.spawn, callback)
@@ -335,6 +338,8 @@ class ReactorConnectionBase(Connection, StreamProtocol):
         shared = _shared_reactor(type(self))
         self._reactor = shared.reactor
         self._in_greenlets = shared.in_greenlets
+        self._get_ident = shared.get_ident
+        self._reader = None                  # the loop's thread while it runs driver code
         self._out = collections.deque()
         self._flush_scheduled = False
         self._work = collections.deque()     # driver code waiting for its greenlet
@@ -450,12 +455,21 @@ class ReactorConnectionBase(Connection, StreamProtocol):
     def _driver(self, fn, *args):
         """Run driver code from the loop: directly, or under monkey-patching in a greenlet (one
         at a time per connection, in order), since a hub callback must never block and the
-        driver's code takes locks."""
+        driver's code takes locks.
+
+        What that code pushes (the next requests its callbacks send) waits for the end of the
+        read and goes out in one write (:meth:`push` skips scheduling a flush per request)."""
         if not self._in_greenlets:
+            outer = self._reader
+            self._reader = self._get_ident()
             try:
                 fn(*args)
             except Exception as exc:
                 self._failed(exc)
+            finally:
+                self._reader = outer
+            if outer is None:
+                self._flush_after_driver()
             return
         self._work.append((fn, args))
         if not self._working:
@@ -464,6 +478,7 @@ class ReactorConnectionBase(Connection, StreamProtocol):
 
     def _run_work(self):
         work = self._work
+        self._reader = self._get_ident()
         try:
             while work:
                 fn, args = work.popleft()
@@ -473,6 +488,12 @@ class ReactorConnectionBase(Connection, StreamProtocol):
                     self._failed(exc)
         finally:
             self._working = False
+            self._reader = None
+            self._flush_after_driver()
+
+    def _flush_after_driver(self):
+        if self._out and not self._flush_scheduled and self._reader is None:
+            self._flush()
 
     def _failed(self, exc):
         log.exception("error handling data from %s", self.endpoint)
@@ -483,9 +504,17 @@ class ReactorConnectionBase(Connection, StreamProtocol):
 
     def handle_read(self, data):
         """Bytes a read delivered (already decrypted): into the driver's buffer, then its frame
-        processing (callbacks, events)."""
-        self._iobuf.write(data)
-        if self._iobuf.tell():
+        processing (callbacks, events), ``in_buffer_size`` bytes at a time as their reactors
+        read: the driver copies what remains in its buffer after each frame, so one large
+        read handed over whole would cost time quadratic in its size."""
+        size = self.in_buffer_size
+        if len(data) <= size:
+            self._iobuf.write(data)
+            self.process_io_buffer()
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), size):
+            self._iobuf.write(view[start:start + size])
             self.process_io_buffer()
 
     def handle_close(self):
@@ -497,8 +526,8 @@ class ReactorConnectionBase(Connection, StreamProtocol):
         """Send ``data`` (any thread): queued, written with everything else pushed in the same
         loop turn, encrypted on the loop by the TLS layer."""
         self._out.append(data)
-        if self._flush_scheduled:
-            return
+        if self._flush_scheduled or self._reader == self._get_ident():
+            return                      # the loop flushes after the driver code it runs
         self._flush_scheduled = True
         try:
             self._reactor.call_soon_threadsafe(self._flush)
@@ -509,9 +538,9 @@ class ReactorConnectionBase(Connection, StreamProtocol):
     def _flush(self):
         self._flush_scheduled = False
         transport = self._transport
-        if not self._stream_ready or transport is None or self.is_closed:
-            return                      # not connected yet: _became_writable flushes
         out = self._out
+        if not self._stream_ready or transport is None or self.is_closed or not out:
+            return                      # not connected yet: _became_writable flushes
         data = out.popleft() if len(out) == 1 else b"".join([out.popleft() for _ in range(len(out))])
         if self._tls is not None:
             try:
