@@ -15,7 +15,7 @@ asserted by tests.
 Measured 2026-12-02 on the shared 2-core machine (load from other work; cassandra-driver
 3.30.1, protocol v4, 20,000 requests, one run each):
 
-    (see the README section "Keeping cassandra-driver, using our reactors" for the table)
+    (numbers in the README section "Keeping cassandra-driver, using our reactors")
 """
 
 import argparse
