@@ -167,6 +167,9 @@ class FdStream(Transport):
 
     # --- Transport -----------------------------------------------------------------------------
 
+    def setsockopt(self, level, option, value):
+        self.sock.setsockopt(level, option, value)
+
     def write(self, data):
         if self._closed or not data:
             return

@@ -117,6 +117,9 @@ class _AsyncioStream(asyncio.Protocol, Transport):
             self._protocol.connection_lost(exc)
 
     # Transport -----------------------------------------------------------------------------------
+    def setsockopt(self, level, option, value):
+        self._transport.get_extra_info("socket").setsockopt(level, option, value)
+
     def write(self, data):
         if not self._closed:
             self._transport.write(data)

@@ -210,6 +210,9 @@ class _AsyncoreStream(asyncore.dispatcher, Transport):
             self._protocol.connection_lost(exc)
 
     # Transport -----------------------------------------------------------------------------------
+    def setsockopt(self, level, option, value):
+        self.socket.setsockopt(level, option, value)
+
     def write(self, data):
         if self._done:
             return

@@ -127,6 +127,11 @@ class Transport(object):
     def write(self, data):
         raise NotImplementedError
 
+    def setsockopt(self, level, option, value):
+        """``socket.setsockopt`` on the connected socket (cassandra-driver's ``sockopts``);
+        optional: a reactor without a socket raises NotImplementedError."""
+        raise NotImplementedError("%s has no socket options" % (type(self).__name__,))
+
     def close(self):
         """Abort a pending connect or close the socket, dropping unsent bytes is allowed.
 
