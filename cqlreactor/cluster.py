@@ -266,6 +266,9 @@ class Cluster(object):
             heartbeat_interval=self.idle_heartbeat_interval or None,
         )
         options["compression"] = self.compression
+        if self._cloud_config is not None and self._cloud_config.check_hostname_as:
+            # the user's cloud["ssl_context"]: the proxy's name is checked by the TLS layer
+            options["check_hostname_as"] = self._cloud_config.check_hostname_as
         if self.auth_provider is not None:
             address = getattr(endpoint, "address", endpoint)
             options["authenticator"] = self.auth_provider.new_authenticator(address)
