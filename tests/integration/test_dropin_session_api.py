@@ -84,10 +84,10 @@ def test_execute_as_sends_proxy_execute(clean_sim):
         assert mine == {"app": b"1"}                 # the caller's dict is not changed
         prepared = session.prepare("SELECT key FROM system.local WHERE key = ? -- as bob")
         session.execute(prepared, ["local"], execute_as="bob")
-        payloads = [e.get("custom_payload") for _, e in _entries(sim, "-- as ")
-                    if e["opcode"] in ("QUERY", "EXECUTE")]
-        assert payloads == [{"app": b"1".hex(), "ProxyExecute": b"alice".hex()},
-                            {"ProxyExecute": b"bob".hex()}]
+        payloads = dict((e["opcode"], e.get("custom_payload")) for _, e in _entries(sim, "-- as ")
+                        if e["opcode"] in ("QUERY", "EXECUTE"))
+        assert payloads == {"QUERY": {"app": b"1".hex(), "ProxyExecute": b"alice".hex()},
+                            "EXECUTE": {"ProxyExecute": b"bob".hex()}}
 
 
 def test_default_serial_consistency_level(clean_sim):
