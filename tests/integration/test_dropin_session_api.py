@@ -282,3 +282,28 @@ def test_control_connection_timeout(clean_sim):
     assert any(isinstance(e, OperationTimedOut) for e in info.value.errors.values()), \
         info.value.errors
     assert cluster.control_connection_timeout == 0.3
+
+
+def test_reprepare_after_a_restart_sends_the_keyspace_again(clean_sim):
+    from cqlreactor.policies import ConstantReconnectionPolicy
+    sim = clean_sim
+    with _cluster(sim, protocol_version=5,
+                  reconnection_policy=ConstantReconnectionPolicy(0.2, None)) as cluster:
+        session = cluster.connect()
+        session.execute("CREATE KEYSPACE IF NOT EXISTS dropin_reprep WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+        session.execute("CREATE TABLE IF NOT EXISTS dropin_reprep.t (k int PRIMARY KEY, v int)")
+        session.execute("INSERT INTO dropin_reprep.t (k, v) VALUES (2, 20)")
+        select = session.prepare("SELECT v FROM t WHERE k = ?", keyspace="dropin_reprep")
+        control = cluster.control_connection.connection.endpoint.address
+        node = [i for i, a in enumerate(sim.contact_points) if a != control][0]
+        host = cluster.metadata.get_host_by_address(sim.contact_points[node])
+        sim.stop_node(node)                 # a restarted node forgets its prepared statements
+        assert wait_until(cluster, lambda: not host.is_up, 15)
+        sim.start_node(node)
+        assert wait_until(cluster, lambda: host.is_up and session.pools.get(host) is not None
+                          and session.pools[host].open_count > 0, 20)
+        sim.served(node, clear=True)
+        # UNPREPARED there: the PREPARE sent again names the keyspace, or it would fail
+        assert session.execute(select, [2], host=host).one().v == 20
+        assert "PREPARE" in [e["opcode"] for e in sim.served(node)]
