@@ -297,6 +297,10 @@ class ResponseFuture(object):
         if self.session.is_shutdown:
             return
         if self.send_request(0, speculative=True):
+            if self._final is not _NOT_SET:
+                # settled from another thread while it was sent: detach it as settling does
+                self._attempt.future = None
+                return
             self.start_speculative_execution()
 
     def _on_keyspace_set(self, attempt, keyspace, response):
