@@ -9,15 +9,17 @@ import logging
 import random
 import socket
 import threading
+import time
 
 from cqlreactor.control import ControlConnection
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import (ConnectionException, DriverException, NoHostAvailable,
-                                    QueryExhausted)
+                                    OperationTimedOut, QueryExhausted)
 from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
-                                 HostDistance, RetryPolicy, TokenAwarePolicy)
+                                 HostDistance, IdentityTranslator, NoSpeculativeExecutionPolicy,
+                                 RetryPolicy, TokenAwarePolicy)
 from cqlreactor.query import ResultSet, named_tuple_factory
 from cqlreactor.response_future import ResponseFuture
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
@@ -43,8 +45,12 @@ class ExecutionProfile(object):
 
     def __init__(self, load_balancing_policy=None, retry_policy=None,
                  consistency_level=_NOT_SET, serial_consistency_level=None,
-                 request_timeout=10.0, row_factory=named_tuple_factory):
+                 request_timeout=10.0, row_factory=named_tuple_factory,
+                 speculative_execution_policy=None):
         self.load_balancing_policy = load_balancing_policy
+        #: extra attempts for idempotent statements (policies.SpeculativeExecutionPolicy)
+        self.speculative_execution_policy = speculative_execution_policy or \
+            NoSpeculativeExecutionPolicy()
         self.retry_policy = retry_policy or RetryPolicy()
         self._consistency_level_explicit = consistency_level is not _NOT_SET
         self.consistency_level = ConsistencyLevel.LOCAL_ONE if consistency_level is _NOT_SET \
@@ -132,6 +138,8 @@ class Cluster(object):
         allow_unsupported_reactors: opt in to reactors compat_matrix.yaml gates off here.
         timestamp_generator: callable giving each request's default timestamp in microseconds
             (default ``MonotonicTimestampGenerator()``).
+        address_translator: ``translate(address)`` applied to the addresses peers advertise
+            (default ``IdentityTranslator()``; e.g. ``EC2MultiRegionTranslator()``).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -160,12 +168,17 @@ class Cluster(object):
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None, timestamp_generator=None):
+                 cql_version=None, timestamp_generator=None, address_translator=None):
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
             raise ValueError("protocol_version must be None, 3, 4 or 5, not %r"
                              % (protocol_version,))
+        if address_translator is not None and \
+                not callable(getattr(address_translator, "translate", None)):
+            raise TypeError("address_translator must have a translate(address) method "
+                            "(see cqlreactor.policies.AddressTranslator), not %r"
+                            % (address_translator,))
         reactor_class = _reactor_class(connection_class, allow_unsupported_reactors)
         self._cloud_config = None
         if cloud is not None:
@@ -213,6 +226,9 @@ class Cluster(object):
         #: called per request for its default timestamp (microseconds; see Session
         #: .use_client_timestamp)
         self.timestamp_generator = timestamp_generator or MonotonicTimestampGenerator()
+        #: turns the addresses peers advertise into the ones connections go to (policies
+        #: .AddressTranslator); contact points are not translated, as in cassandra-driver
+        self.address_translator = address_translator or IdentityTranslator()
         self._allow_unsupported_reactors = allow_unsupported_reactors
         self.reactor = None
         self.local_dc_hint = self._cloud_config.local_dc if self._cloud_config else None
@@ -282,15 +298,35 @@ class Cluster(object):
                     if endpoint.server_hostname is None else None))
 
     def add_execution_profile(self, name, profile, pool_wait_timeout=5):
+        """Register ``profile`` as ``name`` and open the pools its load-balancing policy needs
+        in every session, waiting up to ``pool_wait_timeout`` seconds (None: no limit) for them
+        so that the profile is usable on return.
+
+        Raises:
+            TypeError: ``profile`` is not an ExecutionProfile.
+            ValueError: a profile of that name exists.
+            OperationTimedOut: some pools were not opened within ``pool_wait_timeout`` (they
+                keep opening in the background).
+        """
+        if not isinstance(profile, ExecutionProfile):
+            raise TypeError("profile must be an ExecutionProfile, not %r" % (profile,))
         if name in self.profiles:
             raise ValueError("an execution profile named %r exists already" % (name,))
         self._adopt_profile(profile)
         self.profiles[name] = profile
+        if not self._started:
+            return      # connect() populates every profile's policy
         profile.load_balancing_policy.populate(self, self.metadata.all_hosts())
-        for session in self.sessions:
-            for host in self.metadata.all_hosts():
-                if host not in session.pools:
-                    session.add_or_renew_pool(host)
+        waits = []
+        for session in list(self.sessions):
+            waits.extend(session.update_created_pools())
+        deadline = None if pool_wait_timeout is None else time.monotonic() + pool_wait_timeout
+        for event in waits:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not event.wait(left):
+                raise OperationTimedOut("the pools of execution profile %r did not all open "
+                                        "within pool_wait_timeout=%ss" % (name,
+                                                                          pool_wait_timeout))
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -302,6 +338,9 @@ class Cluster(object):
             heartbeat_interval=self.idle_heartbeat_interval or None,
         )
         options["compression"] = self.compression
+        if self._cloud_config is not None and self._cloud_config.check_hostname_as:
+            # the user's cloud["ssl_context"]: the proxy's name is checked by the TLS layer
+            options["check_hostname_as"] = self._cloud_config.check_hostname_as
         if self.auth_provider is not None:
             address = getattr(endpoint, "address", endpoint)
             options["authenticator"] = self.auth_provider.new_authenticator(address)
@@ -443,6 +482,7 @@ class Cluster(object):
         address = str(address)
         if address in ("0.0.0.0", "::"):
             address = str(row.get("peer"))
+        address = str(self.address_translator.translate(address))
         port = row.get("native_port") or self.port
         return Endpoint(address, port, host_id=str(host_id) if host_id else None)
 

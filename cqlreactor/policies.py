@@ -3,13 +3,22 @@
 import itertools
 import logging
 import random
+import socket
 import threading
+import warnings
+
+from cqlreactor.core.consistency import ConsistencyLevel
 
 __all__ = [
-    "HostDistance", "LoadBalancingPolicy", "RoundRobinPolicy", "DCAwareRoundRobinPolicy",
-    "TokenAwarePolicy", "RetryPolicy", "RetryDecision", "FallthroughRetryPolicy",
-    "ReconnectionPolicy", "ConstantReconnectionPolicy", "ExponentialReconnectionPolicy",
-    "WriteType",
+    "HostDistance", "HostStateListener", "LoadBalancingPolicy", "RoundRobinPolicy",
+    "DCAwareRoundRobinPolicy", "TokenAwarePolicy", "WhiteListRoundRobinPolicy",
+    "HostFilterPolicy", "WrapperPolicy", "DefaultLoadBalancingPolicy",
+    "RetryPolicy", "RetryDecision", "FallthroughRetryPolicy", "NeverRetryPolicy",
+    "DowngradingConsistencyRetryPolicy", "ReconnectionPolicy", "ConstantReconnectionPolicy",
+    "ExponentialReconnectionPolicy", "WriteType", "AddressTranslator", "IdentityTranslator",
+    "EC2MultiRegionTranslator", "SpeculativeExecutionPolicy", "SpeculativeExecutionPlan",
+    "NoSpeculativeExecutionPolicy", "NoSpeculativeExecutionPlan",
+    "ConstantSpeculativeExecutionPolicy",
 ]
 
 log = logging.getLogger(__name__)
@@ -21,7 +30,23 @@ class HostDistance(object):
     IGNORED = -1
 
 
-class LoadBalancingPolicy(object):
+class HostStateListener(object):
+    """What the cluster tells about hosts: added, up, down, removed."""
+
+    def on_up(self, host):
+        pass
+
+    def on_down(self, host):
+        pass
+
+    def on_add(self, host):
+        pass
+
+    def on_remove(self, host):
+        pass
+
+
+class LoadBalancingPolicy(HostStateListener):
     """Decides which hosts a request tries, in order (the query plan)."""
 
     def populate(self, cluster, hosts):
@@ -233,6 +258,185 @@ class TokenAwarePolicy(LoadBalancingPolicy):
         self.child_policy.on_remove(host)
 
 
+def _host_addresses(host):
+    """The addresses a host is known by: where connections go, and its own rpc address."""
+    addresses = set()
+    endpoint_address = getattr(host.endpoint, "address", None)
+    if endpoint_address:
+        addresses.add(str(endpoint_address))
+    if host.address:
+        addresses.add(str(host.address))
+    return addresses
+
+
+class WhiteListRoundRobinPolicy(RoundRobinPolicy):
+    """Round robin over the hosts whose address is in ``hosts`` (names are resolved once, here);
+    every other host is IGNORED: no pool, never in a plan."""
+
+    def __init__(self, hosts):
+        if isinstance(hosts, str):
+            raise TypeError("WhiteListRoundRobinPolicy takes a list of addresses, not a string")
+        RoundRobinPolicy.__init__(self)
+        self._allowed_hosts = tuple(hosts)
+        resolved = set()
+        for name in self._allowed_hosts:
+            for info in socket.getaddrinfo(name, None, socket.AF_UNSPEC, socket.SOCK_STREAM):
+                resolved.add(info[4][0])
+        self._allowed_hosts_resolved = frozenset(resolved)
+
+    def _allowed(self, host):
+        return bool(_host_addresses(host) & self._allowed_hosts_resolved)
+
+    def populate(self, cluster, hosts):
+        RoundRobinPolicy.populate(self, cluster, [h for h in hosts if self._allowed(h)])
+
+    def distance(self, host):
+        return HostDistance.LOCAL if self._allowed(host) else HostDistance.IGNORED
+
+    def on_up(self, host):
+        if self._allowed(host):
+            RoundRobinPolicy.on_up(self, host)
+
+    def on_add(self, host):
+        if self._allowed(host):
+            RoundRobinPolicy.on_add(self, host)
+
+    def why_unused(self, hosts):
+        if not any(self._allowed(h) for h in hosts):
+            return ("WhiteListRoundRobinPolicy(%r) allows none of the cluster's hosts (%s)" % (
+                list(self._allowed_hosts), ", ".join(sorted(
+                    str(h.endpoint) for h in hosts))))
+        return None
+
+
+class HostFilterPolicy(LoadBalancingPolicy):
+    """The child policy's plans and distances, minus the hosts ``predicate(host)`` is false for
+    (those are IGNORED: no pool, never in a plan)."""
+
+    def __init__(self, child_policy, predicate):
+        self._child_policy = child_policy
+        self._predicate = predicate
+
+    @property
+    def predicate(self):
+        """The filter given at construction (read-only)."""
+        return self._predicate
+
+    @property
+    def child_policy(self):
+        return self._child_policy
+
+    def populate(self, cluster, hosts):
+        self._child_policy.populate(cluster=cluster, hosts=hosts)
+
+    def distance(self, host):
+        if self._predicate(host):
+            return self._child_policy.distance(host)
+        return HostDistance.IGNORED
+
+    def make_query_plan(self, working_keyspace=None, query=None):
+        predicate = self._predicate
+        for host in self._child_policy.make_query_plan(working_keyspace=working_keyspace,
+                                                       query=query):
+            if predicate(host):
+                yield host
+
+    def on_up(self, host, *args, **kwargs):
+        return self._child_policy.on_up(host, *args, **kwargs)
+
+    def on_down(self, host, *args, **kwargs):
+        return self._child_policy.on_down(host, *args, **kwargs)
+
+    def on_add(self, host, *args, **kwargs):
+        return self._child_policy.on_add(host, *args, **kwargs)
+
+    def on_remove(self, host, *args, **kwargs):
+        return self._child_policy.on_remove(host, *args, **kwargs)
+
+    def check_supported(self):
+        return self._child_policy.check_supported()
+
+    def why_unused(self, hosts):
+        kept = [h for h in hosts if self._predicate(h)]
+        if not kept:
+            return "HostFilterPolicy's predicate %r is false for every host" % (
+                self._predicate,)
+        return self._child_policy.why_unused(kept)
+
+
+class WrapperPolicy(LoadBalancingPolicy):
+    """A policy that hands everything to ``child_policy`` (subclasses change the plans)."""
+
+    def __init__(self, child_policy):
+        self._child_policy = child_policy
+
+    @property
+    def child_policy(self):
+        return self._child_policy
+
+    def distance(self, *args, **kwargs):
+        return self._child_policy.distance(*args, **kwargs)
+
+    def populate(self, cluster, hosts):
+        self._child_policy.populate(cluster, hosts)
+
+    def make_query_plan(self, working_keyspace=None, query=None):
+        return self._child_policy.make_query_plan(working_keyspace, query)
+
+    def on_up(self, *args, **kwargs):
+        return self._child_policy.on_up(*args, **kwargs)
+
+    def on_down(self, *args, **kwargs):
+        return self._child_policy.on_down(*args, **kwargs)
+
+    def on_add(self, *args, **kwargs):
+        return self._child_policy.on_add(*args, **kwargs)
+
+    def on_remove(self, *args, **kwargs):
+        return self._child_policy.on_remove(*args, **kwargs)
+
+    def check_supported(self):
+        return self._child_policy.check_supported()
+
+    def why_unused(self, hosts):
+        return self._child_policy.why_unused(hosts)
+
+
+class DefaultLoadBalancingPolicy(WrapperPolicy):
+    """The child's plan, with the statement's ``target_host`` (an address, an Endpoint or a
+    Host) first when that host is known and up.  ``Session.execute(..., host=...)`` is the
+    direct way to pick one host."""
+
+    _cluster_metadata = None
+
+    def populate(self, cluster, hosts):
+        self._cluster_metadata = cluster.metadata
+        self._child_policy.populate(cluster, hosts)
+
+    def _target(self, query):
+        target = getattr(query, "target_host", None) if query is not None else None
+        metadata = self._cluster_metadata
+        if target is None or metadata is None:
+            return None
+        if hasattr(target, "endpoint") and hasattr(target, "is_up"):     # a Host
+            return target
+        return metadata.get_host(target) or metadata.get_host_by_address(target)
+
+    def make_query_plan(self, working_keyspace=None, query=None):
+        keyspace = (getattr(query, "keyspace", None) if query is not None else None) \
+            or working_keyspace
+        target = self._target(query)
+        child_plan = self._child_policy.make_query_plan(keyspace, query)
+        if target is not None and target.is_up:
+            yield target
+            for host in child_plan:
+                if host is not target:
+                    yield host
+            return
+        for host in child_plan:
+            yield host
+
+
 # --- retries ---------------------------------------------------------------------------------
 
 class WriteType(object):
@@ -258,8 +462,9 @@ del _name
 
 
 class RetryDecision(object):
-    RETHROW = 0
-    RETRY = 1
+    """What a retry policy decides (the numbers are cassandra-driver's RetryPolicy constants)."""
+    RETRY = 0
+    RETHROW = 1
     IGNORE = 2
     RETRY_NEXT_HOST = 3
 
@@ -334,6 +539,78 @@ class FallthroughRetryPolicy(RetryPolicy):
         return self.RETHROW, None
 
 
+class NeverRetryPolicy(RetryPolicy):
+    """Rethrows timeouts and unavailable errors; request errors (a lost connection, an
+    overloaded coordinator) are handled as by RetryPolicy."""
+
+    def _rethrow(self, *args, **kwargs):
+        return self.RETHROW, None
+
+    on_read_timeout = _rethrow
+    on_write_timeout = _rethrow
+    on_unavailable = _rethrow
+
+
+class DowngradingConsistencyRetryPolicy(RetryPolicy):
+    """*Deprecated* (as in cassandra-driver): RetryPolicy's retries, plus retries at a lower
+    consistency when the requested one cannot be reached -- which can break the guarantees the
+    application asked for (a QUORUM read may miss a QUORUM write).
+
+    - read timeout: fewer replicas answered than required -> retry at THREE/TWO/ONE (as many as
+      answered); enough answered but without data -> retry at the same consistency;
+    - write timeout: SIMPLE/BATCH/COUNTER acknowledged by at least one replica -> IGNORE;
+      UNLOGGED_BATCH -> retry at as many replicas as acknowledged; BATCH_LOG -> retry;
+    - unavailable: serial consistency -> next host; otherwise retry at as many as are alive.
+    Only the first failure of a request is retried; serial reads are never downgraded.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super(DowngradingConsistencyRetryPolicy, self).__init__(*args, **kwargs)
+        warnings.warn("DowngradingConsistencyRetryPolicy is deprecated (as in "
+                      "cassandra-driver): it silently lowers the consistency level",
+                      DeprecationWarning, stacklevel=2)
+
+    def _pick_consistency(self, num_responses):
+        if num_responses >= 3:
+            return self.RETRY, ConsistencyLevel.THREE
+        if num_responses == 2:
+            return self.RETRY, ConsistencyLevel.TWO
+        if num_responses == 1:
+            return self.RETRY, ConsistencyLevel.ONE
+        return self.RETHROW, None
+
+    def on_read_timeout(self, query, consistency, required_responses, received_responses,
+                        data_retrieved, retry_num):
+        if retry_num != 0 or ConsistencyLevel.is_serial(consistency):
+            return self.RETHROW, None
+        if received_responses < required_responses:
+            return self._pick_consistency(received_responses)
+        if not data_retrieved:
+            return self.RETRY, consistency
+        return self.RETHROW, None
+
+    def on_write_timeout(self, query, consistency, write_type, required_responses,
+                         received_responses, retry_num):
+        if retry_num != 0:
+            return self.RETHROW, None
+        if write_type in (WriteType.SIMPLE, WriteType.BATCH, WriteType.COUNTER):
+            if received_responses > 0:
+                return self.IGNORE, None     # persisted on at least one replica
+            return self.RETHROW, None
+        if write_type == WriteType.UNLOGGED_BATCH:
+            return self._pick_consistency(received_responses)
+        if write_type == WriteType.BATCH_LOG:
+            return self.RETRY, consistency
+        return self.RETHROW, None
+
+    def on_unavailable(self, query, consistency, required_replicas, alive_replicas, retry_num):
+        if retry_num != 0:
+            return self.RETHROW, None
+        if ConsistencyLevel.is_serial(consistency):
+            return self.RETRY_NEXT_HOST, None   # the paxos phase failed: another coordinator
+        return self._pick_consistency(alive_replicas)
+
+
 # --- reconnection ----------------------------------------------------------------------------
 
 class ReconnectionPolicy(object):
@@ -343,14 +620,19 @@ class ReconnectionPolicy(object):
 
 
 class ConstantReconnectionPolicy(ReconnectionPolicy):
+    """``delay`` seconds between attempts, ``max_attempts`` times; None (or 0, as in
+    cassandra-driver) tries forever."""
+
     def __init__(self, delay, max_attempts=64):
         if delay < 0:
             raise ValueError("delay must not be negative")
+        if max_attempts is not None and max_attempts < 0:
+            raise ValueError("max_attempts must not be negative (None retries forever)")
         self.delay = delay
         self.max_attempts = max_attempts
 
     def new_schedule(self):
-        if self.max_attempts is None:
+        if not self.max_attempts:
             return itertools.repeat(self.delay)
         return itertools.repeat(self.delay, self.max_attempts)
 
@@ -374,3 +656,97 @@ class ExponentialReconnectionPolicy(ReconnectionPolicy):
             delay = min(self.base_delay * (2 ** min(attempt, 62)), self.max_delay)
             yield min(self.max_delay, delay * random.uniform(0.85, 1.15))
             attempt += 1
+
+
+# --- address translation ---------------------------------------------------------------------
+
+class AddressTranslator(object):
+    """Turns the address a node advertises (system.peers / system.local rpc address) into the
+    one this client connects to.  Contact points are not translated, as in cassandra-driver."""
+
+    def translate(self, addr):
+        raise NotImplementedError
+
+
+class IdentityTranslator(AddressTranslator):
+    """Connects where the nodes say (the default)."""
+
+    def translate(self, addr):
+        return addr
+
+
+class EC2MultiRegionTranslator(AddressTranslator):
+    """For EC2 clusters whose nodes advertise public addresses: a reverse lookup of the address
+    gives the instance's public DNS name, whose forward lookup inside the same region gives the
+    private address (and the public one elsewhere).  The address is kept when a lookup fails."""
+
+    def translate(self, addr):
+        try:
+            family = socket.getaddrinfo(addr, 0, socket.AF_UNSPEC, socket.SOCK_STREAM)[0][0]
+            name = socket.getfqdn(addr)
+            for info in socket.getaddrinfo(name, 0, family, socket.SOCK_STREAM):
+                return info[4][0]
+        except (socket.error, UnicodeError) as exc:
+            log.debug("EC2MultiRegionTranslator kept %s: %r", addr, exc)
+        return addr
+
+
+# --- speculative execution ---------------------------------------------------------------------
+
+class SpeculativeExecutionPlan(object):
+    """One request's schedule of extra attempts."""
+
+    def next_execution(self, host):
+        """Seconds to wait before the next extra attempt (``host``: the latest one's), or a
+        negative number for no more."""
+        raise NotImplementedError
+
+
+class NoSpeculativeExecutionPlan(SpeculativeExecutionPlan):
+    def next_execution(self, host):
+        return -1
+
+
+class SpeculativeExecutionPolicy(object):
+    """Decides when an idempotent request (``Statement.is_idempotent``) is sent again to the
+    next host of its plan while the earlier attempts are still running; the first answer wins
+    and the others' answers are dropped when they arrive (their stream ids are freed then, or
+    stay reserved as orphans past the request's deadline).  Set it on an ExecutionProfile's
+    ``speculative_execution_policy``."""
+
+    def new_plan(self, keyspace, statement):
+        """A SpeculativeExecutionPlan for one request of ``statement``."""
+        raise NotImplementedError
+
+
+class NoSpeculativeExecutionPolicy(SpeculativeExecutionPolicy):
+    """One attempt at a time (the default)."""
+
+    def new_plan(self, keyspace, statement):
+        return NoSpeculativeExecutionPlan()
+
+
+class ConstantSpeculativeExecutionPolicy(SpeculativeExecutionPolicy):
+    """Up to ``max_attempts`` extra attempts, each ``delay`` seconds after the previous one."""
+
+    def __init__(self, delay, max_attempts):
+        if delay is None or delay < 0:
+            raise ValueError("delay must be a number of seconds >= 0, not %r" % (delay,))
+        if max_attempts is None or max_attempts < 0:
+            raise ValueError("max_attempts must be a count >= 0, not %r" % (max_attempts,))
+        self.delay = delay
+        self.max_attempts = max_attempts
+
+    class ConstantSpeculativeExecutionPlan(SpeculativeExecutionPlan):
+        def __init__(self, delay, max_attempts):
+            self.delay = delay
+            self.remaining = max_attempts
+
+        def next_execution(self, host):
+            if self.remaining > 0:
+                self.remaining -= 1
+                return self.delay
+            return -1
+
+    def new_plan(self, keyspace, statement):
+        return self.ConstantSpeculativeExecutionPlan(self.delay, self.max_attempts)

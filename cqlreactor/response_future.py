@@ -10,8 +10,12 @@ gevent/eventlet they yield to the hub instead of blocking the OS thread.
 
 Attempts are separate objects so that several can be in flight for one future (speculative
 execution): the first final outcome settles the future exactly once, and an attempt that
-answers after that (or after the future moved on to its next page) is ignored.  Today the future
-starts one attempt at a time: the next only when the previous one failed.
+answers after that (or after the future moved on to its next page) is ignored.  An attempt is
+started when the previous one failed (retry policy), and, for an idempotent statement whose
+execution profile has a speculative execution policy, also on that policy's timer while the
+earlier ones still run.  A losing attempt is not cancelled on the wire (the server may be
+executing it): its late answer frees its stream id and is dropped, or, past the request's
+deadline, its id stays reserved as an orphan until that answer (core/streams.py).
 """
 
 import logging
@@ -82,9 +86,10 @@ class _Attempt(object):
         retry_num: how many retries came before it (0 for the first send).
         deadline: monotonic time its connection gives up (the request's timeout), or None.
         previous: the attempt the future made before this one for the same page, or None.
+        done: True once its answer (or its failure) arrived, or it could not be sent.
     """
 
-    __slots__ = ("future", "host", "connection", "retry_num", "deadline", "previous")
+    __slots__ = ("future", "host", "connection", "retry_num", "deadline", "previous", "done")
 
     def __init__(self, future, host, connection, retry_num, deadline, previous):
         self.future = future
@@ -93,6 +98,7 @@ class _Attempt(object):
         self.retry_num = retry_num
         self.deadline = deadline
         self.previous = previous
+        self.done = False
 
     def wanted(self):
         future = self.future
@@ -100,6 +106,7 @@ class _Attempt(object):
 
     def on_response(self, response):
         """The connection's callback (on the reactor loop): a response message or an error."""
+        self.done = True
         future = self.future
         if future is None:        # settled (every attempt is detached then) or moved on
             return
@@ -114,6 +121,9 @@ class ResponseFuture(object):
     """The eventual result of one statement; ``result()`` blocks (green-thread friendly),
     callbacks run on the reactor's loop, ``await future`` works inside asyncio.
 
+    ``attempted_hosts`` lists the host of every attempt sent, in order: retries, speculative
+    executions and later pages included (as cassandra-driver).
+
     Attributes besides the cassandra-driver ones: ``column_names`` / ``column_types`` of the
     last page received, and ``paging_state``, the state that resumes after it (None at the end).
     """
@@ -123,10 +133,12 @@ class ResponseFuture(object):
                  "_attempt", "_errors", "_final", "_final_exception", "_result_set",
                  "_callbacks", "_errbacks", "_event", "_lock", "paging_state", "has_more_pages",
                  "column_names", "column_types", "coordinator_host", "warnings",
-                 "custom_payload", "_trace_id", "_result_metadata", "__weakref__")
+                 "custom_payload", "_trace_id", "_result_metadata", "attempted_hosts",
+                 "_new_spec_plan", "_spec_plan", "_spec_timer", "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
-                 query_plan, consistency_level, message=None, result_metadata=None):
+                 query_plan, consistency_level, message=None, result_metadata=None,
+                 new_speculative_plan=None):
         self.session = session
         self.query = query
         self._build = message_builder        # (consistency, paging_state) -> message
@@ -161,6 +173,11 @@ class ResponseFuture(object):
         self.warnings = None
         self.custom_payload = None
         self._trace_id = None
+        self.attempted_hosts = []
+        # () -> SpeculativeExecutionPlan for each page, or None (no speculative execution)
+        self._new_spec_plan = new_speculative_plan
+        self._spec_plan = new_speculative_plan() if new_speculative_plan is not None else None
+        self._spec_timer = None
 
     def _error_on(self, host, exc):
         errors = self._errors
@@ -174,14 +191,20 @@ class ResponseFuture(object):
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send_request(self, retry_num=0):
+    def send_request(self, retry_num=0, speculative=False):
         """Send to the next usable host of the plan; False (and NoHostAvailable) when none is.
 
-        ``retry_num``: how many retries came before this attempt (the retry policy's count)."""
+        ``retry_num``: how many retries came before this attempt (the retry policy's count).
+        ``speculative``: an extra attempt (speculative execution): no host left is no error.
+        While another attempt of a speculating future still runs, no host left is no error
+        either: that attempt's answer settles the future."""
         pools = self.session.pools
         for host in self._query_plan:
             pool = pools.get(host)
             if pool is None or pool.is_shutdown:
+                self._error_on(host, ConnectionException(
+                    "no connection pool to this host in the session (it is down, removed or "
+                    "ignored by the load-balancing policy)", host=str(host)))
                 continue
             try:
                 conn = pool.borrow_connection()
@@ -190,8 +213,18 @@ class ResponseFuture(object):
                 continue
             if self._send_on(host, conn, retry_num):
                 return True
+        if speculative or (self._spec_plan is not None and self._attempt_running()):
+            return False
         self._set_final_exception(NoHostAvailable(
             "Unable to complete the operation against any hosts", self._errors or {}))
+        return False
+
+    def _attempt_running(self):
+        attempt = self._attempt
+        while attempt is not None:
+            if not attempt.done:
+                return True
+            attempt = attempt.previous
         return False
 
     def _remaining(self):
@@ -211,6 +244,7 @@ class ResponseFuture(object):
         attempt.retry_num = retry_num
         attempt.deadline = deadline
         attempt.previous = self._attempt
+        attempt.done = False
         self._attempt = attempt
         keyspace = self.session.keyspace
         try:
@@ -222,10 +256,52 @@ class ResponseFuture(object):
                 conn.send(use_keyspace_message(keyspace),
                           lambda resp: self._on_keyspace_set(attempt, keyspace, resp),
                           self._remaining())
-            return True
         except ConnectionException as exc:   # ConnectionBusy, closed, defunct
+            attempt.done = True
             self._error_on(host, exc)
             return False
+        self.attempted_hosts.append(host)
+        return True
+
+    # -- speculative execution ----------------------------------------------------------------
+
+    def start_speculative_execution(self):
+        """Arm the timer of the next extra attempt, as the speculative plan says (the session
+        calls this once the first attempt went out; no-op without a plan)."""
+        plan = self._spec_plan
+        if plan is None or self._final is not _NOT_SET:
+            return
+        delay = plan.next_execution(self._host())
+        if delay is None or delay < 0:
+            return
+        remaining = self._remaining()
+        if remaining is not None and remaining <= delay:
+            return        # the request times out first
+        try:
+            timer = self.session.cluster.reactor.call_later(delay, self._on_speculative_timer,
+                                                            plan)
+        except ConnectionShutdown:     # ReactorStopped: the cluster is shutting down
+            return
+        with self._lock:
+            if self._final is _NOT_SET and self._spec_plan is plan:
+                self._spec_timer = timer
+                return
+        timer.cancel()    # settled meanwhile
+
+    def _on_speculative_timer(self, plan):
+        """(loop thread) Send one more attempt to the next host of the plan."""
+        with self._lock:
+            if self._final is not _NOT_SET or self._spec_plan is not plan:
+                return
+            self._spec_timer = None
+        if self.session.is_shutdown:
+            return
+        if self.send_request(0, speculative=True):
+            if self._final is not _NOT_SET:
+                # settled from another thread while it was sent: detach it as settling does
+                self._attempt.future = None
+                return
+            self.start_speculative_execution()
 
     def _on_keyspace_set(self, attempt, keyspace, response):
         if not attempt.wanted():
@@ -386,7 +462,8 @@ class ResponseFuture(object):
         conn = attempt.connection
         again = self._attempt = _Attempt(self, attempt.host, conn, attempt.retry_num + 1,
                                          self._deadline, self._attempt)
-        prepare = msgs.PrepareMessage(prepared.query_string, keyspace=None)
+        self.attempted_hosts.append(attempt.host)
+        prepare = msgs.PrepareMessage(prepared.query_string, keyspace=prepared.prepare_keyspace)
 
         def reprepared(response):
             if not again.wanted():
@@ -440,6 +517,10 @@ class ResponseFuture(object):
                 attempt.future, attempt = None, attempt.previous
             callbacks = self._callbacks
             event = self._event
+            timer = self._spec_timer
+        if timer is not None:
+            self._spec_timer = None
+            timer.cancel()
         if event is not None:
             event.set()
         if callbacks:
@@ -460,6 +541,10 @@ class ResponseFuture(object):
                 attempt.future, attempt = None, attempt.previous
             errbacks = self._errbacks
             event = self._event
+            timer = self._spec_timer
+        if timer is not None:
+            self._spec_timer = None
+            timer.cancel()
         if event is not None:
             event.set()
         if errbacks:
@@ -565,7 +650,10 @@ class ResponseFuture(object):
         if self.timeout:
             self._deadline = _monotonic() + self.timeout
         self._query_plan = iter(self.session.query_plan(self.query))
-        self.send_request()
+        if self._new_spec_plan is not None:
+            self._spec_plan = self._new_spec_plan()
+        if self.send_request():
+            self.start_speculative_execution()
 
     def __await__(self):
         import asyncio

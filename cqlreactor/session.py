@@ -8,6 +8,7 @@ pre-encoded once per text and settings (``core.requests.pre_encode``), EXECUTE b
 an ``ExecuteTemplate`` per prepared statement and settings, with the values spliced in.
 """
 
+import copy
 import functools
 import logging
 import threading
@@ -17,7 +18,8 @@ from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import DriverException, NoHostAvailable, UnsupportedOperation
 from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encode
-from cqlreactor.policies import TokenAwarePolicy
+from cqlreactor.metadata import Host
+from cqlreactor.policies import NoSpeculativeExecutionPolicy, TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
 from cqlreactor.statements import (
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 
 _NOT_SET = object()
 EXEC_PROFILE_DEFAULT = object()
+
+#: the custom payload key that asks the server to run a request as another role (execute_as)
+_PROXY_EXECUTE_KEY = "ProxyExecute"
 
 
 class Session(object):
@@ -82,6 +87,45 @@ class Session(object):
     def default_consistency_level(self, value):
         self.cluster.profile_for(EXEC_PROFILE_DEFAULT).consistency_level = value
 
+    @property
+    def default_serial_consistency_level(self):
+        """The serial consistency of conditional (LWT) statements that set none: the default
+        execution profile's ``serial_consistency_level`` (None: the server's, SERIAL)."""
+        return self.cluster.profile_for(EXEC_PROFILE_DEFAULT).serial_consistency_level
+
+    @default_serial_consistency_level.setter
+    def default_serial_consistency_level(self, value):
+        if value is not None and not ConsistencyLevel.is_serial(value):
+            raise ValueError("default_serial_consistency_level must be ConsistencyLevel.SERIAL "
+                             "or ConsistencyLevel.LOCAL_SERIAL (or None), not %r" % (value,))
+        self.cluster.profile_for(EXEC_PROFILE_DEFAULT).serial_consistency_level = value
+
+    def get_execution_profile(self, name):
+        """The ExecutionProfile registered with the cluster as ``name`` (or EXEC_PROFILE_DEFAULT).
+
+        Raises:
+            ValueError: no profile has that name (the message lists those that exist).
+        """
+        profiles = self.cluster.profile_manager.profiles
+        try:
+            return profiles[name]
+        except (KeyError, TypeError):
+            raise ValueError("Invalid execution_profile: %r; valid profiles are: %s" % (
+                name, ", ".join("EXEC_PROFILE_DEFAULT" if n is EXEC_PROFILE_DEFAULT else repr(n)
+                                for n in profiles)))
+
+    def execution_profile_clone_update(self, ep, **kwargs):
+        """A shallow copy of the profile ``ep`` (a name or an ExecutionProfile) with ``kwargs``
+        set on it; the policies it refers to are shared with the original."""
+        profile = ep if not isinstance(ep, (str, bytes)) and hasattr(ep, "row_factory") \
+            else self.get_execution_profile(ep)
+        clone = copy.copy(profile)
+        for name, value in kwargs.items():
+            if not hasattr(clone, name):
+                raise AttributeError("ExecutionProfile has no attribute %r" % (name,))
+            setattr(clone, name, value)
+        return clone
+
     # -- pools -------------------------------------------------------------------------------
 
     def open_pools(self, hosts):
@@ -128,6 +172,33 @@ class Session(object):
             self.pools[host] = pool
         pool.replenish_async()
 
+    def update_created_pools(self):
+        """Open pools, without blocking, to the up hosts some profile uses that this session
+        has no open pool for (``Cluster.add_execution_profile``); returns one event per pool,
+        set when its opening settled (a host that could not be reached is marked down)."""
+        events = []
+        cluster = self.cluster
+        if self.is_shutdown:
+            return events
+        for host in cluster.metadata.all_hosts():
+            if not host.is_up or not cluster.is_host_used(host):
+                continue
+            pool = self.pools.get(host)
+            if pool is not None and not pool.is_shutdown and pool.open_count:
+                continue
+            if pool is None or pool.is_shutdown:
+                pool = self._new_pool(host)
+                self.pools[host] = pool
+            event = cluster.reactor.make_event()
+
+            def settled(ok, error, host=host, event=event):
+                if not ok and error is not None and not self.is_shutdown:
+                    cluster.on_host_unreachable(host, error)
+                event.set()
+            pool.replenish_async(settled)
+            events.append(event)
+        return events
+
     def remove_pool(self, host):
         """The host left the cluster: close its pool."""
         pool = self.pools.pop(host, None)
@@ -153,14 +224,14 @@ class Session(object):
 
     def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False,
                 custom_payload=None, execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None,
-                host=None):
+                host=None, execute_as=None):
         """Run ``query`` and wait for its ResultSet (see ``execute_async``)."""
         return self.execute_async(query, parameters, trace, custom_payload, timeout,
-                                  execution_profile, paging_state, host).result()
+                                  execution_profile, paging_state, host, execute_as).result()
 
     def execute_async(self, query, parameters=None, trace=False, custom_payload=None,
                       timeout=_NOT_SET, execution_profile=EXEC_PROFILE_DEFAULT,
-                      paging_state=None, host=None):
+                      paging_state=None, host=None, execute_as=None):
         """Send ``query`` and return its ResponseFuture at once.
 
         Args:
@@ -171,12 +242,23 @@ class Session(object):
             timeout: seconds, or None for no timeout; defaults to the profile's request_timeout.
             execution_profile: a name registered with the Cluster, or an ExecutionProfile.
             paging_state: resume paging where an earlier result stopped.
-            host: send to this Host only.
+            host: send to this Host only (one of ``cluster.metadata.all_hosts()``): no retry
+                elsewhere, no speculative execution; NoHostAvailable when it has no connection.
+            execute_as: run the request as this role (proxy execution: the custom payload
+                ``ProxyExecute``; the server must allow it, and protocol v4+ carries it).
         Returns:
             ResponseFuture.
         """
         if self.is_shutdown:
             raise DriverException("the session is shut down")
+        if host is not None and not isinstance(host, Host):
+            raise TypeError("host must be a Host of this cluster (cluster.metadata.all_hosts(), "
+                            "or cluster.metadata.get_host_by_address(address)), not %r"
+                            % (host,))
+        if execute_as:
+            custom_payload = dict(custom_payload or ())
+            custom_payload[_PROXY_EXECUTE_KEY] = execute_as.encode("utf-8") \
+                if isinstance(execute_as, str) else bytes(execute_as)
         cluster = self.cluster
         try:
             profile = cluster.profiles[execution_profile]
@@ -253,17 +335,25 @@ class Session(object):
                     # its EXECUTE skips the metadata, as on the hot path
                     result_metadata = query.prepared_statement.result_metadata or None
         retry_policy = query.retry_policy or profile.retry_policy
+        new_spec_plan = None
         if host is not None:
             plan = iter([host])
         else:
+            spec = profile.speculative_execution_policy
+            if spec.__class__ is not NoSpeculativeExecutionPolicy and spec is not None and \
+                    query.is_idempotent:
+                new_spec_plan = functools.partial(spec.new_plan, query.keyspace or self.keyspace,
+                                                  query)
             policy = profile.load_balancing_policy
             if policy.__class__ is TokenAwarePolicy and (from_text or query.routing_key is None):
                 # what TokenAwarePolicy does without a routing key, minus one generator
                 policy = policy.child_policy
             plan = iter(policy.make_query_plan(self.keyspace, query))
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
-                                retry_policy, plan, consistency, message, result_metadata)
-        future.send_request()
+                                retry_policy, plan, consistency, message, result_metadata,
+                                new_spec_plan)
+        if future.send_request() and new_spec_plan is not None:
+            future.start_speculative_execution()
         return future
 
     def _cache_simple(self, key, query):
@@ -402,9 +492,23 @@ class Session(object):
                                         raise_on_first_error, execution_profile)
 
     def prepare(self, query, custom_payload=None, keyspace=None):
-        """Prepare ``query`` (cached per session) and return its PreparedStatement."""
+        """Prepare ``query`` (cached per session) and return its PreparedStatement.
+
+        ``keyspace``: the keyspace its unqualified table names belong to; protocol v5 sends it
+        with the PREPARE (as cassandra-driver).  Below v5 only the session's own keyspace can be
+        named: another one raises UnsupportedOperation."""
         if isinstance(query, SimpleStatement):
             query = query.query_string
+        message_keyspace = None
+        if keyspace:
+            if (self.cluster.protocol_version or 5) >= 5:
+                message_keyspace = keyspace
+            elif keyspace != self.keyspace:
+                raise UnsupportedOperation(
+                    "prepare(keyspace=%r) needs protocol v5 to send the keyspace (this cluster "
+                    "uses v%d): qualify the table names (%s.table) or call "
+                    "session.set_keyspace(%r) first" % (
+                        keyspace, self.cluster.protocol_version, keyspace, keyspace))
         keyspace = keyspace or self.keyspace
         key = (query, keyspace)
         cached = self._prepared.get(key)
@@ -412,7 +516,7 @@ class Session(object):
             return cached
         profile = self.cluster.profile_for(EXEC_PROFILE_DEFAULT)
         plan = list(profile.load_balancing_policy.make_query_plan(keyspace, None))
-        future = self._prepare_on(query, iter(plan), profile, custom_payload)
+        future = self._prepare_on(query, iter(plan), profile, custom_payload, message_keyspace)
         response = future.result()
         bind_meta = response.bind_metadata
         prepared = PreparedStatement(
@@ -422,12 +526,13 @@ class Session(object):
             session=self)
         # The id depends on the keyspace the connection had (USE): re-prepare in the same one.
         prepared.prepared_in_keyspace = self.keyspace
+        prepared.prepare_keyspace = message_keyspace
         with self._lock:
             self._prepared[key] = prepared
             self._prepared_by_id[prepared.query_id] = prepared
         # Prepare on every other host too (as cassandra-driver's prepare_on_all_hosts), so
         # the first executes there need no UNPREPARED round trip; failures only cost that.
-        others = [self._prepare_on(query, iter([h]), profile, custom_payload)
+        others = [self._prepare_on(query, iter([h]), profile, custom_payload, message_keyspace)
                   for h in plan if h is not future.coordinator_host]
         for other in others:
             try:
@@ -436,8 +541,8 @@ class Session(object):
                 log.debug("preparing %r failed: %r (%r)", query, exc, other)
         return prepared
 
-    def _prepare_on(self, query, plan, profile, custom_payload=None):
-        message = msgs.PrepareMessage(query, keyspace=None)
+    def _prepare_on(self, query, plan, profile, custom_payload=None, keyspace=None):
+        message = msgs.PrepareMessage(query, keyspace=keyspace)
         if custom_payload:
             message.custom_payload = self._request_payload(SimpleStatement(query),
                                                            custom_payload)

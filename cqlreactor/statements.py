@@ -110,6 +110,9 @@ class PreparedStatement(object):
         self._session = session
         #: the session keyspace when it was prepared (its id depends on it)
         self.prepared_in_keyspace = None
+        #: the keyspace its PREPARE carried (v5 ``prepare(keyspace=...)``), sent again when the
+        #: statement is re-prepared; None when it carried none
+        self.prepare_keyspace = None
         #: the CqlType and the name of each bind variable, in order (what binding serializes by)
         self.bind_types = [col[3] for col in bind_columns]
         self.bind_names = [col[2] for col in bind_columns]

@@ -10,7 +10,8 @@ A bundle is a zip that Astra hands out per database.  We use four members:
 Every other member (``cert.pfx``, ``identity.jks``, ``trustStore.jks`` …) is ignored and never
 extracted.  The three PEM members must exist as files for ``SSLContext.load_cert_chain``, so they
 are written into a fresh private directory (mode 0700, files 0600) next to the zip, or under the
-system temp dir with ``use_default_tempdir=True``; ``SecureConnectBundle.cleanup()`` removes it
+system temp dir with ``use_default_tempdir=True`` (always for a bundle given as bytes or as a
+file object, which has no directory of its own); ``SecureConnectBundle.cleanup()`` removes it
 (the cluster calls it at shutdown; a finalizer does it at exit otherwise).
 
 Safety: a member whose name is absolute or climbs out with ``..``, or that is a symbolic link,
@@ -18,6 +19,7 @@ makes the bundle invalid (Astra never writes such members, and we refuse to gues
 read with a size limit that does not trust the size the zip declares.
 """
 
+import io
 import json
 import os
 import shutil
@@ -99,11 +101,38 @@ class SecureConnectBundle(object):
         return "<SecureConnectBundle %s host=%s:%s>" % (self.path, self.host, self.port)
 
 
+def _bundle_source(bundle):
+    """(what ``zipfile.ZipFile`` opens, the bundle's name in messages, the directory next to it
+    or None) for a bundle given as a path, as bytes or as a binary file object."""
+    if isinstance(bundle, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(bundle)), "<%d bytes>" % (len(bundle),), None
+    if hasattr(bundle, "read"):
+        name = "<file %s>" % (getattr(bundle, "name", None) or type(bundle).__name__,)
+        if isinstance(bundle, io.TextIOBase):
+            raise CloudConfigError("secure connect bundle %s: opened in text mode; open the zip "
+                                   "with open(path, 'rb')" % (name,))
+        seekable = getattr(bundle, "seekable", None)
+        if seekable is not None and seekable():
+            return bundle, name, None
+        data = bundle.read()     # a pipe or socket: ZipFile needs to seek
+        if not isinstance(data, bytes):
+            raise CloudConfigError("secure connect bundle %s: read() gave %s, not bytes; open "
+                                   "the zip in binary mode" % (name, type(data).__name__))
+        return io.BytesIO(data), name, None
+    try:
+        path = os.fspath(bundle) if hasattr(os, "fspath") else str(bundle)
+    except TypeError:
+        raise CloudConfigError("secure connect bundle: expected a path, bytes or a binary file "
+                               "object, not %r" % (bundle,))
+    return path, path, os.path.dirname(os.path.abspath(path))
+
+
 def open_bundle(path, use_default_tempdir=False, max_pem_size=MAX_PEM_SIZE):
     """Read, validate and extract a secure connect bundle.
 
     Args:
-        path: the bundle zip.
+        path: the bundle zip: its path, its content as bytes, or a binary file object (read
+            from where it stands; extracted under the system temp dir).
         use_default_tempdir: extract under ``tempfile.gettempdir()`` instead of next to the zip.
         max_pem_size: the largest ca.crt / cert / key accepted, in bytes.
 
@@ -114,14 +143,14 @@ def open_bundle(path, use_default_tempdir=False, max_pem_size=MAX_PEM_SIZE):
         CloudConfigError: naming the bundle and the problem (missing or unsafe member, bad JSON,
             unusable certificates, a directory we cannot write to).  Nothing is left on disk.
     """
-    path = os.fspath(path) if hasattr(os, "fspath") else str(path)
-    members = _read_members(path, max_pem_size)
+    source, path, next_to = _bundle_source(path)
+    members = _read_members(source, path, max_pem_size)
     config = _parse_config(path, members["config.json"])
 
-    if use_default_tempdir:
+    if use_default_tempdir or next_to is None:
         base = tempfile.gettempdir()
     else:
-        base = os.path.dirname(os.path.abspath(path))
+        base = next_to
     try:
         directory = tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=base)
     except OSError as exc:
@@ -158,9 +187,9 @@ def _is_symlink(info):
     return info.create_system == 3 and stat.S_ISLNK(mode)
 
 
-def _read_members(path, max_pem_size):
+def _read_members(source, path, max_pem_size):
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(source)
     except (IOError, OSError) as exc:
         raise _bundle_error(path, "cannot open it (%s)" % (exc.strerror or exc,))
     except zipfile.BadZipfile:

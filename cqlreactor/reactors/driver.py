@@ -101,6 +101,11 @@ class ReactorConnection(StreamProtocol):
         return self._core.in_flight + len(self._queue)
 
     @property
+    def orphaned(self):
+        """Timed-out requests whose stream ids stay reserved until their late answers."""
+        return self._core.orphaned
+
+    @property
     def is_defunct(self):
         return self.last_error is not None and not isinstance(self.last_error,
                                                                ConnectionShutdown)

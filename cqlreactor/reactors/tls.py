@@ -50,18 +50,60 @@ def default_context():
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
 
 
+_REFUSED_SSL_OPTIONS = (
+    ("server_hostname", "the SNI name is the endpoint's; to check certificates against "
+                        "another name use ssl_options={'check_hostname_as': name}"),
+    ("server_side", "connections to Cassandra are client connections"),
+    ("do_handshake_on_connect", "the handshake always runs right after the TCP connect "
+                                "(within connect_timeout)"),
+    ("suppress_ragged_eofs", "a TLS stream that ends without close_notify is always reported "
+                             "as a lost connection"),
+)
+
+
+def _pinned_tls_version(ssl_version):
+    """The ``ssl.TLSVersion`` an ``ssl_version`` protocol constant pins, or None for the
+    negotiating ones (PROTOCOL_TLS, PROTOCOL_TLS_CLIENT, PROTOCOL_SSLv23)."""
+    if ssl_version is None:
+        return None
+    negotiating = [getattr(ssl, n) for n in ("PROTOCOL_TLS", "PROTOCOL_TLS_CLIENT",
+                                             "PROTOCOL_SSLv23") if hasattr(ssl, n)]
+    if ssl_version in negotiating:
+        return None
+    pins = {}
+    for protocol, version in (("PROTOCOL_TLSv1", "TLSv1"), ("PROTOCOL_TLSv1_1", "TLSv1_1"),
+                              ("PROTOCOL_TLSv1_2", "TLSv1_2")):
+        if hasattr(ssl, protocol) and hasattr(ssl, "TLSVersion"):
+            pins[getattr(ssl, protocol)] = getattr(ssl.TLSVersion, version)
+    if ssl_version in pins:
+        return pins[ssl_version]
+    raise ValueError("ssl_options ssl_version=%r is not a client protocol this Python can pin "
+                     "(use ssl.PROTOCOL_TLS_CLIENT to negotiate, or ssl.PROTOCOL_TLSv1_2)"
+                     % (ssl_version,))
+
+
 def context_from_options(ssl_options):
     """An SSLContext from cassandra-driver style ``ssl_options``.
 
     Keys: ``ca_certs``, ``certfile``, ``keyfile``, ``check_hostname`` (default True),
-    ``cert_reqs`` (default CERT_REQUIRED), and ``check_hostname_as``: a name every server
-    certificate must carry instead of the endpoint's (see the module docstring; it turns
-    OpenSSL's own check off and needs ``cert_reqs`` CERT_REQUIRED).
+    ``cert_reqs`` (default CERT_REQUIRED), ``ssl_version`` (an ``ssl.PROTOCOL_*`` client
+    constant: PROTOCOL_TLSv1_2 and the like pin that TLS version), ``ciphers`` (OpenSSL cipher
+    list), and ``check_hostname_as``: a name every server certificate must carry instead of the
+    endpoint's (see the module docstring; it turns OpenSSL's own check off and needs
+    ``cert_reqs`` CERT_REQUIRED).  cassandra-driver's ``ssl.wrap_socket`` keys
+    (``server_hostname``, ``server_side``, ``do_handshake_on_connect``,
+    ``suppress_ragged_eofs``) are refused, each with its alternative.
 
     Raises:
-        ValueError: an unknown key, or ``check_hostname_as`` without certificate verification.
+        ValueError: an unknown or refused key, a server-side ``ssl_version``, or
+            ``check_hostname_as`` without certificate verification.
     """
     options = dict(ssl_options)
+    for key, why in _REFUSED_SSL_OPTIONS:
+        if key in options:
+            raise ValueError("ssl_options %r is not supported: %s" % (key, why))
+    pinned = _pinned_tls_version(options.pop("ssl_version", None))
+    ciphers = options.pop("ciphers", None)
     cafile = options.pop("ca_certs", None)
     check_hostname = options.pop("check_hostname", True)
     cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
@@ -82,6 +124,10 @@ def context_from_options(ssl_options):
         context = ssl.create_default_context(cafile=cafile)
         context.check_hostname = bool(check_hostname) and cert_reqs != ssl.CERT_NONE
     context.verify_mode = cert_reqs
+    if pinned is not None:
+        context.minimum_version = context.maximum_version = pinned
+    if ciphers:
+        context.set_ciphers(ciphers)
     certfile = options.pop("certfile", None)
     if certfile:
         context.load_cert_chain(certfile, options.pop("keyfile", None))

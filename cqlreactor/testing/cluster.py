@@ -268,7 +268,7 @@ class SimulatedCluster(object):
         """The QUERY/PREPARE/EXECUTE/BATCH requests the node received, oldest first: dicts
         with ``opcode``, ``query``, ``consistency``, ``values`` (hex), ``connection``; and when
         the request carried them ``tracing`` (True), ``custom_payload`` (name -> hex),
-        ``timestamp`` (microseconds) and ``keyspace`` (v5)."""
+        ``timestamp`` (microseconds), ``serial_consistency`` and ``keyspace`` (v5)."""
         return self.call("served", node=node, clear=clear)
 
     def connection_count(self, node=None):

@@ -268,6 +268,10 @@ def _describe_parameters(info, parameters):
                           else None for v in parameters.values]
         if parameters.names:
             info["names"] = list(parameters.names)
+    serial = getattr(parameters, "serial_consistency", None)
+    if serial is not None:
+        info["serial_consistency"] = CONSISTENCY_NAMES[serial] \
+            if 0 <= serial < len(CONSISTENCY_NAMES) else serial
     _describe_shared(info, parameters)
 
 
