@@ -37,6 +37,8 @@ class Session(object):
 
     def __init__(self, cluster, hosts, keyspace=None):
         self.cluster = cluster
+        #: the cluster's UserTypeMap (register_user_type); the futures convert rows with it
+        self.user_types = cluster.user_types
         self.hosts = hosts
         self.keyspace = None
         #: host -> HostConnectionPool; read by the cluster and the futures, changed only here
@@ -342,7 +344,8 @@ class Session(object):
                 if is_prepared:
                     statements.append((query_or_id, values))
                 else:
-                    statements.append((encoder.bind_params(query_or_id, values), []))
+                    statements.append((encoder.bind_params(
+                        query_or_id, values, self.user_types.fields_by_class), []))
 
             def build(consistency, paging_state, timestamp=None):
                 return msgs.BatchMessage(query.batch_type, statements, consistency,
@@ -350,7 +353,8 @@ class Session(object):
                                          keyspace=keyspace)
             return build
         if isinstance(query, SimpleStatement):
-            text = encoder.bind_params(query.query_string, parameters) if parameters \
+            text = encoder.bind_params(query.query_string, parameters,
+                                       self.user_types.fields_by_class) if parameters \
                 else query.query_string
 
             def build(consistency, paging_state, timestamp=None, encode=True):

@@ -277,6 +277,7 @@ class _Pool(object):
 
 class _Session(object):
     keyspace = None
+    user_types = None       # no class registered for a UDT
 
     def __init__(self, host, conn):
         self.host = host
