@@ -20,7 +20,34 @@ import threading
 import time
 
 __all__ = ["Load", "LoadStats", "FaultContext", "FAULTS", "DEFAULT_CELLS", "reactor_sleep",
-           "kill_and_restart"]
+           "kill_and_restart", "EXPLAINED_FAILURES", "problems"]
+
+#: what a fault may make a request end with; any other exception is a bug
+EXPLAINED_FAILURES = frozenset([
+    "OperationTimedOut", "NoHostAvailable", "ConnectionException", "ConnectionDefunct",
+    "ConnectionShutdown", "ConnectionBusy", "ProtocolError", "ChecksumMismatch",
+    "OverloadedErrorMessage", "IsBootstrappingErrorMessage", "Unavailable"])
+
+
+def problems(stats):
+    """What is wrong with a run's LoadStats, as sentences (empty: every request ended once,
+    none late, only explained failures, some succeeded)."""
+    found = []
+    if stats.never_completed:
+        found.append("%d requests never completed" % stats.never_completed)
+    if stats.lost:
+        found.append("%d requests lost (issued %d, succeeded %d, failed %d)"
+                     % (stats.lost, stats.issued, stats.succeeded, stats.failed))
+    if stats.late:
+        found.append("%d requests outlived their timeout by more than the margin (longest "
+                     "%.2f s)" % (len(stats.late), max(stats.late)))
+    unexplained = sorted(set(stats.failures) - EXPLAINED_FAILURES)
+    if unexplained:
+        found.append("failures no fault explains: %s" % ", ".join(
+            "%s x%d" % (name, stats.failures[name]) for name in unexplained))
+    if not stats.succeeded:
+        found.append("no request succeeded")
+    return found
 
 _monotonic = time.monotonic
 
