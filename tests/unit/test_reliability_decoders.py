@@ -123,3 +123,17 @@ def test_limit_is_per_connection_setting():
     decoder.add_data(encode_header(4, 0, 3, 0x08, 1001, True))
     with pytest.raises(FrameTooLarge):
         list(decoder)
+
+
+def test_connection_fails_its_requests_on_a_huge_declared_body():
+    from cqlreactor.core.events import ConnectionFailed, RequestFailed
+    from cqlreactor.testing.fuzzing import connection_in
+    conn = connection_in("READY")
+    assert conn.in_flight == 2
+    events = conn.receive_data(encode_header(4, 0, 0, 0x08, 2 ** 31 - 1, True) + b"\0" * 64)
+    failed = [e for e in events if isinstance(e, RequestFailed)]
+    assert len(failed) == 2      # each request fails naming the limit (ConnectionDefunct)
+    assert all("exceeds the maximum" in str(e.error) for e in failed), failed
+    (down,) = [e for e in events if isinstance(e, ConnectionFailed)]
+    assert "max_frame_size" in str(down.error) and "fuzz:9042" in str(down.error)
+    assert conn.is_defunct
