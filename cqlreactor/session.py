@@ -20,6 +20,7 @@ from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encod
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
+from cqlreactor.user_types import UserTypeMap
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
     simple_statement)
@@ -38,7 +39,7 @@ class Session(object):
     def __init__(self, cluster, hosts, keyspace=None):
         self.cluster = cluster
         #: the cluster's UserTypeMap (register_user_type); the futures convert rows with it
-        self.user_types = cluster.user_types
+        self.user_types = cluster.user_types if cluster is not None else UserTypeMap()
         self.hosts = hosts
         self.keyspace = None
         #: host -> HostConnectionPool; read by the cluster and the futures, changed only here
