@@ -106,9 +106,9 @@ def _memory_growth(sim, reactor, warmup, measured):
 
 
 def test_memory_is_flat_over_requests(sim, reactor):
-    growth = _memory_growth(sim, reactor, warmup=500, measured=2000)
-    print("memory growth over 2000 requests on %s: %d bytes" % (reactor, growth))
-    assert growth < 200 * 1024, "%d bytes more after 2000 requests" % growth
+    growth = _memory_growth(sim, reactor, warmup=300, measured=1200)
+    print("memory growth over 1200 requests on %s: %d bytes" % (reactor, growth))
+    assert growth < 120 * 1024, "%d bytes more after 1200 requests" % growth
 
 
 @pytest.mark.slow
