@@ -270,7 +270,7 @@ class ResponseFuture(object):
                 self.column_names = names
             rows = response.rows
             user_types = self.session.user_types
-            if user_types:      # classes registered for UDTs (register_user_type)
+            if user_types.active:   # classes registered for UDTs (register_user_type)
                 rows = user_types.convert_rows(self.column_types, rows)
             self._set_final_result(self.row_factory(names, rows))
             return

@@ -33,15 +33,13 @@ class UserTypeMap(object):
         self.fields_by_class = {}   # class -> field names, once known (simple statements)
         self._converters = {}       # column types tuple -> row converter or None
         self._lock = threading.Lock()
-
-    def __bool__(self):
-        return bool(self._classes)
-
-    __nonzero__ = __bool__
+        #: True once a class is registered (a plain attribute: read for every page of rows)
+        self.active = False
 
     def register(self, keyspace, name, klass, field_names):
         with self._lock:
             self._classes[(keyspace, name)] = klass
+            self.active = True
             if field_names is not None:
                 self.fields_by_class[klass] = tuple(field_names)
             self._converters = {}
