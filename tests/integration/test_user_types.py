@@ -72,6 +72,14 @@ def test_registered_class_decodes_and_encodes(sim, reactor):
         # prepared SELECT (v5: rows without metadata) and a second session see it too
         select = session.prepare("SELECT location FROM %s.users WHERE id = ?" % KS)
         assert session.execute(select, (101,)).one().location == Address("2 Side St.", 10001)
+        # a simple statement inside a batch renders the class as a literal too
+        from cqlreactor import BatchStatement
+        batch = BatchStatement()
+        batch.add("INSERT INTO %s.users (id, location) VALUES (%%s, %%s)" % KS,
+                  (110, Address("batched", 7)))
+        session.execute(batch)
+        assert session.execute("SELECT location FROM %s.users WHERE id = 110" % KS) \
+            .one().location == Address("batched", 7)
         other = cluster.connect()
         assert type(other.execute("SELECT location FROM %s.users WHERE id = 100" % KS)
                     .one().location) is Address
