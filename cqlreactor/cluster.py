@@ -25,12 +25,13 @@ from cqlreactor.response_future import ResponseFuture
 from cqlreactor.session import EXEC_PROFILE_DEFAULT, Session
 from cqlreactor.statements import FETCH_SIZE_UNSET
 from cqlreactor.timestamps import MonotonicTimestampGenerator
+from cqlreactor.user_types import UserTypeDoesNotExist, UserTypeMap
 
 # besides what is defined here, the names cassandra-driver users import from cassandra.cluster
 __all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager", "Session",
            "CLUSTER_ARGUMENTS_NOT_TAKEN",
            "ResponseFuture", "ResultSet", "NoHostAvailable", "QueryExhausted",
-           "FETCH_SIZE_UNSET"]
+           "FETCH_SIZE_UNSET", "UserTypeDoesNotExist"]
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class Cluster(object):
         self._started = False
         self._lock = threading.RLock()
         self._reconnectors = {}    # host -> timer handle of its next reconnection attempt
+        #: classes registered for user-defined types (register_user_type)
+        self.user_types = UserTypeMap()
 
     # -- profiles -------------------------------------------------------------------------------
 
@@ -434,6 +437,45 @@ class Cluster(object):
         for profile in self.profiles.values():
             profile.load_balancing_policy.populate(self, hosts)
         self._started = True
+        for keyspace, name, klass in self.user_types.registered():
+            self.user_types.register(keyspace, name, klass, self._user_type_fields(keyspace, name))
+
+    # -- user-defined types ----------------------------------------------------------------------
+
+    def register_user_type(self, keyspace, user_type, klass):
+        """Use ``klass`` for the user-defined type ``keyspace.user_type``, as cassandra-driver.
+
+        Rows give its values as ``klass(**fields)`` (at any depth: in collections, tuples and
+        other UDTs), and statements accept instances of it: prepared ones bind them by
+        attribute, simple ones render them as ``{field: value, ...}`` literals. ``klass`` needs
+        one attribute per field and a constructor taking each field as a keyword.
+
+        Once connected, the type's fields are read from ``system_schema.types`` now; a class
+        registered before ``connect()`` is checked there at connect.
+
+        Raises:
+            UserTypeDoesNotExist: the keyspace or the type is unknown to the cluster.
+            TypeError: ``klass`` is not a class.
+        """
+        if not isinstance(klass, type):
+            raise TypeError("register_user_type needs a class (called with each field as a "
+                            "keyword), not %r" % (klass,))
+        fields = self._user_type_fields(keyspace, user_type) if self._started else None
+        self.user_types.register(keyspace, user_type, klass, fields)
+
+    def _user_type_fields(self, keyspace, user_type):
+        from cqlreactor.encoder import cql_literal
+        rows = self.control_connection.select(
+            "SELECT field_names FROM system_schema.types WHERE keyspace_name = %s AND "
+            "type_name = %s" % (cql_literal(keyspace), cql_literal(user_type)))
+        if not rows:
+            if keyspace not in self.metadata.keyspaces:
+                raise UserTypeDoesNotExist("Keyspace %s does not exist or has not been "
+                                           "discovered by the driver" % (keyspace,))
+            raise UserTypeDoesNotExist("User type %s does not exist in keyspace %s; create it "
+                                       "before registering a class for it"
+                                       % (user_type, keyspace))
+        return list(rows[0]["field_names"] or ())
 
     def shutdown(self):
         """Close every session, the control connection and the reactor; remove cloud files."""

@@ -121,6 +121,17 @@ class ControlConnection(object):
         names = [c[2] for c in result.column_metadata or ()]
         return [dict(zip(names, row)) for row in result.rows]
 
+    def select(self, query):
+        """The rows (dicts) of ``query`` run on the control connection.
+
+        Raises:
+            ConnectionException: there is no control connection right now.
+        """
+        conn = self._connection
+        if conn is None:
+            raise ConnectionException("no control connection to run %r on" % (query,))
+        return self._rows(conn, query)
+
     # -- refreshes -------------------------------------------------------------------------
 
     def refresh_topology(self, conn=None):

@@ -344,7 +344,11 @@ class ResponseFuture(object):
             else:
                 names, self.column_types = _names_and_types(meta)
                 self.column_names = names
-            self._set_final_result(self.row_factory(names, response.rows))
+            rows = response.rows
+            user_types = self.session.user_types
+            if user_types.active:   # classes registered for UDTs (register_user_type)
+                rows = user_types.convert_rows(self.column_types, rows)
+            self._set_final_result(self.row_factory(names, rows))
             return
         if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
             self.coordinator_host = host

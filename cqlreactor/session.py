@@ -22,6 +22,7 @@ from cqlreactor.metadata import Host
 from cqlreactor.policies import NoSpeculativeExecutionPolicy, TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
+from cqlreactor.user_types import UserTypeMap
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
     simple_statement)
@@ -42,6 +43,8 @@ class Session(object):
 
     def __init__(self, cluster, hosts, keyspace=None):
         self.cluster = cluster
+        #: the cluster's UserTypeMap (register_user_type); the futures convert rows with it
+        self.user_types = cluster.user_types if cluster is not None else UserTypeMap()
         self.hosts = hosts
         self.keyspace = None
         #: host -> HostConnectionPool; read by the cluster and the futures, changed only here
@@ -432,7 +435,8 @@ class Session(object):
                 if is_prepared:
                     statements.append((query_or_id, values))
                 else:
-                    statements.append((encoder.bind_params(query_or_id, values), []))
+                    statements.append((encoder.bind_params(
+                        query_or_id, values, self.user_types.fields_by_class), []))
 
             def build(consistency, paging_state, timestamp=None):
                 return msgs.BatchMessage(query.batch_type, statements, consistency,
@@ -440,7 +444,8 @@ class Session(object):
                                          keyspace=keyspace)
             return build
         if isinstance(query, SimpleStatement):
-            text = encoder.bind_params(query.query_string, parameters) if parameters \
+            text = encoder.bind_params(query.query_string, parameters,
+                                       self.user_types.fields_by_class) if parameters \
                 else query.query_string
 
             def build(consistency, paging_state, timestamp=None, encode=True):

@@ -7,8 +7,10 @@ Wire formats:
   * v4 snappy frame body: a snappy "raw" buffer (it starts with its own varint length).
   * v5 segment payload (lz4 only): one raw lz4 block; the uncompressed length travels in the
     segment header (see segments.py).
-Every decompression checks the declared length against a maximum before allocating, and
-checks that the output has exactly the declared length.
+Every decompression checks the declared length before allocating it (the decompressors
+allocate the declared size up front): against a maximum, and against what the compressed input
+can expand to at the format's best ratio, so a 22-byte body declaring 256 MiB is refused, not
+allocated. The output must have exactly the declared length.
 """
 
 import struct
@@ -22,6 +24,26 @@ PREFERENCE = ("lz4", "snappy")
 DEFAULT_MAX_UNCOMPRESSED = 256 * 1024 * 1024
 
 _LENGTH_BE = struct.Struct(">I")
+
+# The most one compressed byte can stand for: an lz4 sequence grows its match length by 255 per
+# extension byte, so n bytes of block decode to under 255 * n (+ a few bytes for the last
+# sequence). Snappy's longest copy (64 bytes from a 2-byte element) stays below 32 per byte.
+LZ4_MAX_RATIO = 255
+SNAPPY_MAX_RATIO = 32
+_RATIO_SLACK = 64
+
+
+def check_expansion(name, declared, compressed, ratio):
+    """Refuse a declared uncompressed length that ``compressed`` bytes cannot decode to.
+
+    Raises:
+        ProtocolError: ``declared`` is over ``ratio * compressed`` (+ a small slack).
+    """
+    if declared > ratio * compressed + _RATIO_SLACK:
+        raise ProtocolError("%s data declares %d uncompressed bytes, more than %d compressed "
+                            "bytes can hold (at most %d); the peer sent a corrupt or hostile "
+                            "length" % (name, declared, compressed,
+                                        ratio * compressed + _RATIO_SLACK))
 
 try:
     import lz4.block as _lz4_block
@@ -101,6 +123,7 @@ class Lz4Compressor(Compressor):
 
     @staticmethod
     def _decompress(data, length):
+        check_expansion("lz4", length, len(data), LZ4_MAX_RATIO)
         if length == 0:
             # lz4 encodes b"" as the single token byte 0x00.
             if bytes(data) not in (b"", b"\x00"):
@@ -149,6 +172,7 @@ class SnappyCompressor(Compressor):
         if max_size is not None and length > max_size:
             raise FrameTooLarge("snappy frame body declares %d uncompressed bytes, over the "
                                 "maximum of %d" % (length, max_size))
+        check_expansion("snappy", length, len(body), SNAPPY_MAX_RATIO)
         try:
             out = _snappy.decompress(body)
         except Exception as exc:    # snappy.UncompressError

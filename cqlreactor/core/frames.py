@@ -396,8 +396,10 @@ class FrameDecoder(BufferedDecoder):
                                      stream_id=stream, opcode=opcode))
         if length > self.max_frame_size:
             self._fail(FrameTooLarge(
-                "frame body of %d bytes exceeds the maximum of %d bytes" % (
-                    length, self.max_frame_size), stream_id=stream, opcode=opcode))
+                "frame body of %d bytes exceeds the maximum of %d bytes (max_frame_size; "
+                "the native protocol caps frames at 256 MiB): refused on its header, before "
+                "buffering the body" % (length, self.max_frame_size),
+                stream_id=stream, opcode=opcode))
 
     def _decompress(self, body, stream, opcode):
         if self.compressor is None:

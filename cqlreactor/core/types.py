@@ -24,7 +24,7 @@ from cqlreactor.core.types_scalar import (
     MARSHAL, NATIVE_TYPES, SMALLINT, TEXT, TIME, TIMESTAMP, TIMEUUID, TINYINT, UNSET_VALUE,
     UUID, VARINT, CqlType, read_unsigned_vint, write_unsigned_vint)
 from cqlreactor.core.types_complex import (
-    CustomType, ListType, MapType, SetType, TupleType, UserType, VectorType)
+    CustomType, ListType, MapType, SetType, TupleType, UserType, VectorType, quote_identifier)
 from cqlreactor.core.types_parse import (
     MAX_DEPTH, lookup_casstype, parse_cql_type, read_type_option, write_type_option)
 from cqlreactor.core.types_rows import encode_values, make_row_decoder
@@ -34,7 +34,7 @@ __all__ = [
     "VectorType", "CustomType", "Date", "Time", "Duration", "SortedSet", "OrderedMap",
     "read_type_option", "write_type_option", "parse_cql_type", "lookup_casstype",
     "make_row_decoder", "encode_values", "read_unsigned_vint", "write_unsigned_vint",
-    "MARSHAL", "NATIVE_TYPES", "MAX_DEPTH",
+    "MARSHAL", "NATIVE_TYPES", "MAX_DEPTH", "quote_identifier",
     "ASCII", "BIGINT", "BLOB", "BOOLEAN", "COUNTER", "DATE", "DECIMAL", "DOUBLE", "DURATION",
     "FLOAT", "INET", "INT", "SMALLINT", "TEXT", "TIME", "TIMESTAMP", "TIMEUUID", "TINYINT",
     "UUID", "VARINT",

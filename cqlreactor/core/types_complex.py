@@ -223,7 +223,8 @@ class TupleType(CqlType):
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _quote_if_needed(name):
+def quote_identifier(name):
+    """A CQL identifier as CQL text: bare when lower-case, else double-quoted."""
     if re.match(r"^[a-z_][a-z0-9_]*$", name):
         return name
     return '"%s"' % name.replace('"', '""')
@@ -249,7 +250,7 @@ class UserType(TupleType):
         self.keyspace = keyspace
         self.udt_name = name
         self.field_names = tuple(f for f, _ in fields)
-        self.name = _frozen_name(_quote_if_needed(name), frozen)
+        self.name = _frozen_name(quote_identifier(name), frozen)
         self.cass_name = _frozen_cass("%sUserType(%s,%s%s)" % (
             MARSHAL, keyspace, name.encode("utf-8").hex(),
             "".join(",%s:%s" % (f.encode("utf-8").hex(), t.cass_name) for f, t in fields)),

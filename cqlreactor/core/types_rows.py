@@ -69,8 +69,11 @@ def _build(col_types):
     ]
     source = "\n".join(lines) + "\n"
     namespace = dict(names)
-    exec(compile(source, "<cqlreactor row decoder %s>" % (
-        ", ".join(t.name for t in col_types),), "exec"), namespace)
+    # The file name shows the column types in tracebacks; type names come from the server
+    # (quoted UDT names, custom class names) and may hold a NUL, which compile() refuses, so
+    # they go in escaped by ascii().
+    label = ascii(", ".join(t.name for t in col_types))[1:-1]
+    exec(compile(source, "<cqlreactor row decoder %s>" % (label,), "exec"), namespace)
     decoder = namespace["decode_rows"]
     decoder.source = source
     return decoder
@@ -81,14 +84,20 @@ def make_row_decoder(col_types, protocol_version):
 
     ``buf`` holds ``row_count`` rows of ``[bytes]`` cells (int32 length, negative = null)
     starting at ``pos``; rows come back as tuples. Truncated or malformed cells raise
-    ProtocolError. The cell format is the same in protocol v3, v4 and v5.
+    ProtocolError, and so does a column layout no decoder can be made for (the types come
+    from the server). The cell format is the same in protocol v3, v4 and v5.
     """
     key = tuple(col_types)
     decoder = _CACHE.get(key)
     if decoder is None:
         if len(_CACHE) >= _CACHE_LIMIT:
             _CACHE.clear()
-        decoder = _CACHE[key] = _build(key)
+        try:
+            decoder = _build(key)
+        except (ValueError, SyntaxError, TypeError) as exc:    # a type no decoder is made for
+            raise ProtocolError("cannot decode rows of column types %s: %s" % (
+                ascii([t.name for t in key]), exc))
+        _CACHE[key] = decoder
     return decoder
 
 

@@ -21,6 +21,7 @@ from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectio
                                  TokenAwarePolicy, WriteType)
 from cqlreactor.query import ResultSet, dict_factory, named_tuple_factory
 from cqlreactor.statements import BatchStatement, PreparedStatement, SimpleStatement
+from cqlreactor.user_types import UserTypeMap
 
 
 def _hosts(spec):
@@ -277,6 +278,7 @@ class _Pool(object):
 
 class _Session(object):
     keyspace = None
+    user_types = UserTypeMap()      # no class registered for a UDT
 
     def __init__(self, host, conn):
         self.host = host
