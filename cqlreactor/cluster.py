@@ -101,7 +101,7 @@ class Cluster(object):
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None, timestamp_generator=None):
+                 cql_version=None, timestamp_generator=None, metrics_enabled=False):
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -182,6 +182,12 @@ class Cluster(object):
         self._started = False
         self._lock = threading.RLock()
         self._reconnectors = {}    # host -> timer handle of its next reconnection attempt
+        #: request metrics (cqlreactor.metrics.Metrics) with ``metrics_enabled``, else None
+        self.metrics_enabled = bool(metrics_enabled)
+        self.metrics = None
+        if metrics_enabled:
+            from cqlreactor.metrics import Metrics
+            self.metrics = Metrics(self)
 
     # -- profiles -------------------------------------------------------------------------------
 
@@ -300,6 +306,8 @@ class Cluster(object):
             if not self._started:
                 self._start()
             session = Session(self, self.metadata.all_hosts())
+            if self.metrics is not None:
+                session.add_request_init_listener(self.metrics.on_request)
             self.sessions.append(session)
         try:
             session.open_pools(self.metadata.all_hosts())

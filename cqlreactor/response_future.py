@@ -354,9 +354,14 @@ class ResponseFuture(object):
         if decision == RetryDecision.RETHROW:
             self._set_final_exception(exc)
             return
+        metrics = getattr(self.session.cluster, "metrics", None)
         if decision == RetryDecision.IGNORE:
+            if metrics is not None:
+                metrics.on_ignore(exc)
             self._set_final_result([])
             return
+        if metrics is not None:
+            metrics.on_retry(exc)
         retry_num = attempt.retry_num + 1
         if consistency is not None and consistency != self._consistency:
             self._consistency = consistency

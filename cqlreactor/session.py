@@ -55,6 +55,9 @@ class Session(object):
         #: send a client-side default timestamp (the cluster's ``timestamp_generator``) with
         #: every request whose statement has none of its own (as cassandra-driver)
         self.use_client_timestamp = True
+        #: (fn, args, kwargs) called with each ResponseFuture before it is sent; replaced, never
+        #: changed in place, so a request reading it needs no lock
+        self._request_init_callbacks = ()
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -263,8 +266,39 @@ class Session(object):
             plan = iter(policy.make_query_plan(self.keyspace, query))
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
                                 retry_policy, plan, consistency, message, result_metadata)
+        if self._request_init_callbacks:
+            self._on_request(future)
         future.send_request()
         return future
+
+    # -- request listeners (cassandra-driver's extension hook) ----------------------------------
+
+    def add_request_init_listener(self, fn, *args, **kwargs):
+        """Call ``fn(response_future, *args, **kwargs)`` for every request made by
+        ``execute``/``execute_async``, on the thread making it, after the ResponseFuture is
+        created and before it is sent (add callbacks to it there; they run on the reactor's
+        loop)."""
+        with self._lock:
+            self._request_init_callbacks = self._request_init_callbacks + ((fn, args, kwargs),)
+
+    def remove_request_init_listener(self, fn, *args, **kwargs):
+        """Remove a listener added with the same ``fn``, ``args`` and ``kwargs``.
+
+        Raises:
+            ValueError: no such listener.
+        """
+        with self._lock:
+            listeners = list(self._request_init_callbacks)
+            try:
+                listeners.remove((fn, args, kwargs))
+            except ValueError:
+                raise ValueError("no request init listener %r with args %r and kwargs %r"
+                                 % (fn, args, kwargs))
+            self._request_init_callbacks = tuple(listeners)
+
+    def _on_request(self, future):
+        for fn, args, kwargs in self._request_init_callbacks:
+            fn(future, *args, **kwargs)
 
     def _cache_simple(self, key, query):
         """(builder, pre-encoded QUERY) for a statement without parameters or paging state; a
