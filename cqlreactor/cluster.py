@@ -24,6 +24,9 @@ from cqlreactor.timestamps import MonotonicTimestampGenerator
 __all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManager"]
 
 log = logging.getLogger(__name__)
+# Silent unless the application configures logging (as cassandra-driver's "cassandra" logger):
+# without a handler anywhere, Python's last-resort handler would print our warnings to stderr.
+logging.getLogger("cqlreactor").addHandler(logging.NullHandler())
 
 _NOT_SET = object()
 

@@ -362,6 +362,9 @@ class ResponseFuture(object):
             return
         if metrics is not None:
             metrics.on_retry(exc)
+        log.debug("retry %d (%s) after %s from %s: %s", attempt.retry_num + 1,
+                  "same host" if decision == RetryDecision.RETRY else "next host",
+                  type(exc).__name__, attempt.host, exc)
         retry_num = attempt.retry_num + 1
         if consistency is not None and consistency != self._consistency:
             self._consistency = consistency
