@@ -17,6 +17,9 @@ def _demo(args):
 
 def _doctor(args):
     from cqlreactor.reactors import matrix
+    if args.markdown:
+        sys.stdout.write(matrix.markdown_table())
+        return 0
     return matrix.doctor_main(as_json=args.json)
 
 
@@ -34,6 +37,8 @@ def main(argv=None):
     p.set_defaults(func=_selfcheck)
     p = sub.add_parser("doctor", help="report which reactors run on this interpreter")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true",
+                   help="the whole matrix (every interpreter) as the README's table")
     p.set_defaults(func=_doctor)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
