@@ -8,7 +8,9 @@ name such as ``"gevent"``); the default is the fastest reactor compat_matrix.yam
 import logging
 import random
 import socket
+import ssl
 import threading
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from cqlreactor.control import ControlConnection
 from cqlreactor.core.consistency import ConsistencyLevel
@@ -97,14 +99,21 @@ class Cluster(object):
             (default ``MonotonicTimestampGenerator()``).
     """
 
-    def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
-                 connection_class=None, ssl_context=None, ssl_options=None,
-                 protocol_version=None, execution_profiles=None, load_balancing_policy=None,
-                 reconnection_policy=None, default_retry_policy=None, connect_timeout=5.0,
-                 idle_heartbeat_interval=30.0, compression=True, cloud=None,
-                 control_connection_timeout=5.0, connections_per_host=1,
-                 max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None, timestamp_generator=None, metrics_enabled=False):
+    def __init__(self, contact_points: Any = _NOT_SET, port: int = 9042,
+                 auth_provider: Any = None, connection_class: Any = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 ssl_options: Optional[Dict[str, Any]] = None,
+                 protocol_version: Optional[int] = None,
+                 execution_profiles: Optional[Dict[Any, "ExecutionProfile"]] = None,
+                 load_balancing_policy: Any = None, reconnection_policy: Any = None,
+                 default_retry_policy: Any = None, connect_timeout: float = 5.0,
+                 idle_heartbeat_interval: Optional[float] = 30.0,
+                 compression: Union[bool, str] = True, cloud: Optional[Dict[str, Any]] = None,
+                 control_connection_timeout: float = 5.0, connections_per_host: int = 1,
+                 max_requests_per_connection: int = 32768,
+                 allow_unsupported_reactors: Optional[Sequence[str]] = None,
+                 cql_version: Optional[str] = None, timestamp_generator: Any = None,
+                 metrics_enabled: bool = False) -> None:
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -180,11 +189,11 @@ class Cluster(object):
 
         self.metadata = Metadata()
         self.control_connection = ControlConnection(self, control_connection_timeout)
-        self.sessions = []
+        self.sessions = []  # type: List[Session]
         self.is_shutdown = False
         self._started = False
         self._lock = threading.RLock()
-        self._reconnectors = {}    # host -> timer handle of its next reconnection attempt
+        self._reconnectors = {}  # type: dict  # host -> timer handle of its next reconnection attempt
         #: request metrics (cqlreactor.metrics.Metrics) with ``metrics_enabled``, else None
         self.metrics_enabled = bool(metrics_enabled)
         self.metrics = None
@@ -301,7 +310,8 @@ class Cluster(object):
                                   % (self.contact_points,))
         return endpoints
 
-    def connect(self, keyspace=None, wait_for_all_pools=False):
+    def connect(self, keyspace: Optional[str] = None,
+                wait_for_all_pools: bool = False) -> Session:
         """Start (once) and return a new Session, its keyspace set when given."""
         with self._lock:
             if self.is_shutdown:
@@ -335,7 +345,7 @@ class Cluster(object):
             profile.load_balancing_policy.populate(self, hosts)
         self._started = True
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Close every session, the control connection and the reactor; remove cloud files."""
         with self._lock:
             if self.is_shutdown:
@@ -353,10 +363,10 @@ class Cluster(object):
         if self._cloud_config is not None:
             self._cloud_config.cleanup()
 
-    def __enter__(self):
+    def __enter__(self) -> "Cluster":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> None:
         self.shutdown()
 
     def on_session_closed(self, session):

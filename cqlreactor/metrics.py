@@ -19,6 +19,7 @@ import collections
 import math
 import threading
 import time
+from typing import Any, Dict
 
 from cqlreactor.core.errors import (ConnectionException, OperationTimedOut, ReadTimeout,
                                     Unavailable, WriteTimeout)
@@ -67,7 +68,7 @@ class Metrics(object):
 
     _instances = 0
 
-    def __init__(self, cluster):
+    def __init__(self, cluster: Any) -> None:
         self._cluster = cluster
         self._lock = threading.Lock()
         Metrics._instances += 1
@@ -76,13 +77,13 @@ class Metrics(object):
         self._started = 0
         self._counts = dict.fromkeys(("connection_errors", "write_timeouts", "read_timeouts",
                                       "unavailables", "other_errors", "retries", "ignores"), 0)
-        self._by_kind = collections.Counter()
-        self._latencies = collections.deque(maxlen=RESERVOIR)
-        self._per_host = {}         # str(host) -> deque of latencies
+        self._by_kind = collections.Counter()  # type: collections.Counter
+        self._latencies = collections.deque(maxlen=RESERVOIR)  # type: collections.deque
+        self._per_host = {}  # type: Dict[str, collections.deque]
 
     # -- feeding (the request listener and the future's retry decisions) ---------------------
 
-    def on_request(self, future):
+    def on_request(self, future: Any) -> None:
         """The request init listener: time ``future`` until its answer or error."""
         started = _clock()
         with self._lock:
@@ -115,14 +116,14 @@ class Metrics(object):
         self._counts[_error_bucket(exc)] += 1
         self._by_kind[type(exc).__name__] += 1
 
-    def on_retry(self, exc=None):
+    def on_retry(self, exc: Any = None) -> None:
         """The retry policy retried after ``exc`` (counted as an error of its kind too)."""
         with self._lock:
             self._counts["retries"] += 1
             if exc is not None:
                 self._count_error(exc)
 
-    def on_ignore(self, exc=None):
+    def on_ignore(self, exc: Any = None) -> None:
         """The retry policy ignored ``exc`` (the request succeeded with no rows)."""
         with self._lock:
             self._counts["ignores"] += 1
@@ -132,7 +133,7 @@ class Metrics(object):
     # -- cassandra-driver's names --------------------------------------------------------------
 
     @property
-    def request_timer(self):
+    def request_timer(self) -> Dict[str, float]:
         """count, min, max, mean, stddev, median, 75/95/98/99/999percentile (seconds)."""
         with self._lock:
             return _timer(self._requests, list(self._latencies))
@@ -146,33 +147,33 @@ class Metrics(object):
     ignores = property(lambda self: self._counts["ignores"])
 
     @property
-    def known_hosts(self):
+    def known_hosts(self) -> int:
         return len(self._cluster.metadata.all_hosts())
 
     @property
-    def connected_to(self):
+    def connected_to(self) -> int:
         return len(set(host for s in list(self._cluster.sessions) for host, pool
                        in list(s.pools.items()) if pool.open_count))
 
     @property
-    def open_connections(self):
+    def open_connections(self) -> int:
         return sum(pool.open_count for s in list(self._cluster.sessions)
                    for pool in list(s.pools.values()))
 
     @property
-    def in_flight(self):
+    def in_flight(self) -> int:
         """Requests started and not yet answered."""
         with self._lock:
             return self._started - self._requests
 
-    def get_stats(self):
+    def get_stats(self) -> Dict[str, Any]:
         """Every cassandra-driver metric by name (``request_timer`` a dict)."""
-        stats = dict(self._counts)
+        stats = dict(self._counts)  # type: Dict[str, Any]
         stats.update(request_timer=self.request_timer, known_hosts=self.known_hosts,
                      connected_to=self.connected_to, open_connections=self.open_connections)
         return stats
 
-    def set_stats_name(self, stats_name):
+    def set_stats_name(self, stats_name: str) -> None:
         """Rename this cluster's metrics (cassandra-driver registers them with scales under it;
         here the name is only this attribute)."""
         if not isinstance(stats_name, str) or not stats_name:
@@ -181,7 +182,7 @@ class Metrics(object):
 
     # -- the snapshot ----------------------------------------------------------------------------
 
-    def snapshot(self):
+    def snapshot(self) -> Dict[str, Any]:
         """One consistent view: requests, errors (total, cassandra-driver's buckets and by
         exception class), retries, ignores, in_flight, latency (the request_timer dict) and
         per_host ({host: {"count", "median", "99percentile", ...}} of its recent requests)."""

@@ -17,6 +17,7 @@ starts one attempt at a time: the next only when the previous one failed.
 import logging
 import threading
 import time
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
@@ -34,7 +35,7 @@ __all__ = ["ResponseFuture"]
 log = logging.getLogger(__name__)
 
 _NOT_SET = object()
-_NO_KWARGS = {}
+_NO_KWARGS = {}  # type: Dict[str, Any]
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
 _RowsResult = msgs.RowsResult
@@ -42,7 +43,7 @@ _new_attempt = object.__new__
 
 # column names and types of a result's metadata list, by identity (the core shares one list per
 # distinct metadata, so this is a dict hit per response instead of two list builds)
-_NAMES_AND_TYPES = {}
+_NAMES_AND_TYPES = {}  # type: dict
 
 
 def _names_and_types(meta):
@@ -478,10 +479,10 @@ class ResponseFuture(object):
                     log.exception("an error callback failed")
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return self._final is not _NOT_SET
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> Any:
         """The ResultSet; raises the request's exception.  ``timeout`` bounds this wait only."""
         if self._final is _NOT_SET:
             with self._lock:
@@ -494,8 +495,9 @@ class ResponseFuture(object):
                     # the request's own timeout fires first; the margin covers the loop's lag
                     wait_for = self._remaining() + 5.0
                 if not event.wait(wait_for) and self._final is _NOT_SET:
-                    raise OperationTimedOut("no answer within %.3fs" % (wait_for,),
-                                            host=str(self._host()))
+                    raise OperationTimedOut(
+                        "no answer within %.3fs" % (wait_for,),  # type: ignore[str-format]
+                        host=str(self._host()))
         if self._final_exception is not None:
             raise self._final_exception
         if isinstance(self._final, list):
@@ -507,7 +509,8 @@ class ResponseFuture(object):
     def get_query_trace_ids(self):
         return [self._trace_id] if self._trace_id else []
 
-    def add_callback(self, fn, *args, **kwargs):
+    def add_callback(self, fn: Callable[..., Any], *args: Any,
+                     **kwargs: Any) -> "ResponseFuture":
         with self._lock:
             done = self._final is not _NOT_SET and self._final_exception is None
             if not done:
@@ -518,7 +521,8 @@ class ResponseFuture(object):
             fn(self._final, *args, **kwargs)
         return self
 
-    def add_errback(self, fn, *args, **kwargs):
+    def add_errback(self, fn: Callable[..., Any], *args: Any,
+                    **kwargs: Any) -> "ResponseFuture":
         with self._lock:
             failed = self._final_exception is not None
             if not failed:
@@ -529,8 +533,11 @@ class ResponseFuture(object):
             fn(self._final_exception, *args, **kwargs)
         return self
 
-    def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
-                      errback_args=(), errback_kwargs=None):
+    def add_callbacks(self, callback: Callable[..., Any], errback: Callable[..., Any],
+                      callback_args: Sequence[Any] = (),
+                      callback_kwargs: Optional[Dict[str, Any]] = None,
+                      errback_args: Sequence[Any] = (),
+                      errback_kwargs: Optional[Dict[str, Any]] = None) -> "ResponseFuture":
         callback_kwargs = callback_kwargs or _NO_KWARGS
         errback_kwargs = errback_kwargs or _NO_KWARGS
         # one lock round for both (this is on every request's path)
@@ -549,7 +556,7 @@ class ResponseFuture(object):
         self.add_errback(errback, *errback_args, **errback_kwargs)
         return self
 
-    def start_fetching_next_page(self):
+    def start_fetching_next_page(self) -> None:
         """Ask for the next page; ``result()`` then returns it."""
         if not self.paging_state:
             raise DriverException("there are no more pages")

@@ -11,6 +11,7 @@ an ``ExecuteTemplate`` per prepared statement and settings, with the values spli
 import functools
 import logging
 import threading
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
@@ -19,10 +20,11 @@ from cqlreactor.core.errors import DriverException, NoHostAvailable, Unsupported
 from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encode
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
+from cqlreactor.query import ResultSet
 from cqlreactor.response_future import ResponseFuture
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
-    simple_statement)
+    Statement, simple_statement)
 
 __all__ = ["Session", "ResponseFuture"]
 
@@ -154,16 +156,20 @@ class Session(object):
 
     # -- statements ----------------------------------------------------------------------------
 
-    def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False,
-                custom_payload=None, execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None,
-                host=None):
+    def execute(self, query: "Union[str, Statement]", parameters: Any = None,
+                timeout: Any = _NOT_SET, trace: bool = False,
+                custom_payload: Optional[Dict[str, bytes]] = None,
+                execution_profile: Any = EXEC_PROFILE_DEFAULT,
+                paging_state: Optional[bytes] = None, host: Any = None) -> ResultSet:
         """Run ``query`` and wait for its ResultSet (see ``execute_async``)."""
         return self.execute_async(query, parameters, trace, custom_payload, timeout,
                                   execution_profile, paging_state, host).result()
 
-    def execute_async(self, query, parameters=None, trace=False, custom_payload=None,
-                      timeout=_NOT_SET, execution_profile=EXEC_PROFILE_DEFAULT,
-                      paging_state=None, host=None):
+    def execute_async(self, query: Any, parameters: Any = None,
+                      trace: bool = False, custom_payload: Optional[Dict[str, bytes]] = None,
+                      timeout: Any = _NOT_SET, execution_profile: Any = EXEC_PROFILE_DEFAULT,
+                      paging_state: Optional[bytes] = None,
+                      host: Any = None) -> ResponseFuture:
         """Send ``query`` and return its ResponseFuture at once.
 
         Args:
@@ -273,7 +279,8 @@ class Session(object):
 
     # -- request listeners (cassandra-driver's extension hook) ----------------------------------
 
-    def add_request_init_listener(self, fn, *args, **kwargs):
+    def add_request_init_listener(self, fn: Callable[..., Any], *args: Any,
+                                  **kwargs: Any) -> None:
         """Call ``fn(response_future, *args, **kwargs)`` for every request made by
         ``execute``/``execute_async``, on the thread making it, after the ResponseFuture is
         created and before it is sent (add callbacks to it there; they run on the reactor's
@@ -281,7 +288,8 @@ class Session(object):
         with self._lock:
             self._request_init_callbacks = self._request_init_callbacks + ((fn, args, kwargs),)
 
-    def remove_request_init_listener(self, fn, *args, **kwargs):
+    def remove_request_init_listener(self, fn: Callable[..., Any], *args: Any,
+                                     **kwargs: Any) -> None:
         """Remove a listener added with the same ``fn``, ``args`` and ``kwargs``.
 
         Raises:
@@ -387,7 +395,7 @@ class Session(object):
             text = encoder.bind_params(query.query_string, parameters) if parameters \
                 else query.query_string
 
-            def build(consistency, paging_state, timestamp=None, encode=True):
+            def build(consistency, paging_state, timestamp=None, encode=True):  # type: ignore[misc]
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
                     serial_consistency=serial, timestamp=timestamp, keyspace=keyspace)
@@ -398,7 +406,8 @@ class Session(object):
         raise TypeError("cannot execute %r: expected a string, SimpleStatement, "
                         "PreparedStatement, BoundStatement or BatchStatement" % (query,))
 
-    def prepare(self, query, custom_payload=None, keyspace=None):
+    def prepare(self, query: str, custom_payload: Optional[Dict[str, bytes]] = None,
+                keyspace: Optional[str] = None) -> PreparedStatement:
         """Prepare ``query`` (cached per session) and return its PreparedStatement."""
         if isinstance(query, SimpleStatement):
             query = query.query_string
@@ -444,11 +453,11 @@ class Session(object):
         future.send_request()
         return future
 
-    def set_keyspace(self, keyspace):
+    def set_keyspace(self, keyspace: str) -> None:
         """Make ``keyspace`` the default of every statement of this session (``USE``)."""
         self.execute('USE "%s"' % keyspace.replace('"', '""'))
 
-    def get_pools(self):
+    def get_pools(self) -> List[HostConnectionPool]:
         return list(self.pools.values())
 
     def get_pool_state(self):
@@ -456,7 +465,7 @@ class Session(object):
                             "in_flights": [c.in_flight for c in pool.get_connections()]})
                     for host, pool in self.pools.items())
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Close this session's connections; pending requests fail with ConnectionShutdown."""
         with self._lock:
             if self.is_shutdown:

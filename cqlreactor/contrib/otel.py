@@ -15,6 +15,8 @@ values) only with ``capture_statement=True``.  A failed request records the exce
 the span's status to ERROR.
 """
 
+from typing import Any
+
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -49,22 +51,23 @@ class CassandraInstrumentor(object):
             default: statements can carry data written inline).
     """
 
-    def __init__(self, tracer_provider=None, capture_statement=False):
+    def __init__(self, tracer_provider: Any = None,
+                 capture_statement: bool = False) -> None:
         self.tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
         self.capture_statement = bool(capture_statement)
 
-    def instrument(self, session):
+    def instrument(self, session: Any) -> Any:
         """Start tracing ``session``'s requests (idempotent)."""
         if not self.is_instrumented(session):
             session.add_request_init_listener(self._on_request)
         return session
 
-    def uninstrument(self, session):
+    def uninstrument(self, session: Any) -> None:
         """Stop tracing ``session``'s requests (requests in flight still end their spans)."""
         if self.is_instrumented(session):
             session.remove_request_init_listener(self._on_request)
 
-    def is_instrumented(self, session):
+    def is_instrumented(self, session: Any) -> bool:
         return (self._on_request, (), {}) in session._request_init_callbacks
 
     def _on_request(self, future):
