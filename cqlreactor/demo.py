@@ -366,7 +366,13 @@ def run(args=None, out=None):
         args = parser.parse_args(args or [])
         check_args(args, parser)
     if args.bundle is not None or args.cluster:
-        _, failures = _run_target(_external_target(args), args, out)
+        from cqlreactor.core.errors import DriverException
+        try:
+            target = _external_target(args)
+        except (DriverException, OSError) as exc:   # a bad bundle: its error names the fix
+            out.write("demo: %s\n" % (exc,))
+            return 2
+        _, failures = _run_target(target, args, out)
         return 1 if failures else 0
 
     from cqlreactor import selfcheck

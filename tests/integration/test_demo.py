@@ -95,3 +95,14 @@ def test_doctor_into_a_closed_pipe_ends_without_a_traceback():
         os.close(write_end)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.returncode == 1
+
+
+def test_demo_names_the_problem_of_a_bad_bundle(tmp_path):
+    bad = tmp_path / "bundle.zip"
+    bad.write_bytes(b"not a zip")
+    proc = subprocess.run([sys.executable, "-m", "cqlreactor", "demo", "--bundle", str(bad),
+                           "--username", "token", "--password", "AstraCS:x"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == "demo: secure connect bundle %s: not a zip file\n" % bad
