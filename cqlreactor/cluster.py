@@ -8,8 +8,10 @@ name such as ``"gevent"``); the default is the fastest reactor compat_matrix.yam
 import logging
 import random
 import socket
+import ssl
 import threading
 import time
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from cqlreactor.control import ControlConnection
 from cqlreactor.core.consistency import ConsistencyLevel
@@ -34,6 +36,9 @@ __all__ = ["Cluster", "ExecutionProfile", "EXEC_PROFILE_DEFAULT", "ProfileManage
            "FETCH_SIZE_UNSET", "UserTypeDoesNotExist"]
 
 log = logging.getLogger(__name__)
+# Silent unless the application configures logging (as cassandra-driver's "cassandra" logger):
+# without a handler anywhere, Python's last-resort handler would print our warnings to stderr.
+logging.getLogger("cqlreactor").addHandler(logging.NullHandler())
 
 _NOT_SET = object()
 
@@ -162,14 +167,21 @@ class Cluster(object):
     # Keyword arguments after ``port``: cassandra-driver's positional order has parameters
     # this driver does not take, so a positional call raises TypeError instead of binding a
     # value to the wrong parameter (docs/migrating.md).
-    def __init__(self, contact_points=_NOT_SET, port=9042, *, auth_provider=None,
-                 connection_class=None, ssl_context=None, ssl_options=None,
-                 protocol_version=None, execution_profiles=None, load_balancing_policy=None,
-                 reconnection_policy=None, default_retry_policy=None, connect_timeout=5.0,
-                 idle_heartbeat_interval=30.0, compression=True, cloud=None,
-                 control_connection_timeout=5.0, connections_per_host=1,
-                 max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None, timestamp_generator=None, address_translator=None):
+    def __init__(self, contact_points: Any = _NOT_SET, port: int = 9042, *,
+                 auth_provider: Any = None, connection_class: Any = None,
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 ssl_options: Optional[Dict[str, Any]] = None,
+                 protocol_version: Optional[int] = None,
+                 execution_profiles: Optional[Dict[Any, "ExecutionProfile"]] = None,
+                 load_balancing_policy: Any = None, reconnection_policy: Any = None,
+                 default_retry_policy: Any = None, connect_timeout: float = 5.0,
+                 idle_heartbeat_interval: Optional[float] = 30.0,
+                 compression: Union[bool, str] = True, cloud: Optional[Dict[str, Any]] = None,
+                 control_connection_timeout: float = 5.0, connections_per_host: int = 1,
+                 max_requests_per_connection: int = 32768,
+                 allow_unsupported_reactors: Optional[Sequence[str]] = None,
+                 cql_version: Optional[str] = None, timestamp_generator: Any = None,
+                 address_translator: Any = None, metrics_enabled: bool = False) -> None:
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -253,13 +265,19 @@ class Cluster(object):
 
         self.metadata = Metadata()
         self.control_connection = ControlConnection(self, control_connection_timeout)
-        self.sessions = []
+        self.sessions = []  # type: List[Session]
         self.is_shutdown = False
         self._started = False
         self._lock = threading.RLock()
-        self._reconnectors = {}    # host -> timer handle of its next reconnection attempt
+        self._reconnectors = {}  # type: dict  # host -> timer handle of its next reconnection attempt
         #: classes registered for user-defined types (register_user_type)
         self.user_types = UserTypeMap()
+        #: request metrics (cqlreactor.metrics.Metrics) with ``metrics_enabled``, else None
+        self.metrics_enabled = bool(metrics_enabled)
+        self.metrics = None
+        if metrics_enabled:
+            from cqlreactor.metrics import Metrics
+            self.metrics = Metrics(self)
 
     # -- profiles -------------------------------------------------------------------------------
 
@@ -406,7 +424,8 @@ class Cluster(object):
                                   % (self.contact_points,))
         return endpoints
 
-    def connect(self, keyspace=None, wait_for_all_pools=False):
+    def connect(self, keyspace: Optional[str] = None,
+                wait_for_all_pools: bool = False) -> Session:
         """Start (once) and return a new Session, its keyspace set when given."""
         with self._lock:
             if self.is_shutdown:
@@ -414,6 +433,8 @@ class Cluster(object):
             if not self._started:
                 self._start()
             session = Session(self, self.metadata.all_hosts())
+            if self.metrics is not None:
+                session.add_request_init_listener(self.metrics.on_request)
             self.sessions.append(session)
         try:
             session.open_pools(self.metadata.all_hosts())
@@ -477,7 +498,7 @@ class Cluster(object):
                                        % (user_type, keyspace))
         return list(rows[0]["field_names"] or ())
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Close every session, the control connection and the reactor; remove cloud files."""
         with self._lock:
             if self.is_shutdown:
@@ -495,10 +516,10 @@ class Cluster(object):
         if self._cloud_config is not None:
             self._cloud_config.cleanup()
 
-    def __enter__(self):
+    def __enter__(self) -> "Cluster":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> None:
         self.shutdown()
 
     def on_session_closed(self, session):

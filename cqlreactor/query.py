@@ -5,6 +5,7 @@
 import collections
 import keyword
 import re
+from typing import Any
 
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.encoder import ValueSequence
@@ -23,7 +24,7 @@ def tuple_factory(colnames, rows):
     return rows
 
 
-_NAMEDTUPLE_CACHE = {}
+_NAMEDTUPLE_CACHE = {}  # type: dict
 # cassandra-driver's cleaning of column names into field names (so ``[applied]`` is
 # ``row.applied``): drop what is neither a letter, a digit nor "_" at the end, then anything but
 # letters and digits at the start, then turn every other such character into "_"
@@ -59,7 +60,7 @@ def row_field_names(colnames):
     return names
 
 
-_ROW_CLASS_BY_ID = {}   # id(colnames list) -> (that list, class): the session shares the lists
+_ROW_CLASS_BY_ID = {}  # type: dict  # id(colnames list) -> (that list, class): the session shares the lists
 
 
 def _row_class(colnames):
@@ -111,18 +112,18 @@ class ResultSet(object):
         self._list_mode = False
 
     @property
-    def current_rows(self):
+    def current_rows(self) -> list:
         return self._current_rows or []
 
     @property
-    def has_more_pages(self):
+    def has_more_pages(self) -> bool:
         return self.response_future.has_more_pages
 
     @property
     def paging_state(self):
         return self.response_future.paging_state
 
-    def fetch_next_page(self):
+    def fetch_next_page(self) -> None:
         """Block until the next page arrives and make it current."""
         if self.response_future.has_more_pages:
             self.response_future.start_fetching_next_page()
@@ -165,11 +166,11 @@ class ResultSet(object):
         self._current_rows = rows
         self._list_mode = True
 
-    def all(self):
+    def all(self) -> list:
         """Every row of every page, as a list."""
         return list(self)
 
-    def one(self):
+    def one(self) -> Any:
         """The first row, or None."""
         rows = self.current_rows
         return rows[0] if rows else None

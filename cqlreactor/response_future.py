@@ -21,6 +21,7 @@ deadline, its id stays reserved as an orphan until that answer (core/streams.py)
 import logging
 import threading
 import time
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
@@ -38,7 +39,7 @@ __all__ = ["ResponseFuture"]
 log = logging.getLogger(__name__)
 
 _NOT_SET = object()
-_NO_KWARGS = {}
+_NO_KWARGS = {}  # type: Dict[str, Any]
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
 _RowsResult = msgs.RowsResult
@@ -46,7 +47,7 @@ _new_attempt = object.__new__
 
 # column names and types of a result's metadata list, by identity (the core shares one list per
 # distinct metadata, so this is a dict hit per response instead of two list builds)
-_NAMES_AND_TYPES = {}
+_NAMES_AND_TYPES = {}  # type: dict
 
 
 def _names_and_types(meta):
@@ -434,9 +435,17 @@ class ResponseFuture(object):
         if decision == RetryDecision.RETHROW:
             self._set_final_exception(exc)
             return
+        metrics = getattr(self.session.cluster, "metrics", None)
         if decision == RetryDecision.IGNORE:
+            if metrics is not None:
+                metrics.on_ignore(exc)
             self._set_final_result([])
             return
+        if metrics is not None:
+            metrics.on_retry(exc)
+        log.debug("retry %d (%s) after %s from %s: %s", attempt.retry_num + 1,
+                  "same host" if decision == RetryDecision.RETRY else "next host",
+                  type(exc).__name__, attempt.host, exc)
         retry_num = attempt.retry_num + 1
         if consistency is not None and consistency != self._consistency:
             self._consistency = consistency
@@ -559,10 +568,10 @@ class ResponseFuture(object):
                     log.exception("an error callback failed")
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return self._final is not _NOT_SET
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> Any:
         """The ResultSet; raises the request's exception.  ``timeout`` bounds this wait only."""
         if self._final is _NOT_SET:
             with self._lock:
@@ -575,8 +584,9 @@ class ResponseFuture(object):
                     # the request's own timeout fires first; the margin covers the loop's lag
                     wait_for = self._remaining() + 5.0
                 if not event.wait(wait_for) and self._final is _NOT_SET:
-                    raise OperationTimedOut("no answer within %.3fs" % (wait_for,),
-                                            host=str(self._host()))
+                    raise OperationTimedOut(
+                        "no answer within %.3fs" % (wait_for,),  # type: ignore[str-format]
+                        host=str(self._host()))
         if self._final_exception is not None:
             raise self._final_exception
         if isinstance(self._final, list):
@@ -588,7 +598,8 @@ class ResponseFuture(object):
     def get_query_trace_ids(self):
         return [self._trace_id] if self._trace_id else []
 
-    def add_callback(self, fn, *args, **kwargs):
+    def add_callback(self, fn: Callable[..., Any], *args: Any,
+                     **kwargs: Any) -> "ResponseFuture":
         with self._lock:
             done = self._final is not _NOT_SET and self._final_exception is None
             if not done:
@@ -599,7 +610,8 @@ class ResponseFuture(object):
             fn(self._final, *args, **kwargs)
         return self
 
-    def add_errback(self, fn, *args, **kwargs):
+    def add_errback(self, fn: Callable[..., Any], *args: Any,
+                    **kwargs: Any) -> "ResponseFuture":
         with self._lock:
             failed = self._final_exception is not None
             if not failed:
@@ -610,8 +622,11 @@ class ResponseFuture(object):
             fn(self._final_exception, *args, **kwargs)
         return self
 
-    def add_callbacks(self, callback, errback, callback_args=(), callback_kwargs=None,
-                      errback_args=(), errback_kwargs=None):
+    def add_callbacks(self, callback: Callable[..., Any], errback: Callable[..., Any],
+                      callback_args: Sequence[Any] = (),
+                      callback_kwargs: Optional[Dict[str, Any]] = None,
+                      errback_args: Sequence[Any] = (),
+                      errback_kwargs: Optional[Dict[str, Any]] = None) -> "ResponseFuture":
         callback_kwargs = callback_kwargs or _NO_KWARGS
         errback_kwargs = errback_kwargs or _NO_KWARGS
         # one lock round for both (this is on every request's path)
@@ -630,13 +645,13 @@ class ResponseFuture(object):
         self.add_errback(errback, *errback_args, **errback_kwargs)
         return self
 
-    def clear_callbacks(self):
+    def clear_callbacks(self) -> None:
         """Forget the callbacks and errbacks added so far (cassandra-driver's)."""
         with self._lock:
             self._callbacks = None
             self._errbacks = None
 
-    def start_fetching_next_page(self):
+    def start_fetching_next_page(self) -> None:
         """Ask for the next page; ``result()`` then returns it."""
         if not self.paging_state:
             raise QueryExhausted("there are no more pages (has_more_pages is False)")

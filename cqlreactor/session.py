@@ -12,6 +12,7 @@ import copy
 import functools
 import logging
 import threading
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from cqlreactor import encoder
 from cqlreactor.core import messages as msgs
@@ -21,11 +22,12 @@ from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encod
 from cqlreactor.metadata import Host
 from cqlreactor.policies import NoSpeculativeExecutionPolicy, TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
+from cqlreactor.query import ResultSet
 from cqlreactor.response_future import ResponseFuture
 from cqlreactor.user_types import UserTypeMap
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
-    simple_statement)
+    Statement, simple_statement)
 
 __all__ = ["Session", "ResponseFuture"]
 
@@ -63,6 +65,9 @@ class Session(object):
         #: send a client-side default timestamp (the cluster's ``timestamp_generator``) with
         #: every request whose statement has none of its own (as cassandra-driver)
         self.use_client_timestamp = True
+        #: (fn, args, kwargs) called with each ResponseFuture before it is sent; replaced, never
+        #: changed in place, so a request reading it needs no lock
+        self._request_init_callbacks = ()
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -225,16 +230,21 @@ class Session(object):
 
     # -- statements ----------------------------------------------------------------------------
 
-    def execute(self, query, parameters=None, timeout=_NOT_SET, trace=False,
-                custom_payload=None, execution_profile=EXEC_PROFILE_DEFAULT, paging_state=None,
-                host=None, execute_as=None):
+    def execute(self, query: "Union[str, Statement]", parameters: Any = None,
+                timeout: Any = _NOT_SET, trace: bool = False,
+                custom_payload: Optional[Dict[str, bytes]] = None,
+                execution_profile: Any = EXEC_PROFILE_DEFAULT,
+                paging_state: Optional[bytes] = None, host: Any = None,
+                execute_as: Optional[str] = None) -> ResultSet:
         """Run ``query`` and wait for its ResultSet (see ``execute_async``)."""
         return self.execute_async(query, parameters, trace, custom_payload, timeout,
                                   execution_profile, paging_state, host, execute_as).result()
 
-    def execute_async(self, query, parameters=None, trace=False, custom_payload=None,
-                      timeout=_NOT_SET, execution_profile=EXEC_PROFILE_DEFAULT,
-                      paging_state=None, host=None, execute_as=None):
+    def execute_async(self, query: Any, parameters: Any = None,
+                      trace: bool = False, custom_payload: Optional[Dict[str, bytes]] = None,
+                      timeout: Any = _NOT_SET, execution_profile: Any = EXEC_PROFILE_DEFAULT,
+                      paging_state: Optional[bytes] = None,
+                      host: Any = None, execute_as: Optional[str] = None) -> ResponseFuture:
         """Send ``query`` and return its ResponseFuture at once.
 
         Args:
@@ -355,9 +365,42 @@ class Session(object):
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
                                 retry_policy, plan, consistency, message, result_metadata,
                                 new_spec_plan)
+        if self._request_init_callbacks:
+            self._on_request(future)
         if future.send_request() and new_spec_plan is not None:
             future.start_speculative_execution()
         return future
+
+    # -- request listeners (cassandra-driver's extension hook) ----------------------------------
+
+    def add_request_init_listener(self, fn: Callable[..., Any], *args: Any,
+                                  **kwargs: Any) -> None:
+        """Call ``fn(response_future, *args, **kwargs)`` for every request made by
+        ``execute``/``execute_async``, on the thread making it, after the ResponseFuture is
+        created and before it is sent (add callbacks to it there; they run on the reactor's
+        loop)."""
+        with self._lock:
+            self._request_init_callbacks = self._request_init_callbacks + ((fn, args, kwargs),)
+
+    def remove_request_init_listener(self, fn: Callable[..., Any], *args: Any,
+                                     **kwargs: Any) -> None:
+        """Remove a listener added with the same ``fn``, ``args`` and ``kwargs``.
+
+        Raises:
+            ValueError: no such listener.
+        """
+        with self._lock:
+            listeners = list(self._request_init_callbacks)
+            try:
+                listeners.remove((fn, args, kwargs))
+            except ValueError:
+                raise ValueError("no request init listener %r with args %r and kwargs %r"
+                                 % (fn, args, kwargs))
+            self._request_init_callbacks = tuple(listeners)
+
+    def _on_request(self, future):
+        for fn, args, kwargs in self._request_init_callbacks:
+            fn(future, *args, **kwargs)
 
     def _cache_simple(self, key, query):
         """(builder, pre-encoded QUERY) for a statement without parameters or paging state; a
@@ -448,7 +491,7 @@ class Session(object):
                                        self.user_types.fields_by_class) if parameters \
                 else query.query_string
 
-            def build(consistency, paging_state, timestamp=None, encode=True):
+            def build(consistency, paging_state, timestamp=None, encode=True):  # type: ignore[misc]
                 params = msgs.QueryParameters(
                     consistency, page_size=page_size, paging_state=paging_state,
                     serial_consistency=serial, timestamp=timestamp, keyspace=keyspace)
@@ -496,7 +539,8 @@ class Session(object):
         return execute_concurrent_async(self, statements_and_parameters, concurrency,
                                         raise_on_first_error, execution_profile)
 
-    def prepare(self, query, custom_payload=None, keyspace=None):
+    def prepare(self, query: str, custom_payload: Optional[Dict[str, bytes]] = None,
+                keyspace: Optional[str] = None) -> PreparedStatement:
         """Prepare ``query`` (cached per session) and return its PreparedStatement.
 
         ``keyspace``: the keyspace its unqualified table names belong to; protocol v5 sends it
@@ -557,11 +601,11 @@ class Session(object):
         future.send_request()
         return future
 
-    def set_keyspace(self, keyspace):
+    def set_keyspace(self, keyspace: str) -> None:
         """Make ``keyspace`` the default of every statement of this session (``USE``)."""
         self.execute('USE "%s"' % keyspace.replace('"', '""'))
 
-    def get_pools(self):
+    def get_pools(self) -> List[HostConnectionPool]:
         return list(self.pools.values())
 
     def get_pool_state(self):
@@ -569,7 +613,7 @@ class Session(object):
                             "in_flights": [c.in_flight for c in pool.get_connections()]})
                     for host, pool in self.pools.items())
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Close this session's connections; pending requests fail with ConnectionShutdown."""
         with self._lock:
             if self.is_shutdown:

@@ -6,6 +6,7 @@ values once, here, and computes the routing key token-aware load balancing needs
 """
 
 import struct
+from typing import Any
 
 from cqlreactor.core import types as cqltypes
 from cqlreactor.core.messages import BatchType
@@ -216,7 +217,7 @@ class BatchStatement(Statement):
         parameters already rendered into it (values None)."""
         return list(self._statements_and_parameters)
 
-    def add(self, statement, parameters=None):
+    def add(self, statement: Any, parameters: Any = None) -> "BatchStatement":
         if isinstance(statement, str):
             statement = SimpleStatement(statement)
         if isinstance(statement, PreparedStatement):

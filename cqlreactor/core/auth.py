@@ -67,11 +67,11 @@ class AuthProvider(object):
 class PlainTextAuthProvider(AuthProvider):
     """Username/password authentication (Cassandra's PasswordAuthenticator, Astra tokens)."""
 
-    def __init__(self, username, password):
+    def __init__(self, username: str, password: str) -> None:
         self.username = username
         self.password = password
 
-    def new_authenticator(self, host):
+    def new_authenticator(self, host: object) -> "PlainTextAuthenticator":
         return PlainTextAuthenticator(self.username, self.password)
 
     def __repr__(self):

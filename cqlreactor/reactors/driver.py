@@ -223,6 +223,8 @@ class ReactorConnection(StreamProtocol):
         if self._phase is not _TCP:
             return                      # ended while connecting (timeout, close)
         self._transport = transport
+        log.debug("%s: TCP connected%s", self.host,
+                  "; TLS handshake" if self._tls is not None else "; CQL handshake")
         if self._tls is not None:
             self._step(Step.TCP_CONNECTED_TLS)
             try:
@@ -241,6 +243,11 @@ class ReactorConnection(StreamProtocol):
         self._step(Step.CQL_READY)
         self.ready = event
         self.protocol_version = event.protocol_version
+        if log.isEnabledFor(logging.DEBUG):
+            cipher = self._tls.cipher() if self._tls is not None else None
+            log.debug("%s: ready: protocol v%d, compression %s, %s", self.host,
+                      event.protocol_version, event.compression or "none",
+                      "%s %s" % (cipher[1], cipher[0]) if cipher else "no TLS")
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
@@ -430,6 +437,8 @@ class ReactorConnection(StreamProtocol):
         if isinstance(error, CqlReactorError):
             error.with_context(host=self.host)
         self.last_error = error
+        log.debug("%s: connection ended in the %s: %s: %s", self.host, self._phase.label,
+                  type(error).__name__, error)
         try:
             events = self._core.connection_lost(error)  # RequestFailed each, ConnectionFailed
         except CqlReactorError:         # the core had not started (IDLE): nothing pending

@@ -417,3 +417,36 @@ def doctor_main(as_json=False, out=None):
                 out.write("          note: %s (%s)\n" % (note["reason"], note["link"]))
         out.write("\ndefault reactor: %s\n" % (default or "none -- " + str(default_error)))
     return 0 if any(s.state == "available" for s in statuses) else 1
+
+
+def markdown_table(path=None):
+    """The matrix as the Markdown table the README shows (``python -m cqlreactor doctor
+    --markdown``): one row per reactor, one column per supported interpreter, then the reasons
+    of the gated cells.  tests/unit/test_readme_matrix.py checks that the README has it."""
+    data = load_matrix(path)
+    versions = [str(v) for v in data["python_versions"]]
+    lines = ["| reactor | %s | install |" % " | ".join(versions),
+             "|---|%s---|" % ("---|" * len(versions))]
+    gated = []
+    for name in reactor_names(path):
+        entry = _entry(name, path)
+        cells = []
+        for text in versions:
+            version = tuple(int(x) for x in text.split("."))
+            problem = gate_problem(name, version=version, path=path)
+            if problem is not None:
+                cells.append("gated")
+                note = (name, " ".join(str(problem["reason"]).split()), problem.get("link", ""))
+                if note not in gated:
+                    gated.append(note)
+                continue
+            extra = [r["pip"] for r in entry.get("requires") or []
+                     if r.get("python") and python_matches(r["python"], version)
+                     and r.get("pip") and "standard library" not in r["pip"]]
+            cells.append("yes" if not extra else "yes (%s)" % ", ".join(extra))
+        lines.append("| %s | %s | %s |" % (name, " | ".join(cells),
+                                            str(entry["install"]).replace("|", "\\|")))
+    lines.append("")
+    for name, reason, link in gated:
+        lines.append("Gated %s: %s%s" % (name, reason, " (%s)" % link if link else ""))
+    return "\n".join(lines) + "\n"

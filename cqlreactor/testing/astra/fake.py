@@ -235,21 +235,34 @@ class FakeAstra(object):
         return {"bundle": self.bundle_path, "metadata_url": self.metadata_url,
                 "proxy_address": self.proxy_address, "username": self.username,
                 "password": self.password, "host_ids": self.host_ids,
-                "local_dc": self.local_dc}
+                "local_dc": self.local_dc,
+                "control": self.cluster.control_address if self.cluster else None}
 
 
 # --- command line ---------------------------------------------------------------------------
 
 def main(argv=None):
     """``python -m cqlreactor.testing astra ...``: run a fake Astra until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m cqlreactor.testing astra",
-                                     description="Run a fake DataStax Astra on loopback.")
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--bundle", required=True, help="where to write the secure connect "
-                                                        "bundle zip")
-    parser.add_argument("--username")
-    parser.add_argument("--password")
-    parser.add_argument("--keyspace")
+    parser = argparse.ArgumentParser(
+        prog="python -m cqlreactor.testing astra",
+        description="Run a fake DataStax Astra on loopback: TLS nodes behind an SNI proxy, an "
+                    "HTTPS metadata service and a secure connect bundle. When ready it prints "
+                    "one JSON line (bundle, metadata_url, proxy_address, control, username, "
+                    "password, host_ids, local_dc) and serves until SIGINT or SIGTERM. "
+                    "'control' is the simulated cluster's control channel (host:port): "
+                    "cqlreactor.testing.server.control.ControlClient(control).call(op, ...) "
+                    "injects faults (stall, stop_node, drop_connections, prime, ...).",
+        epilog="Needs the 'testing' extra (pip install 'cqlreactor[testing]') for the "
+               "certificates (cryptography).")
+    parser.add_argument("--nodes", type=int, default=3,
+                        help="number of simulated nodes behind the proxy (default 3)")
+    parser.add_argument("--bundle", required=True, metavar="PATH",
+                        help="where to write the secure connect bundle zip (required)")
+    parser.add_argument("--username", help="require password auth with this user (with "
+                                           "--password); also written to the bundle")
+    parser.add_argument("--password", help="the password for --username")
+    parser.add_argument("--keyspace", help="keyspace named in the bundle's config.json "
+                                           "(created on the cluster)")
     parser.add_argument("--local-dc", help="the data center the metadata service reports "
                                            "(default: the simulated nodes' one)")
     parser.add_argument("--credentials-in-bundle", action="store_true",
