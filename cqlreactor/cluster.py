@@ -92,6 +92,9 @@ class Cluster(object):
         allow_unsupported_reactors: opt in to reactors compat_matrix.yaml gates off here.
         timestamp_generator: callable giving each request's default timestamp in microseconds
             (default ``MonotonicTimestampGenerator()``).
+        max_schema_agreement_wait: seconds a schema-altering statement waits, after its
+            answer, for every up host to report the same schema version (default 10; 0 or
+            None: no wait).  See ``ResponseFuture.is_schema_agreed``.
     """
 
     def __init__(self, contact_points=_NOT_SET, port=9042, auth_provider=None,
@@ -101,12 +104,18 @@ class Cluster(object):
                  idle_heartbeat_interval=30.0, compression=True, cloud=None,
                  control_connection_timeout=5.0, connections_per_host=1,
                  max_requests_per_connection=32768, allow_unsupported_reactors=None,
-                 cql_version=None, timestamp_generator=None):
+                 cql_version=None, timestamp_generator=None, max_schema_agreement_wait=10):
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
             raise ValueError("protocol_version must be None, 3, 4 or 5, not %r"
                              % (protocol_version,))
+        if max_schema_agreement_wait is not None and (
+                isinstance(max_schema_agreement_wait, bool) or
+                not isinstance(max_schema_agreement_wait, (int, float)) or
+                max_schema_agreement_wait < 0):
+            raise ValueError("max_schema_agreement_wait must be seconds >= 0 (0 or None: no "
+                             "wait), not %r" % (max_schema_agreement_wait,))
         reactor_class = _reactor_class(connection_class, allow_unsupported_reactors)
         self._cloud_config = None
         if cloud is not None:
@@ -148,6 +157,7 @@ class Cluster(object):
         self.control_connection_timeout = control_connection_timeout
         self.connections_per_host = connections_per_host
         self.max_requests_per_connection = max_requests_per_connection
+        self.max_schema_agreement_wait = max_schema_agreement_wait or 0
         self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
                                                                                         600.0)
         self.connection_class = reactor_class

@@ -10,6 +10,7 @@ gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself
 import logging
 import random
 import threading
+import time
 
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 SELECT_LOCAL = "SELECT * FROM system.local WHERE key='local'"
 SELECT_PEERS = "SELECT * FROM system.peers"
 SELECT_PEERS_V2 = "SELECT * FROM system.peers_v2"
+SELECT_SCHEMA_LOCAL = "SELECT schema_version FROM system.local WHERE key='local'"
+SELECT_SCHEMA_PEERS = "SELECT peer, host_id, rpc_address, schema_version FROM system.peers"
+SCHEMA_AGREEMENT_POLL = 0.2     # seconds between two looks at the nodes' schema versions
 SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM system_schema.keyspaces"
 EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
 
@@ -160,6 +164,79 @@ class ControlConnection(object):
                 log.debug("control connection refresh (%s) failed: %r", what, exc)
         if not self._is_shutdown:
             self.cluster.reactor.spawn(run)
+
+    # -- schema agreement --------------------------------------------------------------------
+
+    def wait_for_schema_agreement(self, connection=None, preloaded_results=None,
+                                  wait_time=None):
+        """Wait until every up host reports one schema version (cassandra-driver's name).
+
+        Reads system.local and system.peers over ``connection`` (the control connection when
+        None) every 0.2 s.  Peers that the cluster's metadata does not know or holds down are
+        left out, as are rows without a version.  The pauses use the reactor's event, so a
+        gevent/eventlet caller yields to its hub; call this where blocking is allowed (never
+        in a loop callback: ``reactor.spawn`` it).
+
+        Args:
+            connection: where to read the versions (a ready connection).
+            preloaded_results: (peers rows, local rows) already read, as dicts, for the first
+                look (cassandra-driver passes query results; dict rows here).
+            wait_time: seconds before giving up; None: the Cluster's
+                ``max_schema_agreement_wait``.  0 (or less) returns True at once.
+
+        Returns:
+            True when the versions agree, False when ``wait_time`` passed first (logged as a
+            warning, with the versions seen) or no connection can be had.
+        """
+        if wait_time is None:
+            wait_time = self.cluster.max_schema_agreement_wait
+        if not wait_time or wait_time <= 0:
+            return True
+        if self._is_shutdown:
+            return False
+        conn = connection or self._connection
+        if conn is None:
+            log.warning("schema agreement: no connection to read the schema versions from")
+            return False
+        deadline = time.monotonic() + wait_time
+        versions = None
+        while True:
+            if preloaded_results is not None:
+                peers, local = preloaded_results
+                preloaded_results = None
+            else:
+                local = self._rows(conn, SELECT_SCHEMA_LOCAL)
+                peers = self._rows(conn, SELECT_SCHEMA_PEERS)
+            versions = self._schema_versions(conn, local, peers)
+            if len(versions) <= 1:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.cluster.reactor.make_event().wait(min(SCHEMA_AGREEMENT_POLL, remaining))
+        log.warning("Node %s is reporting a schema disagreement: %s", conn.endpoint,
+                    dict((str(v), sorted(hosts)) for v, hosts in versions.items()))
+        return False
+
+    def _schema_versions(self, conn, local, peers):
+        """{schema version: set of host descriptions} of the up hosts (see above)."""
+        versions = {}
+        if local and local[0].get("schema_version") is not None:
+            versions.setdefault(local[0]["schema_version"], set()).add(str(conn.endpoint))
+        metadata = self.cluster.metadata
+        by_id = dict((h.host_id, h) for h in metadata.all_hosts() if h.host_id)
+        for row in peers:
+            version = row.get("schema_version")
+            if version is None:
+                continue
+            host = by_id.get(row.get("host_id")) if row.get("host_id") else None
+            address = str(row.get("rpc_address") or row.get("peer") or "")
+            if host is None:
+                host = metadata.get_host_by_address(address)
+            if host is None or not host.is_up:
+                continue
+            versions.setdefault(version, set()).add(address)
+        return versions
 
     # -- events ------------------------------------------------------------------------------
 

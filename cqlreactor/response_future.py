@@ -123,7 +123,8 @@ class ResponseFuture(object):
                  "_attempt", "_errors", "_final", "_final_exception", "_result_set",
                  "_callbacks", "_errbacks", "_event", "_lock", "paging_state", "has_more_pages",
                  "column_names", "column_types", "coordinator_host", "warnings",
-                 "custom_payload", "_trace_id", "_result_metadata", "__weakref__")
+                 "custom_payload", "_trace_id", "_result_metadata", "is_schema_agreed",
+                 "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
                  query_plan, consistency_level, message=None, result_metadata=None):
@@ -161,6 +162,9 @@ class ResponseFuture(object):
         self.warnings = None
         self.custom_payload = None
         self._trace_id = None
+        #: False when a schema change's agreement wait ran out (see Cluster
+        #: max_schema_agreement_wait); True otherwise, as cassandra-driver's
+        self.is_schema_agreed = True
 
     def _error_on(self, host, exc):
         errors = self._errors
@@ -276,7 +280,8 @@ class ResponseFuture(object):
             self.paging_state = None
             self.has_more_pages = False
             if isinstance(response, msgs.SchemaChangeResult):
-                self.session.cluster.on_schema_change(response)
+                self._wait_for_schema_agreement(attempt.connection, response)
+                return
             self._set_final_result([])
             return
         if isinstance(response, msgs.SetKeyspaceResult):
@@ -298,6 +303,40 @@ class ResponseFuture(object):
             return
         self._set_final_exception(DriverException(
             "unexpected response %r from %s" % (response, host)))
+
+    def _wait_for_schema_agreement(self, connection, response):
+        """A DDL's answer (on the loop): settle once every up host has the new schema, or
+        ``max_schema_agreement_wait`` passed (``is_schema_agreed`` False, a warning).  The
+        wait blocks, so it runs in ``reactor.spawn`` (a greenlet under gevent/eventlet)."""
+        cluster = self.session.cluster
+        wait = cluster.max_schema_agreement_wait
+        if not wait:
+            cluster.on_schema_change(response)
+            self._set_final_result([])
+            return
+        # result() without its own timeout waits for the agreement too, not only the request
+        if self._deadline is not None:
+            self._deadline = max(self._deadline, _monotonic() + wait)
+
+        def wait_then_settle():
+            try:
+                agreed = cluster.control_connection.wait_for_schema_agreement(
+                    connection=connection, wait_time=wait)
+            except Exception as exc:   # the connection went: the schema may not be agreed
+                log.warning("could not check schema agreement after a schema change on %s: "
+                            "%r", connection.endpoint, exc)
+                agreed = False
+            self.is_schema_agreed = agreed
+            try:
+                cluster.on_schema_change(response)
+            finally:
+                self._set_final_result([])
+        try:
+            cluster.reactor.spawn(wait_then_settle)
+        except Exception as exc:      # e.g. the reactor stopped: settle unagreed, never hang
+            log.warning("could not wait for schema agreement: %r", exc)
+            self.is_schema_agreed = False
+            self._set_final_result([])
 
     def _handle_connection_error(self, attempt, exc):
         if isinstance(exc, OperationTimedOut):

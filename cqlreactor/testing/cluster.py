@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from cqlreactor.testing.engine.engine import schema_delay_value
 from cqlreactor.testing.server.control import ControlClient, ControlError, encode_rows_for_json
 
 __all__ = ["SimulatedCluster", "ControlError"]
@@ -38,13 +39,17 @@ class SimulatedCluster(object):
         client_auth: "optional" or "required" client certificates (TLS with ca.crt).
         startup_timeout: seconds to wait for the ready line.
         python: interpreter running the server (default: this one).
+        schema_delay: seconds a schema change (DDL) takes to reach the nodes other than its
+            coordinator (default 0.1: small, not zero, as in a real cluster), 0, or "never";
+            ``set_schema_delay`` changes it while running.
 
     Attributes (after start):
         contact_points: node addresses; port; control_address; pid.
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=None,
-                 client_auth=None, startup_timeout=30.0, python=None, env=None):
+                 client_auth=None, startup_timeout=30.0, python=None, env=None,
+                 schema_delay=None):
         self.nodes = nodes
         self.requested_port = port
         if isinstance(auth, (tuple, list)):
@@ -56,6 +61,9 @@ class SimulatedCluster(object):
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
         self.env = env
+        if schema_delay is not None:
+            schema_delay_value(schema_delay)          # refused here, not in the child
+        self.schema_delay = schema_delay
         self.process = None
         self.contact_points = None
         self.port = None
@@ -78,6 +86,8 @@ class SimulatedCluster(object):
             cmd += ["--client-auth", self.client_auth]
         if self.protocol_versions:
             cmd += ["--protocol-versions", ",".join(str(v) for v in self.protocol_versions)]
+        if self.schema_delay is not None:
+            cmd += ["--schema-delay", str(self.schema_delay)]
         cmd += ["--parent-pid", str(os.getpid())]
         return cmd
 
@@ -237,7 +247,8 @@ class SimulatedCluster(object):
         return self.call("corrupt_next_frame", node=node)
 
     def clear(self):
-        """Remove primes and faults and empty the query logs."""
+        """Remove primes and faults (schema delays back to the cluster's own) and empty the
+        query logs."""
         return self.call("clear")
 
     def served(self, node, clear=False):
@@ -256,6 +267,22 @@ class SimulatedCluster(object):
         now), accepted (connections accepted since start), removed (decommissioned; its
         tokens are then empty) and tokens (strings)."""
         return self.call("nodes")
+
+    def set_schema_delay(self, seconds, node=None):
+        """How long a schema change takes to reach the nodes other than its coordinator:
+        seconds >= 0, or "never" (the node keeps its schema, as a partitioned node does, until
+        a delay is set again; what it missed then arrives).  ``node`` None: every node (this
+        also drops per-node settings).  A node that lags answers from its older schema: a
+        table it does not know yet is InvalidRequest ("unconfigured table")."""
+        if seconds is None:
+            raise ValueError("seconds must be a number >= 0 or 'never'")
+        schema_delay_value(seconds)
+        return self.call("set_schema_delay", seconds=seconds, node=node)
+
+    def schema_versions(self):
+        """Per node (index order): the schema version (str) it reports now in system.local /
+        system.peers, None for a removed node."""
+        return [entry["schema_version"] for entry in self.call("schema_versions")]
 
     def wait_for(self, predicate, timeout=10.0, interval=0.05):
         """Poll ``predicate()`` until true; returns its last value."""

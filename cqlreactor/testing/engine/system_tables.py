@@ -144,7 +144,7 @@ def _local(engine, node):
         "host_id": n.host_id, "listen_address": n.address, "listen_port": 7000,
         "native_protocol_version": "5", "partitioner": engine.partitioner, "rack": n.rack,
         "release_version": n.release_version, "rpc_address": n.address,
-        "rpc_port": n.rpc_port, "schema_version": engine.schema_version,
+        "rpc_port": n.rpc_port, "schema_version": engine.node_schema_version(node),
         "tokens": _tokens(n), "truncated_at": None,
     }]
 
@@ -157,7 +157,7 @@ def _peers(engine, node):
         out.append({
             "peer": n.address, "data_center": n.data_center, "host_id": n.host_id,
             "preferred_ip": None, "rack": n.rack, "release_version": n.release_version,
-            "rpc_address": n.address, "schema_version": engine.schema_version,
+            "rpc_address": n.address, "schema_version": engine.node_schema_version(n.index),
             "tokens": _tokens(n)})
     return out
 
@@ -171,7 +171,8 @@ def _peers_v2(engine, node):
             "peer": n.address, "peer_port": 7000, "data_center": n.data_center,
             "host_id": n.host_id, "native_address": n.address, "native_port": n.rpc_port,
             "preferred_ip": None, "preferred_port": None, "rack": n.rack,
-            "release_version": n.release_version, "schema_version": engine.schema_version,
+            "release_version": n.release_version,
+            "schema_version": engine.node_schema_version(n.index),
             "tokens": _tokens(n)})
     return out
 
@@ -179,15 +180,13 @@ def _peers_v2(engine, node):
 def _keyspaces(engine, node):
     return [{"keyspace_name": ks.name, "durable_writes": ks.durable_writes,
              "replication": ks.replication}
-            for ks in engine.keyspaces.values() if not ks.virtual]
+            for ks in engine.keyspaces.values() if not ks.virtual and engine.visible(ks, node)]
 
 
 def _tables(engine, node):
     out = []
-    for ks in engine.keyspaces.values():
-        if ks.virtual:
-            continue
-        for t in ks.tables.values():
+    for ks in _visible_keyspaces(engine, node):
+        for t in _visible(engine, ks.tables, node):
             row = dict(t.options)
             row["keyspace_name"] = ks.name
             row["table_name"] = t.name
@@ -196,10 +195,18 @@ def _tables(engine, node):
     return out
 
 
-def _columns_rows(keyspaces):
+def _visible_keyspaces(engine, node):
+    return [ks for ks in engine.keyspaces.values() if not ks.virtual and engine.visible(ks, node)]
+
+
+def _visible(engine, objects, node):
+    return [o for o in objects.values() if node is None or engine.visible(o, node)]
+
+
+def _columns_rows(keyspaces, engine=None, node=None):
     out = []
     for ks in keyspaces:
-        for t in ks.tables.values():
+        for t in _visible(engine, ks.tables, node):
             for c in t.columns.values():
                 out.append({
                     "keyspace_name": ks.name, "table_name": t.name, "column_name": c.name,
@@ -209,13 +216,13 @@ def _columns_rows(keyspaces):
 
 
 def _columns(engine, node):
-    return _columns_rows(ks for ks in engine.keyspaces.values() if not ks.virtual)
+    return _columns_rows(_visible_keyspaces(engine, node), engine, node)
 
 
 def _types(engine, node):
     out = []
-    for ks in engine.keyspaces.values():
-        for u in ks.types.values():
+    for ks in _visible_keyspaces(engine, node):
+        for u in _visible(engine, ks.types, node):
             out.append({"keyspace_name": ks.name, "type_name": u.name,
                         "field_names": u.field_names, "field_types": u.field_texts})
     return out
@@ -251,7 +258,8 @@ _GENERATORS = {
     ("system_virtual_schema", "columns"): _virtual_columns,
 }
 
-# tables whose content differs by coordinator (the rest are cluster-wide)
+# tables whose content differs by coordinator (besides system_schema's, which show the schema
+# generation each node has applied; the rest are cluster-wide)
 PER_NODE = frozenset([("system", "local"), ("system", "peers"), ("system", "peers_v2")])
 
 

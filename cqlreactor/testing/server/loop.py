@@ -44,6 +44,7 @@ import traceback
 
 from cqlreactor.core import wire
 from cqlreactor.core.compression import available_compressors
+from cqlreactor.testing.engine.engine import DEFAULT_SCHEMA_DELAY, schema_delay_value
 from cqlreactor.testing.server import control, primes
 from cqlreactor.testing.server.faults import Faults
 from cqlreactor.testing.server.protocol import Protocol
@@ -79,10 +80,13 @@ class ClusterServer(Protocol, Topology, Faults):
         protocol_versions: the versions the nodes speak (subset of 3, 4, 5).
         base_address: node i listens on base_address + str(i + 1).
         client_auth: with TLS and ca.crt: "optional" (default) or "required".
+        schema_delay: seconds a DDL takes to reach the nodes besides its coordinator, or
+            "never" (see topology.py).
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                 base_address="127.0.0.", client_auth="optional", engine=None):
+                 base_address="127.0.0.", client_auth="optional", engine=None,
+                 schema_delay=DEFAULT_SCHEMA_DELAY):
         if nodes < 1 or nodes > 250:
             raise ValueError("nodes must be between 1 and 250")
         self.protocol_versions = tuple(sorted(set(int(v) for v in protocol_versions)))
@@ -108,6 +112,7 @@ class ClusterServer(Protocol, Topology, Faults):
         self.primed_ids = set()           # ids of PREPARED answers built from primes
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
+        self.schema_delay = schema_delay_value(schema_delay)   # topology._make_engine uses it
         supported = {"CQL_VERSION": [CQL_VERSION],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
@@ -442,7 +447,8 @@ class ClusterServer(Protocol, Topology, Faults):
 # --- process entry ----------------------------------------------------------------------------
 
 def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
-                client_auth="optional", stdout=None, parent_pid=None):
+                client_auth="optional", stdout=None, parent_pid=None,
+                schema_delay=DEFAULT_SCHEMA_DELAY):
     """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
 
     Args:
@@ -454,7 +460,8 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
     stdout = stdout or sys.stdout
     try:
         server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
-                               protocol_versions=protocol_versions, client_auth=client_auth)
+                               protocol_versions=protocol_versions, client_auth=client_auth,
+                               schema_delay=schema_delay)
     except (OSError, ssl.SSLError, ValueError) as exc:
         sys.stderr.write("cannot start: %s\n" % (exc,))
         return 1
