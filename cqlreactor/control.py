@@ -1,8 +1,10 @@
 """The control connection: discovers the cluster and follows its changes.
 
 It reads system.local and system.peers_v2 (system.peers when the server lacks peers_v2) and
-system_schema.keyspaces, registers for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE, keeps
-the Cluster's host list and up/down state, and moves to another host when its connection dies.
+the schema (system_schema, system_virtual_schema: cqlreactor.schema builds the model),
+registers for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE, keeps the Cluster's host list,
+up/down state and schema metadata (SCHEMA_CHANGE refreshes what it names, debounced), waits for
+schema agreement after DDL, and moves to another host when its connection dies.
 Refreshes triggered by server events run through ``reactor.spawn`` (a greenlet under
 gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself.
 """
@@ -16,6 +18,7 @@ from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
                                     NoHostAvailable, OperationTimedOut)
+from cqlreactor.schema import SCHEMA_TABLES, build_keyspaces
 
 __all__ = ["ControlConnection"]
 
@@ -31,6 +34,10 @@ SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM syste
 EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
 
 
+def _literal(text):
+    return "'%s'" % text.replace("'", "''")
+
+
 class ControlConnection(object):
     """One connection the cluster uses for metadata; see the module docstring."""
 
@@ -43,6 +50,8 @@ class ControlConnection(object):
         self._is_shutdown = False
         self._reconnecting = False
         self._reconnect_timer = None
+        self._pending_schema = []       # (target, keyspace, name) of events not yet refreshed
+        self._schema_timer = None
 
     @property
     def connection(self):
@@ -139,14 +148,88 @@ class ControlConnection(object):
         self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
 
     def refresh_keyspaces(self, conn=None):
+        """Read the whole schema again (every keyspace); see :meth:`refresh_schema`."""
+        return self.refresh_schema(conn=conn)
+
+    def refresh_schema(self, target_type=None, keyspace=None, name=None, conn=None):
+        """Read system_schema again and update the cluster's metadata.
+
+        Args:
+            target_type: None (everything), "KEYSPACE", "TABLE" (a table or a view), or
+                "TYPE" / "FUNCTION" / "AGGREGATE" (their keyspace is read again).
+            keyspace, name: what the target names.
+        Returns True when the refresh ran, False without a connection.  Raises what the
+        queries raise (the callers log it; a bad row never raises: see cqlreactor.schema).
+
+        With ``Cluster(schema_metadata_enabled=False)`` only the keyspaces' replication is
+        read (what token-aware routing needs).
+        """
         conn = conn or self._connection
         if conn is None:
-            return
+            return False
+        metadata = self.cluster.metadata
+        if not self.cluster.schema_metadata_enabled:
+            try:
+                rows = self._rows(conn, SELECT_KEYSPACES)
+            except InvalidRequest:   # a server without system_schema: no token-aware routing
+                rows = []
+            metadata.replace_keyspaces(build_keyspaces({"keyspaces": rows}))
+            return True
+        if target_type is None or keyspace is None:
+            rows = self._schema_rows(conn, None)
+            virtual = self._virtual_rows(conn)
+            metadata.replace_keyspaces(build_keyspaces(rows, virtual))
+            return True
+        if target_type == "TABLE" and name and keyspace in metadata.keyspaces:
+            rows = self._schema_rows(conn, keyspace, name)
+            built = build_keyspaces(rows).get(keyspace)
+            if built is not None:
+                element = built.tables.get(name) or built.views.get(name)
+                metadata.update_table(keyspace, name, element)
+                return True
+        rows = self._schema_rows(conn, keyspace)
+        metadata.update_keyspace(keyspace, build_keyspaces(rows).get(keyspace))
+        return True
+
+    def _schema_rows(self, conn, keyspace, table=None):
+        """{system_schema table: rows}, of one keyspace (and one table or view) when given."""
+        out = {}
+        for kind in SCHEMA_TABLES:
+            if table is not None and kind in ("functions", "aggregates"):
+                continue
+            where = ""
+            if keyspace is not None:
+                where = " WHERE keyspace_name = %s" % _literal(keyspace)
+                if table is not None and kind in ("tables", "columns", "indexes", "triggers"):
+                    where += " AND table_name = %s" % _literal(table)
+                elif table is not None and kind == "views":
+                    where += " AND view_name = %s" % _literal(table)
+            try:
+                out[kind] = self._rows(conn, "SELECT * FROM system_schema.%s%s" % (kind, where))
+            except InvalidRequest:      # an older Cassandra without that table
+                out[kind] = []
+        return out
+
+    def _virtual_rows(self, conn):
+        """system_virtual_schema's rows (Cassandra 4.0+), or None where it does not exist."""
+        out = {}
+        for kind in ("keyspaces", "tables", "columns"):
+            try:
+                out[kind] = self._rows(conn, "SELECT * FROM system_virtual_schema.%s" % kind)
+            except InvalidRequest:
+                return None
+        return out
+
+    def refresh_schema_logged(self, target_type=None, keyspace=None, name=None):
+        """:meth:`refresh_schema`, its failure logged (a warning) instead of raised; returns
+        whether it ran.  For callers off the loop that must not fail for it (the schema
+        agreement wait after a DDL)."""
         try:
-            rows = self._rows(conn, SELECT_KEYSPACES)
-        except InvalidRequest:   # a server without system_schema: no token-aware routing
-            rows = []
-        self.cluster.update_keyspaces(rows)
+            return self.refresh_schema(target_type, keyspace, name)
+        except Exception as exc:   # the next event or reconnect refreshes again
+            log.warning("schema metadata refresh (%s %s.%s) failed: %r", target_type,
+                        keyspace, name, exc)
+            return False
 
     def refresh_in_background(self, what):
         """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
@@ -159,7 +242,7 @@ class ControlConnection(object):
                 if what == "topology":
                     self.refresh_topology()
                 else:
-                    self.refresh_keyspaces()
+                    self.refresh_schema()
             except Exception as exc:   # logged; the next event or reconnect refreshes again
                 log.debug("control connection refresh (%s) failed: %r", what, exc)
         if not self._is_shutdown:
@@ -255,7 +338,42 @@ class ControlConnection(object):
             elif change == "DOWN":
                 self.cluster.on_host_reported_down(host)
         elif kind == "SCHEMA_CHANGE":
-            self.refresh_in_background("keyspaces")
+            self.schedule_schema_refresh(event.target, event.keyspace, event.name)
+
+    def schedule_schema_refresh(self, target_type, keyspace, name):
+        """Refresh what a SCHEMA_CHANGE names, debounced: changes arriving within
+        ``Cluster.schema_event_refresh_window`` seconds of the first are refreshed together
+        (each keyspace or table once; everything when too many).  A window below 0 turns
+        event refreshes off, as in cassandra-driver."""
+        window = self.cluster.schema_event_refresh_window
+        if window is None or window < 0 or self._is_shutdown:
+            return
+        with self._lock:
+            self._pending_schema.append((target_type, keyspace, name))
+            if self._schema_timer is not None:
+                return
+            reactor = self.cluster.reactor
+            self._schema_timer = reactor.call_later(window, reactor.spawn,
+                                                    self._refresh_pending_schema)
+
+    def _refresh_pending_schema(self):
+        with self._lock:
+            pending, self._pending_schema = self._pending_schema, []
+            self._schema_timer = None
+        if self._is_shutdown or not pending:
+            return
+        keyspaces = set(k for t, k, n in pending if t != "TABLE")
+        tables = set((k, n) for t, k, n in pending if t == "TABLE" and k not in keyspaces)
+        try:
+            if len(keyspaces) + len(tables) > 10 or None in keyspaces:
+                self.refresh_schema()
+                return
+            for keyspace in sorted(keyspaces):
+                self.refresh_schema("KEYSPACE", keyspace)
+            for keyspace, table in sorted(tables):
+                self.refresh_schema("TABLE", keyspace, table)
+        except Exception as exc:   # logged; the next event or reconnect refreshes again
+            log.warning("schema refresh after SCHEMA_CHANGE failed: %r", exc)
 
     # -- failover ----------------------------------------------------------------------------
 
@@ -296,7 +414,10 @@ class ControlConnection(object):
         with self._lock:
             self._is_shutdown = True
             timer, self._reconnect_timer = self._reconnect_timer, None
+            schema_timer, self._schema_timer = self._schema_timer, None
             conn, self._connection = self._connection, None
+        if schema_timer is not None:
+            schema_timer.cancel()
         if timer is not None:
             timer.cancel()
         if conn is not None:

@@ -327,8 +327,9 @@ class ResponseFuture(object):
                             "%r", connection.endpoint, exc)
                 agreed = False
             self.is_schema_agreed = agreed
-            try:
-                cluster.on_schema_change(response)
+            try:   # the metadata is current when the statement returns, as cassandra-driver's
+                cluster.control_connection.refresh_schema_logged(
+                    response.target, response.keyspace, response.name)
             finally:
                 self._set_final_result([])
         try:

@@ -25,10 +25,10 @@ _STRATEGIES = {
 _TABLE_OPTIONS = {
     "additional_write_policy": str, "bloom_filter_fp_chance": float, "caching": dict,
     "cdc": bool, "comment": str, "compaction": dict, "compression": dict,
-    "crc_check_chance": float, "dclocal_read_repair_chance": float,
+    "crc_check_chance": float,
     "default_time_to_live": int, "extensions": dict, "gc_grace_seconds": int,
     "max_index_interval": int, "memtable_flush_period_in_ms": int, "min_index_interval": int,
-    "read_repair": str, "read_repair_chance": float, "speculative_retry": str,
+    "read_repair": str, "speculative_retry": str,
 }
 
 

@@ -32,11 +32,11 @@ _OPTION_COLUMNS = [
     ("additional_write_policy", "text"), ("bloom_filter_fp_chance", "double"),
     ("caching", "frozen<map<text, text>>"), ("cdc", "boolean"), ("comment", "text"),
     ("compaction", "frozen<map<text, text>>"), ("compression", "frozen<map<text, text>>"),
-    ("crc_check_chance", "double"), ("dclocal_read_repair_chance", "double"),
+    ("crc_check_chance", "double"),
     ("default_time_to_live", "int"), ("extensions", "frozen<map<text, blob>>"),
     ("gc_grace_seconds", "int"), ("id", "uuid"), ("max_index_interval", "int"),
     ("memtable_flush_period_in_ms", "int"), ("min_index_interval", "int"),
-    ("read_repair", "text"), ("read_repair_chance", "double"), ("speculative_retry", "text"),
+    ("read_repair", "text"), ("speculative_retry", "text"),
 ]
 
 # (keyspace, table) -> (partition key [(name, type)], clustering [(name, type)], regular [...])
@@ -116,7 +116,6 @@ def table_option_defaults(table_id, is_counter=False):
         "compression": {"chunk_length_in_kb": "16",
                         "class": "org.apache.cassandra.io.compress.LZ4Compressor"},
         "crc_check_chance": 1.0,
-        "dclocal_read_repair_chance": 0.0,
         "default_time_to_live": 0,
         "extensions": {},
         "gc_grace_seconds": 864000,
@@ -125,7 +124,6 @@ def table_option_defaults(table_id, is_counter=False):
         "memtable_flush_period_in_ms": 0,
         "min_index_interval": 128,
         "read_repair": "BLOCKING",
-        "read_repair_chance": 0.0,
         "speculative_retry": "99p",
         "flags": ["compound", "counter"] if is_counter else ["compound"],
     }
