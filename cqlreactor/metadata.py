@@ -156,6 +156,14 @@ class TokenMap(object):
         return replicas
 
 
+def _sort_by_name(mapping):
+    """Reorder an OrderedDict by key as system_schema orders its rows (UTF-8 bytes), so a
+    table read alone lands where a full read would put it."""
+    items = sorted(mapping.items(), key=lambda item: item[0].encode("utf-8"))
+    mapping.clear()
+    mapping.update(items)
+
+
 class Metadata(object):
     """Hosts (by endpoint, one per host id), keyspaces and the token map; updated by the
     control connection."""
@@ -211,9 +219,11 @@ class Metadata(object):
                 if old is not None:
                     element.views = old.views
                 ks.tables[name] = element
+                _sort_by_name(ks.tables)
                 ks.indexes.update(element.indexes)
             else:
                 ks.views[name] = element
+                _sort_by_name(ks.views)
                 base = ks.tables.get(element.base_table_name)
                 if base is not None:
                     base.views[name] = element

@@ -14,7 +14,10 @@ Formatting of ``export_as_string()``: one statement per element, separated by a 
 the keyspace, its user types (dependencies first), functions, aggregates, then each table with
 its indexes and materialized views.  Table options are sorted by name after CLUSTERING ORDER
 BY; map options keep the server's order.  cassandra-driver's output has the same statements;
-it differs only in spacing (it writes two spaces before ``AND durable_writes``).
+it differs in spacing (it writes two spaces before ``AND durable_writes``) and, for options
+newer than it knows, in content: every option column the server has is exported here (so
+Cassandra 5.0's ``allow_auto_snapshot``, ``incremental_backups``, ``memtable`` are), where
+cassandra-driver 3.x writes only the options of its own list.
 """
 
 import logging
@@ -513,7 +516,8 @@ class Function(object):
 
     @property
     def signature(self):
-        return "%s(%s)" % (protect_name(self.name), ", ".join(
+        """``name(type,type)``: the key in ``KeyspaceMetadata.functions`` / ``aggregates``."""
+        return "%s(%s)" % (protect_name(self.name), ",".join(
             _strip_frozen(t) for t in self.argument_types))
 
     def as_cql_query(self, formatted=False):
@@ -556,7 +560,8 @@ class Aggregate(object):
 
     @property
     def signature(self):
-        return "%s(%s)" % (protect_name(self.name), ", ".join(
+        """``name(type,type)``: the key in ``KeyspaceMetadata.functions`` / ``aggregates``."""
+        return "%s(%s)" % (protect_name(self.name), ",".join(
             _strip_frozen(t) for t in self.argument_types))
 
     def as_cql_query(self, formatted=False):
