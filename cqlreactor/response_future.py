@@ -23,11 +23,12 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
     OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, ReadTimeout,
-    RequestExecutionException, ServerError, TruncateError, Unavailable, Unprepared,
-    WriteTimeout)
+    RequestExecutionException, ServerError, TraceUnavailable, TruncateError, Unavailable,
+    Unprepared, WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
 from cqlreactor.statements import BatchStatement, BoundStatement
+from cqlreactor.tracing import QueryTrace
 
 __all__ = ["ResponseFuture"]
 
@@ -122,8 +123,9 @@ class ResponseFuture(object):
                  "timeout", "_deadline", "row_factory", "_retry_policy", "_query_plan",
                  "_attempt", "_errors", "_final", "_final_exception", "_result_set",
                  "_callbacks", "_errbacks", "_event", "_lock", "paging_state", "has_more_pages",
-                 "column_names", "column_types", "coordinator_host", "warnings",
+                 "column_names", "column_types", "coordinator_host", "_warnings",
                  "custom_payload", "_trace_id", "_result_metadata", "is_schema_agreed",
+                 "_query_traces",
                  "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
@@ -159,9 +161,10 @@ class ResponseFuture(object):
         self.column_names = None
         self.column_types = None
         self.coordinator_host = None
-        self.warnings = None
+        self._warnings = None
         self.custom_payload = None
         self._trace_id = None
+        self._query_traces = None            # a QueryTrace per traced answer (page)
         #: False when a schema change's agreement wait ran out (see Cluster
         #: max_schema_agreement_wait); True otherwise, as cassandra-driver's
         self.is_schema_agreed = True
@@ -250,9 +253,11 @@ class ResponseFuture(object):
     def _handle_response(self, attempt, response):
         host = attempt.host
         if response.__class__ is _RowsResult or isinstance(response, _RowsResult):
-            self.warnings = response.warnings
+            warnings = self._warnings = response.warnings
             self.custom_payload = response.custom_payload
-            self._trace_id = response.tracing_id
+            trace_id = self._trace_id = response.tracing_id
+            if trace_id is not None or warnings:
+                self._note_extras(trace_id, warnings)
             self.coordinator_host = host
             paging_state = self.paging_state = response.paging_state
             self.has_more_pages = paging_state is not None
@@ -274,9 +279,14 @@ class ResponseFuture(object):
                 self.column_names = names
             self._set_final_result(self.row_factory(names, response.rows))
             return
+        if isinstance(response, msgs.ResultMessage):
+            self._trace_id = response.tracing_id
+            self._warnings = response.warnings
+            self.custom_payload = response.custom_payload
+            if response.tracing_id is not None or response.warnings:
+                self._note_extras(response.tracing_id, response.warnings)
         if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
             self.coordinator_host = host
-            self.warnings = getattr(response, "warnings", None)
             self.paging_state = None
             self.has_more_pages = False
             if isinstance(response, msgs.SchemaChangeResult):
@@ -536,8 +546,51 @@ class ResponseFuture(object):
             return self._result_set
         return self._final
 
+    def _note_extras(self, trace_id, warnings):
+        """A traced answer's trace id (one QueryTrace per page); the server's warnings,
+        logged as cassandra-driver logs them."""
+        if trace_id is not None:
+            if self._query_traces is None:
+                self._query_traces = []
+            self._query_traces.append(QueryTrace(trace_id, self.session))
+        for warning in warnings or ():
+            log.warning("Server warning: %s", warning)
+
+    @property
+    def warnings(self):
+        """The warnings the server sent with the answer (protocol v4+), or None.  Raises
+        DriverException before the future is done, as cassandra-driver's."""
+        if self._final is _NOT_SET:
+            raise DriverException("warnings cannot be retrieved before ResponseFuture is "
+                                  "finalized")
+        return self._warnings
+
     def get_query_trace_ids(self):
-        return [self._trace_id] if self._trace_id else []
+        """The trace session ids of the traced answers (pages), without reading them."""
+        return [trace.trace_id for trace in self._query_traces or ()]
+
+    def get_query_trace(self, max_wait=None, query_cl=ConsistencyLevel.LOCAL_ONE):
+        """The QueryTrace of the last answer, read from system_traces (None when the request
+        was not traced).  ``max_wait`` seconds (None: ``Session.max_trace_wait``) before
+        TraceUnavailable; also raised before the future is done."""
+        if self._final is _NOT_SET:
+            raise TraceUnavailable("Trace information was not available. The ResponseFuture "
+                                   "is not done.")
+        if self._query_traces:
+            return self._populated(self._query_traces[-1], max_wait, query_cl)
+        return None
+
+    def get_all_query_traces(self, max_wait_per=None, query_cl=ConsistencyLevel.LOCAL_ONE):
+        """A QueryTrace per traced answer (every page so far), each read as in
+        get_query_trace."""
+        return [self._populated(trace, max_wait_per, query_cl)
+                for trace in self._query_traces or ()]
+
+    def _populated(self, trace, max_wait, query_cl):
+        if trace.events is None:
+            trace.populate(max_wait=self.session.max_trace_wait if max_wait is None
+                           else max_wait, query_cl=query_cl)
+        return trace
 
     def add_callback(self, fn, *args, **kwargs):
         with self._lock:

@@ -55,6 +55,8 @@ class Session(object):
         #: send a client-side default timestamp (the cluster's ``timestamp_generator``) with
         #: every request whose statement has none of its own (as cassandra-driver)
         self.use_client_timestamp = True
+        #: seconds ``ResponseFuture.get_query_trace()`` waits for a trace by default
+        self.max_trace_wait = 2.0
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 

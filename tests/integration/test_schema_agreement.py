@@ -87,7 +87,7 @@ def test_the_agreement_wait_makes_the_insert_on_another_node_pass(cql_cluster, c
 
 def test_a_partitioned_node_gives_a_warning_not_a_hang(cql_cluster, cql_reactor, caplog):
     cql_cluster.set_schema_delay(0)
-    cluster, session = _connect(cql_cluster, cql_reactor, max_schema_agreement_wait=1.0)
+    cluster, session = _connect(cql_cluster, cql_reactor, max_schema_agreement_wait=0.5)
     try:
         first, _second, third = _hosts(cluster)
         _keyspace(session, first)

@@ -7,6 +7,7 @@ of every read and write) live here too.  The package ``__init__`` documents the 
 """
 
 import bisect
+import datetime
 import functools
 import hashlib
 import time
@@ -89,6 +90,10 @@ class Engine(object):
     """The shared state of a simulated cluster: schema, data, nodes, prepared statements."""
 
     MAX_PLANS = 20000
+    MAX_TRACES = 2000
+    #: seconds from a traced request's end until system_traces shows its session complete
+    #: (half of it: the session row without its duration; the events with the duration)
+    TRACE_DELAY = 0.05
 
     def __init__(self, nodes, cluster_name="cqlreactor-sim",
                  partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time,
@@ -115,6 +120,7 @@ class Engine(object):
         self._prepared = {}
         self._prepared_on = [set() for _ in self.nodes]
         self._sys_cache = {}
+        self.traces = OrderedDict()     # session id -> what system_traces shows of it
         self._last_ts = 0
         self._build_ring()
         self._create_system_keyspaces()
@@ -315,6 +321,39 @@ class Engine(object):
         self._build_ring()
         self._sys_cache.clear()
 
+    # --- tracing ---
+    def record_trace(self, node, client, command, request, parameters, started_at, duration,
+                     activities):
+        """Keep the trace of one request coordinated by ``node`` (engine index); returns its
+        session id (a time uuid, as Cassandra's).
+
+        Args:
+            client: the client's address; command: "QUERY", "EXECUTE" ...; request: e.g.
+            "Execute CQL3 query"; parameters: {text: text}; started_at: epoch seconds;
+            duration: microseconds; activities: [(description, thread name, microseconds
+            since the start)].
+        """
+        info = self.nodes[node]
+        session_id = uuid.uuid1()
+        now = self._now()
+        events = []
+        for i, (activity, thread, elapsed) in enumerate(activities):
+            events.append({
+                "session_id": session_id, "event_id": _time_uuid(started_at + elapsed / 1e6, i),
+                "activity": activity, "source": info.address, "source_elapsed": int(elapsed),
+                "source_port": 7000, "thread": thread})
+        self.traces[session_id] = {
+            "visible_at": now + self.TRACE_DELAY / 2, "complete_at": now + self.TRACE_DELAY,
+            "session": {
+                "session_id": session_id, "client": client, "command": command,
+                "coordinator": info.address, "coordinator_port": 7000,
+                "duration": int(duration), "parameters": dict(parameters),
+                "request": request, "started_at": _datetime(started_at)},
+            "events": events}
+        while len(self.traces) > self.MAX_TRACES:
+            self.traces.popitem(last=False)
+        return session_id
+
     # --- time ---
     def _now(self):
         return self.clock()
@@ -466,6 +505,12 @@ class Engine(object):
         schema or topology changes."""
         if not table.virtual:
             return table
+        if table.keyspace == "system_traces":      # changes with time: never cached
+            filled = Table(table.keyspace, table.name, list(table.columns.values()),
+                           table_id=table.id, options=table.options, virtual=True)
+            for row in S.generate_rows(self, table.keyspace, table.name, node):
+                _store_python_row(filled, row)
+            return filled
         per_node = (table.keyspace, table.name) in S.PER_NODE or \
             table.keyspace == "system_schema"       # each node shows the schema it has
         key = (table.keyspace, table.name, node if per_node else None)
@@ -616,6 +661,21 @@ class Engine(object):
             alive = sum(1 for r in replicas if nodes[r].up)
         if alive < required:
             raise unavailable(cl, required, alive)
+
+
+def _datetime(epoch):
+    return datetime.datetime(1970, 1, 1) + datetime.timedelta(microseconds=int(epoch * 1e6))
+
+
+def _time_uuid(epoch, sequence):
+    """A version 1 uuid of ``epoch`` (seconds), its clock sequence ``sequence``."""
+    ticks = int(epoch * 1e7) + 0x01B21DD213814000
+    time_low = ticks & 0xFFFFFFFF
+    time_mid = (ticks >> 32) & 0xFFFF
+    time_hi = ((ticks >> 48) & 0x0FFF) | 0x1000
+    seq = sequence & 0x3FFF
+    return uuid.UUID(fields=(time_low, time_mid, time_hi, 0x80 | (seq >> 8), seq & 0xFF,
+                             0x1E2F3A4B5C6D))
 
 
 def _int_or(value, default):

@@ -92,6 +92,13 @@ SYSTEM_TABLES = {
     ("system_schema", "indexes"): (
         [("keyspace_name", "text")], [("table_name", "text"), ("index_name", "text")], [
             ("kind", "text"), ("options", "frozen<map<text, text>>")]),
+    ("system_traces", "sessions"): ([("session_id", "uuid")], [], [
+        ("client", "inet"), ("command", "text"), ("coordinator", "inet"),
+        ("coordinator_port", "int"), ("duration", "int"),
+        ("parameters", "map<text, text>"), ("request", "text"), ("started_at", "timestamp")]),
+    ("system_traces", "events"): ([("session_id", "uuid")], [("event_id", "timeuuid")], [
+        ("activity", "text"), ("source", "inet"), ("source_elapsed", "int"),
+        ("source_port", "int"), ("thread", "text")]),
     ("system_virtual_schema", "keyspaces"): ([("keyspace_name", "text")], [], []),
     ("system_virtual_schema", "tables"): (
         [("keyspace_name", "text")], [("table_name", "text")], [("comment", "text")]),
@@ -230,6 +237,30 @@ def _empty(engine, node):
     return []
 
 
+def _trace_sessions(engine, node):
+    """A traced request's session row shows up a moment after the request (without its
+    duration at first), as Cassandra writes traces asynchronously: Engine.TRACE_DELAY."""
+    now = engine.clock()
+    out = []
+    for trace in engine.traces.values():
+        if now < trace["visible_at"]:
+            continue
+        row = dict(trace["session"])
+        if now < trace["complete_at"]:
+            row["duration"] = None
+        out.append(row)
+    return out
+
+
+def _trace_events(engine, node):
+    now = engine.clock()
+    out = []
+    for trace in engine.traces.values():
+        if now >= trace["complete_at"]:
+            out.extend(trace["events"])
+    return out
+
+
 def _virtual_keyspaces(engine, node):
     return [{"keyspace_name": ks.name} for ks in engine.keyspaces.values() if ks.virtual]
 
@@ -251,6 +282,8 @@ _GENERATORS = {
     ("system_schema", "tables"): _tables,
     ("system_schema", "columns"): _columns,
     ("system_schema", "types"): _types,
+    ("system_traces", "sessions"): _trace_sessions,
+    ("system_traces", "events"): _trace_events,
     ("system_virtual_schema", "keyspaces"): _virtual_keyspaces,
     ("system_virtual_schema", "tables"): _virtual_tables,
     ("system_virtual_schema", "columns"): _virtual_columns,
