@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 
-from cqlreactor.testing.engine.engine import schema_delay_value
 from cqlreactor.testing.server.control import ControlClient, ControlError, encode_rows_for_json
 
 __all__ = ["SimulatedCluster", "ControlError"]
@@ -61,9 +60,7 @@ class SimulatedCluster(object):
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
         self.env = env
-        if schema_delay is not None:
-            schema_delay_value(schema_delay)          # refused here, not in the child
-        self.schema_delay = schema_delay
+        self.schema_delay = schema_delay     # a bad value: the server refuses to start
         self.process = None
         self.contact_points = None
         self.port = None
@@ -276,8 +273,7 @@ class SimulatedCluster(object):
         table it does not know yet is InvalidRequest ("unconfigured table")."""
         if seconds is None:
             raise ValueError("seconds must be a number >= 0 or 'never'")
-        schema_delay_value(seconds)
-        return self.call("set_schema_delay", seconds=seconds, node=node)
+        return self.call("set_schema_delay", seconds=seconds, node=node)   # ControlError if bad
 
     def schema_versions(self):
         """Per node (index order): the schema version (str) it reports now in system.local /

@@ -90,3 +90,42 @@ def test_every_page_has_its_trace(traced):
     traces = rs.get_all_query_traces(max_wait_sec_per=10)
     assert len(traces) >= 3 and len(set(t.trace_id for t in traces)) == len(traces)
     assert all(t.events for t in traces)
+
+
+def test_server_warnings_are_surfaced_and_logged_like_cassandra_drivers(cql_cluster, caplog):
+    """A batch over Cassandra's 5 KiB warning threshold: the answer carries the warning;
+    both drivers put it in ``future.warnings`` and log it as "Server warning: ..."."""
+    import logging
+    from cqlreactor.core.errors import DriverException
+    theirs_cluster = pytest.importorskip("cassandra.cluster")
+    cluster = Cluster(cql_cluster.contact_points, port=cql_cluster.port)
+    theirs = theirs_cluster.Cluster(cql_cluster.contact_points, port=cql_cluster.port)
+    try:
+        session = cluster.connect()
+        session.execute("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 1}" % KEYSPACE)
+        table = "%s.w_%s" % (KEYSPACE, uuid.uuid4().hex[:10])
+        session.execute("CREATE TABLE %s (k int PRIMARY KEY, v text)" % table)
+        big = "BEGIN UNLOGGED BATCH %s APPLY BATCH" % " ".join(
+            "INSERT INTO %s (k, v) VALUES (%d, '%s');" % (table, i, "x" * 600)
+            for i in range(10))
+        small = "INSERT INTO %s (k, v) VALUES (100, 'y')" % table
+        with caplog.at_level(logging.WARNING):
+            future = session.execute_async(big)
+            with pytest.raises(DriverException):
+                future.warnings                   # not done yet
+            future.result()
+            ours = future.warnings
+            assert ours and "exceeding specified threshold of 5.00KiB" in ours[0]
+            assert table in ours[0]
+            their_future = theirs.connect().execute_async(big)
+            their_future.result()
+            assert their_future.warnings == ours
+        logged = [r.getMessage() for r in caplog.records if r.name.startswith("cqlreactor")]
+        assert "Server warning: %s" % ours[0] in logged
+        quiet = session.execute_async(small)
+        quiet.result()
+        assert quiet.warnings is None
+    finally:
+        theirs.shutdown()
+        cluster.shutdown()

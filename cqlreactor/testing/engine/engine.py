@@ -91,6 +91,8 @@ class Engine(object):
 
     MAX_PLANS = 20000
     MAX_TRACES = 2000
+    #: Cassandra 4's batch_size_warn_threshold_in_kb (5): a bigger batch gets a warning
+    BATCH_SIZE_WARN = 5 * 1024
     #: seconds from a traced request's end until system_traces shows its session complete
     #: (half of it: the session row without its duration; the events with the duration)
     TRACE_DELAY = 0.05
@@ -121,6 +123,7 @@ class Engine(object):
         self._prepared_on = [set() for _ in self.nodes]
         self._sys_cache = {}
         self.traces = OrderedDict()     # session id -> what system_traces shows of it
+        self._warnings = []             # the running request's client warnings
         self._last_ts = 0
         self._build_ring()
         self._create_system_keyspaces()
@@ -248,8 +251,14 @@ class Engine(object):
             return None
         return ks
 
+    def take_warnings(self):
+        """The warnings of the request that just ran (for the answer), then forgets them."""
+        warnings, self._warnings = self._warnings, []
+        return warnings
+
     def _enter(self, node):
         """Start a request on ``node``: a node whose schema lags sees its own older schema."""
+        self._warnings = []
         if 0 <= node < len(self.nodes):
             g = self.node_schema(node)
             self._view = g if g != self.schema_generation else None
@@ -380,6 +389,10 @@ class Engine(object):
             vals = plan.bind(values, names)
             result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
                                                     protocol_version, timestamp))
+            subs = getattr(plan, "subs", None)       # a BEGIN BATCH ... APPLY BATCH text
+            if subs is not None:
+                self._warn_batch_size(len(query) + _value_bytes(values),
+                                      [(sub, None) for sub in subs])
         finally:
             self._view = None
         return result, isinstance(result, SchemaChange)
@@ -450,7 +463,23 @@ class Engine(object):
                               "statements are allowed.")
             items.append((plan, plan.bind(values, None)))
         kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
-        return run_batch(self, items, ctx, kind)
+        result = run_batch(self, items, ctx, kind)
+        self._warn_batch_size(sum(_value_bytes(values) + (0 if is_prepared else len(text))
+                                  for text, is_prepared, values in statements), items)
+        return result
+
+    def _warn_batch_size(self, size, items):
+        """Cassandra's warning for a batch over batch_size_warn_threshold_in_kb.  ``size``
+        here is the bound values' bytes plus the text of unprepared statements (Cassandra
+        measures the mutations; close enough for the threshold)."""
+        if size <= self.BATCH_SIZE_WARN:
+            return
+        tables = sorted(set("%s.%s" % (plan.table.keyspace, plan.table.name)
+                            for plan, _ in items))
+        self._warnings.append(
+            "Batch for [%s] is of size %.2fKiB, exceeding specified threshold of %.2fKiB by "
+            "%.2fKiB." % (", ".join(tables), size / 1024.0, self.BATCH_SIZE_WARN / 1024.0,
+                          (size - self.BATCH_SIZE_WARN) / 1024.0))
 
     def _ctx(self, node, consistency, page_size, paging_state, protocol_version,
              timestamp=None):
@@ -661,6 +690,10 @@ class Engine(object):
             alive = sum(1 for r in replicas if nodes[r].up)
         if alive < required:
             raise unavailable(cl, required, alive)
+
+
+def _value_bytes(values):
+    return sum(len(v) for v in values or () if isinstance(v, (bytes, bytearray, memoryview)))
 
 
 def _datetime(epoch):

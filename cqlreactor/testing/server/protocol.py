@@ -359,9 +359,13 @@ class Protocol(object):
             body_out = error_body(exc.code, exc.message, exc.fields, conn.version)
             events = ()
         flags = 0
+        warnings = self.engine.take_warnings()
+        if warnings and opcode_out == RESULT and conn.version >= 4:
+            body_out = wire.write_string_list(warnings) + body_out
+            flags = 0x08
         if traced is not None and opcode_out == RESULT:   # the trace id leads the body
             body_out = traced.finish().bytes + body_out
-            flags = 0x02
+            flags |= 0x02
         if prime is not None and prime.delay:
             self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out,
                             flags)
