@@ -29,7 +29,10 @@ SELECT_PEERS = "SELECT * FROM system.peers"
 SELECT_PEERS_V2 = "SELECT * FROM system.peers_v2"
 SELECT_SCHEMA_LOCAL = "SELECT schema_version FROM system.local WHERE key='local'"
 SELECT_SCHEMA_PEERS = "SELECT peer, host_id, rpc_address, schema_version FROM system.peers"
-SCHEMA_AGREEMENT_POLL = 0.2     # seconds between two looks at the nodes' schema versions
+# seconds between two looks at the nodes' schema versions: 10 ms, doubling up to 200 ms (a
+# DDL usually settles within milliseconds; a lagging node is then not asked five times a second)
+SCHEMA_AGREEMENT_FIRST_POLL = 0.01
+SCHEMA_AGREEMENT_POLL = 0.2
 SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM system_schema.keyspaces"
 EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
 
@@ -255,7 +258,7 @@ class ControlConnection(object):
         """Wait until every up host reports one schema version (cassandra-driver's name).
 
         Reads system.local and system.peers over ``connection`` (the control connection when
-        None) every 0.2 s.  Peers that the cluster's metadata does not know or holds down are
+        None), pausing 10 ms, then twice as long each time, at most 0.2 s.  Peers that the cluster's metadata does not know or holds down are
         left out, as are rows without a version.  The pauses use the reactor's event, so a
         gevent/eventlet caller yields to its hub; call this where blocking is allowed (never
         in a loop callback: ``reactor.spawn`` it).
@@ -283,6 +286,7 @@ class ControlConnection(object):
             return False
         deadline = time.monotonic() + wait_time
         versions = None
+        pause = SCHEMA_AGREEMENT_FIRST_POLL
         while True:
             if preloaded_results is not None:
                 peers, local = preloaded_results
@@ -296,7 +300,8 @@ class ControlConnection(object):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self.cluster.reactor.make_event().wait(min(SCHEMA_AGREEMENT_POLL, remaining))
+            self.cluster.reactor.make_event().wait(min(pause, remaining))
+            pause = min(pause * 2, SCHEMA_AGREEMENT_POLL)
         log.warning("Node %s is reporting a schema disagreement: %s", conn.endpoint,
                     dict((str(v), sorted(hosts)) for v, hosts in versions.items()))
         return False

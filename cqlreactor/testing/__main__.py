@@ -61,9 +61,9 @@ def main(argv=None):
                    help="with DIR/ca.crt: whether client certificates are required")
     p.add_argument("--protocol-versions", default="3,4,5", metavar="LIST",
                    help="protocol versions the nodes speak (default 3,4,5)")
-    p.add_argument("--schema-delay", default="0.1", metavar="SECONDS",
+    p.add_argument("--schema-delay", default="0.05", metavar="SECONDS",
                    help="how long a schema change takes to reach the nodes besides its "
-                        "coordinator: seconds, or 'never' (default 0.1)")
+                        "coordinator: seconds, or 'never' (default 0.05)")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when the process with this pid is gone")
     p.set_defaults(func=_cluster)

@@ -39,7 +39,7 @@ class SimulatedCluster(object):
         startup_timeout: seconds to wait for the ready line.
         python: interpreter running the server (default: this one).
         schema_delay: seconds a schema change (DDL) takes to reach the nodes other than its
-            coordinator (default 0.1: small, not zero, as in a real cluster), 0, or "never";
+            coordinator (default 0.05: small, not zero, as in a real cluster), 0, or "never";
             ``set_schema_delay`` changes it while running.
 
     Attributes (after start):

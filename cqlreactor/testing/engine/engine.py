@@ -30,7 +30,7 @@ __all__ = ["Engine", "NEVER", "DEFAULT_SCHEMA_DELAY"]
 NEVER = float("inf")
 """A schema propagation delay that never ends: the node is partitioned from schema changes."""
 
-DEFAULT_SCHEMA_DELAY = 0.1
+DEFAULT_SCHEMA_DELAY = 0.05
 """The simulated cluster's default: seconds a schema change takes to reach the nodes other than
 its coordinator.  Small but not zero, as in a real cluster: a client that does not wait for
 schema agreement can be caught."""
