@@ -662,7 +662,7 @@ def _build_table(ks, row, col_rows, index_rows, trigger_rows, virtual=False):
         for trow in trigger_rows:
             table.triggers[trow["trigger_name"]] = TriggerMetadata(
                 table, trow["trigger_name"], trow.get("options") or {})
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except Exception as exc:     # noqa: BLE001 - a bad row is reported, never raised
         table.unparsed = _warn("table", "%s.%s" % (ks.name, name), exc)
     return table
 
@@ -676,7 +676,7 @@ def _build_view(ks, row, col_rows):
         view.options = _table_options(row)
         view.extensions = dict(row.get("extensions") or {})
         _build_columns(view, col_rows, ks.user_types)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except Exception as exc:     # noqa: BLE001 - a bad row is reported, never raised
         view.unparsed = _warn("view", "%s.%s" % (ks.name, name), exc)
     return view
 
@@ -720,10 +720,16 @@ def build_keyspaces(rows, virtual_rows=None):
     triggers = _group(rows.get("triggers"), "keyspace_name", "table_name")
     for krow in rows.get("keyspaces") or ():
         name = krow.get("keyspace_name")
-        ks = KeyspaceMetadata(name, bool(krow.get("durable_writes", True)),
-                              replication=dict(krow.get("replication") or {}))
-        if not ks.replication.get("class"):
-            ks.unparsed = _warn("keyspace", name, ValueError("no replication class"))
+        try:
+            ks = KeyspaceMetadata(name, bool(krow.get("durable_writes", True)),
+                                  replication=dict(krow.get("replication") or {}))
+            if not ks.replication.get("class"):
+                raise ValueError("no replication class")
+        except Exception as exc:     # noqa: BLE001 - a bad row is reported, never raised
+            reason = _warn("keyspace", name, exc)
+            ks = KeyspaceMetadata(name, bool(krow.get("durable_writes", True)),
+                                  replication={})
+            ks.unparsed = reason
         out[name] = ks
     for kind, builder, attr, key in (
             ("types", _build_type, "user_types", None),
@@ -735,7 +741,7 @@ def build_keyspaces(rows, virtual_rows=None):
                 continue
             try:
                 element = builder(ks, row)
-            except (KeyError, ValueError, TypeError) as exc:
+            except Exception as exc:     # noqa: BLE001 - a bad row is reported, never raised
                 _warn(kind[:-1], "%s.%s" % (ks.name, row), exc)
                 continue
             getattr(ks, attr)[getattr(element, key) if key else element.name] = element
@@ -746,7 +752,7 @@ def build_keyspaces(rows, virtual_rows=None):
                     raise ValueError("field names and types differ in number")
                 for text in utype.field_types:
                     _check_type(text, ks.user_types)
-            except ValueError as exc:
+            except Exception as exc:     # noqa: BLE001 - a bad row is reported, never raised
                 utype.unparsed = _warn("type", "%s.%s" % (ks.name, utype.name), exc)
     for row in rows.get("tables") or ():
         ks = out.get(row.get("keyspace_name"))

@@ -188,14 +188,16 @@ def test_bad_rows_give_unparsed_elements_and_a_warning(caplog):
                           "field_types": ["frozen<nowhere>"]})
     rows["keyspaces"].append({"keyspace_name": "noclass", "durable_writes": True,
                               "replication": {}})
+    rows["keyspaces"].append({"keyspace_name": "weird", "durable_writes": True,
+                              "replication": 42})
     with caplog.at_level(logging.WARNING, logger="cqlreactor.schema"):
         keyspaces = build_keyspaces(rows)
     shop = keyspaces[KS]
     assert "NoSuchType" in shop.tables["broken"].unparsed
     assert shop.tables["nokind"].unparsed
     assert shop.user_types["bad"].unparsed
-    assert keyspaces["noclass"].unparsed
+    assert keyspaces["noclass"].unparsed and keyspaces["weird"].unparsed
     assert shop.tables["orders"].unparsed is None
     exported = shop.export_as_string()
     assert "Warning: Table shop.broken is incomplete" in exported
-    assert len([r for r in caplog.records if "unparsed" in r.getMessage()]) == 4
+    assert len([r for r in caplog.records if "unparsed" in r.getMessage()]) == 5
