@@ -479,6 +479,17 @@ class Cluster(object):
         """Read a user type's keyspace again now (see refresh_schema_metadata)."""
         self._refresh("user type", max_schema_agreement_wait, "TYPE", keyspace, user_type)
 
+    def refresh_user_function_metadata(self, keyspace, function,
+                                       max_schema_agreement_wait=None):
+        """Read a function's keyspace again now (``function``: its signature descriptor;
+        see refresh_schema_metadata)."""
+        self._refresh("user function", max_schema_agreement_wait, "FUNCTION", keyspace)
+
+    def refresh_user_aggregate_metadata(self, keyspace, aggregate,
+                                        max_schema_agreement_wait=None):
+        """Read an aggregate's keyspace again now (see refresh_user_function_metadata)."""
+        self._refresh("user aggregate", max_schema_agreement_wait, "AGGREGATE", keyspace)
+
     # -- host state ------------------------------------------------------------------------------
 
     def _on_host_added(self, host):

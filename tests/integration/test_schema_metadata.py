@@ -157,6 +157,8 @@ def test_refresh_table_metadata_with_event_refreshes_off(cql_cluster):
         reader.refresh_table_metadata(keyspace, "t")
         assert "t" not in reader.metadata.keyspaces[keyspace].tables
         reader.refresh_keyspace_metadata(keyspace)
+        reader.refresh_user_type_metadata(keyspace, "nothing")
+        reader.refresh_user_function_metadata(keyspace, None)
         reader.refresh_schema_metadata(max_schema_agreement_wait=0)
         assert keyspace in reader.metadata.keyspaces
     finally:

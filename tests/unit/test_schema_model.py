@@ -201,3 +201,15 @@ def test_bad_rows_give_unparsed_elements_and_a_warning(caplog):
     exported = shop.export_as_string()
     assert "Warning: Table shop.broken is incomplete" in exported
     assert len([r for r in caplog.records if "unparsed" in r.getMessage()]) == 5
+
+
+def test_constructors_take_cassandra_drivers_arguments():
+    ours = ours_metadata.KeyspaceMetadata("ks", False, "SimpleStrategy",
+                                          {"replication_factor": "2"})
+    theirs = theirs_metadata.KeyspaceMetadata("ks", False, "SimpleStrategy",
+                                              {"replication_factor": "2"})
+    assert ours.as_cql_query() == _normalized(theirs.as_cql_query())
+    assert ours.replication_strategy.replication_factor == 2
+    for cls in ("TableMetadata", "ColumnMetadata", "IndexMetadata", "UserType", "Function",
+                "Aggregate", "MaterializedViewMetadata", "TriggerMetadata"):
+        assert hasattr(ours_metadata, cls) and hasattr(theirs_metadata, cls)
