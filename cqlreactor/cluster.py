@@ -18,7 +18,7 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.errors import (ConnectionException, DriverException, NoHostAvailable,
                                     OperationTimedOut, QueryExhausted)
-from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata
+from cqlreactor.metadata import Host, Metadata
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
                                  HostDistance, IdentityTranslator, NoSpeculativeExecutionPolicy,
                                  RetryPolicy, TokenAwarePolicy)
@@ -146,6 +146,15 @@ class Cluster(object):
             (default ``MonotonicTimestampGenerator()``).
         address_translator: ``translate(address)`` applied to the addresses peers advertise
             (default ``IdentityTranslator()``; e.g. ``EC2MultiRegionTranslator()``).
+        max_schema_agreement_wait: seconds a schema-altering statement waits, after its
+            answer, for every up host to report the same schema version (default 10; 0 or
+            None: no wait).  See ``ResponseFuture.is_schema_agreed``.
+        schema_metadata_enabled: read the whole schema into ``metadata.keyspaces`` (default
+            True); False reads only the keyspaces' replication (for token-aware routing).
+        token_metadata_enabled: build the token map (``metadata.token_map``, replicas for
+            token-aware routing; default True).
+        schema_event_refresh_window: seconds SCHEMA_CHANGE events are gathered before their
+            refresh (default 2); below 0 they refresh nothing.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -181,7 +190,10 @@ class Cluster(object):
                  max_requests_per_connection: int = 32768,
                  allow_unsupported_reactors: Optional[Sequence[str]] = None,
                  cql_version: Optional[str] = None, timestamp_generator: Any = None,
-                 address_translator: Any = None, metrics_enabled: bool = False) -> None:
+                 address_translator: Any = None, metrics_enabled: bool = False,
+                 max_schema_agreement_wait: Optional[float] = 10,
+                 schema_metadata_enabled: bool = True, token_metadata_enabled: bool = True,
+                 schema_event_refresh_window: float = 2) -> None:
         # Validate everything before a cloud bundle is extracted: nothing would remove the
         # files of a Cluster whose __init__ failed until it is garbage collected.
         if protocol_version not in (None, 3, 4, 5):
@@ -192,6 +204,12 @@ class Cluster(object):
             raise TypeError("address_translator must have a translate(address) method "
                             "(see cqlreactor.policies.AddressTranslator), not %r"
                             % (address_translator,))
+        if max_schema_agreement_wait is not None and (
+                isinstance(max_schema_agreement_wait, bool) or
+                not isinstance(max_schema_agreement_wait, (int, float)) or
+                max_schema_agreement_wait < 0):
+            raise ValueError("max_schema_agreement_wait must be seconds >= 0 (0 or None: no "
+                             "wait), not %r" % (max_schema_agreement_wait,))
         reactor_class = _reactor_class(connection_class, allow_unsupported_reactors)
         self._cloud_config = None
         if cloud is not None:
@@ -233,6 +251,10 @@ class Cluster(object):
         self.control_connection_timeout = control_connection_timeout
         self.connections_per_host = connections_per_host
         self.max_requests_per_connection = max_requests_per_connection
+        self.max_schema_agreement_wait = max_schema_agreement_wait or 0
+        self.schema_metadata_enabled = bool(schema_metadata_enabled)
+        self.token_metadata_enabled = bool(token_metadata_enabled)
+        self.schema_event_refresh_window = schema_event_refresh_window
         self.reconnection_policy = reconnection_policy or ExponentialReconnectionPolicy(1.0,
                                                                                         600.0)
         self.connection_class = reactor_class
@@ -263,7 +285,7 @@ class Cluster(object):
             self.profiles[name] = profile
         self._adopt_profile(self.profiles[EXEC_PROFILE_DEFAULT])
 
-        self.metadata = Metadata()
+        self.metadata = Metadata(token_metadata_enabled=self.token_metadata_enabled)
         self.control_connection = ControlConnection(self, control_connection_timeout)
         self.sessions = []  # type: List[Session]
         self.is_shutdown = False
@@ -588,19 +610,61 @@ class Cluster(object):
                 self._on_host_removed(host)
         self.metadata.rebuild_token_map()
 
-    def update_keyspaces(self, rows):
-        """The control connection read system_schema.keyspaces: replace the keyspaces."""
-        keyspaces = {}
-        for row in rows:
-            keyspaces[row["keyspace_name"]] = KeyspaceMetadata(
-                row["keyspace_name"], row.get("replication") or {}, row.get("durable_writes"))
-        self.metadata.keyspaces = keyspaces
-        self.metadata.rebuild_token_map()
-
     def on_schema_change(self, result):
-        """A session's request changed the schema (DDL): refresh the replication maps that
-        token-aware routing reads."""
-        self.control_connection.refresh_in_background("keyspaces")
+        """A session's request changed the schema (DDL; on the loop): refresh what it names
+        in the background."""
+        self.reactor.spawn(self.control_connection.refresh_schema_logged, result.target,
+                           result.keyspace, result.name)
+
+    # -- schema metadata (cassandra-driver's refresh_* methods) ----------------------------------
+
+    def _refresh(self, what, max_schema_agreement_wait, target_type=None, keyspace=None,
+                 name=None):
+        control = self.control_connection
+        wait = self.max_schema_agreement_wait if max_schema_agreement_wait is None \
+            else max_schema_agreement_wait
+        if wait and not control.wait_for_schema_agreement(wait_time=wait):
+            log.warning("refreshing %s metadata without schema agreement", what)
+        try:
+            if control.refresh_schema(target_type, keyspace, name):
+                return
+        except Exception as exc:
+            log.warning("%s metadata refresh failed: %r", what, exc)
+        raise DriverException("%s metadata was not refreshed. See log for details." % (
+            what[:1].upper() + what[1:],))
+
+    def refresh_schema_metadata(self, max_schema_agreement_wait=None):
+        """Read the whole schema again now (after waiting for agreement, up to
+        ``max_schema_agreement_wait`` or the cluster's).  Raises DriverException on failure."""
+        self._refresh("schema", max_schema_agreement_wait)
+
+    def refresh_keyspace_metadata(self, keyspace, max_schema_agreement_wait=None):
+        """Read one keyspace's schema again now (see refresh_schema_metadata)."""
+        self._refresh("keyspace", max_schema_agreement_wait, "KEYSPACE", keyspace)
+
+    def refresh_table_metadata(self, keyspace, table, max_schema_agreement_wait=None):
+        """Read one table's schema again now (see refresh_schema_metadata)."""
+        self._refresh("table", max_schema_agreement_wait, "TABLE", keyspace, table)
+
+    def refresh_materialized_view_metadata(self, keyspace, view,
+                                           max_schema_agreement_wait=None):
+        """Read one materialized view's schema again now (see refresh_schema_metadata)."""
+        self._refresh("view", max_schema_agreement_wait, "TABLE", keyspace, view)
+
+    def refresh_user_type_metadata(self, keyspace, user_type, max_schema_agreement_wait=None):
+        """Read a user type's keyspace again now (see refresh_schema_metadata)."""
+        self._refresh("user type", max_schema_agreement_wait, "TYPE", keyspace, user_type)
+
+    def refresh_user_function_metadata(self, keyspace, function,
+                                       max_schema_agreement_wait=None):
+        """Read a function's keyspace again now (``function``: its signature descriptor;
+        see refresh_schema_metadata)."""
+        self._refresh("user function", max_schema_agreement_wait, "FUNCTION", keyspace)
+
+    def refresh_user_aggregate_metadata(self, keyspace, aggregate,
+                                        max_schema_agreement_wait=None):
+        """Read an aggregate's keyspace again now (see refresh_user_function_metadata)."""
+        self._refresh("user aggregate", max_schema_agreement_wait, "AGGREGATE", keyspace)
 
     # -- host state ------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The control connection: discovers the cluster and follows its changes.
 
 It reads system.local and system.peers_v2 (system.peers when the server lacks peers_v2) and
-system_schema.keyspaces, registers for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE, keeps
-the Cluster's host list and up/down state, and moves to another host when its connection dies.
+the schema (system_schema, system_virtual_schema: cqlreactor.schema builds the model),
+registers for TOPOLOGY_CHANGE, STATUS_CHANGE and SCHEMA_CHANGE, keeps the Cluster's host list,
+up/down state and schema metadata (SCHEMA_CHANGE refreshes what it names, debounced), waits for
+schema agreement after DDL, and moves to another host when its connection dies.
 Refreshes triggered by server events run through ``reactor.spawn`` (a greenlet under
 gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself.
 """
@@ -10,11 +12,13 @@ gevent/eventlet, a short-lived thread elsewhere), never blocking the loop itself
 import logging
 import random
 import threading
+import time
 
 from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
                                     NoHostAvailable, OperationTimedOut)
+from cqlreactor.schema import SCHEMA_TABLES, build_keyspaces
 
 __all__ = ["ControlConnection"]
 
@@ -23,10 +27,20 @@ log = logging.getLogger(__name__)
 SELECT_LOCAL = "SELECT * FROM system.local WHERE key='local'"
 SELECT_PEERS = "SELECT * FROM system.peers"
 SELECT_PEERS_V2 = "SELECT * FROM system.peers_v2"
+SELECT_SCHEMA_LOCAL = "SELECT schema_version FROM system.local WHERE key='local'"
+SELECT_SCHEMA_PEERS = "SELECT peer, host_id, rpc_address, schema_version FROM system.peers"
+# seconds between two looks at the nodes' schema versions: 10 ms, doubling up to 200 ms (a
+# DDL usually settles within milliseconds; a lagging node is then not asked five times a second)
+SCHEMA_AGREEMENT_FIRST_POLL = 0.01
+SCHEMA_AGREEMENT_POLL = 0.2
 SELECT_KEYSPACES = "SELECT keyspace_name, durable_writes, replication FROM system_schema.keyspaces"
 EVENT_TYPES = ["TOPOLOGY_CHANGE", "STATUS_CHANGE", "SCHEMA_CHANGE"]
 #: the PRODUCT_TYPE Astra advertises in SUPPORTED (cassandra-driver detects Astra by it too)
 DBAAS_PRODUCT_TYPE = "DATASTAX_APOLLO"
+
+
+def _literal(text):
+    return "'%s'" % text.replace("'", "''")
 
 
 class ControlConnection(object):
@@ -41,6 +55,8 @@ class ControlConnection(object):
         self._is_shutdown = False
         self._reconnecting = False
         self._reconnect_timer = None
+        self._pending_schema = []       # (target, keyspace, name) of events not yet refreshed
+        self._schema_timer = None
 
     @property
     def connection(self):
@@ -150,14 +166,88 @@ class ControlConnection(object):
         self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
 
     def refresh_keyspaces(self, conn=None):
+        """Read the whole schema again (every keyspace); see :meth:`refresh_schema`."""
+        return self.refresh_schema(conn=conn)
+
+    def refresh_schema(self, target_type=None, keyspace=None, name=None, conn=None):
+        """Read system_schema again and update the cluster's metadata.
+
+        Args:
+            target_type: None (everything), "KEYSPACE", "TABLE" (a table or a view), or
+                "TYPE" / "FUNCTION" / "AGGREGATE" (their keyspace is read again).
+            keyspace, name: what the target names.
+        Returns True when the refresh ran, False without a connection.  Raises what the
+        queries raise (the callers log it; a bad row never raises: see cqlreactor.schema).
+
+        With ``Cluster(schema_metadata_enabled=False)`` only the keyspaces' replication is
+        read (what token-aware routing needs).
+        """
         conn = conn or self._connection
         if conn is None:
-            return
+            return False
+        metadata = self.cluster.metadata
+        if not self.cluster.schema_metadata_enabled:
+            try:
+                rows = self._rows(conn, SELECT_KEYSPACES)
+            except InvalidRequest:   # a server without system_schema: no token-aware routing
+                rows = []
+            metadata.replace_keyspaces(build_keyspaces({"keyspaces": rows}))
+            return True
+        if target_type is None or keyspace is None:
+            rows = self._schema_rows(conn, None)
+            virtual = self._virtual_rows(conn)
+            metadata.replace_keyspaces(build_keyspaces(rows, virtual))
+            return True
+        if target_type == "TABLE" and name and keyspace in metadata.keyspaces:
+            rows = self._schema_rows(conn, keyspace, name)
+            built = build_keyspaces(rows).get(keyspace)
+            if built is not None:
+                element = built.tables.get(name) or built.views.get(name)
+                metadata.update_table(keyspace, name, element)
+                return True
+        rows = self._schema_rows(conn, keyspace)
+        metadata.update_keyspace(keyspace, build_keyspaces(rows).get(keyspace))
+        return True
+
+    def _schema_rows(self, conn, keyspace, table=None):
+        """{system_schema table: rows}, of one keyspace (and one table or view) when given."""
+        out = {}
+        for kind in SCHEMA_TABLES:
+            if table is not None and kind in ("functions", "aggregates"):
+                continue
+            where = ""
+            if keyspace is not None:
+                where = " WHERE keyspace_name = %s" % _literal(keyspace)
+                if table is not None and kind in ("tables", "columns", "indexes", "triggers"):
+                    where += " AND table_name = %s" % _literal(table)
+                elif table is not None and kind == "views":
+                    where += " AND view_name = %s" % _literal(table)
+            try:
+                out[kind] = self._rows(conn, "SELECT * FROM system_schema.%s%s" % (kind, where))
+            except InvalidRequest:      # an older Cassandra without that table
+                out[kind] = []
+        return out
+
+    def _virtual_rows(self, conn):
+        """system_virtual_schema's rows (Cassandra 4.0+), or None where it does not exist."""
+        out = {}
+        for kind in ("keyspaces", "tables", "columns"):
+            try:
+                out[kind] = self._rows(conn, "SELECT * FROM system_virtual_schema.%s" % kind)
+            except InvalidRequest:
+                return None
+        return out
+
+    def refresh_schema_logged(self, target_type=None, keyspace=None, name=None):
+        """:meth:`refresh_schema`, its failure logged (a warning) instead of raised; returns
+        whether it ran.  For callers off the loop that must not fail for it (the schema
+        agreement wait after a DDL)."""
         try:
-            rows = self._rows(conn, SELECT_KEYSPACES)
-        except InvalidRequest:   # a server without system_schema: no token-aware routing
-            rows = []
-        self.cluster.update_keyspaces(rows)
+            return self.refresh_schema(target_type, keyspace, name)
+        except Exception as exc:   # the next event or reconnect refreshes again
+            log.warning("schema metadata refresh (%s %s.%s) failed: %r", target_type,
+                        keyspace, name, exc)
+            return False
 
     def refresh_in_background(self, what):
         """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
@@ -170,11 +260,86 @@ class ControlConnection(object):
                 if what == "topology":
                     self.refresh_topology()
                 else:
-                    self.refresh_keyspaces()
+                    self.refresh_schema()
             except Exception as exc:   # logged; the next event or reconnect refreshes again
                 log.debug("control connection refresh (%s) failed: %r", what, exc)
         if not self._is_shutdown:
             self.cluster.reactor.spawn(run)
+
+    # -- schema agreement --------------------------------------------------------------------
+
+    def wait_for_schema_agreement(self, connection=None, preloaded_results=None,
+                                  wait_time=None):
+        """Wait until every up host reports one schema version (cassandra-driver's name).
+
+        Reads system.local and system.peers over ``connection`` (the control connection when
+        None), pausing 10 ms, then twice as long each time, at most 0.2 s.  Peers that the cluster's metadata does not know or holds down are
+        left out, as are rows without a version.  The pauses use the reactor's event, so a
+        gevent/eventlet caller yields to its hub; call this where blocking is allowed (never
+        in a loop callback: ``reactor.spawn`` it).
+
+        Args:
+            connection: where to read the versions (a ready connection).
+            preloaded_results: (peers rows, local rows) already read, as dicts, for the first
+                look (cassandra-driver passes query results; dict rows here).
+            wait_time: seconds before giving up; None: the Cluster's
+                ``max_schema_agreement_wait``.  0 (or less) returns True at once.
+
+        Returns:
+            True when the versions agree, False when ``wait_time`` passed first (logged as a
+            warning, with the versions seen) or no connection can be had.
+        """
+        if wait_time is None:
+            wait_time = self.cluster.max_schema_agreement_wait
+        if not wait_time or wait_time <= 0:
+            return True
+        if self._is_shutdown:
+            return False
+        conn = connection or self._connection
+        if conn is None:
+            log.warning("schema agreement: no connection to read the schema versions from")
+            return False
+        deadline = time.monotonic() + wait_time
+        versions = None
+        pause = SCHEMA_AGREEMENT_FIRST_POLL
+        while True:
+            if preloaded_results is not None:
+                peers, local = preloaded_results
+                preloaded_results = None
+            else:
+                local = self._rows(conn, SELECT_SCHEMA_LOCAL)
+                peers = self._rows(conn, SELECT_SCHEMA_PEERS)
+            versions = self._schema_versions(conn, local, peers)
+            if len(versions) <= 1:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.cluster.reactor.make_event().wait(min(pause, remaining))
+            pause = min(pause * 2, SCHEMA_AGREEMENT_POLL)
+        log.warning("Node %s is reporting a schema disagreement: %s", conn.endpoint,
+                    dict((str(v), sorted(hosts)) for v, hosts in versions.items()))
+        return False
+
+    def _schema_versions(self, conn, local, peers):
+        """{schema version: set of host descriptions} of the up hosts (see above)."""
+        versions = {}
+        if local and local[0].get("schema_version") is not None:
+            versions.setdefault(local[0]["schema_version"], set()).add(str(conn.endpoint))
+        metadata = self.cluster.metadata
+        by_id = dict((h.host_id, h) for h in metadata.all_hosts() if h.host_id)
+        for row in peers:
+            version = row.get("schema_version")
+            if version is None:
+                continue
+            host = by_id.get(row.get("host_id")) if row.get("host_id") else None
+            address = str(row.get("rpc_address") or row.get("peer") or "")
+            if host is None:
+                host = metadata.get_host_by_address(address)
+            if host is None or not host.is_up:
+                continue
+            versions.setdefault(version, set()).add(address)
+        return versions
 
     # -- events ------------------------------------------------------------------------------
 
@@ -193,7 +358,42 @@ class ControlConnection(object):
             elif change == "DOWN":
                 self.cluster.on_host_reported_down(host)
         elif kind == "SCHEMA_CHANGE":
-            self.refresh_in_background("keyspaces")
+            self.schedule_schema_refresh(event.target, event.keyspace, event.name)
+
+    def schedule_schema_refresh(self, target_type, keyspace, name):
+        """Refresh what a SCHEMA_CHANGE names, debounced: changes arriving within
+        ``Cluster.schema_event_refresh_window`` seconds of the first are refreshed together
+        (each keyspace or table once; everything when too many).  A window below 0 turns
+        event refreshes off, as in cassandra-driver."""
+        window = self.cluster.schema_event_refresh_window
+        if window is None or window < 0 or self._is_shutdown:
+            return
+        with self._lock:
+            self._pending_schema.append((target_type, keyspace, name))
+            if self._schema_timer is not None:
+                return
+            reactor = self.cluster.reactor
+            self._schema_timer = reactor.call_later(window, reactor.spawn,
+                                                    self._refresh_pending_schema)
+
+    def _refresh_pending_schema(self):
+        with self._lock:
+            pending, self._pending_schema = self._pending_schema, []
+            self._schema_timer = None
+        if self._is_shutdown or not pending:
+            return
+        keyspaces = set(k for t, k, n in pending if t != "TABLE")
+        tables = set((k, n) for t, k, n in pending if t == "TABLE" and k not in keyspaces)
+        try:
+            if len(keyspaces) + len(tables) > 10 or None in keyspaces:
+                self.refresh_schema()
+                return
+            for keyspace in sorted(keyspaces):
+                self.refresh_schema("KEYSPACE", keyspace)
+            for keyspace, table in sorted(tables):
+                self.refresh_schema("TABLE", keyspace, table)
+        except Exception as exc:   # logged; the next event or reconnect refreshes again
+            log.warning("schema refresh after SCHEMA_CHANGE failed: %r", exc)
 
     # -- failover ----------------------------------------------------------------------------
 
@@ -234,7 +434,10 @@ class ControlConnection(object):
         with self._lock:
             self._is_shutdown = True
             timer, self._reconnect_timer = self._reconnect_timer, None
+            schema_timer, self._schema_timer = self._schema_timer, None
             conn, self._connection = self._connection, None
+        if schema_timer is not None:
+            schema_timer.cancel()
         if timer is not None:
             timer.cancel()
         if conn is not None:

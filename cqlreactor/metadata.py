@@ -1,8 +1,8 @@
-"""What the driver knows about the cluster: hosts, keyspaces' replication, and the token ring.
+"""What the driver knows about the cluster: hosts, the schema, and the token ring.
 
-The control connection fills this from system.local, system.peers(_v2) and
-system_schema.keyspaces; load balancing reads it (token-aware routing asks the TokenMap for the
-replicas of a routing key).
+The control connection fills this from system.local, system.peers(_v2) and system_schema (the
+schema model is ``cqlreactor.schema``, re-exported here under cassandra.metadata's names); load
+balancing reads it (token-aware routing asks the TokenMap for the replicas of a routing key).
 """
 
 import bisect
@@ -10,8 +10,15 @@ import threading
 
 from cqlreactor.core.endpoint import Endpoint
 from cqlreactor.core.murmur3 import murmur3_token
+from cqlreactor.schema import (  # noqa: F401 - re-exported: cassandra.metadata's names
+    Aggregate, ColumnMetadata, Function, IndexMetadata, KeyspaceMetadata,
+    MaterializedViewMetadata, TableMetadata, TriggerMetadata, UserType, protect_name,
+    protect_value, is_valid_name)
 
-__all__ = ["Host", "TokenMap", "Metadata", "KeyspaceMetadata", "replicas_for_token"]
+__all__ = ["Host", "TokenMap", "Metadata", "KeyspaceMetadata", "TableMetadata",
+           "ColumnMetadata", "IndexMetadata", "MaterializedViewMetadata", "UserType",
+           "Function", "Aggregate", "TriggerMetadata", "replicas_for_token", "protect_name",
+           "protect_value", "is_valid_name"]
 
 
 class Host(object):
@@ -40,19 +47,6 @@ class Host(object):
         return str(self.endpoint)
 
 
-class KeyspaceMetadata(object):
-    """A keyspace's name and replication map (as system_schema.keyspaces stores it)."""
-
-    def __init__(self, name, replication=None, durable_writes=True):
-        self.name = name
-        self.replication = dict(replication or {})
-        self.durable_writes = durable_writes
-
-    @property
-    def strategy(self):
-        return self.replication.get("class", "").rsplit(".", 1)[-1]
-
-
 def replicas_for_token(token, ring, owners, replication, host_dc=None):
     """The replicas of ``token``: Cassandra's SimpleStrategy / NetworkTopologyStrategy placement.
 
@@ -73,26 +67,7 @@ def replicas_for_token(token, ring, owners, replication, host_dc=None):
     n = len(ring)
     replicas = []
     if strategy == "NetworkTopologyStrategy":
-        wanted = {}
-        for key, value in replication.items():
-            if key in ("class", "replication_factor"):
-                continue
-            try:
-                wanted[key] = int(str(value).split("/")[0])
-            except ValueError:
-                continue
-        taken = dict((dc, 0) for dc in wanted)
-        for i in range(n):
-            host = owners[(start + i) % n]
-            if host in replicas:
-                continue
-            dc = host_dc(host)
-            if taken.get(dc, 0) < wanted.get(dc, 0):
-                replicas.append(host)
-                taken[dc] += 1
-            if all(taken[dc] >= wanted[dc] for dc in wanted):
-                break
-        return replicas
+        return _nts_replicas(start, owners, replication, host_dc)
     if strategy in ("LocalStrategy", "EverywhereStrategy"):
         # Every node holds the data (system keyspaces): the owner first, then the rest.
         rf = n
@@ -107,6 +82,48 @@ def replicas_for_token(token, ring, owners, replication, host_dc=None):
             replicas.append(host)
             if len(replicas) >= rf:
                 break
+    return replicas
+
+
+def _nts_replicas(start, owners, replication, host_dc):
+    """NetworkTopologyStrategy as Cassandra 4 places it: per data center, walk the ring from
+    ``start``; a host of a rack not taken yet is a replica; a host of a taken rack only while
+    the DC's replication factor exceeds its number of racks (that many repeats at most)."""
+    n = len(owners)
+    state = {}
+    dc_hosts = {}
+    dc_racks = {}
+    for host in owners:
+        dc = host_dc(host)
+        dc_hosts.setdefault(dc, set()).add(host)
+        dc_racks.setdefault(dc, set()).add(getattr(host, "rack", None))
+    for key, value in replication.items():
+        if key in ("class", "replication_factor"):
+            continue
+        try:
+            rf = int(str(value).split("/")[0])
+        except ValueError:
+            continue
+        rf = min(rf, len(dc_hosts.get(key, ())))
+        # [replicas still wanted, rack repeats allowed, racks taken]
+        state[key] = [rf, max(0, rf - len(dc_racks.get(key, ()))), set()]
+    replicas = []
+    for i in range(n):
+        if all(st[0] <= 0 for st in state.values()):
+            break
+        host = owners[(start + i) % n]
+        st = state.get(host_dc(host))
+        if st is None or st[0] <= 0 or host in replicas:
+            continue
+        rack = getattr(host, "rack", None)
+        if rack not in st[2]:
+            st[2].add(rack)
+        elif st[1] > 0:
+            st[1] -= 1
+        else:
+            continue
+        st[0] -= 1
+        replicas.append(host)
     return replicas
 
 
@@ -140,11 +157,19 @@ class TokenMap(object):
         return replicas
 
 
+def _sort_by_name(mapping):
+    """Reorder an OrderedDict by key as system_schema orders its rows (UTF-8 bytes), so a
+    table read alone lands where a full read would put it."""
+    items = sorted(mapping.items(), key=lambda item: item[0].encode("utf-8"))
+    mapping.clear()
+    mapping.update(items)
+
+
 class Metadata(object):
     """Hosts (by endpoint, one per host id), keyspaces and the token map; updated by the
     control connection."""
 
-    def __init__(self):
+    def __init__(self, token_metadata_enabled=True):
         self.cluster_name = None
         self.partitioner = None
         #: True when the control connection's server says it is Astra (SUPPORTED's
@@ -153,7 +178,63 @@ class Metadata(object):
         self._hosts = {}
         self.keyspaces = {}
         self.token_map = None
+        self.token_metadata_enabled = token_metadata_enabled
         self._lock = threading.RLock()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def replace_keyspaces(self, keyspaces):
+        """The whole schema was read again: ``keyspaces`` is {name: KeyspaceMetadata}."""
+        with self._lock:
+            self.keyspaces = dict(keyspaces)
+            self.rebuild_token_map()
+
+    def update_keyspace(self, name, keyspace):
+        """One keyspace was read again (``keyspace`` None: it no longer exists)."""
+        with self._lock:
+            keyspaces = dict(self.keyspaces)
+            if keyspace is None:
+                keyspaces.pop(name, None)
+            else:
+                keyspaces[name] = keyspace
+            self.keyspaces = keyspaces
+            self.rebuild_token_map()
+
+    def update_table(self, keyspace, name, element):
+        """One table or materialized view of ``keyspace`` was read again (``element`` None:
+        it no longer exists).  A table keeps the views it had; its indexes are replaced."""
+        with self._lock:
+            ks = self.keyspaces.get(keyspace)
+            if ks is None:
+                return
+            old = ks.tables.pop(name, None)
+            old_view = ks.views.pop(name, None)
+            for index in (old.indexes if old is not None else ()):
+                ks.indexes.pop(index, None)
+            if old_view is not None:
+                base = ks.tables.get(old_view.base_table_name)
+                if base is not None:
+                    base.views.pop(name, None)
+            if element is None:
+                for view in (old.views if old is not None else ()):
+                    ks.views.pop(view, None)
+                return
+            if isinstance(element, TableMetadata):
+                if old is not None:
+                    element.views = old.views
+                ks.tables[name] = element
+                _sort_by_name(ks.tables)
+                ks.indexes.update(element.indexes)
+            else:
+                ks.views[name] = element
+                _sort_by_name(ks.views)
+                base = ks.tables.get(element.base_table_name)
+                if base is not None:
+                    base.views[name] = element
+
+    def export_schema_as_string(self):
+        """CQL that re-creates every keyspace (system ones included)."""
+        return "\n\n".join(ks.export_as_string() for ks in self.keyspaces.values())
 
     def all_hosts(self):
         with self._lock:
@@ -213,13 +294,17 @@ class Metadata(object):
 
     def rebuild_token_map(self):
         with self._lock:
+            if not self.token_metadata_enabled:
+                self.token_map = None     # Cluster(token_metadata_enabled=False)
+                return
             if self.partitioner and not self.partitioner.endswith("Murmur3Partitioner"):
                 self.token_map = None   # only Murmur3 routing is supported
                 return
             self.token_map = TokenMap(list(self._hosts.values()), dict(self.keyspaces))
 
     def get_replicas(self, keyspace, key):
-        """The replicas of the partition whose serialized key (a routing key) is ``key``."""
+        """The hosts holding the partition whose serialized routing key is ``key`` in
+        ``keyspace``, primary replica first ([] without a token map)."""
         token_map = self.token_map
         if token_map is None or keyspace is None or key is None:
             return []

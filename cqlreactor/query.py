@@ -123,6 +123,14 @@ class ResultSet(object):
     def paging_state(self):
         return self.response_future.paging_state
 
+    def get_query_trace(self, max_wait_sec=None):
+        """The last page's QueryTrace (see ResponseFuture.get_query_trace)."""
+        return self.response_future.get_query_trace(max_wait_sec)
+
+    def get_all_query_traces(self, max_wait_sec_per=None):
+        """Every traced page's QueryTrace (see ResponseFuture.get_all_query_traces)."""
+        return self.response_future.get_all_query_traces(max_wait_sec_per)
+
     def fetch_next_page(self) -> None:
         """Block until the next page arrives and make it current."""
         if self.response_future.has_more_pages:

@@ -28,11 +28,12 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
     OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, QueryExhausted,
-    ReadTimeout, ServerException, ServerError, TruncateError, Unavailable, Unprepared,
-    WriteTimeout)
+    ReadTimeout, ServerException, ServerError, TraceUnavailable, TruncateError, Unavailable,
+    Unprepared, WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
 from cqlreactor.statements import BatchStatement, BoundStatement
+from cqlreactor.tracing import QueryTrace
 
 __all__ = ["ResponseFuture"]
 
@@ -133,9 +134,10 @@ class ResponseFuture(object):
                  "timeout", "_deadline", "row_factory", "_retry_policy", "_query_plan",
                  "_attempt", "_errors", "_final", "_final_exception", "_result_set",
                  "_callbacks", "_errbacks", "_event", "_lock", "paging_state", "has_more_pages",
-                 "column_names", "column_types", "coordinator_host", "warnings",
+                 "column_names", "column_types", "coordinator_host", "_warnings",
                  "custom_payload", "_trace_id", "_result_metadata", "attempted_hosts",
-                 "_new_spec_plan", "_spec_plan", "_spec_timer", "__weakref__")
+                 "_new_spec_plan", "_spec_plan", "_spec_timer", "is_schema_agreed",
+                 "_query_traces", "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
                  query_plan, consistency_level, message=None, result_metadata=None,
@@ -171,7 +173,7 @@ class ResponseFuture(object):
         self.column_names = None
         self.column_types = None
         self.coordinator_host = None
-        self.warnings = None
+        self._warnings = None
         self.custom_payload = None
         self._trace_id = None
         self.attempted_hosts = []
@@ -179,6 +181,10 @@ class ResponseFuture(object):
         self._new_spec_plan = new_speculative_plan
         self._spec_plan = new_speculative_plan() if new_speculative_plan is not None else None
         self._spec_timer = None
+        self._query_traces = None            # a QueryTrace per traced answer (page)
+        #: False when a schema change's agreement wait ran out (see Cluster
+        #: max_schema_agreement_wait); True otherwise, as cassandra-driver's
+        self.is_schema_agreed = True
 
     def _error_on(self, host, exc):
         errors = self._errors
@@ -323,9 +329,11 @@ class ResponseFuture(object):
     def _handle_response(self, attempt, response):
         host = attempt.host
         if response.__class__ is _RowsResult or isinstance(response, _RowsResult):
-            self.warnings = response.warnings
+            warnings = self._warnings = response.warnings
             self.custom_payload = response.custom_payload
-            self._trace_id = response.tracing_id
+            trace_id = self._trace_id = response.tracing_id
+            if trace_id is not None or warnings:
+                self._note_extras(trace_id, warnings)
             self.coordinator_host = host
             paging_state = self.paging_state = response.paging_state
             self.has_more_pages = paging_state is not None
@@ -351,13 +359,19 @@ class ResponseFuture(object):
                 rows = user_types.convert_rows(self.column_types, rows)
             self._set_final_result(self.row_factory(names, rows))
             return
+        if isinstance(response, msgs.ResultMessage):
+            self._trace_id = response.tracing_id
+            self._warnings = response.warnings
+            self.custom_payload = response.custom_payload
+            if response.tracing_id is not None or response.warnings:
+                self._note_extras(response.tracing_id, response.warnings)
         if isinstance(response, (msgs.VoidResult, msgs.SchemaChangeResult)):
             self.coordinator_host = host
-            self.warnings = getattr(response, "warnings", None)
             self.paging_state = None
             self.has_more_pages = False
             if isinstance(response, msgs.SchemaChangeResult):
-                self.session.cluster.on_schema_change(response)
+                self._wait_for_schema_agreement(attempt.connection, response)
+                return
             self._set_final_result([])
             return
         if isinstance(response, msgs.SetKeyspaceResult):
@@ -379,6 +393,41 @@ class ResponseFuture(object):
             return
         self._set_final_exception(DriverException(
             "unexpected response %r from %s" % (response, host)))
+
+    def _wait_for_schema_agreement(self, connection, response):
+        """A DDL's answer (on the loop): settle once every up host has the new schema, or
+        ``max_schema_agreement_wait`` passed (``is_schema_agreed`` False, a warning).  The
+        wait blocks, so it runs in ``reactor.spawn`` (a greenlet under gevent/eventlet)."""
+        cluster = self.session.cluster
+        wait = cluster.max_schema_agreement_wait
+        if not wait:
+            cluster.on_schema_change(response)
+            self._set_final_result([])
+            return
+        # result() without its own timeout waits for the agreement too, not only the request
+        if self._deadline is not None:
+            self._deadline = max(self._deadline, _monotonic() + wait)
+
+        def wait_then_settle():
+            try:
+                agreed = cluster.control_connection.wait_for_schema_agreement(
+                    connection=connection, wait_time=wait)
+            except Exception as exc:   # the connection went: the schema may not be agreed
+                log.warning("could not check schema agreement after a schema change on %s: "
+                            "%r", connection.endpoint, exc)
+                agreed = False
+            self.is_schema_agreed = agreed
+            try:   # the metadata is current when the statement returns, as cassandra-driver's
+                cluster.control_connection.refresh_schema_logged(
+                    response.target, response.keyspace, response.name)
+            finally:
+                self._set_final_result([])
+        try:
+            cluster.reactor.spawn(wait_then_settle)
+        except Exception as exc:      # e.g. the reactor stopped: settle unagreed, never hang
+            log.warning("could not wait for schema agreement: %r", exc)
+            self.is_schema_agreed = False
+            self._set_final_result([])
 
     def _handle_connection_error(self, attempt, exc):
         if isinstance(exc, OperationTimedOut):
@@ -595,8 +644,51 @@ class ResponseFuture(object):
             return self._result_set
         return self._final
 
+    def _note_extras(self, trace_id, warnings):
+        """A traced answer's trace id (one QueryTrace per page); the server's warnings,
+        logged as cassandra-driver logs them."""
+        if trace_id is not None:
+            if self._query_traces is None:
+                self._query_traces = []
+            self._query_traces.append(QueryTrace(trace_id, self.session))
+        for warning in warnings or ():
+            log.warning("Server warning: %s", warning)
+
+    @property
+    def warnings(self):
+        """The warnings the server sent with the answer (protocol v4+), or None.  Raises
+        DriverException before the future is done, as cassandra-driver's."""
+        if self._final is _NOT_SET:
+            raise DriverException("warnings cannot be retrieved before ResponseFuture is "
+                                  "finalized")
+        return self._warnings
+
     def get_query_trace_ids(self):
-        return [self._trace_id] if self._trace_id else []
+        """The trace session ids of the traced answers (pages), without reading them."""
+        return [trace.trace_id for trace in self._query_traces or ()]
+
+    def get_query_trace(self, max_wait=None, query_cl=ConsistencyLevel.LOCAL_ONE):
+        """The QueryTrace of the last answer, read from system_traces (None when the request
+        was not traced).  ``max_wait`` seconds (None: ``Session.max_trace_wait``) before
+        TraceUnavailable; also raised before the future is done."""
+        if self._final is _NOT_SET:
+            raise TraceUnavailable("Trace information was not available. The ResponseFuture "
+                                   "is not done.")
+        if self._query_traces:
+            return self._populated(self._query_traces[-1], max_wait, query_cl)
+        return None
+
+    def get_all_query_traces(self, max_wait_per=None, query_cl=ConsistencyLevel.LOCAL_ONE):
+        """A QueryTrace per traced answer (every page so far), each read as in
+        get_query_trace."""
+        return [self._populated(trace, max_wait_per, query_cl)
+                for trace in self._query_traces or ()]
+
+    def _populated(self, trace, max_wait, query_cl):
+        if trace.events is None:
+            trace.populate(max_wait=self.session.max_trace_wait if max_wait is None
+                           else max_wait, query_cl=query_cl)
+        return trace
 
     def add_callback(self, fn: Callable[..., Any], *args: Any,
                      **kwargs: Any) -> "ResponseFuture":

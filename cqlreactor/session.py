@@ -68,6 +68,8 @@ class Session(object):
         #: (fn, args, kwargs) called with each ResponseFuture before it is sent; replaced, never
         #: changed in place, so a request reading it needs no lock
         self._request_init_callbacks = ()
+        #: seconds ``ResponseFuture.get_query_trace()`` waits for a trace by default
+        self.max_trace_wait = 2.0
 
     # -- defaults read from the default execution profile (cassandra-driver compatible) ----
 
@@ -501,22 +503,6 @@ class Session(object):
             return build
         raise TypeError("cannot execute %r: expected a string, SimpleStatement, "
                         "PreparedStatement, BoundStatement or BatchStatement" % (query,))
-
-    def execution_profile_clone_update(self, ep, **kwargs):
-        """A copy of the execution profile ``ep`` (a name or an ExecutionProfile) with the
-        attributes in ``kwargs`` changed, for one ``execute(..., execution_profile=...)``.
-
-        Raises:
-            ValueError: ``ep`` is no registered profile.
-            AttributeError: a keyword that is not an ExecutionProfile attribute.
-        """
-        import copy
-        clone = copy.copy(self.cluster.profile_for(ep))
-        for name, value in kwargs.items():
-            if not hasattr(clone, name) or name.startswith("_"):
-                raise AttributeError("ExecutionProfile has no attribute %r" % (name,))
-            setattr(clone, name, value)
-        return clone
 
     def execute_concurrent(self, statements_and_parameters, concurrency=100,
                            raise_on_first_error=True, results_generator=False,

@@ -23,7 +23,7 @@ __all__ = [
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
     "CDCWriteFailure", "CASWriteUnknown", "SyntaxException", "Unauthorized", "InvalidRequest",
     "ConfigurationException", "AlreadyExists", "Unprepared",
-    "UnsupportedOperation",
+    "UnsupportedOperation", "TraceUnavailable",
 ]
 
 
@@ -179,6 +179,11 @@ class TLSError(ConnectionException):
     def __init__(self, message="", host=None, reason=None):
         self.reason = reason
         super(TLSError, self).__init__(message, host=host)
+
+
+class TraceUnavailable(DriverException):
+    """A query trace could not be read (not traced, not done yet, or not written within the
+    wait); cassandra-driver's ``cassandra.query.TraceUnavailable``."""
 
 
 class NoHostAvailable(DriverException):

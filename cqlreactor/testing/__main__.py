@@ -2,6 +2,7 @@
 
     python -m cqlreactor.testing cluster --nodes 3 [--port P] [--auth USER:PASS]
                                          [--tls-dir DIR] [--protocol-versions 4,5]
+                                         [--schema-delay SECONDS|never]
 
 prints one JSON line when ready, ``{"contact_points": [...], "port": N, "control": "host:port"}``,
 then serves until SIGTERM or SIGINT.
@@ -20,6 +21,12 @@ def _cluster(args):
             sys.stderr.write("--auth needs USER:PASS\n")
             return 2
         auth = (user, password)
+    from cqlreactor.testing.engine.engine import schema_delay_value
+    try:
+        schema_delay_value(args.schema_delay)
+    except ValueError as exc:
+        sys.stderr.write("--schema-delay: %s\n" % (exc,))
+        return 2
     try:
         versions = tuple(int(v) for v in args.protocol_versions.split(",") if v.strip())
     except ValueError:
@@ -29,7 +36,7 @@ def _cluster(args):
                        protocol_versions=versions, client_auth=args.client_auth,
                        parent_pid=args.parent_pid, product_type=args.product_type,
                        keyspace_ddl=not args.no_keyspace_ddl,
-                       release_version=args.release_version)
+                       release_version=args.release_version, schema_delay=args.schema_delay)
 
 
 def _astra(argv):
@@ -62,6 +69,9 @@ def main(argv=None):
                    help="refuse CREATE/ALTER/DROP KEYSPACE over CQL, as Astra does")
     p.add_argument("--release-version", default=None, metavar="VERSION",
                    help="Cassandra release the nodes are (4.0.11 default, 4.1.x, 5.0.x)")
+    p.add_argument("--schema-delay", default="0.05", metavar="SECONDS",
+                   help="how long a schema change takes to reach the nodes besides its "
+                        "coordinator: seconds, or 'never' (default 0.05)")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when the process with this pid is gone")
     p.set_defaults(func=_cluster)

@@ -44,6 +44,9 @@ class SimulatedCluster(object):
             (``admin_execute`` still runs them).
         release_version: the Cassandra release the nodes are ("4.0.11" by default, "4.1.x",
             "5.0.x"): system.local reports it and the CQL features follow it.
+        schema_delay: seconds a schema change (DDL) takes to reach the nodes other than its
+            coordinator (default 0.05: small, not zero, as in a real cluster), 0, or "never";
+            ``set_schema_delay`` changes it while running.
 
     Attributes (after start):
         contact_points: node addresses; port; control_address; pid.
@@ -51,7 +54,8 @@ class SimulatedCluster(object):
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=None,
                  client_auth=None, startup_timeout=30.0, python=None, env=None,
-                 product_type=None, keyspace_ddl=True, release_version=None):
+                 product_type=None, keyspace_ddl=True, release_version=None,
+                 schema_delay=None):
         self.nodes = nodes
         self.requested_port = port
         if isinstance(auth, (tuple, list)):
@@ -69,6 +73,7 @@ class SimulatedCluster(object):
             from cqlreactor.testing.engine.releases import release
             release(release_version)        # ValueError now, not a server that fails to start
         self.release_version = release_version
+        self.schema_delay = schema_delay     # a bad value: the server refuses to start
         self.process = None
         self.contact_points = None
         self.port = None
@@ -97,6 +102,8 @@ class SimulatedCluster(object):
             cmd += ["--no-keyspace-ddl"]
         if self.release_version:
             cmd += ["--release-version", str(self.release_version)]
+        if self.schema_delay is not None:
+            cmd += ["--schema-delay", str(self.schema_delay)]
         cmd += ["--parent-pid", str(os.getpid())]
         return cmd
 
@@ -261,7 +268,8 @@ class SimulatedCluster(object):
         return self.call("corrupt_next_frame", node=node)
 
     def clear(self):
-        """Remove primes and faults and empty the query logs."""
+        """Remove primes and faults (schema delays back to the cluster's own) and empty the
+        query logs."""
         return self.call("clear")
 
     def served(self, node, clear=False):
@@ -280,6 +288,21 @@ class SimulatedCluster(object):
         now), accepted (connections accepted since start), removed (decommissioned; its
         tokens are then empty) and tokens (strings)."""
         return self.call("nodes")
+
+    def set_schema_delay(self, seconds, node=None):
+        """How long a schema change takes to reach the nodes other than its coordinator:
+        seconds >= 0, or "never" (the node keeps its schema, as a partitioned node does, until
+        a delay is set again; what it missed then arrives).  ``node`` None: every node (this
+        also drops per-node settings).  A node that lags answers from its older schema: a
+        table it does not know yet is InvalidRequest ("unconfigured table")."""
+        if seconds is None:
+            raise ValueError("seconds must be a number >= 0 or 'never'")
+        return self.call("set_schema_delay", seconds=seconds, node=node)   # ControlError if bad
+
+    def schema_versions(self):
+        """Per node (index order): the schema version (str) it reports now in system.local /
+        system.peers, None for a removed node."""
+        return [entry["schema_version"] for entry in self.call("schema_versions")]
 
     def wait_for(self, predicate, timeout=10.0, interval=0.05):
         """Poll ``predicate()`` until true; returns its last value."""

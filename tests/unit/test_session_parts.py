@@ -90,8 +90,9 @@ def test_token_aware_puts_the_owner_first():
     metadata = Metadata()
     for h in hosts:
         metadata.add_or_return_host(h)
-    metadata.keyspaces = {"ks": KeyspaceMetadata("ks", {"class": "SimpleStrategy",
-                                                        "replication_factor": "1"})}
+    # cassandra-driver's signature: name, durable_writes, strategy_class, strategy_options
+    metadata.keyspaces = {"ks": KeyspaceMetadata("ks", True, "SimpleStrategy",
+                                                 {"replication_factor": "1"})}
     metadata.rebuild_token_map()
     policy = TokenAwarePolicy(DCAwareRoundRobinPolicy("dc1"))
     policy.populate(_Cluster(metadata), hosts)

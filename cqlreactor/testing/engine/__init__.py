@@ -22,7 +22,10 @@ Interface::
               0x2400, statement_id for Unprepared 0x2500)
 
     Engine(nodes, cluster_name="cqlreactor-sim",
-           partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time)
+           partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time,
+           schema_delay=0.0)          # seconds a DDL takes to reach non-coordinators
+      .set_schema_delay(seconds or "never", index=None); .node_schema(index) -> generation
+      .node_schema_version(index) -> uuid   # what system.local / peers report for the node
       .execute(query, values=None, names=None, keyspace=None, node=0, consistency=1,
                page_size=None, paging_state=None, protocol_version=4, timestamp=None)
                -> (result, schema_changed)      # timestamp: client default, micros

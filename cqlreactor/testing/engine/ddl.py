@@ -25,10 +25,10 @@ _STRATEGIES = {
 _TABLE_OPTIONS = {
     "additional_write_policy": str, "bloom_filter_fp_chance": float, "caching": dict,
     "cdc": bool, "comment": str, "compaction": dict, "compression": dict,
-    "crc_check_chance": float, "dclocal_read_repair_chance": float,
+    "crc_check_chance": float,
     "default_time_to_live": int, "extensions": dict, "gc_grace_seconds": int,
     "max_index_interval": int, "memtable_flush_period_in_ms": int, "min_index_interval": int,
-    "read_repair": str, "read_repair_chance": float, "speculative_retry": str,
+    "read_repair": str, "speculative_retry": str,
 }
 
 
@@ -121,15 +121,15 @@ def _create_keyspace(stmt):
                 return Void()
             raise EngineError(ALREADY_EXISTS, "Keyspace '%s' already exists" % stmt.name,
                               {"keyspace": stmt.name, "table": ""})
-        engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, durable)
-        engine._schema_changed()
+        ks = engine.keyspaces[stmt.name] = Keyspace(stmt.name, repl, durable)
+        ks.created_gen = engine._schema_changed(ctx.node)
         return SchemaChange("CREATED", "KEYSPACE", stmt.name)
     return run
 
 
 def _alter_keyspace(stmt):
     def run(engine, ctx):
-        ks = engine.keyspaces.get(stmt.name)
+        ks = engine.find_keyspace(stmt.name)
         if ks is None:
             if stmt.if_exists:
                 return Void()
@@ -141,14 +141,14 @@ def _alter_keyspace(stmt):
             ks.replication = _nts_expand(engine, _replication(stmt.options))
         if "durable_writes" in stmt.options:
             ks.durable_writes = _durable(stmt.options["durable_writes"])
-        engine._schema_changed()
+        engine._schema_changed(ctx.node)
         return SchemaChange("UPDATED", "KEYSPACE", stmt.name)
     return run
 
 
 def _drop_keyspace(stmt):
     def run(engine, ctx):
-        ks = engine.keyspaces.get(stmt.name)
+        ks = engine.find_keyspace(stmt.name)
         if ks is None:
             if stmt.if_exists:
                 return Void()
@@ -157,7 +157,7 @@ def _drop_keyspace(stmt):
         if ks.system:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % stmt.name)
         del engine.keyspaces[stmt.name]
-        engine._schema_changed()
+        engine._schema_changed(ctx.node)
         return SchemaChange("DROPPED", "KEYSPACE", stmt.name)
     return run
 
@@ -167,7 +167,7 @@ def _keyspace_for(engine, name, current):
     if name is None:
         raise invalid("No keyspace has been specified. USE a keyspace, or explicitly specify "
                        "keyspace.tablename")
-    ks = engine.keyspaces.get(name)
+    ks = engine.find_keyspace(name)
     if ks is None:
         raise invalid("Keyspace %s doesn't exist" % name)
     if ks.system:
@@ -286,7 +286,7 @@ def _create_table(stmt, current):
         _apply_options(options, stmt.options)
         table = Table(ks.name, stmt.name, cols, table_id=table_id, options=options)
         ks.tables[stmt.name] = table
-        engine._schema_changed()
+        table.created_gen = engine._schema_changed(ctx.node)
         return SchemaChange("CREATED", "TABLE", ks.name, stmt.name)
     return run
 
@@ -345,8 +345,9 @@ def _drop_table(stmt, current):
         if name is None:
             raise invalid("No keyspace has been specified. USE a keyspace, or explicitly "
                            "specify keyspace.tablename")
-        ks = engine.keyspaces.get(name)
-        if ks is None or stmt.name not in ks.tables:
+        ks = engine.find_keyspace(name)
+        table = ks.tables.get(stmt.name) if ks is not None else None
+        if table is None or not engine.visible(table):
             if stmt.if_exists:
                 return Void()
             if ks is None:
@@ -355,7 +356,7 @@ def _drop_table(stmt, current):
         if ks.system:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % name)
         del ks.tables[stmt.name]
-        engine._schema_changed()
+        engine._schema_changed(ctx.node)
         return SchemaChange("DROPPED", "TABLE", ks.name, stmt.name)
     return run
 
@@ -388,7 +389,7 @@ def _create_type(stmt, current):
         except ValueError as exc:
             del ks.types[stmt.name]
             raise invalid(str(exc))
-        engine._schema_changed()
+        ks.types[stmt.name].created_gen = engine._schema_changed(ctx.node)
         return SchemaChange("CREATED", "TYPE", ks.name, stmt.name)
     return run
 
@@ -402,7 +403,7 @@ def _uses_type(texpr, name):
 def _drop_type(stmt, current):
     def run(engine, ctx):
         name = stmt.keyspace or current
-        ks = engine.keyspaces.get(name) if name else None
+        ks = engine.find_keyspace(name) if name else None
         if ks is None or stmt.name not in ks.types:
             if stmt.if_exists:
                 return Void()
@@ -417,7 +418,7 @@ def _drop_type(stmt, current):
                 raise invalid("Cannot drop user type %s.%s as it is still used by user type "
                                "%s" % (ks.name, stmt.name, u.name))
         del ks.types[stmt.name]
-        engine._schema_changed()
+        engine._schema_changed(ctx.node)
         return SchemaChange("DROPPED", "TYPE", ks.name, stmt.name)
     return run
 
@@ -426,7 +427,7 @@ def _alter_table(stmt, current):
     def run(engine, ctx):
         ks = _keyspace_for(engine, stmt.keyspace, current)
         table = ks.tables.get(stmt.name)
-        if table is None:
+        if table is None or not engine.visible(table):
             raise invalid("Table '%s.%s' doesn't exist" % (ks.name, stmt.name))
         if stmt.action == "add":
             for name, texpr, static in stmt.payload:
@@ -451,14 +452,14 @@ def _alter_table(stmt, current):
                 table.drop_column(name)
         else:
             _apply_options(table.options, stmt.payload)
-        engine._schema_changed()
+        engine._schema_changed(ctx.node)
         return SchemaChange("UPDATED", "TABLE", ks.name, stmt.name)
     return run
 
 
 def _use(stmt):
     def run(engine, ctx):
-        if stmt.keyspace not in engine.keyspaces:
+        if engine.find_keyspace(stmt.keyspace) is None:
             raise invalid("Keyspace '%s' does not exist" % stmt.keyspace)
         return SetKeyspace(stmt.keyspace)
     return run

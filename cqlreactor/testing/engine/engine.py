@@ -7,6 +7,7 @@ of every read and write) live here too.  The package ``__init__`` documents the 
 """
 
 import bisect
+import datetime
 import functools
 import hashlib
 import time
@@ -25,7 +26,30 @@ from cqlreactor.testing.engine.results import Prepared, SchemaChange
 from cqlreactor.testing.engine.store import ColumnDef, Keyspace, Table, routing_key, token_of
 from cqlreactor.testing.engine.writes import ModificationPlan, run_batch
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "NEVER", "DEFAULT_SCHEMA_DELAY"]
+
+NEVER = float("inf")
+"""A schema propagation delay that never ends: the node is partitioned from schema changes."""
+
+DEFAULT_SCHEMA_DELAY = 0.05
+"""The simulated cluster's default: seconds a schema change takes to reach the nodes other than
+its coordinator.  Small but not zero, as in a real cluster: a client that does not wait for
+schema agreement can be caught."""
+
+
+def schema_delay_value(seconds):
+    """A propagation delay from the API's forms: seconds >= 0, or "never" / None for never."""
+    if seconds is None or (isinstance(seconds, str) and seconds.lower() == "never"):
+        return NEVER
+    if isinstance(seconds, bool):
+        raise ValueError("schema delay must be seconds >= 0 or 'never', got %r" % (seconds,))
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError("schema delay must be seconds >= 0 or 'never', got %r" % (seconds,))
+    if not value >= 0:
+        raise ValueError("schema delay must be seconds >= 0 or 'never', got %r" % (seconds,))
+    return value
 
 
 def _answers(entry_point):
@@ -67,9 +91,16 @@ class Engine(object):
     """The shared state of a simulated cluster: schema, data, nodes, prepared statements."""
 
     MAX_PLANS = 20000
+    MAX_TRACES = 2000
+    #: Cassandra 4's batch_size_warn_threshold_in_kb (5): a bigger batch gets a warning
+    BATCH_SIZE_WARN = 5 * 1024
+    #: seconds from a traced request's end until system_traces shows its session complete
+    #: (half of it: the session row without its duration; the events with the duration)
+    TRACE_DELAY = 0.05
 
     def __init__(self, nodes, cluster_name="cqlreactor-sim",
-                 partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time):
+                 partitioner="org.apache.cassandra.dht.Murmur3Partitioner", clock=time.time,
+                 schema_delay=0.0):
         self.nodes = list(nodes)
         if not self.nodes:
             raise ValueError("a cluster needs at least one node")
@@ -84,10 +115,17 @@ class Engine(object):
         self.schema_version = None
         self.schema_generation = 0
         self.release = releases.release(None)
+        # the engine alone propagates at once; the simulated server sets DEFAULT_SCHEMA_DELAY
+        self.schema_delay = schema_delay_value(schema_delay)
+        # generation -> (schema version uuid, time of the change); index 0 is "no schema"
+        self._schema_log = [(None, 0.0)]
+        self._view = None           # the generation a lagging coordinator sees, during a request
         self._plans = {}
         self._prepared = {}
         self._prepared_on = [set() for _ in self.nodes]
         self._sys_cache = {}
+        self.traces = OrderedDict()     # session id -> what system_traces shows of it
+        self._warnings = []             # the running request's client warnings
         self._last_ts = 0
         self._build_ring()
         self._create_system_keyspaces()
@@ -134,13 +172,100 @@ class Engine(object):
         ctype = V.type_for(texpr, {})
         return ColumnDef(name, texpr, ctype, kind, position, order, type_text=text)
 
-    def _schema_changed(self):
+    def _schema_changed(self, node=None):
+        """A new schema generation; returns its number.
+
+        It applies at once on ``node`` (the coordinator of the DDL; None: on every node, as for
+        the system keyspaces at start) and on each other node once its propagation delay has
+        passed (:meth:`node_schema`).  A coordinator that lagged catches up entirely (a
+        simplification: Cassandra would pull the versions it missed a moment later).
+        """
         self.schema_generation += 1
         self.schema_version = uuid.uuid4()
-        for n in self.nodes:
+        self._schema_log.append((self.schema_version, self._now()))
+        for n in self.nodes if node is None else (self.nodes[node],):
+            n.schema_generation = self.schema_generation
             n.schema_version = self.schema_version
+        for i in range(len(self.nodes)):
+            self.node_schema(i)             # a node without delay has it now
         self._plans.clear()
         self._sys_cache.clear()
+        return self.schema_generation
+
+    # --- per-node schema ---
+    def node_schema(self, index):
+        """The schema generation node ``index`` has applied now (catching up lazily: a change
+        reaches a node when its delay has passed since the change)."""
+        n = self.nodes[index]
+        g = n.schema_generation
+        top = self.schema_generation
+        if g == top:
+            return g
+        delay = self.schema_delay if n.schema_delay is None else n.schema_delay
+        if delay != NEVER:
+            now = self._now()
+            log = self._schema_log
+            while g < top and log[g + 1][1] + delay <= now:
+                g += 1
+            n.schema_generation = g
+            n.schema_version = log[g][0]
+        return g
+
+    def node_schema_version(self, index):
+        """The schema version uuid node ``index`` reports in system.local / system.peers."""
+        return self._schema_log[self.node_schema(index)][0]
+
+    def set_schema_delay(self, seconds, index=None):
+        """Set the propagation delay of schema changes: seconds >= 0, or "never" / None (a
+        node that never gets them until the delay is set again).  ``index`` None sets the
+        default of every node (and drops per-node settings); else that node's own."""
+        value = schema_delay_value(seconds)
+        for i in range(len(self.nodes)):
+            self.node_schema(i)          # what arrived under the old delays stays applied
+        if index is None:
+            self.schema_delay = value
+            for n in self.nodes:
+                n.schema_delay = None
+        else:
+            self.nodes[index].schema_delay = value
+        self._sys_cache.clear()
+
+    def schema_delays(self):
+        """Per node (engine index order): its delay in seconds, or "never"."""
+        out = []
+        for n in self.nodes:
+            d = self.schema_delay if n.schema_delay is None else n.schema_delay
+            out.append("never" if d == NEVER else d)
+        return out
+
+    def visible(self, obj, node=None):
+        """Whether a keyspace, table or user type exists for ``node`` (None: the coordinator of
+        the request running, or the cluster's newest schema outside a request)."""
+        if node is None:
+            view = self._view
+            return view is None or obj.created_gen <= view
+        return obj.created_gen <= self.node_schema(node)
+
+    def find_keyspace(self, name):
+        """The keyspace named ``name`` as the running request's coordinator sees it, or None."""
+        ks = self.keyspaces.get(name)
+        if ks is None or (self._view is not None and ks.created_gen > self._view):
+            return None
+        return ks
+
+    def take_warnings(self):
+        """The warnings of the request that just ran (for the answer), then forgets them."""
+        warnings, self._warnings = self._warnings, []
+        return warnings
+
+    def _enter(self, node):
+        """Start a request on ``node``: a node whose schema lags sees its own older schema."""
+        self._warnings = []
+        if 0 <= node < len(self.nodes):
+            g = self.node_schema(node)
+            self._view = g if g != self.schema_generation else None
+        else:
+            self._view = None
 
     # --- node state ---
     def set_node_up(self, index, up):
@@ -197,6 +322,7 @@ class Engine(object):
                 raise ValueError("token %s is already owned by another node" % (t,))
         info.index = len(self.nodes)
         info.schema_version = self.schema_version
+        info.schema_generation = self.schema_generation   # bootstrap pulls the whole schema
         self.nodes.append(info)
         self._prepared_on.append(set())
         self._topology_changed()
@@ -235,6 +361,39 @@ class Engine(object):
         self._build_ring()
         self._sys_cache.clear()
 
+    # --- tracing ---
+    def record_trace(self, node, client, command, request, parameters, started_at, duration,
+                     activities):
+        """Keep the trace of one request coordinated by ``node`` (engine index); returns its
+        session id (a time uuid, as Cassandra's).
+
+        Args:
+            client: the client's address; command: "QUERY", "EXECUTE" ...; request: e.g.
+            "Execute CQL3 query"; parameters: {text: text}; started_at: epoch seconds;
+            duration: microseconds; activities: [(description, thread name, microseconds
+            since the start)].
+        """
+        info = self.nodes[node]
+        session_id = uuid.uuid1()
+        now = self._now()
+        events = []
+        for i, (activity, thread, elapsed) in enumerate(activities):
+            events.append({
+                "session_id": session_id, "event_id": _time_uuid(started_at + elapsed / 1e6, i),
+                "activity": activity, "source": info.address, "source_elapsed": int(elapsed),
+                "source_port": 7000, "thread": thread})
+        self.traces[session_id] = {
+            "visible_at": now + self.TRACE_DELAY / 2, "complete_at": now + self.TRACE_DELAY,
+            "session": {
+                "session_id": session_id, "client": client, "command": command,
+                "coordinator": info.address, "coordinator_port": 7000,
+                "duration": int(duration), "parameters": dict(parameters),
+                "request": request, "started_at": _datetime(started_at)},
+            "events": events}
+        while len(self.traces) > self.MAX_TRACES:
+            self.traces.popitem(last=False)
+        return session_id
+
     # --- time ---
     def _now(self):
         return self.clock()
@@ -255,16 +414,28 @@ class Engine(object):
         ``timestamp`` is the request's default write timestamp (microseconds), when the
         client sent one.
         """
-        plan = self._plan(query, keyspace)
-        vals = plan.bind(values, names)
-        result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                                protocol_version, timestamp))
+        self._enter(node)
+        try:
+            plan = self._plan(query, keyspace)
+            vals = plan.bind(values, names)
+            result = plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                                    protocol_version, timestamp))
+            subs = getattr(plan, "subs", None)       # a BEGIN BATCH ... APPLY BATCH text
+            if subs is not None:
+                self._warn_batch_size(len(query) + _value_bytes(values),
+                                      [(sub, None) for sub in subs])
+        finally:
+            self._view = None
         return result, isinstance(result, SchemaChange)
 
     @_answers
     def prepare(self, query, keyspace=None, node=None):
         """Prepare a statement (on ``node``, or on every node when None)."""
-        plan = self._plan(query, keyspace)
+        self._enter(-1 if node is None else node)
+        try:
+            plan = self._plan(query, keyspace)
+        finally:
+            self._view = None
         qid = hashlib.md5(((keyspace or "") + query).encode("utf-8")).digest()
         self._prepared[qid] = (query, keyspace)
         if node is None:
@@ -291,15 +462,26 @@ class Engine(object):
                          page_size=None, paging_state=None, protocol_version=4, names=None,
                          timestamp=None):
         """Run a prepared statement. Returns the result (unknown id: Unprepared 0x2500)."""
-        plan = self._prepared_plan(query_id, node, keyspace)
-        vals = plan.bind(values, names)
-        return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
-                                              protocol_version, timestamp))
+        self._enter(node)
+        try:
+            plan = self._prepared_plan(query_id, node, keyspace)
+            vals = plan.bind(values, names)
+            return plan.run(self, vals, self._ctx(node, consistency, page_size, paging_state,
+                                                  protocol_version, timestamp))
+        finally:
+            self._view = None
 
     @_answers
     def batch(self, statements, keyspace=None, node=0, consistency=1, batch_type=0,
               timestamp=None):
         """Run a BATCH message: statements are (query or prepared id, is_prepared, values)."""
+        self._enter(node)
+        try:
+            return self._batch(statements, keyspace, node, consistency, batch_type, timestamp)
+        finally:
+            self._view = None
+
+    def _batch(self, statements, keyspace, node, consistency, batch_type, timestamp):
         ctx = self._ctx(node, consistency, None, None, 4, timestamp)
         items = []
         for query_or_id, is_prepared, values in statements:
@@ -312,7 +494,23 @@ class Engine(object):
                               "statements are allowed.")
             items.append((plan, plan.bind(values, None)))
         kind = {0: "LOGGED", 1: "UNLOGGED", 2: "COUNTER"}.get(batch_type, "LOGGED")
-        return run_batch(self, items, ctx, kind)
+        result = run_batch(self, items, ctx, kind)
+        self._warn_batch_size(sum(_value_bytes(values) + (0 if is_prepared else len(text))
+                                  for text, is_prepared, values in statements), items)
+        return result
+
+    def _warn_batch_size(self, size, items):
+        """Cassandra's warning for a batch over batch_size_warn_threshold_in_kb.  ``size``
+        here is the bound values' bytes plus the text of unprepared statements (Cassandra
+        measures the mutations; close enough for the threshold)."""
+        if size <= self.BATCH_SIZE_WARN:
+            return
+        tables = sorted(set("%s.%s" % (plan.table.keyspace, plan.table.name)
+                            for plan, _ in items))
+        self._warnings.append(
+            "Batch for [%s] is of size %.2fKiB, exceeding specified threshold of %.2fKiB by "
+            "%.2fKiB." % (", ".join(tables), size / 1024.0, self.BATCH_SIZE_WARN / 1024.0,
+                          (size - self.BATCH_SIZE_WARN) / 1024.0))
 
     def _ctx(self, node, consistency, page_size, paging_state, protocol_version,
              timestamp=None):
@@ -324,7 +522,8 @@ class Engine(object):
 
     def _plan(self, query, keyspace):
         key = (keyspace, query)
-        plan = self._plans.get(key)
+        lagging = self._view is not None     # plans of an older schema are never cached
+        plan = None if lagging else self._plans.get(key)
         if plan is not None:
             return plan
         try:
@@ -339,13 +538,13 @@ class Engine(object):
             raise EngineError(INVALID, "statement nested too deeply")
         if len(self._plans) >= self.MAX_PLANS:
             self._plans.clear()
-        if plan.cacheable:
+        if plan.cacheable and not lagging:
             self._plans[key] = plan
         return plan
 
     # --- schema lookup ---
     def _keyspace(self, name):
-        ks = self.keyspaces.get(name)
+        ks = self.find_keyspace(name)
         if ks is None:
             raise invalid("Keyspace %s does not exist" % (name,))
         return ks
@@ -357,7 +556,7 @@ class Engine(object):
                            "specify keyspace.tablename")
         ks = self._keyspace(name)
         table = ks.tables.get(table_name)
-        if table is None:
+        if table is None or not self.visible(table):
             raise invalid("unconfigured table %s" % (table_name,))
         return table
 
@@ -366,7 +565,14 @@ class Engine(object):
         schema or topology changes."""
         if not table.virtual:
             return table
-        per_node = (table.keyspace, table.name) in S.PER_NODE
+        if table.keyspace == "system_traces":      # changes with time: never cached
+            filled = Table(table.keyspace, table.name, list(table.columns.values()),
+                           table_id=table.id, options=table.options, virtual=True)
+            for row in S.generate_rows(self, table.keyspace, table.name, node):
+                _store_python_row(filled, row)
+            return filled
+        per_node = (table.keyspace, table.name) in S.PER_NODE or \
+            table.keyspace == "system_schema"       # each node shows the schema it has
         key = (table.keyspace, table.name, node if per_node else None)
         cached = self._sys_cache.get(key)
         if cached is not None and cached[0] == self._topology_key():
@@ -381,7 +587,7 @@ class Engine(object):
     def _topology_key(self):
         return (self.schema_generation,) + tuple(
             (n.address, n.data_center, n.rack, n.release_version, n.rpc_port, tuple(n.tokens),
-             n.host_id) for n in self.nodes)
+             n.host_id, self.node_schema(n.index)) for n in self.nodes)
 
     # --- replication ---
     def replicas_for(self, keyspace, routing_key):
@@ -515,6 +721,25 @@ class Engine(object):
             alive = sum(1 for r in replicas if nodes[r].up)
         if alive < required:
             raise unavailable(cl, required, alive)
+
+
+def _value_bytes(values):
+    return sum(len(v) for v in values or () if isinstance(v, (bytes, bytearray, memoryview)))
+
+
+def _datetime(epoch):
+    return datetime.datetime(1970, 1, 1) + datetime.timedelta(microseconds=int(epoch * 1e6))
+
+
+def _time_uuid(epoch, sequence):
+    """A version 1 uuid of ``epoch`` (seconds), its clock sequence ``sequence``."""
+    ticks = int(epoch * 1e7) + 0x01B21DD213814000
+    time_low = ticks & 0xFFFFFFFF
+    time_mid = (ticks >> 32) & 0xFFFF
+    time_hi = ((ticks >> 48) & 0x0FFF) | 0x1000
+    seq = sequence & 0x3FFF
+    return uuid.UUID(fields=(time_low, time_mid, time_hi, 0x80 | (seq >> 8), seq & 0xFF,
+                             0x1E2F3A4B5C6D))
 
 
 def _int_or(value, default):

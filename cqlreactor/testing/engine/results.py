@@ -13,7 +13,8 @@ class NodeInfo(object):
     """One simulated node as the engine and the system tables see it."""
 
     __slots__ = ("index", "address", "host_id", "data_center", "rack", "tokens",
-                 "release_version", "schema_version", "up", "rpc_port")
+                 "release_version", "schema_version", "up", "rpc_port", "schema_generation",
+                 "schema_delay")
 
     def __init__(self, index, address, host_id=None, data_center="datacenter1", rack="rack1",
                  tokens=None, release_version="4.0.11", schema_version=None, up=True,
@@ -28,6 +29,10 @@ class NodeInfo(object):
         self.schema_version = schema_version
         self.up = up
         self.rpc_port = rpc_port
+        # the engine's schema generation applied on this node, and this node's propagation
+        # delay (None: the engine's default; float("inf"): never, a partitioned node)
+        self.schema_generation = 0
+        self.schema_delay = None
 
     def __repr__(self):
         return "NodeInfo(%d, %r, dc=%r, up=%r)" % (self.index, self.address, self.data_center,

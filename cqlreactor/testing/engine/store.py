@@ -5,8 +5,11 @@ a table holds partitions keyed by their serialized routing key; a partition hold
 by clustering key. Every value is kept serialized (bytes, as on the wire); ordering uses
 comparable keys computed from those bytes (:func:`sort_key_for`).
 
-One store is shared by every simulated node (replication is instantaneous); which nodes own a
-partition only matters for the engine's availability checks.
+One store is shared by every simulated node (data replication is instantaneous); which nodes own
+a partition only matters for the engine's availability checks.  Schema is per node by
+generation: keyspaces, tables and user types carry ``created_gen``, the engine's schema
+generation that created them, and a node sees only those its own applied generation has reached
+(``Engine.node_schema``).
 
 Simplifications (documented, deliberate): deletions remove data at once (no tombstones, so a
 write with an older ``USING TIMESTAMP`` than a delete is not shadowed); cells keep last-write-wins
@@ -89,7 +92,8 @@ class ColumnDef(object):
 class UserTypeDef(object):
     """A user-defined type: field names and parsed field types."""
 
-    __slots__ = ("keyspace", "name", "field_names", "field_types", "field_texts")
+    __slots__ = ("keyspace", "name", "field_names", "field_types", "field_texts",
+                 "created_gen")
 
     def __init__(self, keyspace, name, field_names, field_types, field_texts):
         self.keyspace = keyspace
@@ -97,13 +101,14 @@ class UserTypeDef(object):
         self.field_names = list(field_names)
         self.field_types = list(field_types)
         self.field_texts = list(field_texts)
+        self.created_gen = 0
 
 
 class Keyspace(object):
     """A keyspace: replication options (strings, as Cassandra stores them), tables, types."""
 
     __slots__ = ("name", "replication", "durable_writes", "tables", "types", "system",
-                 "virtual")
+                 "virtual", "created_gen")
 
     def __init__(self, name, replication, durable_writes=True, system=False, virtual=False):
         self.name = name
@@ -113,6 +118,7 @@ class Keyspace(object):
         self.types = OrderedDict()
         self.system = system
         self.virtual = virtual
+        self.created_gen = 0
 
 
 class Row(object):
@@ -215,7 +221,7 @@ class Table(object):
 
     __slots__ = ("keyspace", "name", "columns", "partition_key", "clustering", "static",
                  "regular", "star", "id", "options", "partitions", "_ring", "virtual",
-                 "is_counter", "compact", "generation")
+                 "is_counter", "compact", "generation", "created_gen")
 
     def __init__(self, keyspace, name, columns, table_id=None, options=None, virtual=False,
                  compact=False):
@@ -229,6 +235,7 @@ class Table(object):
         self.partitions = {}
         self._ring = None
         self.generation = 0
+        self.created_gen = 0
         self._index_columns()
 
     def _index_columns(self):

@@ -32,11 +32,11 @@ _OPTION_COLUMNS = [
     ("additional_write_policy", "text"), ("bloom_filter_fp_chance", "double"),
     ("caching", "frozen<map<text, text>>"), ("cdc", "boolean"), ("comment", "text"),
     ("compaction", "frozen<map<text, text>>"), ("compression", "frozen<map<text, text>>"),
-    ("crc_check_chance", "double"), ("dclocal_read_repair_chance", "double"),
+    ("crc_check_chance", "double"),
     ("default_time_to_live", "int"), ("extensions", "frozen<map<text, blob>>"),
     ("gc_grace_seconds", "int"), ("id", "uuid"), ("max_index_interval", "int"),
     ("memtable_flush_period_in_ms", "int"), ("min_index_interval", "int"),
-    ("read_repair", "text"), ("read_repair_chance", "double"), ("speculative_retry", "text"),
+    ("read_repair", "text"), ("speculative_retry", "text"),
 ]
 
 # (keyspace, table) -> (partition key [(name, type)], clustering [(name, type)], regular [...])
@@ -92,6 +92,13 @@ SYSTEM_TABLES = {
     ("system_schema", "indexes"): (
         [("keyspace_name", "text")], [("table_name", "text"), ("index_name", "text")], [
             ("kind", "text"), ("options", "frozen<map<text, text>>")]),
+    ("system_traces", "sessions"): ([("session_id", "uuid")], [], [
+        ("client", "inet"), ("command", "text"), ("coordinator", "inet"),
+        ("coordinator_port", "int"), ("duration", "int"),
+        ("parameters", "map<text, text>"), ("request", "text"), ("started_at", "timestamp")]),
+    ("system_traces", "events"): ([("session_id", "uuid")], [("event_id", "timeuuid")], [
+        ("activity", "text"), ("source", "inet"), ("source_elapsed", "int"),
+        ("source_port", "int"), ("thread", "text")]),
     ("system_virtual_schema", "keyspaces"): ([("keyspace_name", "text")], [], []),
     ("system_virtual_schema", "tables"): (
         [("keyspace_name", "text")], [("table_name", "text")], [("comment", "text")]),
@@ -116,7 +123,6 @@ def table_option_defaults(table_id, is_counter=False):
         "compression": {"chunk_length_in_kb": "16",
                         "class": "org.apache.cassandra.io.compress.LZ4Compressor"},
         "crc_check_chance": 1.0,
-        "dclocal_read_repair_chance": 0.0,
         "default_time_to_live": 0,
         "extensions": {},
         "gc_grace_seconds": 864000,
@@ -125,7 +131,6 @@ def table_option_defaults(table_id, is_counter=False):
         "memtable_flush_period_in_ms": 0,
         "min_index_interval": 128,
         "read_repair": "BLOCKING",
-        "read_repair_chance": 0.0,
         "speculative_retry": "99p",
         "flags": ["compound", "counter"] if is_counter else ["compound"],
     }
@@ -144,7 +149,7 @@ def _local(engine, node):
         "host_id": n.host_id, "listen_address": n.address, "listen_port": 7000,
         "native_protocol_version": "5", "partitioner": engine.partitioner, "rack": n.rack,
         "release_version": n.release_version, "rpc_address": n.address,
-        "rpc_port": n.rpc_port, "schema_version": engine.schema_version,
+        "rpc_port": n.rpc_port, "schema_version": engine.node_schema_version(node),
         "tokens": _tokens(n), "truncated_at": None,
     }]
 
@@ -157,7 +162,7 @@ def _peers(engine, node):
         out.append({
             "peer": n.address, "data_center": n.data_center, "host_id": n.host_id,
             "preferred_ip": None, "rack": n.rack, "release_version": n.release_version,
-            "rpc_address": n.address, "schema_version": engine.schema_version,
+            "rpc_address": n.address, "schema_version": engine.node_schema_version(n.index),
             "tokens": _tokens(n)})
     return out
 
@@ -171,7 +176,8 @@ def _peers_v2(engine, node):
             "peer": n.address, "peer_port": 7000, "data_center": n.data_center,
             "host_id": n.host_id, "native_address": n.address, "native_port": n.rpc_port,
             "preferred_ip": None, "preferred_port": None, "rack": n.rack,
-            "release_version": n.release_version, "schema_version": engine.schema_version,
+            "release_version": n.release_version,
+            "schema_version": engine.node_schema_version(n.index),
             "tokens": _tokens(n)})
     return out
 
@@ -179,15 +185,13 @@ def _peers_v2(engine, node):
 def _keyspaces(engine, node):
     return [{"keyspace_name": ks.name, "durable_writes": ks.durable_writes,
              "replication": ks.replication}
-            for ks in engine.keyspaces.values() if not ks.virtual]
+            for ks in engine.keyspaces.values() if not ks.virtual and engine.visible(ks, node)]
 
 
 def _tables(engine, node):
     out = []
-    for ks in engine.keyspaces.values():
-        if ks.virtual:
-            continue
-        for t in ks.tables.values():
+    for ks in _visible_keyspaces(engine, node):
+        for t in _visible(engine, ks.tables, node):
             row = dict(t.options)
             row["keyspace_name"] = ks.name
             row["table_name"] = t.name
@@ -196,10 +200,18 @@ def _tables(engine, node):
     return out
 
 
-def _columns_rows(keyspaces):
+def _visible_keyspaces(engine, node):
+    return [ks for ks in engine.keyspaces.values() if not ks.virtual and engine.visible(ks, node)]
+
+
+def _visible(engine, objects, node):
+    return [o for o in objects.values() if node is None or engine.visible(o, node)]
+
+
+def _columns_rows(keyspaces, engine=None, node=None):
     out = []
     for ks in keyspaces:
-        for t in ks.tables.values():
+        for t in _visible(engine, ks.tables, node):
             for c in t.columns.values():
                 out.append({
                     "keyspace_name": ks.name, "table_name": t.name, "column_name": c.name,
@@ -209,13 +221,13 @@ def _columns_rows(keyspaces):
 
 
 def _columns(engine, node):
-    return _columns_rows(ks for ks in engine.keyspaces.values() if not ks.virtual)
+    return _columns_rows(_visible_keyspaces(engine, node), engine, node)
 
 
 def _types(engine, node):
     out = []
-    for ks in engine.keyspaces.values():
-        for u in ks.types.values():
+    for ks in _visible_keyspaces(engine, node):
+        for u in _visible(engine, ks.types, node):
             out.append({"keyspace_name": ks.name, "type_name": u.name,
                         "field_names": u.field_names, "field_types": u.field_texts})
     return out
@@ -223,6 +235,30 @@ def _types(engine, node):
 
 def _empty(engine, node):
     return []
+
+
+def _trace_sessions(engine, node):
+    """A traced request's session row shows up a moment after the request (without its
+    duration at first), as Cassandra writes traces asynchronously: Engine.TRACE_DELAY."""
+    now = engine.clock()
+    out = []
+    for trace in engine.traces.values():
+        if now < trace["visible_at"]:
+            continue
+        row = dict(trace["session"])
+        if now < trace["complete_at"]:
+            row["duration"] = None
+        out.append(row)
+    return out
+
+
+def _trace_events(engine, node):
+    now = engine.clock()
+    out = []
+    for trace in engine.traces.values():
+        if now >= trace["complete_at"]:
+            out.extend(trace["events"])
+    return out
 
 
 def _virtual_keyspaces(engine, node):
@@ -246,12 +282,15 @@ _GENERATORS = {
     ("system_schema", "tables"): _tables,
     ("system_schema", "columns"): _columns,
     ("system_schema", "types"): _types,
+    ("system_traces", "sessions"): _trace_sessions,
+    ("system_traces", "events"): _trace_events,
     ("system_virtual_schema", "keyspaces"): _virtual_keyspaces,
     ("system_virtual_schema", "tables"): _virtual_tables,
     ("system_virtual_schema", "columns"): _virtual_columns,
 }
 
-# tables whose content differs by coordinator (the rest are cluster-wide)
+# tables whose content differs by coordinator (besides system_schema's, which show the schema
+# generation each node has applied; the rest are cluster-wide)
 PER_NODE = frozenset([("system", "local"), ("system", "peers"), ("system", "peers_v2")])
 
 

@@ -21,6 +21,12 @@ Operations (``args`` in brackets; ``node`` is a 0-based index or an address "127
     connections  [node=None]       open client connection count(s)
     nodes        []                address, host id, dc, rack, up/down, removed, tokens of
                                    every node (removed ones included: indexes never move)
+    set_schema_delay [seconds, node=None]  how long a DDL takes to reach the nodes other than
+                                   its coordinator: seconds >= 0, or "never" (a partitioned
+                                   node; setting a delay again lets it catch up); node None
+                                   sets every node's
+    schema_versions []             per node: the schema version it reports now (str, None for
+                                   a removed node) and its delay (seconds or "never")
 
 Values in primed rows and in query logs travel through JSON with a small tagging scheme
 (``encode_value`` / ``decode_value``): bytes, UUIDs, Decimals, datetimes, dates, times, sets,
@@ -192,6 +198,8 @@ CONTROL_OPS = {
     "served": lambda self, node, clear=False: self.served(node, clear),
     "connections": lambda self, node=None: self.connections(node),
     "nodes": lambda self: self.describe_nodes(),
+    "set_schema_delay": lambda self, seconds, node=None: self.set_schema_delay(seconds, node),
+    "schema_versions": lambda self: self.schema_versions(),
     "ping": lambda self: True,
     "admin_execute": lambda self, query, keyspace=None: self.admin_execute(query, keyspace),
 }

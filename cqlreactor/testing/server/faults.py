@@ -64,6 +64,8 @@ class Faults(object):
 
     def clear(self):
         self.primes.clear()
+        # schema delays set by a test ("never" for a node) are faults too: back to the default
+        self.engine.set_schema_delay(self.schema_delay)
         for node in self.nodes:
             node.stalled_until = 0.0
             node.close_after = None

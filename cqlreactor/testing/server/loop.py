@@ -45,6 +45,7 @@ import traceback
 from cqlreactor.core import wire
 from cqlreactor.core.compression import available_compressors
 from cqlreactor.testing.engine import releases
+from cqlreactor.testing.engine.engine import DEFAULT_SCHEMA_DELAY, schema_delay_value
 from cqlreactor.testing.server import control, primes
 from cqlreactor.testing.server.faults import Faults
 from cqlreactor.testing.server.protocol import Protocol
@@ -86,11 +87,14 @@ class ClusterServer(Protocol, Topology, Faults):
             (keyspaces come from ``admin_execute``, Astra's DevOps API in the fake).
         release_version: the Cassandra release the nodes report and whose features the
             engine follows ("4.0.11" by default, "4.1.x", "5.0.x"; see ``engine.releases``).
+        schema_delay: seconds a DDL takes to reach the nodes besides its coordinator, or
+            "never" (see topology.py).
     """
 
     def __init__(self, nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
                  base_address="127.0.0.", client_auth="optional", engine=None,
-                 product_type=None, keyspace_ddl=True, release_version=None):
+                 product_type=None, keyspace_ddl=True, release_version=None,
+                 schema_delay=DEFAULT_SCHEMA_DELAY):
         if nodes < 1 or nodes > 250:
             raise ValueError("nodes must be between 1 and 250")
         self.protocol_versions = tuple(sorted(set(int(v) for v in protocol_versions)))
@@ -118,6 +122,7 @@ class ClusterServer(Protocol, Topology, Faults):
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
         self.release = releases.release(release_version)     # ValueError: a clear message
+        self.schema_delay = schema_delay_value(schema_delay)   # topology._make_engine uses it
         supported = {"CQL_VERSION": [self.release.cql_version],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
@@ -456,7 +461,7 @@ class ClusterServer(Protocol, Topology, Faults):
 
 def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 4, 5),
                 client_auth="optional", stdout=None, parent_pid=None, product_type=None,
-                keyspace_ddl=True, release_version=None):
+                keyspace_ddl=True, release_version=None, schema_delay=DEFAULT_SCHEMA_DELAY):
     """Serve a simulated cluster until SIGTERM/SIGINT; prints the ready JSON line first.
 
     Args:
@@ -470,7 +475,7 @@ def run_cluster(nodes=3, port=0, auth=None, tls_dir=None, protocol_versions=(3, 
         server = ClusterServer(nodes=nodes, port=port, auth=auth, tls_dir=tls_dir,
                                protocol_versions=protocol_versions, client_auth=client_auth,
                                product_type=product_type, keyspace_ddl=keyspace_ddl,
-                               release_version=release_version)
+                               release_version=release_version, schema_delay=schema_delay)
     except (OSError, ssl.SSLError, ValueError) as exc:
         sys.stderr.write("cannot start: %s\n" % (exc,))
         return 1

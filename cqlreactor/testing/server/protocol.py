@@ -28,7 +28,7 @@ from cqlreactor.core.frames import Frame
 from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.testing.engine.parser import parse as parse_statement
 from cqlreactor.testing.engine.results import Prepared, Rows, SchemaChange, SetKeyspace, Void
-from cqlreactor.testing.server import primes
+from cqlreactor.testing.server import primes, tracing
 from cqlreactor.testing.server.state import (
     AUTH_RESPONSE, AUTH_SUCCESS, AUTHENTICATE, AUTHENTICATING, AUTHENTICATOR, BAD_CREDENTIALS,
     BATCH, ERROR, EXECUTE, NEW, OPCODE_NAMES, OPTIONS, PREPARE, PROTOCOL_ERROR, QUERY,
@@ -175,10 +175,10 @@ class Protocol(object):
     def _frame(self, conn, stream, opcode, body, flags=0):
         return _pack_header(conn.version | 0x80, flags, stream, opcode, len(body)) + body
 
-    def _reply(self, conn, stream, opcode, body, cache_key=None, logged=False):
+    def _reply(self, conn, stream, opcode, body, cache_key=None, logged=False, flags=0):
         """Queue one response; with cache_key, remember it for the fast path."""
         node = conn.node
-        frame = self._frame(conn, stream, opcode, body)
+        frame = self._frame(conn, stream, opcode, body, flags)
         if node.corrupt_next:
             node.corrupt_next = False
             self._send_corrupted(conn, frame)
@@ -354,23 +354,33 @@ class Protocol(object):
             self._reply(conn, stream, opcode_out, body_out,
                         cache_key=key if cacheable else None, logged=True)
             return
+        traced = tracing.Traced(self, conn, message, query_text) if key[1] & 0x02 else None
         try:
             opcode_out, body_out, events = self._engine_request(conn, message)
         except EngineError as exc:
             opcode_out = ERROR
             body_out = error_body(exc.code, exc.message, exc.fields, conn.version)
             events = ()
+        flags = 0
+        warnings = self.engine.take_warnings()
+        if warnings and opcode_out == RESULT and conn.version >= 4:
+            body_out = wire.write_string_list(warnings) + body_out
+            flags = 0x08
+        if traced is not None and opcode_out == RESULT:   # the trace id leads the body
+            body_out = traced.finish().bytes + body_out
+            flags |= 0x02
         if prime is not None and prime.delay:
-            self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out)
+            self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out, body_out,
+                            flags)
         else:
-            self._reply(conn, stream, opcode_out, body_out)
+            self._reply(conn, stream, opcode_out, body_out, flags=flags)
         for event in events:
             self._broadcast_event(event)
 
-    def _late_reply(self, conn, stream, opcode, body):
+    def _late_reply(self, conn, stream, opcode, body, flags=0):
         if conn.closed or conn.closing:
             return
-        self._reply(conn, stream, opcode, body)
+        self._reply(conn, stream, opcode, body, flags=flags)
         self._flush(conn)
 
     def _primed_response(self, conn, opcode, body, prime, query_text):

@@ -19,7 +19,11 @@ NEW_NODE until the node's native transport is up); ``remove_node(i)`` decommissi
 (its connections and listener close, it leaves system.peers and the ring, its ranges pass to
 the next nodes, the others get TOPOLOGY_CHANGE REMOVED_NODE).  Node indexes and addresses
 never move: a removed node's index stays taken, ``add_node`` always takes a new one.
-SCHEMA_CHANGE goes to every registered connection on every node after DDL.  Prepared
+SCHEMA_CHANGE goes to every registered connection on every node after DDL.  The schema itself
+is per node: a DDL applies at once on its coordinator and on the others after the schema delay
+(``set_schema_delay``: seconds, or "never" for a partitioned node), and a node that lags
+answers from its older schema (an unknown table is Invalid) and reports its older
+schema_version in system.local / system.peers.  Prepared
 statements are per node, as in Cassandra: a statement prepared on one node is UNPREPARED on
 the others until prepared there too.
 """
@@ -44,7 +48,36 @@ class Topology(object):
         """The CQL engine; built once the port is known (system.peers names it)."""
         engine = Engine([self._node_info(node) for node in self.nodes])
         engine.set_release(self.release.version)
+        engine.set_schema_delay(self.schema_delay)    # ClusterServer(schema_delay=)
         return engine
+
+    # --- schema propagation ------------------------------------------------------------------
+
+    def set_schema_delay(self, seconds, ref=None):
+        """How long a schema change takes to reach the nodes that did not coordinate it
+        (``Engine.set_schema_delay``); ``ref`` None: every node."""
+        index = None
+        if ref is not None:
+            node = self.node(ref)
+            if node.removed:
+                raise ValueError("node %d (%s) was removed from the cluster"
+                                 % (node.index, node.address))
+            index = node.engine_index
+        self.engine.set_schema_delay(seconds, index)
+        return True
+
+    def schema_versions(self):
+        """Per node (stable index order): {"schema_version": str or None, "delay": ...}."""
+        delays = self.engine.schema_delays()
+        out = []
+        for node in self.nodes:
+            if node.removed:
+                out.append({"schema_version": None, "delay": None})
+                continue
+            i = node.engine_index
+            out.append({"schema_version": str(self.engine.node_schema_version(i)),
+                        "delay": delays[i]})
+        return out
 
     @staticmethod
     def _node_info(node, tokens=None):
