@@ -59,7 +59,7 @@ def reactor_sleep(cluster, seconds):
     reactor = getattr(cluster, "reactor", None)
     make_event = getattr(reactor, "make_event", None)
     if make_event is None:          # cassandra-driver, or not connected
-        ctx.sleep(seconds)
+        time.sleep(seconds)
     else:
         make_event().wait(seconds)
 
