@@ -45,6 +45,12 @@ class ControlConnection(object):
         return self._connection
 
     # -- connecting ------------------------------------------------------------------------
+    #
+    # Connecting and refreshing are written once, as generators of steps: each ``yield`` is one
+    # step, ("open", endpoint) or ("query", conn, message_or_query_text), and gets back its
+    # answer (a connection; a response, or rows as dicts for query text) or has its error
+    # thrown in.  The blocking API runs them with ``run_steps`` (the reactor's wait primitive);
+    # cqlreactor.aio runs the same generators awaiting each step on the caller's loop.
 
     def connect(self, endpoints):
         """Connect to the first endpoint that answers and load the cluster's topology.
@@ -52,19 +58,23 @@ class ControlConnection(object):
         Raises:
             NoHostAvailable: naming every endpoint's error.
         """
+        return self.run_steps(self.connect_steps(endpoints))
+
+    def connect_steps(self, endpoints):
+        """:meth:`connect` as steps (see above); its value is the connection."""
         errors = {}
         for endpoint in endpoints:
             # a reconnect runs beside Cluster.shutdown: connecting after it would restart
             # the stopped reactor and leave the connection open
             self._check_not_shut_down()
             try:
-                conn = self.cluster.connect_endpoint(endpoint)
+                conn = yield ("open", endpoint)
             except (ConnectionException, DriverException, OSError) as exc:
                 errors[endpoint] = exc
                 log.debug("control connection to %s failed: %r", endpoint, exc)
                 continue
             try:
-                self._adopt(conn)
+                yield from self._adopt_steps(conn)
                 return conn
             except (ConnectionException, DriverException) as exc:
                 errors[endpoint] = exc
@@ -72,21 +82,52 @@ class ControlConnection(object):
                 self._check_not_shut_down()
         raise NoHostAvailable("Unable to connect to any servers", errors)
 
+    def run_steps(self, steps):
+        """Run a steps generator blocking (the reactor's wait primitive); return its value."""
+        answer, error = None, None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            answer, error = None, None
+            try:
+                if step[0] == "open":
+                    answer = self.cluster.connect_endpoint(step[1])
+                else:
+                    answer = self._query(step[1], step[2])
+            except Exception as exc:
+                error = exc
+
+    def send_step(self, conn, request, done):
+        """Send a "query" step's ``request`` on ``conn`` without blocking: ``done(answer)`` on
+        the loop (the response, rows as dicts for query text, or the exception)."""
+        rows = isinstance(request, str)
+        if rows:
+            request = msgs.QueryMessage(request, msgs.QueryParameters(ConsistencyLevel.ONE))
+
+        def answered(response):
+            if rows and not isinstance(response, Exception):
+                names = [c[2] for c in response.column_metadata or ()]
+                response = [dict(zip(names, row)) for row in response.rows]
+            done(response)
+        conn.send(request, answered, self.timeout)
+
     def _check_not_shut_down(self):
         if self._is_shutdown:
             raise DriverException("the control connection is shut down")
 
-    def _adopt(self, conn):
+    def _adopt_steps(self, conn):
         """Make ``conn`` the control connection.  Raises DriverException (the caller closes
         ``conn``) when the control connection was shut down meanwhile."""
         self._check_not_shut_down()
         conn.set_event_listener(self._on_event)
-        self._query(conn, msgs.RegisterMessage(EVENT_TYPES))
+        yield ("query", conn, msgs.RegisterMessage(EVENT_TYPES))
         with self._lock:
             self._check_not_shut_down()    # shutdown() found no connection to close
             self._connection = conn
-        self.refresh_topology(conn)
-        self.refresh_keyspaces(conn)
+        yield from self._topology_steps(conn)
+        yield from self._keyspaces_steps(conn)
         conn.add_close_listener(self._on_connection_closed)
         with self._lock:
             if self._is_shutdown and self._connection is conn:
@@ -94,7 +135,7 @@ class ControlConnection(object):
                 raise DriverException("the control connection is shut down")
 
     def _query(self, conn, message, timeout=None):
-        """Send ``message`` and wait (reactor's wait primitive) for its answer."""
+        """Send a step's request and wait (reactor's wait primitive) for its answer."""
         event = self.cluster.reactor.make_event()
         box = []
 
@@ -102,9 +143,7 @@ class ControlConnection(object):
             box.append(response)
             event.set()
 
-        if isinstance(message, str):
-            message = msgs.QueryMessage(message, msgs.QueryParameters(ConsistencyLevel.ONE))
-        conn.send(message, done, timeout or self.timeout)
+        self.send_step(conn, message, done)
         if not event.wait((timeout or self.timeout) + 1.0):
             raise OperationTimedOut("control query got no answer", host=str(conn.endpoint))
         response = box[0]
@@ -112,37 +151,43 @@ class ControlConnection(object):
             raise response
         return response
 
-    def _rows(self, conn, query):
-        result = self._query(conn, query)
-        names = [c[2] for c in result.column_metadata or ()]
-        return [dict(zip(names, row)) for row in result.rows]
-
     # -- refreshes -------------------------------------------------------------------------
 
     def refresh_topology(self, conn=None):
         conn = conn or self._connection
-        if conn is None:
-            return
-        local_rows = self._rows(conn, SELECT_LOCAL)
+        if conn is not None:
+            self.run_steps(self._topology_steps(conn))
+
+    def _topology_steps(self, conn):
+        local_rows = yield ("query", conn, SELECT_LOCAL)
         peers = None
         if self._uses_peers_v2:
             try:
-                peers = self._rows(conn, SELECT_PEERS_V2)
+                peers = yield ("query", conn, SELECT_PEERS_V2)
             except InvalidRequest:
                 self._uses_peers_v2 = False
         if peers is None:
-            peers = self._rows(conn, SELECT_PEERS)
+            peers = yield ("query", conn, SELECT_PEERS)
         self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
 
     def refresh_keyspaces(self, conn=None):
         conn = conn or self._connection
-        if conn is None:
-            return
+        if conn is not None:
+            self.run_steps(self._keyspaces_steps(conn))
+
+    def _keyspaces_steps(self, conn):
         try:
-            rows = self._rows(conn, SELECT_KEYSPACES)
+            rows = yield ("query", conn, SELECT_KEYSPACES)
         except InvalidRequest:   # a server without system_schema: no token-aware routing
             rows = []
         self.cluster.update_keyspaces(rows)
+
+    def refresh_steps(self, what, conn=None):
+        """``"topology"`` or ``"keyspaces"`` refresh as steps (nothing when not connected)."""
+        conn = conn or self._connection
+        if conn is None:
+            return iter(())
+        return self._topology_steps(conn) if what == "topology" else self._keyspaces_steps(conn)
 
     def refresh_in_background(self, what):
         """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
@@ -158,8 +203,16 @@ class ControlConnection(object):
                     self.refresh_keyspaces()
             except Exception as exc:   # logged; the next event or reconnect refreshes again
                 log.debug("control connection refresh (%s) failed: %r", what, exc)
-        if not self._is_shutdown:
-            self.cluster.reactor.spawn(run)
+        if self._is_shutdown:
+            return
+        if getattr(self.cluster.reactor, "on_running_loop", False):
+            # the connections run on the application's asyncio loop: refresh in a task there
+            # (no thread, nothing blocks the loop)
+            from cqlreactor import aio
+            aio.run_in_background(aio.run_control_steps(self, self.refresh_steps(what)),
+                                  "control connection refresh (%s)" % (what,))
+            return
+        self.cluster.reactor.spawn(run)
 
     # -- events ------------------------------------------------------------------------------
 
