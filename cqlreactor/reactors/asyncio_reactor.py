@@ -19,6 +19,7 @@ Two modes, chosen when the reactor starts:
 import asyncio
 import logging
 import selectors
+import socket
 import sys
 import threading
 
@@ -406,6 +407,54 @@ class AsyncioReactor(Reactor):
             return _GuardedEvent(self._thread_ident, self._get_ident)
         return make_loop_event()
 
+    def connect_async(self, endpoint, callback, **options):
+        """As :meth:`Reactor.connect_async`; on the application's loop a name lookup (a host
+        name, a cloud endpoint) runs as a task on that loop instead of in a spawned thread."""
+        from cqlreactor.reactors.driver import as_endpoint, needs_lookup, start_connect
+        endpoint = as_endpoint(endpoint)
+        if options.get("target") is not None or not needs_lookup(endpoint):
+            return super(AsyncioReactor, self).connect_async(endpoint, callback, **options)
+        self.check_fork()
+        self.start()
+        if not self.on_running_loop or self._get_ident() != self._thread_ident:
+            return super(AsyncioReactor, self).connect_async(endpoint, callback, **options)
+        self._loop.create_task(self._lookup_then_connect(endpoint, callback, options,
+                                                         start_connect))
+        return None
+
+    async def _lookup_then_connect(self, endpoint, callback, options, start_connect):
+        from cqlreactor.core.errors import ConnectionException
+        from cqlreactor.reactors.base import DEFAULT_CONNECT_TIMEOUT
+        from cqlreactor.reactors.driver import lookup
+        timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+        try:
+            infos = await asyncio.wait_for(self._getaddrinfo(endpoint.address, endpoint.port),
+                                           timeout)
+            # endpoint.resolve() / lookup() are synchronous: they get the answer found here
+            target = lookup(_Resolved(infos), endpoint)
+        except asyncio.TimeoutError:
+            callback(ConnectionException("timed out after %gs in the name lookup" % (timeout,),
+                                         host=str(endpoint)))
+            return
+        except Exception as exc:
+            callback(exc)
+            return
+        try:
+            start_connect(self, endpoint, callback, target=target, **options)
+        except Exception as exc:
+            callback(exc)
+
+    async def _getaddrinfo(self, host, port):
+        try:                            # an address literal: answered at once, no thread
+            return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0,
+                                      socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            pass
+        try:
+            return await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return _Unresolved(exc)
+
     @classmethod
     def refuse_blocking(cls, reactor, call, instead):
         """Raise BlockingCallInEventLoop when ``call`` (a blocking call, named for the message)
@@ -445,6 +494,23 @@ class AsyncioReactor(Reactor):
         self.on_running_loop = False
         self._loop = self._thread = self._thread_ident = self._retiring = None
         self._streams = set()
+
+
+class _Resolved(object):
+    """Hands an answer looked up on the loop to the synchronous lookup code."""
+
+    def __init__(self, infos):
+        self._infos = infos
+
+    def getaddrinfo(self, *args, **kwargs):
+        if isinstance(self._infos, _Unresolved):
+            raise self._infos.error
+        return self._infos
+
+
+class _Unresolved(object):
+    def __init__(self, error):
+        self.error = error
 
 
 def _is_uvloop(loop):
