@@ -59,16 +59,14 @@ def check_bridge(reactor, loop):
     """Raise :class:`IncompatibleEventLoops` when awaiting on ``loop`` could never finish with
     ``reactor``: a green reactor whose hub is this very thread, while the asyncio loop waits in
     a selector that never yields to that hub (no monkey-patching)."""
-    ident = getattr(reactor, "hub_thread_ident", None)
-    if ident is None:
-        return
+    if not hasattr(reactor, "hub_thread_ident"):
+        return                          # not a green reactor
     from cqlreactor.reactors._osthread import real_get_ident
-    if ident != real_get_ident()():
+    ident = reactor.hub_thread_ident    # None: not started, it will bind to this thread's hub
+    if ident is not None and ident != real_get_ident()():
         return                          # the hub runs in another thread: bridged normally
-    selector = getattr(loop, "_selector", None)
-    module = type(selector).__module__ if selector is not None else type(loop).__module__
-    if module.split(".")[0] in ("gevent", "eventlet"):
-        return                          # patched: asyncio's selector waits in the hub
+    if _hub_library_of(loop) == reactor.name:
+        return                          # patched: asyncio's selector waits in that hub
     raise IncompatibleEventLoops(
         "the %s reactor runs in the %s hub of this thread, and this thread is blocked in "
         "the asyncio loop %r, which never lets that hub run: the request could never finish. "
@@ -76,6 +74,20 @@ def check_bridge(reactor, loop):
         "asyncio loop in another thread than the hub's, or monkey-patch (gevent.monkey."
         "patch_all() / eventlet.monkey_patch()) before the asyncio loop is made"
         % (reactor.name, reactor.name, loop))
+
+
+def _hub_library_of(loop):
+    """"gevent" or "eventlet" when ``loop`` waits for IO through that library's green selector
+    (a loop made after its monkey-patching), so that its hub runs meanwhile; else None."""
+    selector = getattr(loop, "_selector", None)         # (uvloop has none: never green)
+    if selector is None:
+        return None
+    select = getattr(type(selector), "_select", None)   # stdlib SelectSelector's function
+    for owner in (type(selector), select):
+        library = (getattr(owner, "__module__", None) or "").split(".")[0]
+        if library in ("gevent", "eventlet"):
+            return library
+    return None
 
 
 def _settler(loop, direct):
@@ -218,6 +230,7 @@ async def connect_cluster(cluster, keyspace=None, wait_for_all_pools=False):
             starting = _starting[cluster] = loop.create_future()
             try:
                 endpoints = cluster.begin_start()
+                check_bridge(cluster.reactor, loop)     # at once, not as a host's error
                 await run_control_steps(cluster.control_connection,
                                         cluster.control_connection.connect_steps(endpoints))
             except BaseException as exc:
