@@ -30,7 +30,7 @@ import weakref
 
 from cqlreactor.core.errors import (ConnectionException, DriverException, IncompatibleEventLoops,
                                     OperationTimedOut)
-from cqlreactor.reactors.asyncio_reactor import running_loop_here
+from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, running_loop_here
 
 __all__ = ["wait_for_response", "connect_cluster", "run_control_steps", "run_steps",
            "open_pools", "iterate_rows", "execute_concurrent_async",
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 ExecutionResult = collections.namedtuple("ExecutionResult", ["success", "result_or_exc"])
 
 _CancelledError = asyncio.CancelledError
+_native_check = AsyncioReactor.callbacks_run_on
 
 
 def _loop():
@@ -91,17 +92,12 @@ def _hub_library_of(loop):
 
 
 def _settler(loop, direct):
-    """A ``callback(value)`` settling asyncio futures: ``direct`` when the reactor's callbacks
-    run on ``loop`` itself (no hop), else through ``call_soon_threadsafe``."""
+    """A ``callback(future, value, ok)`` settling asyncio futures: ``direct`` when the
+    reactor's callbacks run on ``loop`` itself (no hop), else through
+    ``call_soon_threadsafe``."""
     if direct:
         return _settle
-
-    def hop(future, value, ok):
-        try:
-            loop.call_soon_threadsafe(_settle, future, value, ok)
-        except RuntimeError:            # the loop is closed: nobody awaits any more
-            pass
-    return hop
+    return lambda future, value, ok: _hop(loop, future, value, ok)
 
 
 def _settle(future, value, ok):
@@ -113,35 +109,73 @@ def _settle(future, value, ok):
         future.set_exception(value)
 
 
+class _RequestFuture(asyncio.Future):
+    """The asyncio future of one request: cancelling it (the awaiting task was cancelled)
+    cancels the request.  (A subclass rather than a done-callback: that would cost one more
+    loop callback per request.)"""
+
+    __slots__ = ("response_future",)
+
+    def cancel(self, *args):
+        cancelled = asyncio.Future.cancel(self, *args)
+        if cancelled:
+            self.response_future.cancel()
+        return cancelled
+
+
+class _Waiter(object):
+    """The callbacks settling a _RequestFuture from a ResponseFuture (one object, not three
+    closures, per request)."""
+
+    __slots__ = ("fut", "response_future", "loop")
+
+    def ok(self, _rows):
+        try:
+            value = self.response_future.result()
+        except Exception as exc:        # (a row factory failing, for instance)
+            self.failed(exc)
+            return
+        fut = self.fut
+        if self.loop is None:           # the reactor runs on this loop: settle now
+            if not fut.done():
+                fut.set_result(value)
+        else:
+            _hop(self.loop, fut, value, True)
+
+    def failed(self, exc):
+        fut = self.fut
+        if self.loop is None:
+            if not fut.done():
+                fut.set_exception(exc)
+        else:
+            _hop(self.loop, fut, exc, False)
+
+
+def _hop(loop, fut, value, ok):
+    try:
+        loop.call_soon_threadsafe(_settle, fut, value, ok)
+    except RuntimeError:                # the loop is closed: nobody awaits any more
+        pass
+
+
 def wait_for_response(response_future):
     """An asyncio future of the caller's loop with ``response_future``'s result (a ResultSet,
     or what ``result()`` returns).  Cancelling it cancels the request."""
-    loop = _loop()
+    loop = running_loop_here()
+    if loop is None:
+        loop = _loop()                  # raises, saying where to await
     reactor = response_future.session.cluster.reactor
-    fut = loop.create_future()
-    runs_here = getattr(reactor, "callbacks_run_on", None)
-    direct = runs_here is not None and runs_here(loop)
-    if not direct:
+    fut = _RequestFuture(loop=loop)
+    fut.response_future = response_future
+    waiter = _Waiter()
+    waiter.fut = fut
+    waiter.response_future = response_future
+    if reactor.__class__.callbacks_run_on is _native_check and reactor.callbacks_run_on(loop):
+        waiter.loop = None
+    else:
         check_bridge(reactor, loop)
-    settle = _settler(loop, direct)
-
-    def ok(_rows):
-        try:
-            value = response_future.result()
-        except Exception as exc:        # (a row factory failing, for instance)
-            settle(fut, exc, False)
-            return
-        settle(fut, value, True)
-
-    def failed(exc):
-        settle(fut, exc, False)
-
-    def done(f):
-        if f.cancelled():
-            response_future.cancel()
-
-    response_future.add_callbacks(ok, failed)
-    fut.add_done_callback(done)
+        waiter.loop = loop
+    response_future.add_callbacks(waiter.ok, waiter.failed)
     return fut
 
 

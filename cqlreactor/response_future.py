@@ -577,10 +577,21 @@ class ResponseFuture(object):
     def __await__(self):
         # cqlreactor.aio: settled on the awaiting loop (directly when the reactor runs on it),
         # cancelling the awaiting task cancels the request
-        from cqlreactor.aio import wait_for_response
-        return wait_for_response(self).__await__()
+        return _aio().wait_for_response(self).__await__()
 
     def __repr__(self):
         state = "pending" if self._final is _NOT_SET else (
             "error" if self._final_exception is not None else "done")
         return "<ResponseFuture %s query=%r host=%s>" % (state, self.query, self._host())
+
+
+def _aio():
+    """cqlreactor.aio, imported on the first ``await`` (it imports asyncio)."""
+    global _aio_module
+    if _aio_module is None:
+        from cqlreactor import aio
+        _aio_module = aio
+    return _aio_module
+
+
+_aio_module = None
