@@ -1,7 +1,9 @@
 """The asyncio API: an awaitable counterpart of every blocking call.
 
 The names, decided once (README section "asyncio"): the blocking call's name with ``_async``,
-as cassandra-driver's own ``execute_async``, on the same objects::
+as cassandra-driver's own ``execute_async``, on the same objects; ``cqlreactor.concurrent``'s
+helpers keep their names here as coroutine functions (``concurrent.execute_concurrent_async``
+is cassandra-driver's, a ``concurrent.futures.Future``)::
 
     async with Cluster(contact_points, connection_class="asyncio") as cluster:
         session = await cluster.connect_async("ks")           # Cluster.connect
@@ -10,7 +12,7 @@ as cassandra-driver's own ``execute_async``, on the same objects::
         async for row in rows: ...                            # next pages without blocking
         await rows.fetch_next_page_async()                    # ResultSet.fetch_next_page
         await session.set_keyspace_async("other")             # Session.set_keyspace
-        await execute_concurrent_async(session, [(ps, (i,)) for i in range(100)])
+        await execute_concurrent(session, [(ps, (i,)) for i in range(100)])
         await session.shutdown_async()                        # also ``async with session``
 
 With :class:`~cqlreactor.reactors.asyncio_reactor.AsyncioReactor` started from a coroutine,
@@ -33,13 +35,13 @@ from cqlreactor.core.errors import (ConnectionException, DriverException, Incomp
 from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, running_loop_here
 
 __all__ = ["wait_for_response", "connect_cluster", "run_control_steps", "run_steps",
-           "open_pools", "iterate_rows", "execute_concurrent_async",
-           "execute_concurrent_with_args_async", "shutdown_cluster", "check_bridge",
+           "open_pools", "iterate_rows", "execute_concurrent",
+           "execute_concurrent_with_args", "shutdown_cluster", "check_bridge",
            "run_in_background", "ExecutionResult"]
 
 log = logging.getLogger(__name__)
 
-#: one result of :func:`execute_concurrent_async` (as ``cqlreactor.concurrent``'s)
+#: one result of :func:`execute_concurrent` (as ``cqlreactor.concurrent``'s)
 ExecutionResult = collections.namedtuple("ExecutionResult", ["success", "result_or_exc"])
 
 _CancelledError = asyncio.CancelledError
@@ -330,10 +332,11 @@ async def iterate_rows(result_set):
         await result_set.fetch_next_page_async()
 
 
-async def execute_concurrent_async(session, statements_and_parameters, concurrency=100,
+async def execute_concurrent(session, statements_and_parameters, concurrency=100,
                                    raise_on_first_error=True, results_generator=False,
                                    execution_profile=None):
-    """``execute_concurrent`` awaited: at most ``concurrency`` requests in flight.
+    """``cqlreactor.concurrent.execute_concurrent`` awaited: at most ``concurrency`` requests
+    in flight, none of them blocking the loop.
 
     Args: as cassandra-driver's ``execute_concurrent``.
     Returns:
@@ -351,9 +354,9 @@ async def execute_concurrent_async(session, statements_and_parameters, concurren
     return [result async for result in runner.iterate()]
 
 
-async def execute_concurrent_with_args_async(session, statement, parameters, *args, **kwargs):
+async def execute_concurrent_with_args(session, statement, parameters, *args, **kwargs):
     """``execute_concurrent_with_args`` awaited: ``statement`` with each of ``parameters``."""
-    return await execute_concurrent_async(session, ((statement, p) for p in parameters),
+    return await execute_concurrent(session, ((statement, p) for p in parameters),
                                           *args, **kwargs)
 
 

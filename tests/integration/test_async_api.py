@@ -18,7 +18,7 @@ import time
 import pytest
 
 from cqlreactor import Cluster, SimpleStatement
-from cqlreactor.aio import execute_concurrent_async, execute_concurrent_with_args_async
+from cqlreactor.aio import execute_concurrent, execute_concurrent_with_args
 from cqlreactor.core.errors import (BlockingCallInEventLoop, OperationTimedOut,
                                     RequestCancelled)
 from cqlreactor.reactors.asyncio_reactor import AsyncioReactor
@@ -138,7 +138,7 @@ async def _whole_api(make_cluster, sim=None):
             await session.execute_async("CREATE TABLE t (k int, c int, v text, "
                                         "PRIMARY KEY (k, c))")
             insert = await session.prepare_async("INSERT INTO t (k, c, v) VALUES (?, ?, ?)")
-            results = await execute_concurrent_with_args_async(
+            results = await execute_concurrent_with_args(
                 session, insert, [(1, c, "v%d" % c) for c in range(40)], concurrency=8)
             assert [r.success for r in results] == [True] * 40
             select = await session.prepare_async("SELECT c FROM t WHERE k = ?")
@@ -153,7 +153,7 @@ async def _whole_api(make_cluster, sim=None):
             assert paged.has_more_pages
             await paged.fetch_next_page_async()
             assert [r.c for r in paged.current_rows] == list(range(15, 30))
-            generator = await execute_concurrent_async(
+            generator = await execute_concurrent(
                 session, [(select, (1,))] * 5, results_generator=True)
             assert [len(r.result_or_exc.current_rows) async for r in generator] == [40] * 5
             # a blocking call here would deadlock: refused at once, naming the awaitable
