@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 ExecutionResult = collections.namedtuple("ExecutionResult", ["success", "result_or_exc"])
 
 _CancelledError = asyncio.CancelledError
-_native_check = AsyncioReactor.callbacks_run_on
 
 
 def _loop():
@@ -172,7 +171,7 @@ def wait_for_response(response_future):
     waiter = _Waiter()
     waiter.fut = fut
     waiter.response_future = response_future
-    if reactor.__class__.callbacks_run_on is _native_check and reactor.callbacks_run_on(loop):
+    if isinstance(reactor, AsyncioReactor) and reactor.callbacks_run_on(loop):
         waiter.loop = None
     else:
         check_bridge(reactor, loop)
