@@ -24,9 +24,9 @@ import sys
 import threading
 
 from cqlreactor.core.errors import BlockingCallInEventLoop
-from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event,
-                                          real_allocate_lock, real_get_ident, start_loop_thread,
-                                          unpatched_select)
+from cqlreactor.reactors._osthread import (green_patched_thread, make_loop_event, make_wait_event,
+                                           real_allocate_lock, real_get_ident, start_loop_thread,
+                                           unpatched_select)
 from cqlreactor.reactors.base import PID_CHECK_NEEDED, Reactor, Transport, connect_error
 
 try:
@@ -405,7 +405,7 @@ class AsyncioReactor(Reactor):
     def make_event(self):
         if self.on_running_loop:
             return _GuardedEvent(self._thread_ident, self._get_ident)
-        return make_loop_event()
+        return make_wait_event("asyncio")
 
     def connect_async(self, endpoint, callback, **options):
         """As :meth:`Reactor.connect_async`; on the application's loop a name lookup (a host

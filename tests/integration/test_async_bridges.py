@@ -104,3 +104,46 @@ def test_await_every_reactor_from_a_monkey_patched_loop(patching):
     other = {"gevent": "eventlet", "eventlet": "gevent"}[patching]
     expect = " ".join("%s:%s" % (n, "refused" if n == other else "ok") for n in names)
     run_script(_PATCHED_SCRIPT, [patching] + names, timeout=120, expect=expect)
+
+
+_STARVING_SCRIPT = r'''
+import gevent.monkey
+gevent.monkey.patch_all()
+import sys, warnings
+import gevent
+from cqlreactor import Cluster
+from cqlreactor.reactors._osthread import HubStarvationWarning
+from cqlreactor.testing import SimulatedCluster
+
+ticks = []
+def ticker():
+    while True:
+        ticks.append(1)
+        gevent.sleep(0.001)
+
+with SimulatedCluster(nodes=1) as sim:
+    sim.prime("SELECT v FROM slow", columns=[("v", "int")], rows=[{"v": 1}], delay=0.3)
+    with warnings.catch_warnings(record=True) as caught, \
+            Cluster(sim.contact_points, port=sim.port, connection_class=sys.argv[1]) as cluster:
+        warnings.simplefilter("always")
+        session = cluster.connect()         # (reported on the first blocking wait: once)
+        gevent.spawn(ticker)
+        gevent.sleep(0.01)
+        before = len(ticks)
+        session.execute("SELECT v FROM slow")
+        starved = len(ticks) - before
+        reported = [w for w in caught if issubclass(w.category, HubStarvationWarning)]
+        # the ticker greenlet did not run while the call blocked, and that was reported
+        print("starved" if starved <= 1 else "ran %d" % starved,
+              "reported" if reported and sys.argv[1] in str(reported[0].message) else "silent")
+'''
+
+
+@pytest.mark.parametrize("name", ["asyncio", "asyncore", "libev"])
+def test_a_blocking_call_starving_the_gevent_hub_is_reported(name):
+    pytest.importorskip("gevent")
+    try:
+        reactor_class(name)
+    except Exception as exc:
+        pytest.skip("%s does not run here: %s" % (name, exc))
+    run_script(_STARVING_SCRIPT, [name], timeout=120, expect="starved reported")
