@@ -234,7 +234,7 @@ async def _cancel_and_timeout(sim):
     async with Cluster(sim.contact_points, port=sim.port, connection_class="asyncio") as cluster:
         session = await cluster.connect_async()
         [conn] = [c for p in session.get_pools() for c in p.get_connections()][:1]
-        sim.prime("SELECT v FROM held", rows=[], columns=[("v", "int")], delay=1.0)
+        sim.prime("SELECT v FROM held", rows=[], columns=[("v", "int")], delay=0.5)
         # cancelled while its answer is held: the task sees CancelledError, the request
         # fails with RequestCancelled, and its stream id stays reserved (orphaned)
         task = asyncio.ensure_future(_await(session.execute_async("SELECT v FROM held")))
