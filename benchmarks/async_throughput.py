@@ -24,7 +24,20 @@ Numbers are for reading, never asserted by tests.
 Measured 2026-12-02 on the shared 2-core machine (load from 8 helpers; 20,000 requests, 128
 tasks, CPython 3.11.7, named-tuple rows, medians of 3 interleaved rounds):
 
-    (see README section "asyncio" for the table of the run recorded with this commit)
+    mode            req/s   p50 ms   p99 ms  CPU us/req   native/it
+    native         45,700     2.09    20.45        20.5       1.00x
+    native-uvloop  50,400     1.99    14.69        17.5       0.91x
+    hop            35,400     3.12    16.24        27.5       1.29x
+    theirs          2,860    28.02   160.35       362.0      15.98x
+    acsylla        64,100     1.95     3.93         5.0       0.71x
+
+A second run under heavier load: native 34.8k, native-uvloop 33.0k, hop 27.5k, theirs 1.7k,
+acsylla 40.0k req/s; CPU us/req 19.5 / 18.0 / 30.0 / 402 / 8.0 (CPU per request is the steadier
+figure on a shared machine).  Targets of issue 12: >= 1.5x hop (met in CPU per request, 1.3x
+in requests/s), >= 8x cassandra-driver (met), ahead of acsylla (not met: its per-request work
+is C++; ours is mostly the session layer's Python, see ``--profile``).  ``--profile`` of the
+native path led to one asyncio future subclass per request settled directly by the reactor's
+callback (one loop callback per request instead of two).
 """
 
 import argparse

@@ -331,6 +331,11 @@ class AsyncioReactor(Reactor):
     def _detach(self, loop):
         """stop() of a reactor on an application's loop: close everything on that loop, and
         leave the loop itself alone (it is the application's)."""
+        if loop.is_closed():
+            # (asyncio.run() returned before the cluster was shut down) nothing runs any more;
+            # the sockets close with their transports when collected
+            self._streams = set()
+            return
         if self._get_ident() == self._thread_ident or not loop.is_running():
             self._close_everything()    # on the loop, or nothing runs it: no race either way
             return

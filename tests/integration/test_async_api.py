@@ -320,3 +320,18 @@ def test_use_running_loop_false_keeps_a_loop_thread_inside_a_loop(sim):
         assert loop.run_until_complete(main()) == "local"
     finally:
         loop.close()
+
+
+def test_shutdown_after_the_loop_is_gone(sim, caplog):
+    cluster = Cluster(sim.contact_points, port=sim.port, connection_class="asyncio")
+
+    async def main():
+        session = await cluster.connect_async()
+        return (await session.execute_async("SELECT key FROM system.local")).one().key
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(main()) == "local"
+    loop.close()
+    with caplog.at_level(logging.WARNING):
+        cluster.shutdown()                  # quietly: the loop that ran it is closed
+    assert cluster.reactor.stopped
+    assert not [r for r in caplog.records if r.name.startswith("cqlreactor")], caplog.text
