@@ -246,10 +246,24 @@ class ControlConnection(object):
         with self._lock:
             if self._is_shutdown:
                 return
-            self._reconnect_timer = self.cluster.reactor.call_later(
-                delay, self.cluster.reactor.spawn, self._reconnect, schedule)
+            reactor = self.cluster.reactor
+            if getattr(reactor, "on_running_loop", False):
+                # on the application's asyncio loop: reconnect in a task there, no thread
+                self._reconnect_timer = reactor.call_later(delay, self._reconnect_in_loop,
+                                                           schedule)
+            else:
+                self._reconnect_timer = reactor.call_later(delay, reactor.spawn,
+                                                           self._reconnect, schedule)
 
     def _reconnect(self, schedule):
+        self.run_steps(self._reconnect_steps(schedule))
+
+    def _reconnect_in_loop(self, schedule):
+        from cqlreactor import aio
+        aio.run_in_background(aio.run_control_steps(self, self._reconnect_steps(schedule)),
+                              "control connection reconnect")
+
+    def _reconnect_steps(self, schedule):
         if self._is_shutdown:
             return
         hosts = self.cluster.metadata.all_hosts()
@@ -257,7 +271,7 @@ class ControlConnection(object):
         random.shuffle(up)          # spread the control connections of many clients
         hosts = up + [h for h in hosts if not h.is_up]
         try:
-            self.connect([h.endpoint for h in hosts])
+            yield from self.connect_steps([h.endpoint for h in hosts])
         except DriverException as exc:   # NoHostAvailable, or shut down meanwhile
             if self._is_shutdown:
                 return

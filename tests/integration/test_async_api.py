@@ -335,3 +335,26 @@ def test_shutdown_after_the_loop_is_gone(sim, caplog):
         cluster.shutdown()                  # quietly: the loop that ran it is closed
     assert cluster.reactor.stopped
     assert not [r for r in caplog.records if r.name.startswith("cqlreactor")], caplog.text
+
+
+async def _control_failover(sim):
+    from cqlreactor.policies import ConstantReconnectionPolicy
+    async with Cluster(sim.contact_points, port=sim.port, connection_class="asyncio",
+                       reconnection_policy=ConstantReconnectionPolicy(0.1, None)) as cluster:
+        session = await cluster.connect_async()
+        first = cluster.control_connection.connection.endpoint
+        index = sim.contact_points.index(first.address)
+        sim.stop_node(index)
+        try:
+            await _until(lambda: cluster.control_connection.connection is not None and
+                         cluster.control_connection.connection.endpoint != first, timeout=15)
+        finally:
+            sim.start_node(index)
+        rows = await session.execute_async("SELECT key FROM system.local")
+        return rows.one().key == "local"
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_the_control_connection_fails_over_on_the_loop(clean_sim, kind):
+    # the reconnect runs as a task on the application's loop: no thread, no blocking
+    assert run_watched(kind, lambda: _control_failover(clean_sim))
