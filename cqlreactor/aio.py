@@ -202,7 +202,8 @@ def run_in_background(coroutine, what):
 # --- connecting -------------------------------------------------------------------------------
 
 async def run_steps(steps, perform):
-    """Run a steps generator (see control.py): ``await perform(step)`` for each step."""
+    """Run a steps generator (cqlreactor/steps.py): ``await perform(step)`` for each step
+    (``steps.run_blocking`` is the blocking twin)."""
     answer, error = None, None
     while True:
         try:

@@ -15,6 +15,7 @@ from cqlreactor.core import messages as msgs
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
                                     NoHostAvailable, OperationTimedOut)
+from cqlreactor.steps import run_blocking
 
 __all__ = ["ControlConnection"]
 
@@ -84,20 +85,12 @@ class ControlConnection(object):
 
     def run_steps(self, steps):
         """Run a steps generator blocking (the reactor's wait primitive); return its value."""
-        answer, error = None, None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(answer)
-            except StopIteration as stop:
-                return stop.value
-            answer, error = None, None
-            try:
-                if step[0] == "open":
-                    answer = self.cluster.connect_endpoint(step[1])
-                else:
-                    answer = self._query(step[1], step[2])
-            except Exception as exc:
-                error = exc
+        return run_blocking(steps, self._perform)
+
+    def _perform(self, step):
+        if step[0] == "open":
+            return self.cluster.connect_endpoint(step[1])
+        return self._query(step[1], step[2])
 
     def send_step(self, conn, request, done):
         """Send a "query" step's ``request`` on ``conn`` without blocking: ``done(answer)`` on

@@ -20,6 +20,7 @@ from cqlreactor.core.requests import ExecuteTemplate, StampedTemplate, pre_encod
 from cqlreactor.policies import TokenAwarePolicy
 from cqlreactor.pool import HostConnectionPool
 from cqlreactor.response_future import ResponseFuture
+from cqlreactor.steps import run_blocking
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
     simple_statement)
@@ -376,7 +377,7 @@ class Session(object):
 
     def prepare(self, query, custom_payload=None, keyspace=None):
         """Prepare ``query`` (cached per session) and return its PreparedStatement."""
-        return _run_blocking(self.prepare_steps(query, custom_payload, keyspace))
+        return run_blocking(self.prepare_steps(query, custom_payload, keyspace), _result_of)
 
     async def prepare_async(self, query, custom_payload=None, keyspace=None):
         """Awaitable :meth:`prepare` (README "asyncio")."""
@@ -481,20 +482,8 @@ def _use_statement(keyspace):
     return 'USE "%s"' % keyspace.replace('"', '""')
 
 
-def _run_blocking(steps):
-    """Run a generator of ResponseFutures blocking: each is sent its ``result()``, or has its
-    error thrown in; returns the generator's value."""
-    answer, error = None, None
-    while True:
-        try:
-            future = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        answer, error = None, None
-        try:
-            answer = future.result()
-        except Exception as exc:
-            error = exc
+def _result_of(future):
+    return future.result()
 
 
 def _with_extras(builder, custom_payload, trace):
