@@ -33,6 +33,7 @@ import weakref
 from cqlreactor.core.errors import (ConnectionException, DriverException, IncompatibleEventLoops,
                                     OperationTimedOut)
 from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, running_loop_here
+from cqlreactor.steps import Stepper
 
 __all__ = ["wait_for_response", "connect_cluster", "run_control_steps", "run_steps",
            "open_pools", "iterate_rows", "execute_concurrent",
@@ -204,20 +205,19 @@ def run_in_background(coroutine, what):
 async def run_steps(steps, perform):
     """Run a steps generator (cqlreactor/steps.py): ``await perform(step)`` for each step
     (``steps.run_blocking`` is the blocking twin)."""
-    answer, error = None, None
-    while True:
-        try:
-            step = steps.throw(error) if error is not None else steps.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        answer, error = None, None
+    stepper = Stepper(steps)
+    step = stepper.advance()
+    while not stepper.done:
         try:
             answer = await perform(step)
         except _CancelledError:
-            steps.close()
+            stepper.close()
             raise
         except Exception as exc:
-            error = exc
+            step = stepper.advance(error=exc)
+        else:
+            step = stepper.advance(answer)
+    return stepper.value
 
 
 async def run_control_steps(control, steps):
