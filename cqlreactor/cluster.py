@@ -404,6 +404,15 @@ class Cluster(object):
         """A connection to ``host``, blocking (a pool opening in ``Cluster.connect``)."""
         return self.connect_endpoint(host.endpoint)
 
+    def connect_endpoint_async(self, endpoint, callback):
+        """:meth:`connect_endpoint` without blocking: ``callback(conn_or_exception)`` on the
+        loop (cqlreactor.aio's connect)."""
+        def opened(result):
+            if self.protocol_version is None and not isinstance(result, BaseException):
+                self.protocol_version = result.protocol_version
+            callback(result)
+        self.reactor.connect_async(endpoint, opened, **self._connection_options(endpoint))
+
     def connect_host_async(self, host, callback):
         """Open a connection to ``host`` without blocking; ``callback(conn_or_exception)``."""
         self.reactor.connect_async(host.endpoint, callback,
@@ -449,15 +458,15 @@ class Cluster(object):
     def connect(self, keyspace: Optional[str] = None,
                 wait_for_all_pools: bool = False) -> Session:
         """Start (once) and return a new Session, its keyspace set when given."""
+        refuse = getattr(self.reactor or self.connection_class, "refuse_blocking", None)
+        if refuse is not None:
+            refuse(self.reactor, "Cluster.connect()", "await cluster.connect_async()")
         with self._lock:
             if self.is_shutdown:
                 raise DriverException("the cluster is shut down; make a new Cluster")
             if not self._started:
                 self._start()
-            session = Session(self, self.metadata.all_hosts())
-            if self.metrics is not None:
-                session.add_request_init_listener(self.metrics.on_request)
-            self.sessions.append(session)
+        session = self.new_session()
         try:
             session.open_pools(self.metadata.all_hosts())
             if keyspace:
@@ -468,14 +477,34 @@ class Cluster(object):
         return session
 
     def _start(self):
+        endpoints = self.begin_start()
+        try:
+            self.control_connection.connect(endpoints)
+        except Exception:
+            self.abort_start()
+            raise
+        self.finish_start()
+
+    # (the three parts of starting, shared by connect() and cqlreactor.aio's connect_async)
+
+    def begin_start(self):
+        """Make the reactor; return the contact endpoints the control connection tries."""
         self.reactor = self.connection_class(
             allow_unsupported_reactors=self._allow_unsupported_reactors)
         try:
-            self.control_connection.connect(self._contact_endpoints())
+            return self._contact_endpoints()
         except Exception:
+            self.abort_start()
+            raise
+
+    def abort_start(self):
+        """Starting failed: stop the reactor."""
+        if self.reactor is not None:
             self.reactor.stop()
             self.reactor = None
-            raise
+
+    def finish_start(self):
+        """The control connection is up: populate the policies; the cluster is started."""
         hosts = self.metadata.all_hosts()
         for profile in self.profiles.values():
             profile.load_balancing_policy.populate(self, hosts)
@@ -519,6 +548,39 @@ class Cluster(object):
                                        "before registering a class for it"
                                        % (user_type, keyspace))
         return list(rows[0]["field_names"] or ())
+
+    @property
+    def is_started(self):
+        return self._started
+
+    def new_session(self):
+        """A new Session over the known hosts, registered with the cluster (no pools yet)."""
+        with self._lock:
+            if self.is_shutdown:
+                raise DriverException("the cluster is shut down; make a new Cluster")
+            session = Session(self, self.metadata.all_hosts())
+            if self.metrics is not None:
+                session.add_request_init_listener(self.metrics.on_request)
+            self.sessions.append(session)
+        return session
+
+    # -- asyncio (cqlreactor.aio; README "asyncio") ---------------------------------------------
+
+    async def connect_async(self, keyspace=None, wait_for_all_pools=False):
+        """Awaitable :meth:`connect`: never blocks the running loop."""
+        from cqlreactor import aio
+        return await aio.connect_cluster(self, keyspace, wait_for_all_pools)
+
+    async def shutdown_async(self):
+        """Awaitable :meth:`shutdown`."""
+        from cqlreactor import aio
+        await aio.shutdown_cluster(self)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.shutdown_async()
 
     def shutdown(self) -> None:
         """Close every session, the control connection and the reactor; remove cloud files."""

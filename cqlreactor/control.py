@@ -19,6 +19,7 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
                                     NoHostAvailable, OperationTimedOut)
 from cqlreactor.schema import SCHEMA_TABLES, build_keyspaces
+from cqlreactor.steps import run_blocking
 
 __all__ = ["ControlConnection"]
 
@@ -63,6 +64,12 @@ class ControlConnection(object):
         return self._connection
 
     # -- connecting ------------------------------------------------------------------------
+    #
+    # Connecting and refreshing are written once, as generators of steps: each ``yield`` is one
+    # step, ("open", endpoint) or ("query", conn, message_or_query_text), and gets back its
+    # answer (a connection; a response, or rows as dicts for query text) or has its error
+    # thrown in.  The blocking API runs them with ``run_steps`` (the reactor's wait primitive);
+    # cqlreactor.aio runs the same generators awaiting each step on the caller's loop.
 
     def connect(self, endpoints):
         """Connect to the first endpoint that answers and load the cluster's topology.
@@ -70,19 +77,23 @@ class ControlConnection(object):
         Raises:
             NoHostAvailable: naming every endpoint's error.
         """
+        return self.run_steps(self.connect_steps(endpoints))
+
+    def connect_steps(self, endpoints):
+        """:meth:`connect` as steps (see above); its value is the connection."""
         errors = {}
         for endpoint in endpoints:
             # a reconnect runs beside Cluster.shutdown: connecting after it would restart
             # the stopped reactor and leave the connection open
             self._check_not_shut_down()
             try:
-                conn = self.cluster.connect_endpoint(endpoint)
+                conn = yield ("open", endpoint)
             except (ConnectionException, DriverException, OSError) as exc:
                 errors[endpoint] = exc
                 log.debug("control connection to %s failed: %r", endpoint, exc)
                 continue
             try:
-                self._adopt(conn)
+                yield from self._adopt_steps(conn)
                 return conn
             except (ConnectionException, DriverException) as exc:
                 errors[endpoint] = exc
@@ -90,23 +101,46 @@ class ControlConnection(object):
                 self._check_not_shut_down()
         raise NoHostAvailable("Unable to connect to any servers", errors)
 
+    def run_steps(self, steps):
+        """Run a steps generator blocking (the reactor's wait primitive); return its value."""
+        return run_blocking(steps, self._perform)
+
+    def _perform(self, step):
+        if step[0] == "open":
+            return self.cluster.connect_endpoint(step[1])
+        return self._query(step[1], step[2])
+
+    def send_step(self, conn, request, done):
+        """Send a "query" step's ``request`` on ``conn`` without blocking: ``done(answer)`` on
+        the loop (the response, rows as dicts for query text, or the exception)."""
+        rows = isinstance(request, str)
+        if rows:
+            request = msgs.QueryMessage(request, msgs.QueryParameters(ConsistencyLevel.ONE))
+
+        def answered(response):
+            if rows and not isinstance(response, Exception):
+                names = [c[2] for c in response.column_metadata or ()]
+                response = [dict(zip(names, row)) for row in response.rows]
+            done(response)
+        conn.send(request, answered, self.timeout)
+
     def _check_not_shut_down(self):
         if self._is_shutdown:
             raise DriverException("the control connection is shut down")
 
-    def _adopt(self, conn):
+    def _adopt_steps(self, conn):
         """Make ``conn`` the control connection.  Raises DriverException (the caller closes
         ``conn``) when the control connection was shut down meanwhile."""
         self._check_not_shut_down()
         conn.set_event_listener(self._on_event)
-        self._query(conn, msgs.RegisterMessage(EVENT_TYPES))
+        yield ("query", conn, msgs.RegisterMessage(EVENT_TYPES))
         with self._lock:
             self._check_not_shut_down()    # shutdown() found no connection to close
             self._connection = conn
         product = ((getattr(conn, "supported", None) or {}).get("PRODUCT_TYPE") or [None])[0]
         self.cluster.metadata.dbaas = product == DBAAS_PRODUCT_TYPE
-        self.refresh_topology(conn)
-        self.refresh_keyspaces(conn)
+        yield from self._topology_steps(conn)
+        yield from self._keyspaces_steps(conn)
         conn.add_close_listener(self._on_connection_closed)
         with self._lock:
             if self._is_shutdown and self._connection is conn:
@@ -114,7 +148,7 @@ class ControlConnection(object):
                 raise DriverException("the control connection is shut down")
 
     def _query(self, conn, message, timeout=None):
-        """Send ``message`` and wait (reactor's wait primitive) for its answer."""
+        """Send a step's request and wait (reactor's wait primitive) for its answer."""
         event = self.cluster.reactor.make_event()
         box = []
 
@@ -122,9 +156,7 @@ class ControlConnection(object):
             box.append(response)
             event.set()
 
-        if isinstance(message, str):
-            message = msgs.QueryMessage(message, msgs.QueryParameters(ConsistencyLevel.ONE))
-        conn.send(message, done, timeout or self.timeout)
+        self.send_step(conn, message, done)
         if not event.wait((timeout or self.timeout) + 1.0):
             raise OperationTimedOut("control query got no answer", host=str(conn.endpoint))
         response = box[0]
@@ -133,9 +165,8 @@ class ControlConnection(object):
         return response
 
     def _rows(self, conn, query):
-        result = self._query(conn, query)
-        names = [c[2] for c in result.column_metadata or ()]
-        return [dict(zip(names, row)) for row in result.rows]
+        """The rows (dicts) of the query text ``query`` on ``conn``, blocking."""
+        return self._query(conn, query)
 
     def select(self, query):
         """The rows (dicts) of ``query`` run on the control connection.
@@ -152,17 +183,19 @@ class ControlConnection(object):
 
     def refresh_topology(self, conn=None):
         conn = conn or self._connection
-        if conn is None:
-            return
-        local_rows = self._rows(conn, SELECT_LOCAL)
+        if conn is not None:
+            self.run_steps(self._topology_steps(conn))
+
+    def _topology_steps(self, conn):
+        local_rows = yield ("query", conn, SELECT_LOCAL)
         peers = None
         if self._uses_peers_v2:
             try:
-                peers = self._rows(conn, SELECT_PEERS_V2)
+                peers = yield ("query", conn, SELECT_PEERS_V2)
             except InvalidRequest:
                 self._uses_peers_v2 = False
         if peers is None:
-            peers = self._rows(conn, SELECT_PEERS)
+            peers = yield ("query", conn, SELECT_PEERS)
         self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
 
     def refresh_keyspaces(self, conn=None):
@@ -185,27 +218,31 @@ class ControlConnection(object):
         conn = conn or self._connection
         if conn is None:
             return False
+        return self.run_steps(self.schema_steps(conn, target_type, keyspace, name))
+
+    def schema_steps(self, conn, target_type=None, keyspace=None, name=None):
+        """:meth:`refresh_schema` as steps (see connect_steps): blocking or awaited."""
         metadata = self.cluster.metadata
         if not self.cluster.schema_metadata_enabled:
             try:
-                rows = self._rows(conn, SELECT_KEYSPACES)
+                rows = yield ("query", conn, SELECT_KEYSPACES)
             except InvalidRequest:   # a server without system_schema: no token-aware routing
                 rows = []
             metadata.replace_keyspaces(build_keyspaces({"keyspaces": rows}))
             return True
         if target_type is None or keyspace is None:
-            rows = self._schema_rows(conn, None)
-            virtual = self._virtual_rows(conn)
+            rows = yield from self._schema_rows(conn, None)
+            virtual = yield from self._virtual_rows(conn)
             metadata.replace_keyspaces(build_keyspaces(rows, virtual))
             return True
         if target_type == "TABLE" and name and keyspace in metadata.keyspaces:
-            rows = self._schema_rows(conn, keyspace, name)
+            rows = yield from self._schema_rows(conn, keyspace, name)
             built = build_keyspaces(rows).get(keyspace)
             if built is not None:
                 element = built.tables.get(name) or built.views.get(name)
                 metadata.update_table(keyspace, name, element)
                 return True
-        rows = self._schema_rows(conn, keyspace)
+        rows = yield from self._schema_rows(conn, keyspace)
         metadata.update_keyspace(keyspace, build_keyspaces(rows).get(keyspace))
         return True
 
@@ -223,7 +260,8 @@ class ControlConnection(object):
                 elif table is not None and kind == "views":
                     where += " AND view_name = %s" % _literal(table)
             try:
-                out[kind] = self._rows(conn, "SELECT * FROM system_schema.%s%s" % (kind, where))
+                out[kind] = yield ("query", conn,
+                                   "SELECT * FROM system_schema.%s%s" % (kind, where))
             except InvalidRequest:      # an older Cassandra without that table
                 out[kind] = []
         return out
@@ -233,7 +271,8 @@ class ControlConnection(object):
         out = {}
         for kind in ("keyspaces", "tables", "columns"):
             try:
-                out[kind] = self._rows(conn, "SELECT * FROM system_virtual_schema.%s" % kind)
+                out[kind] = yield ("query", conn,
+                                   "SELECT * FROM system_virtual_schema.%s" % kind)
             except InvalidRequest:
                 return None
         return out
@@ -249,6 +288,17 @@ class ControlConnection(object):
                         keyspace, name, exc)
             return False
 
+    def _keyspaces_steps(self, conn):
+        """The whole schema read again, as steps (a control connection's first refresh)."""
+        yield from self.schema_steps(conn)
+
+    def refresh_steps(self, what, conn=None):
+        """``"topology"`` or ``"keyspaces"`` refresh as steps (nothing when not connected)."""
+        conn = conn or self._connection
+        if conn is None:
+            return iter(())
+        return self._topology_steps(conn) if what == "topology" else self._keyspaces_steps(conn)
+
     def refresh_in_background(self, what):
         """Refresh ``"topology"`` or ``"keyspaces"`` through ``reactor.spawn`` (never blocking
         the loop: server events and the session's schema changes call this from it)."""
@@ -263,8 +313,16 @@ class ControlConnection(object):
                     self.refresh_schema()
             except Exception as exc:   # logged; the next event or reconnect refreshes again
                 log.debug("control connection refresh (%s) failed: %r", what, exc)
-        if not self._is_shutdown:
-            self.cluster.reactor.spawn(run)
+        if self._is_shutdown:
+            return
+        if getattr(self.cluster.reactor, "on_running_loop", False):
+            # the connections run on the application's asyncio loop: refresh in a task there
+            # (no thread, nothing blocks the loop)
+            from cqlreactor import aio
+            aio.run_in_background(aio.run_control_steps(self, self.refresh_steps(what)),
+                                  "control connection refresh (%s)" % (what,))
+            return
+        self.cluster.reactor.spawn(run)
 
     # -- schema agreement --------------------------------------------------------------------
 
@@ -408,10 +466,24 @@ class ControlConnection(object):
         with self._lock:
             if self._is_shutdown:
                 return
-            self._reconnect_timer = self.cluster.reactor.call_later(
-                delay, self.cluster.reactor.spawn, self._reconnect, schedule)
+            reactor = self.cluster.reactor
+            if getattr(reactor, "on_running_loop", False):
+                # on the application's asyncio loop: reconnect in a task there, no thread
+                self._reconnect_timer = reactor.call_later(delay, self._reconnect_in_loop,
+                                                           schedule)
+            else:
+                self._reconnect_timer = reactor.call_later(delay, reactor.spawn,
+                                                           self._reconnect, schedule)
 
     def _reconnect(self, schedule):
+        self.run_steps(self._reconnect_steps(schedule))
+
+    def _reconnect_in_loop(self, schedule):
+        from cqlreactor import aio
+        aio.run_in_background(aio.run_control_steps(self, self._reconnect_steps(schedule)),
+                              "control connection reconnect")
+
+    def _reconnect_steps(self, schedule):
         if self._is_shutdown:
             return
         hosts = self.cluster.metadata.all_hosts()
@@ -419,7 +491,7 @@ class ControlConnection(object):
         random.shuffle(up)          # spread the control connections of many clients
         hosts = up + [h for h in hosts if not h.is_up]
         try:
-            self.connect([h.endpoint for h in hosts])
+            yield from self.connect_steps([h.endpoint for h in hosts])
         except DriverException as exc:   # NoHostAvailable, or shut down meanwhile
             if self._is_shutdown:
                 return

@@ -140,6 +140,20 @@ class ResultSet(object):
         else:
             self._current_rows = []
 
+    async def fetch_next_page_async(self):
+        """Awaitable :meth:`fetch_next_page` (README "asyncio")."""
+        if self.response_future.has_more_pages:
+            self.response_future.start_fetching_next_page()
+            result = await self.response_future
+            self._current_rows = result._current_rows
+        else:
+            self._current_rows = []
+
+    def __aiter__(self):
+        """``async for row in result``: every page's rows, the next page awaited."""
+        from cqlreactor.aio import iterate_rows
+        return iterate_rows(self)
+
     def __iter__(self):
         if self._list_mode:
             return iter(self._current_rows)

@@ -28,8 +28,8 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (
     ConnectionBusy, ConnectionException, ConnectionShutdown, DriverException, NoHostAvailable,
     OperationTimedOut, OverloadedErrorMessage, IsBootstrappingErrorMessage, QueryExhausted,
-    ReadTimeout, ServerException, ServerError, TraceUnavailable, TruncateError, Unavailable,
-    Unprepared, WriteTimeout)
+    ReadTimeout, RequestCancelled, ServerException, ServerError, TraceUnavailable, TruncateError,
+    Unavailable, Unprepared, WriteTimeout)
 from cqlreactor.policies import RetryDecision
 from cqlreactor.query import ResultSet
 from cqlreactor.statements import BatchStatement, BoundStatement
@@ -766,19 +766,23 @@ class ResponseFuture(object):
         if self.send_request():
             self.start_speculative_execution()
 
+    def cancel(self):
+        """Give up on the request: the future fails with RequestCancelled at once, and the
+        connection drops it (not sent if still queued, else its stream id is orphaned until
+        the late answer).  False when the future had already settled."""
+        if self._final is not _NOT_SET:
+            return False
+        attempt = self._attempt
+        self._set_final_exception(RequestCancelled("the request was cancelled",
+                                                   host=str(self._host())))
+        if attempt is not None and attempt.connection is not None:
+            attempt.connection.cancel(attempt.on_response)
+        return True
+
     def __await__(self):
-        import asyncio
-        loop = asyncio.get_event_loop()
-        fut = loop.create_future()
-
-        def ok(_rows):
-            loop.call_soon_threadsafe(_resolve, fut, self, None)
-
-        def failed(exc):
-            loop.call_soon_threadsafe(_resolve, fut, self, exc)
-
-        self.add_callbacks(ok, failed)
-        return fut.__await__()
+        # cqlreactor.aio: settled on the awaiting loop (directly when the reactor runs on it),
+        # cancelling the awaiting task cancels the request
+        return _aio().wait_for_response(self).__await__()
 
     def __repr__(self):
         state = "pending" if self._final is _NOT_SET else (
@@ -786,13 +790,13 @@ class ResponseFuture(object):
         return "<ResponseFuture %s query=%r host=%s>" % (state, self.query, self._host())
 
 
-def _resolve(fut, response_future, exc):
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        try:
-            fut.set_result(response_future.result())
-        except Exception as error:
-            fut.set_exception(error)
+def _aio():
+    """cqlreactor.aio, imported on the first ``await`` (it imports asyncio)."""
+    global _aio_module
+    if _aio_module is None:
+        from cqlreactor import aio
+        _aio_module = aio
+    return _aio_module
+
+
+_aio_module = None

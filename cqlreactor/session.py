@@ -25,6 +25,7 @@ from cqlreactor.pool import HostConnectionPool
 from cqlreactor.query import ResultSet
 from cqlreactor.response_future import ResponseFuture
 from cqlreactor.user_types import UserTypeMap
+from cqlreactor.steps import run_blocking
 from cqlreactor.statements import (
     BatchStatement, BoundStatement, FETCH_SIZE_UNSET, PreparedStatement, SimpleStatement,
     Statement, simple_statement)
@@ -146,16 +147,26 @@ class Session(object):
         """
         errors = {}
         hosts = list(hosts)
-        for host in hosts:
-            if not host.is_up or not self.cluster.is_host_used(host):
-                continue
-            pool = self._new_pool(host)
+        for host, pool in self.new_pools(hosts):
             try:
                 pool.open_blocking()
             except Exception as exc:
                 errors[host] = exc
                 self.cluster.on_host_unreachable(host, exc)
+        self.check_pools_opened(hosts, errors)
+
+    def new_pools(self, hosts):
+        """Yield (host, new pool) for each of ``hosts`` that is up and used; each pool is the
+        session's once the caller opened it (or resumed the generator)."""
+        for host in hosts:
+            if not host.is_up or not self.cluster.is_host_used(host):
+                continue
+            pool = self._new_pool(host)
+            yield host, pool
             self.pools[host] = pool
+
+    def check_pools_opened(self, hosts, errors):
+        """Raise NoHostAvailable (``errors``: host -> why) when no pool has a connection."""
         if not any(p.open_count for p in self.pools.values()):
             message = "Unable to connect to any servers"
             if not self.pools:       # no host was tried: the policies ignore every one
@@ -532,6 +543,19 @@ class Session(object):
         ``keyspace``: the keyspace its unqualified table names belong to; protocol v5 sends it
         with the PREPARE (as cassandra-driver).  Below v5 only the session's own keyspace can be
         named: another one raises UnsupportedOperation."""
+        return run_blocking(self.prepare_steps(query, custom_payload, keyspace), _result_of)
+
+    async def prepare_async(self, query, custom_payload=None, keyspace=None):
+        """Awaitable :meth:`prepare` (README "asyncio")."""
+        from cqlreactor import aio
+
+        async def wait(future):
+            return await aio.wait_for_response(future)
+        return await aio.run_steps(self.prepare_steps(query, custom_payload, keyspace), wait)
+
+    def prepare_steps(self, query, custom_payload=None, keyspace=None):
+        """:meth:`prepare` as a generator yielding ResponseFutures and sent their results
+        (their errors thrown in): run blocking or awaited, one body for both."""
         if isinstance(query, SimpleStatement):
             query = query.query_string
         message_keyspace = None
@@ -552,7 +576,7 @@ class Session(object):
         profile = self.cluster.profile_for(EXEC_PROFILE_DEFAULT)
         plan = list(profile.load_balancing_policy.make_query_plan(keyspace, None))
         future = self._prepare_on(query, iter(plan), profile, custom_payload, message_keyspace)
-        response = future.result()
+        response = yield future
         bind_meta = response.bind_metadata
         prepared = PreparedStatement(
             response.query_id, query, keyspace or _keyspace_of(bind_meta), bind_meta,
@@ -571,7 +595,7 @@ class Session(object):
                   for h in plan if h is not future.coordinator_host]
         for other in others:
             try:
-                other.result()
+                yield other
             except DriverException as exc:
                 log.debug("preparing %r failed: %r (%r)", query, exc, other)
         return prepared
@@ -589,7 +613,11 @@ class Session(object):
 
     def set_keyspace(self, keyspace: str) -> None:
         """Make ``keyspace`` the default of every statement of this session (``USE``)."""
-        self.execute('USE "%s"' % keyspace.replace('"', '""'))
+        self.execute(_use_statement(keyspace))
+
+    async def set_keyspace_async(self, keyspace):
+        """Awaitable :meth:`set_keyspace`."""
+        await self.execute_async(_use_statement(keyspace))
 
     def get_pools(self) -> List[HostConnectionPool]:
         return list(self.pools.values())
@@ -615,6 +643,24 @@ class Session(object):
 
     def __exit__(self, *exc_info):
         self.shutdown()
+
+    async def shutdown_async(self):
+        """Awaitable :meth:`shutdown` (closing never blocks: it is the same call)."""
+        self.shutdown()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.shutdown()
+
+
+def _use_statement(keyspace):
+    return 'USE "%s"' % keyspace.replace('"', '""')
+
+
+def _result_of(future):
+    return future.result()
 
 
 def _with_extras(builder, custom_payload, trace):

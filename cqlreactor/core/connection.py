@@ -206,6 +206,12 @@ class Connection(object):
             raise
         return stream_id
 
+    def cancel_request(self, stream_id):
+        """Give up on the request on ``stream_id``: it is orphaned as if it had timed out (its
+        id stays reserved until the server's late answer, which is dropped).  No event follows
+        for it.  Returns True when the request was still awaiting an answer."""
+        return self._streams.orphan(stream_id) is not None
+
     def _refuse_send(self):
         state = self.state
         if state is S.DEFUNCT:

@@ -23,7 +23,8 @@ __all__ = [
     "WriteTimeout", "ReadTimeout", "ReadFailure", "FunctionFailure", "WriteFailure",
     "CDCWriteFailure", "CASWriteUnknown", "SyntaxException", "Unauthorized", "InvalidRequest",
     "ConfigurationException", "AlreadyExists", "Unprepared",
-    "UnsupportedOperation", "TraceUnavailable",
+    "UnsupportedOperation", "TraceUnavailable", "BlockingCallInEventLoop",
+    "IncompatibleEventLoops", "RequestCancelled",
 ]
 
 
@@ -173,6 +174,12 @@ class OperationTimedOut(CqlReactorError):
             opcode=opcode)
 
 
+class RequestCancelled(OperationTimedOut):
+    """The caller gave up on the request (the awaiting asyncio task was cancelled, or
+    ``ResponseFuture.cancel()``): it is not sent if it was still queued, else its stream id is
+    orphaned until the server's late answer arrives (as after a client-side timeout)."""
+
+
 class TLSError(ConnectionException):
     """The TLS handshake failed (certificate, hostname, protocol); ``reason`` names which."""
 
@@ -201,6 +208,18 @@ class UnsupportedReactorError(DriverException):
 
 class ReactorUnavailable(DriverException):
     """A reactor's packages or libraries are not installed; the message says what to install."""
+
+
+class BlockingCallInEventLoop(DriverException):
+    """A blocking call (``execute``, ``result()``, ``connect`` ...) was made on the thread of the
+    asyncio loop that runs the connections: waiting there would deadlock, since the answer can
+    only arrive on that loop.  The message names the awaitable to use instead."""
+
+
+class IncompatibleEventLoops(DriverException):
+    """An awaitable was awaited where its reactor can never run: e.g. the gevent reactor's hub
+    lives in the thread an unpatched asyncio loop blocks.  The message names the combination
+    and what works instead."""
 
 
 class CloudConfigError(DriverException):

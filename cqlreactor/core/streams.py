@@ -174,6 +174,21 @@ class StreamTable(object):
                 expired.append(record)
         return expired
 
+    def orphan(self, stream_id):
+        """The caller gave up on the request on ``stream_id`` (cancelled): treat it as timed out
+        now -- no longer in flight, its id reserved until the late answer.  Returns the record,
+        or None when the id is not awaiting an answer (answered, already orphaned)."""
+        record = self._records.get(stream_id)
+        if record is None or not record.active:
+            return None
+        record.active = False
+        record.orphaned = True
+        self.in_flight -= 1
+        self.orphaned += 1
+        if record.deadline is not None:
+            self._timed -= 1
+        return record
+
     def drain(self):
         """Forget every record (the connection is going away); return the ones still awaiting
         an answer (not orphaned: those were already failed), in stream id order."""

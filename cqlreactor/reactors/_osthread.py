@@ -18,7 +18,8 @@ import threading
 
 __all__ = ["green_patched_thread", "start_loop_thread", "make_loop_event", "real_get_ident",
            "real_allocate_lock", "unpatched", "unpatched_select", "real_thread_local",
-           "unpatched_getaddrinfo", "RealEvent", "HybridEvent"]
+           "unpatched_getaddrinfo", "RealEvent", "HybridEvent", "make_wait_event",
+           "HubStarvationWarning"]
 
 
 class _GeventOriginals(object):
@@ -157,6 +158,47 @@ def make_loop_event():
     if real is None:
         return threading.Event()
     return RealEvent(real.allocate_lock)
+
+
+class HubStarvationWarning(RuntimeWarning):
+    """A blocking call of a reactor with a loop thread of its own (asyncio, asyncore, libev)
+    blocked a monkey-patched OS thread: its gevent/eventlet hub, and every other greenlet of
+    that thread, stood still until the answer came."""
+
+
+def make_wait_event(reactor_name):
+    """The event behind a reactor's ``make_event`` when its loop runs in a thread of its own:
+    ``threading.Event`` normally; under gevent/eventlet monkey-patching a real-lock event
+    whose blocking ``wait`` reports (once per process, :class:`HubStarvationWarning`) that it
+    starves the hub, instead of freezing the other greenlets silently."""
+    real = green_patched_thread()
+    if real is None:
+        return threading.Event()
+    return _StarvingEvent(real.allocate_lock, reactor_name)
+
+
+_starvation_reported = []
+
+
+class _StarvingEvent(RealEvent):
+    __slots__ = ("_reactor_name",)
+
+    def __init__(self, allocate_lock, reactor_name):
+        RealEvent.__init__(self, allocate_lock)
+        self._reactor_name = reactor_name
+
+    def wait(self, timeout=None):
+        if not self._flag and not _starvation_reported:
+            _starvation_reported.append(True)
+            import warnings
+            library = "gevent" if "gevent.monkey" in sys.modules else "eventlet"
+            warnings.warn(
+                "a blocking call of the %s reactor blocks this monkey-patched OS thread: the "
+                "%s hub and every other greenlet of it stop until the answer comes. Use "
+                "connection_class=%r (its waits yield to the hub), or the awaitables on an "
+                "asyncio loop" % (self._reactor_name, library, library),
+                HubStarvationWarning, stacklevel=4)
+        return RealEvent.wait(self, timeout)
 
 
 class _RawThread(object):

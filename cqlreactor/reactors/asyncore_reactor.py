@@ -24,8 +24,8 @@ import time
 import warnings
 
 from cqlreactor.core.errors import ReactorUnavailable
-from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
-                                          start_loop_thread, unpatched_select)
+from cqlreactor.reactors._osthread import (make_loop_event, make_wait_event, real_allocate_lock,
+                                           real_get_ident, start_loop_thread, unpatched_select)
 from cqlreactor.reactors.base import (PID_CHECK_NEEDED, Reactor, Transport, callback_runner,
                                       connect_error)
 
@@ -355,7 +355,7 @@ class AsyncoreReactor(Reactor):
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
 
     def make_event(self):
-        return make_loop_event()
+        return make_wait_event("asyncore")
 
     # --- TCP -----------------------------------------------------------------------------------
 

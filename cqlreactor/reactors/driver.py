@@ -169,6 +169,28 @@ class ReactorConnection(StreamProtocol):
                 raise ReactorStopped("the reactor was stopped: connection closed",
                                      host=self.host)
 
+    def cancel(self, callback):
+        """Give up on the request sent with ``callback`` (any thread; the callback is not called
+        for it any more).  Still queued: it is never sent.  Sent: its stream id is orphaned in
+        the core (as after a client-side timeout) until the server's late answer frees it, so
+        the id is never handed to a new request while that answer may still come."""
+        try:
+            self.reactor.call_soon_threadsafe(self._cancel_in_loop, callback)
+        except ReactorStopped:
+            pass                        # stopped: every request already failed
+
+    def _cancel_in_loop(self, callback):
+        queue = self._queue
+        for item in queue:
+            if item[1] == callback:     # bound methods compare equal, never identical
+                queue.remove(item)
+                return
+        for stream_id, known in self._callbacks.items():
+            if known == callback:
+                del self._callbacks[stream_id]
+                self._core.cancel_request(stream_id)
+                return
+
     def set_event_listener(self, fn):
         """``fn(EventMessage)`` for server events (after a REGISTER request); None removes it."""
         self._event_listener = fn

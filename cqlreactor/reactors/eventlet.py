@@ -240,6 +240,13 @@ class EventletReactor(Reactor):
         self._state = None
         self._retiring = None           # the hub state stop() is ending
 
+    @property
+    def hub_thread_ident(self):
+        """The OS thread whose hub runs the connections (None before start): cqlreactor.aio
+        refuses to await there from an asyncio loop that would keep that hub from running."""
+        state = self._state
+        return state.ident if state is not None else None
+
     # --- loop ----------------------------------------------------------------------------------
 
     def start(self):

@@ -147,6 +147,12 @@ class GeventReactor(Reactor):
         self._generation = 0
         self._timers = weakref.WeakSet()
 
+    @property
+    def hub_thread_ident(self):
+        """The OS thread whose hub runs the connections (None before start): cqlreactor.aio
+        refuses to await there from an asyncio loop that would keep that hub from running."""
+        return self._hub_ident
+
     # --- loop ----------------------------------------------------------------------------------
 
     def start(self):

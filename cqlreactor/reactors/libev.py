@@ -23,8 +23,8 @@ import time
 
 from cqlreactor.reactors import _libev_cffi
 from cqlreactor.reactors._fdstream import FdStream
-from cqlreactor.reactors._osthread import (make_loop_event, real_allocate_lock, real_get_ident,
-                                          start_loop_thread)
+from cqlreactor.reactors._osthread import (make_loop_event, make_wait_event, real_allocate_lock,
+                                           real_get_ident, start_loop_thread)
 from cqlreactor.reactors.base import PID_CHECK_NEEDED, LoopTimer, Reactor, callback_runner
 
 _LoopClass = _libev_cffi.load()    # raises ReactorUnavailable with what to install
@@ -261,7 +261,7 @@ class LibevReactor(Reactor):
         return timer
 
     def make_event(self):
-        return make_loop_event()
+        return make_wait_event("libev")
 
     # --- TCP -----------------------------------------------------------------------------------
 

@@ -121,3 +121,20 @@ def test_bad_max_streams():
         StreamTable(max_streams=0)
     with pytest.raises(ValueError):
         StreamTable(max_streams=MAX_STREAMS + 1)
+
+
+def test_a_cancelled_request_is_orphaned_until_its_late_answer():
+    table = StreamTable(max_streams=2)
+    timed = table.allocate(QUERY, deadline=1.0)
+    untimed = table.allocate(QUERY)
+    assert table.orphan(timed.stream_id) is timed
+    assert table.orphan(untimed.stream_id) is untimed
+    assert table.orphan(untimed.stream_id) is None       # once only
+    assert table.orphan(99) is None
+    assert table.in_flight == 0 and table.orphaned == 2
+    assert table.next_deadline() is None and table.expire(5.0) == []   # no double counting
+    with pytest.raises(StreamIdsExhausted):               # the ids stay reserved ...
+        table.allocate(QUERY)
+    assert table.release(timed.stream_id).orphaned        # ... until the late answer
+    assert table.orphaned == 1
+    assert table.allocate(QUERY).stream_id == timed.stream_id
