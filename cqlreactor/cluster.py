@@ -88,15 +88,9 @@ CLUSTER_ARGUMENTS_NOT_TAKEN = {
     "executor_threads": "there is no executor: callbacks run on the reactor's loop",
     "conviction_policy_factory": "hosts are marked down when their connection fails or the "
                                  "cluster reports them down (reconnection_policy reconnects)",
-    "metrics_enabled": "driver metrics are not supported",
     "sockopts": "socket options are not supported",
-    "max_schema_agreement_wait": "schema agreement is not awaited after DDL",
-    "schema_event_refresh_window": "events are applied as they arrive",
     "topology_event_refresh_window": "events are applied as they arrive",
     "status_event_refresh_window": "events are applied as they arrive",
-    "schema_metadata_enabled": "keyspaces and the token ring are always read, tables never "
-                               "(query system_schema)",
-    "token_metadata_enabled": "the token ring is always read",
     "prepare_on_all_hosts": "statements are prepared on the host that runs them and "
                             "re-prepared where a host answers UNPREPARED",
     "reprepare_on_up": "statements are re-prepared where a host answers UNPREPARED",

@@ -452,8 +452,8 @@ class WriteType(object):
 
     # the protocol sends the names and they are the values here, so both maps are identities
     # (cassandra-driver numbers the types; docs/migrating.md)
-    name_to_value = {}
-    value_to_name = {}
+    name_to_value = {}  # type: dict
+    value_to_name = {}  # type: dict
 
 
 for _name in ("SIMPLE", "BATCH", "UNLOGGED_BATCH", "COUNTER", "BATCH_LOG", "CAS", "VIEW", "CDC"):

@@ -207,8 +207,8 @@ class BatchStatement(Statement):
                            custom_payload=custom_payload, timestamp=timestamp)
         self.batch_type = batch_type
         self._statements_and_parameters = []   # (is_prepared, query string or id, values)
-        # ``session``: cassandra-driver renders added statements' parameters with its encoder;
-        # every session here renders with cqlreactor.encoder, so it is not needed (add()).
+        # ``session``: its registered user types render instances of their classes (add())
+        self._session = session
 
     @property
     def entries(self):
@@ -233,10 +233,19 @@ class BatchStatement(Statement):
                 self.keyspace = self.keyspace or statement.keyspace
         elif isinstance(statement, SimpleStatement):
             # Rendered now, as cassandra-driver does (a bad value raises here, and later changes
-            # to a mutable parameter do not reach the batch); every session renders alike, so
-            # ``session=`` changes nothing about it.
-            self._statements_and_parameters.append(
-                (False, bind_params(statement.query_string, parameters), None))
+            # to a mutable parameter do not reach the batch).
+            # Rendered now, with the session's registered user types when given; a value that
+            # only a registered class explains (no session yet) is rendered by the session
+            # that executes the batch.
+            user_types = getattr(self._session, "user_types", None)
+            fields = user_types.fields_by_class if user_types is not None else None
+            try:
+                entry = (False, bind_params(statement.query_string, parameters, fields), None)
+            except TypeError:
+                if self._session is not None or not parameters:
+                    raise
+                entry = (False, statement.query_string, parameters)
+            self._statements_and_parameters.append(entry)
         else:
             raise TypeError("cannot add %r to a batch" % (statement,))
         if getattr(statement, "is_idempotent", False) is False:

@@ -210,8 +210,13 @@ class SimulatedCluster(object):
 
     def admin_execute(self, query, keyspace=None):
         """Run one CQL statement on node 0 past the client-facing refusals (``keyspace_ddl``):
-        the fake Astra's DevOps API.  Schema events reach the registered clients."""
-        return self.call("admin_execute", query=query, keyspace=keyspace)
+        the fake Astra's DevOps API.  Schema events reach the registered clients.  Like that
+        API, it returns once the change has reached every node (up to 10 s: a node whose
+        schema delay is "never" keeps lagging)."""
+        result = self.call("admin_execute", query=query, keyspace=keyspace)
+        self.wait_for(lambda: len(set(v for v in self.schema_versions() if v is not None)) <= 1,
+                      timeout=10.0)
+        return result
 
     def stop_node(self, node):
         """Stop a node: its connections close, new ones are refused, the others are told.

@@ -32,7 +32,7 @@ def test_execution_profile_clone_update(cql_cluster, cluster):
                         for e in sent), sent
     with pytest.raises(AttributeError, match="no_such_setting"):
         session.execution_profile_clone_update(clone, no_such_setting=1)
-    with pytest.raises(ValueError, match="no execution profile"):
+    with pytest.raises(ValueError, match="Invalid execution_profile"):
         session.execution_profile_clone_update("no-such-profile")
 
 

@@ -118,7 +118,8 @@ def test_astra_token_session_at_debug_shows_no_token():
     from cqlreactor.testing.astra import FakeAstra
     token = "AstraCS:%s" % uuid.uuid4().hex
     texts = []
-    with FakeAstra(nodes=1, username="token", password=token) as astra:
+    with FakeAstra(nodes=1, username="token", password=token,
+                   credentials_in_bundle=True) as astra:   # an old-style bundle with them
         with _Capture() as log:
             cloud = {"secure_connect_bundle": astra.bundle_path}
             # the bundle carries the credentials too: both ways of passing the token

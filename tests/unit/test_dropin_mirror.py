@@ -226,10 +226,9 @@ _CLUSTER_UNSUPPORTED = "a Cluster argument (and attribute) this driver does not 
 # ours are keyword-only after port (a positional call raises instead of misbinding)
 _exclude("positional order differs: keyword-only after port", "cluster.Cluster(*positional)")
 _CLUSTER_NOT_TAKEN = (
-              "conviction_policy_factory", "metrics_enabled", "sockopts", "executor_threads",
-              "max_schema_agreement_wait", "schema_event_refresh_window",
-              "topology_event_refresh_window", "schema_metadata_enabled",
-              "token_metadata_enabled", "status_event_refresh_window", "prepare_on_all_hosts",
+              "conviction_policy_factory", "sockopts", "executor_threads",
+              "topology_event_refresh_window", "status_event_refresh_window",
+              "prepare_on_all_hosts",
               "reprepare_on_up", "allow_beta_protocol_version", "idle_heartbeat_timeout",
               "no_compact", "endpoint_factory", "application_name", "application_version",
               "monitor_reporting_enabled", "monitor_reporting_interval", "client_id",
