@@ -421,7 +421,11 @@ class ResponseFuture(object):
                 cluster.control_connection.refresh_schema_logged(
                     response.target, response.keyspace, response.name)
             finally:
-                self._set_final_result([])
+                if on_running_loop:    # the awaiting asyncio future is settled on its loop
+                    cluster.reactor.call_soon_threadsafe(self._set_final_result, [])
+                else:
+                    self._set_final_result([])
+        on_running_loop = getattr(cluster.reactor, "on_running_loop", False)
         try:
             cluster.reactor.spawn(wait_then_settle)
         except Exception as exc:      # e.g. the reactor stopped: settle unagreed, never hang
