@@ -58,18 +58,6 @@ class LoadBalancingPolicy(HostStateListener):
     def make_query_plan(self, working_keyspace=None, query=None):
         raise NotImplementedError
 
-    def on_up(self, host):
-        pass
-
-    def on_down(self, host):
-        pass
-
-    def on_add(self, host):
-        pass
-
-    def on_remove(self, host):
-        pass
-
     def check_supported(self):
         pass
 
