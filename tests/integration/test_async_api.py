@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from _cluster_helpers import tls_simulated_cluster
 
 from cqlreactor import Cluster, PlainTextAuthProvider, SimpleStatement
 from cqlreactor.aio import execute_concurrent, execute_concurrent_with_args
@@ -176,11 +177,7 @@ async def _whole_api(make_cluster, sim=None):
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
     pytest.importorskip("cryptography")
-    from cqlreactor.testing.astra import certs
-    directory = tmp_path_factory.mktemp("aio-tls")
-    ca = certs.make_ca(str(directory))
-    certs.make_cert(ca, ["127.0.0.1", "127.0.0.2"], str(directory), "node", usage="server")
-    with SimulatedCluster(nodes=2, tls_dir=str(directory)) as sim:
+    with tls_simulated_cluster(tmp_path_factory.mktemp("aio-tls"), nodes=2) as (sim, ca):
         sim.ca_path = ca.cert_path
         yield sim
 

@@ -19,6 +19,7 @@ from cassandra.auth import PlainTextAuthProvider  # noqa: E402
 from cassandra.cluster import Cluster, NoHostAvailable  # noqa: E402
 
 import _compat_scenarios as scenarios  # noqa: E402
+from _cluster_helpers import tls_simulated_cluster  # noqa: E402
 from cqlreactor.compat import cassandra_driver as compat  # noqa: E402
 from cqlreactor.core.errors import UnsupportedReactorError  # noqa: E402
 from cqlreactor.reactors import matrix  # noqa: E402
@@ -133,11 +134,8 @@ def test_idle_heartbeat_defuncts_the_connections_of_a_stalled_node(clean_sim,
 
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
-    certs = pytest.importorskip("cqlreactor.testing.astra.certs")
-    directory = str(tmp_path_factory.mktemp("compat-tls"))
-    ca = certs.make_ca(directory)
-    certs.make_cert(ca, ["127.0.0.1", "127.0.0.2"], directory, "node", usage="server")
-    with SimulatedCluster(nodes=2, tls_dir=directory) as sim:
+    pytest.importorskip("cqlreactor.testing.astra.certs")
+    with tls_simulated_cluster(tmp_path_factory.mktemp("compat-tls"), nodes=2) as (sim, ca):
         sim.ca_path = ca.cert_path
         yield sim
 

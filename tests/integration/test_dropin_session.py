@@ -5,6 +5,7 @@ import ssl
 import time
 
 import pytest
+from _cluster_helpers import tls_simulated_cluster
 
 from cqlreactor import Cluster, NoHostAvailable
 
@@ -16,13 +17,8 @@ def _cluster(sim, reactor, **kwargs):
 
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
-    from cqlreactor.testing import SimulatedCluster
-    from cqlreactor.testing.astra.certs import make_ca, make_cert
-    directory = tmp_path_factory.mktemp("tls")
-    ca = make_ca(str(directory))
-    make_cert(ca, ["127.0.0.1"], str(directory), "node", usage="server")
-    with SimulatedCluster(nodes=1, tls_dir=str(directory)) as sim:
-        yield sim, ca
+    with tls_simulated_cluster(tmp_path_factory.mktemp("tls")) as sim_and_ca:
+        yield sim_and_ca
 
 
 def test_ssl_options_builds_the_tls_context(tls_sim, cql_reactor):

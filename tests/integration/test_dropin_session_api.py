@@ -10,7 +10,7 @@ import logging
 import ssl
 
 import pytest
-from _cluster_helpers import wait_until
+from _cluster_helpers import tls_simulated_cluster, wait_until
 
 import cassandra.cluster as theirs
 
@@ -258,13 +258,8 @@ def test_ssl_version_is_honoured(tls_sim):
 
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
-    from cqlreactor.testing import SimulatedCluster
-    from cqlreactor.testing.astra.certs import make_ca, make_cert
-    directory = tmp_path_factory.mktemp("tls")
-    ca = make_ca(str(directory))
-    make_cert(ca, ["127.0.0.1"], str(directory), "node", usage="server")
-    with SimulatedCluster(nodes=1, tls_dir=str(directory)) as sim:
-        yield sim, ca
+    with tls_simulated_cluster(tmp_path_factory.mktemp("tls")) as sim_and_ca:
+        yield sim_and_ca
 
 
 def test_control_connection_timeout(clean_sim):

@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from _cluster_helpers import wait_until
+from _cluster_helpers import tls_simulated_cluster, wait_until
 
 from cqlreactor import (BatchStatement, BatchType, Cluster, ConsistencyLevel, ExecutionProfile,
                         EXEC_PROFILE_DEFAULT, NoHostAvailable, OperationTimedOut,
@@ -293,13 +293,8 @@ def test_default_profile_consistency_is_sent(sim, reactor):
 
 @pytest.fixture(scope="module")
 def tls_sim(tmp_path_factory):
-    from cqlreactor.testing.astra.certs import make_ca, make_cert
-    directory = tmp_path_factory.mktemp("tls")
-    ca = make_ca(str(directory))
-    make_cert(ca, ["127.0.0.1", "127.0.0.2", "127.0.0.3"], str(directory), "node",
-              usage="server")
-    with SimulatedCluster(nodes=3, tls_dir=str(directory)) as sim:
-        yield sim, ca
+    with tls_simulated_cluster(tmp_path_factory.mktemp("tls"), nodes=3) as sim_and_ca:
+        yield sim_and_ca
 
 
 def test_tls_cluster_via_ssl_context(tls_sim, reactor):
