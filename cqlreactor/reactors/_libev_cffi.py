@@ -13,7 +13,7 @@ them into functions cffi can call.  When the build cannot run (no ``ev.h``, no C
 setuptools) :func:`load` raises ReactorUnavailable naming what is missing and what to install,
 which is what ``python -m cqlreactor doctor`` then shows for libev.  The compiler's output goes to
 the DEBUG log, never to the terminal; a failed build is remembered for the process and, in the
-cache directory, until the compiler, the headers or $CC/$CFLAGS change (or
+cache directory, until the compiler, the headers, setuptools or $CC/$CFLAGS change (or
 ``CQLREACTOR_LIBEV_REBUILD=1``), so that not every ``Cluster()`` runs the compiler again.  Then the binding falls back to cffi's
 ABI mode over the runtime library alone (:mod:`cqlreactor.reactors._libev_abi`: ``apt-get install
 libev4`` suffices); ``CQLREACTOR_LIBEV_ABI=1`` forces that mode, ``=0`` forbids it.
@@ -191,6 +191,16 @@ def _python_header():
     return path if os.path.exists(path) else None
 
 
+def _find_setuptools():
+    """Where setuptools is importable from here (cffi builds with it on Python 3.12+, where
+    distutils is gone), or None."""
+    try:
+        spec = importlib.util.find_spec("setuptools")
+    except (ImportError, ValueError):       # ValueError: sys.modules holds None for it
+        return None
+    return spec.origin if spec is not None else None
+
+
 def missing_build_parts():
     """What a build of the binding needs and this machine lacks, in words (may be empty:
     then the build failed for another reason, given in the error)."""
@@ -201,6 +211,8 @@ def missing_build_parts():
         missing.append("a C compiler")
     if _python_header() is None:
         missing.append("the Python headers (Python.h)")
+    if sys.version_info >= (3, 12) and _find_setuptools() is None:
+        missing.append("setuptools (pip install setuptools)")
     return missing
 
 
@@ -217,6 +229,9 @@ def _build_fingerprint():
         "compiler": stamp(_find_compiler()),
         "ev.h": stamp(_find_ev_header()),
         "Python.h": stamp(_python_header()),
+        # the cache directory is shared by every venv of one interpreter: a venv without
+        # setuptools must not keep the one that has it from building
+        "setuptools": stamp(_find_setuptools()),
     }
 
 

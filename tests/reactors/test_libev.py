@@ -168,7 +168,9 @@ def test_missing_compiler_makes_libev_missing_with_what_to_install(tmp_path):
 # --- a failed build: remembered, quiet, and saying what is missing ----------------------------
 
 FAILED_BUILD_SCRIPT = r"""
-import io, json, logging
+import io, json, logging, os, sys
+if os.environ.get("TEST_HIDE_SETUPTOOLS"):      # a venv without setuptools (same interpreter)
+    sys.modules["setuptools"] = None
 import cffi
 compiles = []
 original = cffi.FFI.compile
@@ -220,6 +222,28 @@ def test_a_failed_build_is_remembered_quietly_and_names_what_is_missing(tmp_path
     changed = run(CC="/nonexistent/cc")              # what the build depends on changed
     assert changed["compiles"] == 1
     assert "missing here: a C compiler" in changed["errors"][0], changed["errors"][0]
+
+
+def test_a_failure_without_setuptools_does_not_stand_where_setuptools_is(tmp_path):
+    """Every venv of one interpreter shares the cache directory: a build that failed in a venv
+    without setuptools (on 3.12+ cffi cannot build without it) is retried, not remembered, in one
+    that has it -- the failure CI met when an older run had left such a record behind."""
+    import json
+    env = {"CQLREACTOR_CACHE_DIR": str(tmp_path), "CQLREACTOR_LIBEV_NO_PYEV": "1",
+           "CQLREACTOR_LIBEV_ABI": "0",
+           "CFLAGS": "-include /nonexistent/cqlr-missing-header.h"}
+
+    def run(**extra):
+        proc = run_python(FAILED_BUILD_SCRIPT, env=dict(env, **extra))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    hidden = run(TEST_HIDE_SETUPTOOLS="1")
+    assert hidden["errors"] and hidden["state"] == "missing"
+    if sys.version_info >= (3, 12):
+        assert "setuptools (pip install setuptools)" in hidden["errors"][0], hidden["errors"][0]
+    assert run(TEST_HIDE_SETUPTOOLS="1")["compiles"] == 0       # remembered there
+    assert run()["compiles"] == 1                                # retried where it is
 
 
 def test_the_hint_names_every_missing_part(monkeypatch):
