@@ -98,6 +98,7 @@ def _compile_select(engine, stmt, keyspace):
                                    sel.alias or "system.%s(%s)" % (sel.column, c.name),
                                    c.cql_type))
             else:
+                schema_objects.refuse_call(engine, table.keyspace, sel.column)
                 raise invalid("Unknown function '%s'" % (sel.column,))
     if stmt.distinct:
         for kind, arg in outs:
