@@ -522,6 +522,7 @@ class _Helpers(object):
     check_name = staticmethod(lambda name, what: _check_name(name, what))
     apply_options = staticmethod(lambda options, given: _apply_options(options, given))
     canonical = staticmethod(lambda texpr, ks: _canonical(texpr, ks, False, True))
+    option_defaults = staticmethod(S.table_option_defaults)
 
 
 _HELPERS = _Helpers()

@@ -467,8 +467,7 @@ def _create_view(stmt, current, h):
                 c = base.columns[n]
                 cols.append(ColumnDef(n, c.type_expr, c.cql_type, "regular",
                                       type_text=c.type_text))
-        from cqlreactor.testing.engine.system_tables import table_option_defaults
-        options = table_option_defaults(None)
+        options = h.option_defaults(None)
         options.pop("flags", None)
         options.pop("id", None)
         h.apply_options(options, stmt.options)
