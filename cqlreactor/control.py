@@ -280,17 +280,6 @@ class ControlConnection(object):
                 return None
         return out
 
-    def refresh_schema_logged(self, target_type=None, keyspace=None, name=None):
-        """:meth:`refresh_schema`, its failure logged (a warning) instead of raised; returns
-        whether it ran.  For callers off the loop that must not fail for it (the schema
-        agreement wait after a DDL when called blocking)."""
-        try:
-            return self.refresh_schema(target_type, keyspace, name)
-        except Exception as exc:   # the next event or reconnect refreshes again
-            log.warning("schema metadata refresh (%s %s.%s) failed: %r", target_type,
-                        keyspace, name, exc)
-            return False
-
     def _keyspaces_steps(self, conn):
         """The whole schema read again, as steps (a control connection's first refresh)."""
         yield from self.schema_steps(conn)
