@@ -225,6 +225,9 @@ async def run_control_steps(control, steps):
     cluster = control.cluster
 
     async def perform(step):
+        if step[0] == "sleep":
+            await asyncio.sleep(step[1])
+            return None
         fut, callback = _callback_future(cluster.reactor)
         if step[0] == "open":
             cluster.connect_endpoint_async(step[1], callback)

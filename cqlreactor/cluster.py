@@ -668,9 +668,10 @@ class Cluster(object):
 
     def on_schema_change(self, result):
         """A session's request changed the schema (DDL; on the loop): refresh what it names
-        in the background."""
-        self.reactor.spawn(self.control_connection.refresh_schema_logged, result.target,
-                           result.keyspace, result.name)
+        from loop callbacks (ControlConnection.run_in_loop: no thread, nothing blocks)."""
+        control = self.control_connection
+        control.run_in_loop(control.after_schema_change_steps(None, result, 0),
+                            lambda value, error: None)
 
     # -- schema metadata (cassandra-driver's refresh_* methods) ----------------------------------
 

@@ -19,7 +19,7 @@ from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import (ConnectionException, DriverException, InvalidRequest,
                                     NoHostAvailable, OperationTimedOut)
 from cqlreactor.schema import SCHEMA_TABLES, build_keyspaces
-from cqlreactor.steps import run_blocking
+from cqlreactor.steps import run_blocking, run_with_callbacks
 
 __all__ = ["ControlConnection"]
 
@@ -106,6 +106,9 @@ class ControlConnection(object):
         return run_blocking(steps, self._perform)
 
     def _perform(self, step):
+        if step[0] == "sleep":
+            self.cluster.reactor.make_event().wait(step[1])
+            return None
         if step[0] == "open":
             return self.cluster.connect_endpoint(step[1])
         return self._query(step[1], step[2])
@@ -277,17 +280,6 @@ class ControlConnection(object):
                 return None
         return out
 
-    def refresh_schema_logged(self, target_type=None, keyspace=None, name=None):
-        """:meth:`refresh_schema`, its failure logged (a warning) instead of raised; returns
-        whether it ran.  For callers off the loop that must not fail for it (the schema
-        agreement wait after a DDL)."""
-        try:
-            return self.refresh_schema(target_type, keyspace, name)
-        except Exception as exc:   # the next event or reconnect refreshes again
-            log.warning("schema metadata refresh (%s %s.%s) failed: %r", target_type,
-                        keyspace, name, exc)
-            return False
-
     def _keyspaces_steps(self, conn):
         """The whole schema read again, as steps (a control connection's first refresh)."""
         yield from self.schema_steps(conn)
@@ -331,10 +323,10 @@ class ControlConnection(object):
         """Wait until every up host reports one schema version (cassandra-driver's name).
 
         Reads system.local and system.peers over ``connection`` (the control connection when
-        None), pausing 10 ms, then twice as long each time, at most 0.2 s.  Peers that the cluster's metadata does not know or holds down are
-        left out, as are rows without a version.  The pauses use the reactor's event, so a
-        gevent/eventlet caller yields to its hub; call this where blocking is allowed (never
-        in a loop callback: ``reactor.spawn`` it).
+        None), pausing 10 ms, then twice as long each time, at most 0.2 s.  Peers that the
+        cluster's metadata does not know or holds down are left out, as are rows without a
+        version.  This blocks (the reactor's event: a gevent/eventlet caller yields to its
+        hub); a loop callback runs :meth:`schema_agreement_steps` with :meth:`run_in_loop`.
 
         Args:
             connection: where to read the versions (a ready connection).
@@ -347,6 +339,12 @@ class ControlConnection(object):
             True when the versions agree, False when ``wait_time`` passed first (logged as a
             warning, with the versions seen) or no connection can be had.
         """
+        return self.run_steps(self.schema_agreement_steps(connection, preloaded_results,
+                                                          wait_time))
+
+    def schema_agreement_steps(self, connection=None, preloaded_results=None, wait_time=None):
+        """:meth:`wait_for_schema_agreement` as steps: ("query", ...) and ("sleep", seconds)
+        steps, run blocking, awaited, or from loop callbacks (:meth:`run_in_loop`)."""
         if wait_time is None:
             wait_time = self.cluster.max_schema_agreement_wait
         if not wait_time or wait_time <= 0:
@@ -365,19 +363,58 @@ class ControlConnection(object):
                 peers, local = preloaded_results
                 preloaded_results = None
             else:
-                local = self._rows(conn, SELECT_SCHEMA_LOCAL)
-                peers = self._rows(conn, SELECT_SCHEMA_PEERS)
+                local = yield ("query", conn, SELECT_SCHEMA_LOCAL)
+                peers = yield ("query", conn, SELECT_SCHEMA_PEERS)
             versions = self._schema_versions(conn, local, peers)
             if len(versions) <= 1:
                 return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._is_shutdown:
                 break
-            self.cluster.reactor.make_event().wait(min(pause, remaining))
+            yield ("sleep", min(pause, remaining))
             pause = min(pause * 2, SCHEMA_AGREEMENT_POLL)
         log.warning("Node %s is reporting a schema disagreement: %s", conn.endpoint,
                     dict((str(v), sorted(hosts)) for v, hosts in versions.items()))
         return False
+
+    def after_schema_change_steps(self, connection, response, wait_time):
+        """A DDL's follow-up as steps: wait for agreement (up to ``wait_time``; 0: no wait),
+        then refresh what ``response`` (its SchemaChangeResult) names on the control
+        connection.  Its value: whether the schema agreed.  Never raises: a failed look or
+        refresh is logged (the next event or reconnect refreshes again)."""
+        agreed = True
+        if wait_time:
+            try:
+                agreed = yield from self.schema_agreement_steps(connection, None, wait_time)
+            except Exception as exc:   # the connection went: the schema may not be agreed
+                log.warning("could not check schema agreement after a schema change on %s: "
+                            "%r", getattr(connection, "endpoint", connection), exc)
+                agreed = False
+        conn = self._connection
+        if conn is not None and not self._is_shutdown:
+            try:   # the metadata is current when the statement returns, as cassandra-driver's
+                yield from self.schema_steps(conn, response.target, response.keyspace,
+                                             response.name)
+            except Exception as exc:
+                log.warning("schema metadata refresh (%s %s.%s) failed: %r", response.target,
+                            response.keyspace, response.name, exc)
+        return agreed
+
+    def run_in_loop(self, steps, done):
+        """Run ``steps`` from the reactor's loop callbacks (no thread, nothing blocks): each
+        query is sent with :meth:`send_step`, each pause is a ``reactor.call_later`` timer
+        (a hub timer under gevent/eventlet, the caller's loop in asyncio native mode);
+        ``done(value, error)`` runs on the loop at the end."""
+        reactor = self.cluster.reactor
+
+        def start(step, answered):
+            if step[0] == "sleep":
+                reactor.call_later(step[1], answered, None)
+            elif step[0] == "query":
+                self.send_step(step[1], step[2], answered)
+            else:
+                raise DriverException("step %r cannot run in the loop" % (step[0],))
+        run_with_callbacks(steps, start, done)
 
     def _schema_versions(self, conn, local, peers):
         """{schema version: set of host descriptions} of the up hosts (see above)."""

@@ -396,8 +396,10 @@ class ResponseFuture(object):
 
     def _wait_for_schema_agreement(self, connection, response):
         """A DDL's answer (on the loop): settle once every up host has the new schema, or
-        ``max_schema_agreement_wait`` passed (``is_schema_agreed`` False, a warning).  The
-        wait blocks, so it runs in ``reactor.spawn`` (a greenlet under gevent/eventlet)."""
+        ``max_schema_agreement_wait`` passed (``is_schema_agreed`` False, a warning), and the
+        metadata was refreshed.  The wait runs from loop callbacks and reactor timers
+        (ControlConnection.run_in_loop): no thread, green under gevent/eventlet, on the
+        caller's own loop in asyncio native mode."""
         cluster = self.session.cluster
         wait = cluster.max_schema_agreement_wait
         if not wait:
@@ -407,31 +409,18 @@ class ResponseFuture(object):
         # result() without its own timeout waits for the agreement too, not only the request
         if self._deadline is not None:
             self._deadline = max(self._deadline, _monotonic() + wait)
+        control = cluster.control_connection
 
-        def wait_then_settle():
-            try:
-                agreed = cluster.control_connection.wait_for_schema_agreement(
-                    connection=connection, wait_time=wait)
-            except Exception as exc:   # the connection went: the schema may not be agreed
-                log.warning("could not check schema agreement after a schema change on %s: "
-                            "%r", connection.endpoint, exc)
-                agreed = False
-            self.is_schema_agreed = agreed
-            try:   # the metadata is current when the statement returns, as cassandra-driver's
-                cluster.control_connection.refresh_schema_logged(
-                    response.target, response.keyspace, response.name)
-            finally:
-                if on_running_loop:    # the awaiting asyncio future is settled on its loop
-                    cluster.reactor.call_soon_threadsafe(self._set_final_result, [])
-                else:
-                    self._set_final_result([])
-        on_running_loop = getattr(cluster.reactor, "on_running_loop", False)
-        try:
-            cluster.reactor.spawn(wait_then_settle)
-        except Exception as exc:      # e.g. the reactor stopped: settle unagreed, never hang
-            log.warning("could not wait for schema agreement: %r", exc)
-            self.is_schema_agreed = False
+        def settle(agreed, error):
+            self.is_schema_agreed = bool(agreed) and error is None
+            if error is not None:
+                log.warning("could not wait for schema agreement: %r", error)
             self._set_final_result([])
+        try:
+            control.run_in_loop(control.after_schema_change_steps(connection, response, wait),
+                                settle)
+        except Exception as exc:      # e.g. the reactor stopped: settle unagreed, never hang
+            settle(False, exc)
 
     def _handle_connection_error(self, attempt, exc):
         if isinstance(exc, OperationTimedOut):

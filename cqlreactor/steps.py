@@ -3,10 +3,12 @@
 A steps generator yields each thing it waits for (a ResponseFuture, a control-connection
 query ...) and is sent its answer, or has its error thrown in; its return value is the result.
 :func:`run_blocking` runs one with a blocking ``perform(step)``; ``cqlreactor.aio.run_steps``
-runs the same generator awaiting each step, so the logic between the waits exists once.
+runs the same generator awaiting each step, so the logic between the waits exists once;
+:func:`run_with_callbacks` runs it from loop callbacks (each step started, its answer handed
+back by a callback), so a wait never blocks a thread nor needs one.
 """
 
-__all__ = ["run_blocking", "Stepper"]
+__all__ = ["run_blocking", "run_with_callbacks", "Stepper"]
 
 
 class Stepper(object):
@@ -46,3 +48,33 @@ def run_blocking(steps, perform):
         else:
             step = stepper.advance(answer)
     return stepper.value
+
+
+def run_with_callbacks(steps, start, done):
+    """Run ``steps`` without blocking: ``start(step, answered)`` begins each step and calls
+    ``answered(answer)`` once it has its answer (an exception instance is thrown into the
+    generator); ``done(value, error)`` is called once, with the generator's value or the
+    exception it raised.  Nothing waits: every step continues in the callback of the last."""
+    stepper = Stepper(steps)
+
+    def advance(answer=None, error=None):
+        try:
+            step = stepper.advance(answer, error)
+        except Exception as exc:
+            done(None, exc)
+            return
+        if stepper.done:
+            done(stepper.value, None)
+            return
+        try:
+            start(step, answered)
+        except Exception as exc:     # the step could not even start: the generator decides
+            advance(error=exc)
+
+    def answered(answer):
+        if isinstance(answer, Exception):
+            advance(error=answer)
+        else:
+            advance(answer)
+
+    advance()

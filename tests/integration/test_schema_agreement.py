@@ -9,6 +9,7 @@ nodes with ``execute(host=...)``; ``cql_cluster``'s reset puts the delays back a
 """
 
 import logging
+import threading
 import uuid
 
 import pytest
@@ -103,5 +104,37 @@ def test_a_partitioned_node_gives_a_warning_not_a_hang(cql_cluster, cql_reactor,
         # the partition heals: the node catches up with what it missed
         cql_cluster.set_schema_delay(0)
         assert len(set(cql_cluster.schema_versions())) == 1
+    finally:
+        cluster.shutdown()
+
+
+def test_the_agreement_wait_starts_no_thread(cql_cluster, cql_reactor):
+    """The wait after a DDL runs from the reactor's loop callbacks and timers: no
+    ``reactor.spawn`` (a thread or a greenlet), no new thread, on every reactor."""
+    cql_cluster.set_schema_delay(0)
+    cluster, session = _connect(cql_cluster, cql_reactor)
+    try:
+        first, second, _third = _hosts(cluster)
+        _keyspace(session, first)
+        session.execute("SELECT * FROM system.local", host=second)   # every pool is open
+        spawned = []
+        real_spawn = cluster.reactor.spawn
+
+        def spawn(fn, *args):
+            spawned.append(fn)
+            return real_spawn(fn, *args)
+        cluster.reactor.spawn = spawn      # an instance attribute: this cluster's reactor only
+        before = set(threading.enumerate())
+        cql_cluster.set_schema_delay(0.3)  # the wait polls (and pauses) several times
+        table = _table()
+        future = session.execute_async("CREATE TABLE %s (k int PRIMARY KEY, v int)" % table,
+                                       host=first)
+        future.result()
+        new = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert future.is_schema_agreed
+        assert not spawned, "the agreement wait spawned %r" % (spawned,)
+        assert not new, "threads started by the agreement wait: %r" % (new,)
+        assert table.split(".")[1] in cluster.metadata.keyspaces[KEYSPACE].tables
+        session.execute("INSERT INTO %s (k, v) VALUES (1, 1)" % table, host=second)
     finally:
         cluster.shutdown()

@@ -75,7 +75,7 @@ def attempt(engine, query, values=None, page_size=None, paging_state=None):
     "CREATE TABLE ks.y (a list<int> PRIMARY KEY)", "CREATE TABLE ks.y (a int PRIMARY KEY, "
     "b list<list<int>>)", "CREATE TABLE ks.y (a int PRIMARY KEY, b nosuchtype)",
     "CREATE KEYSPACE z WITH replication = {'class': 'Nope'}", "CREATE KEYSPACE z WITH x = 1",
-    "CREATE INDEX ON ks.t (v)", "CREATE MATERIALIZED VIEW ks.mv AS SELECT * FROM ks.t",
+    "CREATE INDEX ON ks.t (nosuchcolumn)", "CREATE MATERIALIZED VIEW ks.mv AS SELECT * FROM ks.t",
     "GRANT ALL ON ks.t TO bob", "SELECT JSON * FROM ks.nope", "INSERT INTO ks.t JSON '{}'",
     "SELECT * FROM ks.t WHERE k = 'text'", "SELECT * FROM ks.t WHERE c = 1",
     "SELECT * FROM ks.t WHERE k = 1 ORDER BY v", "UPDATE ks.t SET k = 1 WHERE k = 1",

@@ -57,6 +57,7 @@ Layout (each module imports only the ones below it; nothing imports upward)::
     ddl.py            USE, CREATE / ALTER / DROP
     plans.py          the plan base, term compilation, WHERE analysis
     system_tables.py  system.local / peers / schema_* rows generated from the engine's state
+    schema_objects.py indexes, views, functions, aggregates: their CQL, rows and behaviour
     values.py         CQL literals and bound values to serialized cells
     store.py          keyspaces, tables, partitions, rows (sorted by clustering key)
     parser.py         CQL text to statements (``ast_nodes``), ``lexer.py`` its tokens

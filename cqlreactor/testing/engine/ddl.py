@@ -9,6 +9,7 @@ import re
 import uuid
 
 from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import schema_objects
 from cqlreactor.testing.engine import system_tables as S
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.errors import (
@@ -355,6 +356,11 @@ def _drop_table(stmt, current):
             raise invalid("Table '%s.%s' doesn't exist" % (name, stmt.name))
         if ks.system:
             raise EngineError(0x2100, "%s keyspace is not user-modifiable." % name)
+        views = schema_objects.views_of_table(ks, stmt.name)
+        if views:
+            raise invalid("Cannot drop a table when materialized views still depend on it "
+                          "(%s.{%s})" % (ks.name, ", ".join(v.name for v in views)))
+        schema_objects.drop_table_indexes(ks, stmt.name)
         del ks.tables[stmt.name]
         engine._schema_changed(ctx.node)
         return SchemaChange("DROPPED", "TABLE", ks.name, stmt.name)
@@ -503,5 +509,20 @@ def compile_ddl(engine, stmt, keyspace):
         return _DdlPlan(_alter_table(stmt, keyspace))
     if isinstance(stmt, P.Truncate):
         return _DdlPlan(_truncate(stmt, keyspace))
+    if isinstance(stmt, schema_objects.STATEMENTS):
+        return _DdlPlan(schema_objects.compile_object_ddl(engine, stmt, keyspace, _HELPERS))
     raise EngineError(INVALID, "%s statements are not supported by the simulated cluster"
                       % type(stmt).__name__)
+
+
+class _Helpers(object):
+    """ddl's checks, lent to cqlreactor.testing.engine.schema_objects."""
+    keyspace_for = staticmethod(lambda engine, name, current: _keyspace_for(engine, name,
+                                                                            current))
+    check_name = staticmethod(lambda name, what: _check_name(name, what))
+    apply_options = staticmethod(lambda options, given: _apply_options(options, given))
+    canonical = staticmethod(lambda texpr, ks: _canonical(texpr, ks, False, True))
+    option_defaults = staticmethod(S.table_option_defaults)
+
+
+_HELPERS = _Helpers()

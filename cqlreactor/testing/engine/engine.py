@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 
 from cqlreactor.core.murmur3 import MAX_TOKEN, MIN_TOKEN
+from cqlreactor.testing.engine import schema_objects
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import releases
 from cqlreactor.testing.engine import system_tables as S
@@ -557,6 +558,8 @@ class Engine(object):
         ks = self._keyspace(name)
         table = ks.tables.get(table_name)
         if table is None or not self.visible(table):
+            table = schema_objects.find_view(self, ks, table_name)
+        if table is None:
             raise invalid("unconfigured table %s" % (table_name,))
         return table
 
@@ -564,6 +567,8 @@ class Engine(object):
         """The table to read: system tables are generated per node and cached until the
         schema or topology changes."""
         if not table.virtual:
+            if type(table) is schema_objects.ViewTable:    # derived from its base table now
+                schema_objects.refresh_view(self, table)
             return table
         if table.keyspace == "system_traces":      # changes with time: never cached
             filled = Table(table.keyspace, table.name, list(table.columns.values()),

@@ -17,6 +17,7 @@ from cqlreactor.testing.engine.ast_nodes import (  # noqa: F401  (re-exported: P
     InsertJson, NATIVE_TYPES,
     RESERVED, Relation, Select, Selector, Truncate, TypeExpr, Unsupported, Update, Use,
     render_type)
+from cqlreactor.testing.engine import schema_objects
 from cqlreactor.testing.engine.lexer import CqlSyntaxError, TokenStream, tokenize  # noqa: F401
 
 __all__ = [
@@ -71,6 +72,9 @@ class _Parser(TokenStream):
                     break
                 self.expect_op(",")
             return CreateType(ks, name, ine, fields)
+        ours = schema_objects.parse_create(self)
+        if ours is not None:
+            return ours
         t = self.peek()
         if t[0] == "id":
             what = t[1]
@@ -310,6 +314,9 @@ class _Parser(TokenStream):
             ie = self.if_exists()
             ks, name = self.qualified_name()
             return DropType(ks, name, ie)
+        ours = schema_objects.parse_drop(self)
+        if ours is not None:
+            return ours
         t = self.peek()
         self.i = len(self.toks) - 1
         return Unsupported("DROP " + str(t[2]).upper())
@@ -320,6 +327,9 @@ class _Parser(TokenStream):
             name = self.ident("keyspace name")
             self.expect_kw("with")
             return AlterKeyspace(name, ie, self.properties())
+        ours = schema_objects.parse_alter(self)
+        if ours is not None:
+            return ours
         if not (self.accept_kw("table") or self.accept_kw("columnfamily")):
             t = self.peek()
             self.i = len(self.toks) - 1

@@ -305,7 +305,10 @@ def _column(table, name):
 
 
 def _check_table_name(engine, stmt, keyspace):
-    return engine._table(stmt.keyspace, stmt.table, keyspace)
+    table = engine._table(stmt.keyspace, stmt.table, keyspace)
+    if getattr(table, "base", None) is not None and not isinstance(stmt, P.Select):
+        raise invalid("Cannot directly modify a materialized view")
+    return table
 
 
 # --- WHERE analysis ----------------------------------------------------------------------------

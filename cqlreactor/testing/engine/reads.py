@@ -10,6 +10,7 @@ import struct
 
 from cqlreactor.core import types as T
 from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import schema_objects
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.errors import EngineError, FILTERING, PROTOCOL_ERROR, invalid
 from cqlreactor.testing.engine.results import Column, Rows
@@ -97,6 +98,7 @@ def _compile_select(engine, stmt, keyspace):
                                    sel.alias or "system.%s(%s)" % (sel.column, c.name),
                                    c.cql_type))
             else:
+                schema_objects.refuse_call(engine, table.keyspace, sel.column)
                 raise invalid("Unknown function '%s'" % (sel.column,))
     if stmt.distinct:
         for kind, arg in outs:
@@ -112,7 +114,10 @@ def _compile_select(engine, stmt, keyspace):
     # where
     w = _analyze_where(comp, table, stmt.where, stmt.allow_filtering)
     plan.where = w
-    needs_filtering = bool(w.filters)
+    # an EQ on a column a secondary index covers is served by the index (one of them)
+    indexed = schema_objects.indexed_columns(engine, table) if w.filters else ()
+    served = [f for f in w.filters if f[1] == "=" and f[0].name in indexed][:1]
+    needs_filtering = len(w.filters) > len(served)
     pk_names = [c.name for c in table.partition_key]
     if w.pk and all(n in w.pk for n in pk_names):
         plan.mode = "keys"

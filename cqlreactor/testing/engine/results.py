@@ -100,13 +100,14 @@ class SetKeyspace(object):
 
 class SchemaChange(object):
     """A SCHEMA_CHANGE result."""
-    __slots__ = ("change_type", "target", "keyspace", "name")
+    __slots__ = ("change_type", "target", "keyspace", "name", "arg_types")
 
-    def __init__(self, change_type, target, keyspace, name=None):
+    def __init__(self, change_type, target, keyspace, name=None, arg_types=None):
         self.change_type = change_type
         self.target = target
         self.keyspace = keyspace
         self.name = name
+        self.arg_types = arg_types   # FUNCTION / AGGREGATE: the argument types (CQL text)
 
     def __repr__(self):
         return "SchemaChange(%s %s %s %s)" % (self.change_type, self.target, self.keyspace,

@@ -108,7 +108,7 @@ class Keyspace(object):
     """A keyspace: replication options (strings, as Cassandra stores them), tables, types."""
 
     __slots__ = ("name", "replication", "durable_writes", "tables", "types", "system",
-                 "virtual", "created_gen")
+                 "virtual", "created_gen", "schema_objects")
 
     def __init__(self, name, replication, durable_writes=True, system=False, virtual=False):
         self.name = name
@@ -119,6 +119,7 @@ class Keyspace(object):
         self.system = system
         self.virtual = virtual
         self.created_gen = 0
+        self.schema_objects = None   # indexes, views, functions, aggregates (schema_objects)
 
 
 class Row(object):

@@ -10,6 +10,7 @@ coordinating node, from the engine's nodes and schema (:func:`generate_rows`).
 """
 
 from cqlreactor.testing.engine import parser as P
+from cqlreactor.testing.engine import schema_objects as O
 
 __all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "generate_rows", "table_option_defaults",
            "LOCAL_STRATEGY", "SIMPLE_STRATEGY", "NTS"]
@@ -208,20 +209,39 @@ def _visible(engine, objects, node):
     return [o for o in objects.values() if node is None or engine.visible(o, node)]
 
 
-def _columns_rows(keyspaces, engine=None, node=None):
+def _columns_rows(keyspaces, engine=None, node=None, extra=()):
+    """system_schema.columns rows of the keyspaces' tables (and of ``extra``: (keyspace,
+    view) pairs, whose columns Cassandra lists there too)."""
+    tables = [(ks, t) for ks in keyspaces for t in _visible(engine, ks.tables, node)]
     out = []
-    for ks in keyspaces:
-        for t in _visible(engine, ks.tables, node):
-            for c in t.columns.values():
-                out.append({
-                    "keyspace_name": ks.name, "table_name": t.name, "column_name": c.name,
-                    "clustering_order": c.order, "column_name_bytes": c.name.encode("utf-8"),
-                    "kind": c.kind, "position": c.position, "type": c.type_text})
+    for ks, t in tables + list(extra):
+        for c in t.columns.values():
+            out.append({
+                "keyspace_name": ks.name, "table_name": t.name, "column_name": c.name,
+                "clustering_order": c.order, "column_name_bytes": c.name.encode("utf-8"),
+                "kind": c.kind, "position": c.position, "type": c.type_text})
     return out
 
 
 def _columns(engine, node):
-    return _columns_rows(_visible_keyspaces(engine, node), engine, node)
+    return _columns_rows(_visible_keyspaces(engine, node), engine, node,
+                         O.view_tables(engine, node, _visible_keyspaces))
+
+
+def _indexes(engine, node):
+    return O.index_rows(engine, node, _visible_keyspaces)
+
+
+def _views(engine, node):
+    return O.view_rows(engine, node, _visible_keyspaces)
+
+
+def _functions(engine, node):
+    return O.routine_rows(engine, node, _visible_keyspaces, "functions")
+
+
+def _aggregates(engine, node):
+    return O.routine_rows(engine, node, _visible_keyspaces, "aggregates")
 
 
 def _types(engine, node):
@@ -282,6 +302,10 @@ _GENERATORS = {
     ("system_schema", "tables"): _tables,
     ("system_schema", "columns"): _columns,
     ("system_schema", "types"): _types,
+    ("system_schema", "indexes"): _indexes,
+    ("system_schema", "views"): _views,
+    ("system_schema", "functions"): _functions,
+    ("system_schema", "aggregates"): _aggregates,
     ("system_traces", "sessions"): _trace_sessions,
     ("system_traces", "events"): _trace_events,
     ("system_virtual_schema", "keyspaces"): _virtual_keyspaces,

@@ -509,7 +509,7 @@ class Protocol(object):
             return results.SetKeyspaceResult(result.keyspace).encode_body(version)
         if kind is SchemaChange:
             return results.SchemaChangeResult(result.change_type, result.target, result.keyspace,
-                                              result.name).encode_body(version)
+                                              result.name, result.arg_types).encode_body(version)
         if kind is Prepared:
             columns = _metadata(result.result_columns)
             return results.PreparedResult(
@@ -521,7 +521,8 @@ class Protocol(object):
     def _schema_events(result):
         if type(result) is SchemaChange:
             return (messages.EventMessage("SCHEMA_CHANGE", result.change_type, None,
-                                          result.target, result.keyspace, result.name),)
+                                          result.target, result.keyspace, result.name,
+                                          result.arg_types),)
         return ()
 
 
