@@ -88,3 +88,17 @@ def test_a_3_11_cluster_refuses_protocol_v5_only(cql_cluster_factory):
     with pytest.raises(ValueError) as info:
         cql_cluster_factory(nodes=1, release_version="3.11.17", protocol_versions=(5,))
     assert "3.11.17" in str(info.value)
+
+
+def test_describe_runs_on_the_server_from_4_0_only(cql_cluster_factory):
+    from cqlreactor.core.errors import SyntaxException
+    for release, works in (("3.11.17", False), ("4.1.5", True)):
+        sim = cql_cluster_factory(nodes=1, release_version=release)
+        with Cluster(sim.contact_points, port=sim.port) as cluster:
+            session = cluster.connect()
+            if works:
+                assert list(session.execute("DESCRIBE KEYSPACES"))
+            else:
+                with pytest.raises(SyntaxException) as info:
+                    session.execute("DESCRIBE KEYSPACES")
+                assert "3.11.17" in str(info.value)

@@ -53,6 +53,11 @@ class Release(object):
         return str(self.protocol_versions[-1])
 
     @property
+    def has_server_describe(self):
+        """DESCRIBE runs on the server from 4.0 (3.11's cqlsh describes client-side)."""
+        return self.major_minor >= (4, 0)
+
+    @property
     def has_peers_v2(self):
         """system.peers_v2 and the virtual keyspaces exist from 4.0."""
         return self.major_minor >= (4, 0)

@@ -14,7 +14,8 @@ engine's nodes and schema (:func:`generate_rows`).
 
 from cqlreactor.testing.engine import parser as P
 
-__all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "generate_rows", "table_option_defaults",
+__all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "system_tables", "generate_rows",
+           "table_option_defaults",
            "LOCAL_STRATEGY", "SIMPLE_STRATEGY", "NTS"]
 
 LOCAL_STRATEGY = "org.apache.cassandra.locator.LocalStrategy"
