@@ -29,7 +29,8 @@ from cqlreactor.testing.engine.reads import _compile_select
 from cqlreactor.testing.engine.results import Column, Rows
 from cqlreactor.testing.engine.writes import _compile_insert, _modifiable_table
 
-__all__ = ["compile_select_json", "compile_insert_json", "to_json", "from_json"]
+__all__ = ["compile_select_json", "compile_insert_json", "to_json", "from_json",
+           "from_json_text"]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _NUMBERS = (0x0002, 0x0005, 0x0006, 0x0007, 0x0008, 0x0009, 0x000E, 0x0013, 0x0014)
@@ -204,6 +205,17 @@ def from_json(cql_type, value, column):
         raise invalid("Error decoding JSON value for %s: %s" % (column, exc))
     raise invalid("INSERT JSON of a %s column is not supported by the simulator"
                   % (cql_type.name,))
+
+
+def from_json_text(cql_type, text, column):
+    """fromJson(text) for a ``cql_type`` receiver: the serialized value (None for JSON null),
+    or EngineError (Invalid) as Cassandra's FromJsonFct words it."""
+    try:
+        document = json.loads(text, parse_float=decimal.Decimal)
+    except ValueError as exc:
+        raise invalid("Could not decode JSON string '%s': %s" % (text, exc))
+    value = from_json(cql_type, document, column)
+    return None if value is None else cql_type.serialize(value)
 
 
 # --- plans ------------------------------------------------------------------------------------
