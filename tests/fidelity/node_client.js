@@ -3,9 +3,13 @@
 // one JSON line per check; node stops/starts are asked for on stdout, answered on stdin.
 'use strict';
 const cassandra = require('cassandra-driver');
+const dns = require('dns');
 const readline = require('readline');
 
 const config = JSON.parse(process.argv[2]);
+// the driver resolves the Astra SNI proxy's name by DNS query (dns.resolve4): point Node's
+// resolver at the test's loopback DNS server (tests/fidelity/_dns.py), which answers for it
+if (config.dns_server) { dns.setServers([config.dns_server]); }
 const KS = 'fid_node';
 const lines = readline.createInterface({ input: process.stdin });
 const waiting = [];
