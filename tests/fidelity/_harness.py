@@ -163,3 +163,26 @@ def run_client(command, config, sim=None, env=None, timeout=120):
     results["_stderr"] = {"ok": True, "error": (b"".join(stderr)).decode("utf-8",
                                                                       "replace")[-3000:]}
     return results
+
+
+# the releases each client connects to, besides the default 4.0 cluster of the full checks
+RELEASES = ["3.11.17", "5.0.2"]
+RELEASE_CHECKS = ["connect", "discovery", "release"]
+
+
+def run_release(command, release, env=None):
+    """The client's connect/discovery/release checks against a 2-node cluster of Cassandra
+    ``release`` (the driver negotiates the protocol version itself)."""
+    from cqlreactor.testing import SimulatedCluster
+    with SimulatedCluster(nodes=2, release_version=release) as sim:
+        return run_client(command, {"mode": "cluster", "contact_points": sim.contact_points,
+                                    "port": sim.port, "nodes": 2, "release": release,
+                                    "protocol": "auto"}, sim=sim, env=env)
+
+
+def assert_check(results, name):
+    """The check ``name`` was reported and passed (else its error and the client's stderr)."""
+    result = results.get(name)
+    assert result is not None, "the client never reported %r; its stderr:\n%s" % (
+        name, results["_stderr"]["error"])
+    assert result["ok"], "%s: %s\n%s" % (name, result.get("error"), result.get("trace", ""))

@@ -14,7 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _dns import LoopbackDNS                                     # noqa: E402
-from _harness import HERE, node_modules, run_client             # noqa: E402
+from _harness import (HERE, RELEASE_CHECKS, RELEASES, assert_check, node_modules,  # noqa
+                      run_client, run_release)
 
 NODE, REASON = node_modules()
 pytestmark = pytest.mark.skipif(NODE is None, reason=REASON or "")
@@ -64,16 +65,20 @@ def _astra_names(astra):
     return names
 
 
-def _assert(results, name):
-    result = results.get(name)
-    assert result is not None, "the client never reported %r; its stderr:\n%s" % (
-        name, results["_stderr"]["error"])
-    assert result["ok"], "%s: %s\n%s" % (name, result.get("error"), result.get("trace", ""))
+@pytest.fixture(scope="module", params=RELEASES)
+def release_results(request):
+    return run_release(SCRIPT, request.param, env=ENV)
+
+
+@pytest.mark.parametrize("name", RELEASE_CHECKS)
+def test_each_release(release_results, name):
+    """3.11 (no system.peers_v2, v4 at most) and 5.0 clusters, as the driver sees them."""
+    assert_check(release_results, name)
 
 
 @pytest.mark.parametrize("name", CLUSTER_CHECKS)
 def test_simulated_cluster(cluster_results, name):
-    _assert(cluster_results, name)
+    assert_check(cluster_results, name)
 
 
 # The Node.js driver resolves the SNI proxy's name with dns.resolve4 (a DNS query; /etc/hosts
@@ -81,7 +86,7 @@ def test_simulated_cluster(cluster_results, name):
 # the fixture runs one on loopback (_dns.LoopbackDNS) and the client uses it.
 @pytest.mark.parametrize("name", ASTRA_CHECKS)
 def test_fake_astra_bundle(astra_results, name):
-    _assert(astra_results, name)
+    assert_check(astra_results, name)
 
 
 def test_the_sni_proxy_name_was_resolved_over_dns(astra_results):
