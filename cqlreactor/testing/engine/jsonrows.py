@@ -10,8 +10,10 @@ durations; arrays for list, set, tuple and vector; objects for map (keys as stri
 
 INSERT JSON takes the same shapes back (plus what ``fromJson`` accepts: numbers and booleans
 written as strings, integer timestamps/dates/times); omitted columns are null, or left alone
-with ``DEFAULT UNSET``.  ``fromJson()``/``toJson()`` as selector or term functions are not
-supported (a clear error says so).
+with ``DEFAULT UNSET``.  The same encoding serves ``toJson(column)`` in a SELECT's selection
+(``reads``: one text column ``system.tojson(column)``; a null value is the text ``null``) and
+``fromJson(text)`` as a term of INSERT VALUES, UPDATE SET and WHERE (``plans``:
+:func:`from_json_text` decodes the text as a value of the receiving column).
 """
 
 import datetime
