@@ -43,7 +43,12 @@ def _venv_python():
     """An interpreter to build scylla-driver's venv with (scylla-driver wants 3.9+)."""
     if sys.version_info >= (3, 9):
         return sys.executable
-    return shutil.which("python3")
+    for name in ("python3.13", "python3.12", "python3.11", "python3.10", "python3.9"):
+        path = shutil.which(name)        # (a tox env's own python3 is this old interpreter)
+        if path and subprocess.run([path, "-c", ""], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL).returncode == 0:
+            return path
+    return None
 
 
 def _install(name, build):
