@@ -59,6 +59,12 @@ def test_our_client_sees_each_releases_tables(cql_cluster_factory, release):
         assert row.speculative_retry == ("99PERCENTILE" if old else "99p")
         if _since(release, "4.1"):
             assert row.memtable == "default"
+        masks = "SELECT * FROM system_schema.column_masks WHERE keyspace_name = 'rel'"
+        if _since(release, "5.0"):                  # dynamic data masking's table
+            assert list(session.execute(masks)) == []
+        else:
+            with pytest.raises(InvalidRequest):
+                session.execute(masks)
 
 
 @pytest.mark.parametrize("release", RELEASES)

@@ -67,6 +67,17 @@ _FROM_4_0 = frozenset([("system", "peers_v2"), ("system_virtual_schema", "keyspa
                        ("system_virtual_schema", "columns")])
 
 
+# tables that came after 4.0: (first release, key, definition); 5.0's dynamic data masking
+_ADDED_TABLES = [
+    ((5, 0), ("system_schema", "column_masks"), (
+        [("keyspace_name", "text")], [("table_name", "text"), ("column_name", "text")], [
+            ("function_argument_nulls", "frozen<list<boolean>>"),
+            ("function_argument_types", "frozen<list<text>>"),
+            ("function_argument_values", "frozen<list<text>>"),
+            ("function_keyspace", "text"), ("function_name", "text")])),
+]
+
+
 def _options(major_minor):
     cols = list(_OPTION_COLUMNS)
     for since, added in _OPTIONS_ADDED:
@@ -155,6 +166,9 @@ def system_tables(release):
         elif key == ("system_schema", "views"):
             regular = sorted(_options(mm) + _VIEW_COLUMNS)
         out[key] = (pk, ck, regular)
+    for since, key, definition in _ADDED_TABLES:
+        if mm >= since:
+            out[key] = definition
     return out
 
 
