@@ -13,6 +13,7 @@ import struct
 import uuid
 
 from cqlreactor.core import types as T
+from cqlreactor.testing.engine import jsoncodec
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.errors import invalid
@@ -126,8 +127,7 @@ class _Compiler(object):
 
     def from_json(self, term, table, cname, texpr, ctyp):
         """fromJson(text) typed as the column it is assigned to / compared with: the text is
-        decoded as INSERT JSON decodes a column's value (jsonrows.from_json)."""
-        from cqlreactor.testing.engine import jsonrows     # it imports this module
+        decoded as INSERT JSON decodes a column's value (jsoncodec.from_json)."""
         if len(term.args) != 1:
             raise invalid("Invalid number of arguments in call to function system.fromjson: "
                           "1 required but %d provided" % (len(term.args),))
@@ -155,7 +155,7 @@ class _Compiler(object):
             text = text_of(vals)
             if text is None:
                 return None
-            return checked([jsonrows.from_json_text(ctyp, text, cname)])
+            return checked([jsoncodec.from_json_text(ctyp, text, cname)])
         return get
 
     def collection(self, term, column, table, cname, texpr, ctyp):

@@ -9,6 +9,7 @@ import math
 import struct
 
 from cqlreactor.core import types as T
+from cqlreactor.testing.engine import jsoncodec
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.errors import EngineError, FILTERING, PROTOCOL_ERROR, invalid
@@ -241,12 +242,11 @@ def _pk_indexes(table, pk_restrictions, relations):
 def _json_encoder(cql_type):
     """cell bytes -> the UTF-8 JSON text toJson() answers (SELECT JSON's encoding; null ->
     'null', as Cassandra's ToJsonFct)."""
-    from cqlreactor.testing.engine.jsonrows import to_json     # jsonrows imports this module
 
     def encode(cell):
         if cell is None:
             return b"null"
-        return to_json(cql_type, cql_type.deserialize(cell, 4)).encode("utf-8")
+        return jsoncodec.to_json(cql_type, cql_type.deserialize(cell, 4)).encode("utf-8")
     return encode
 
 
