@@ -68,7 +68,7 @@ def main(argv=None):
     p.add_argument("--no-keyspace-ddl", action="store_true",
                    help="refuse CREATE/ALTER/DROP KEYSPACE over CQL, as Astra does")
     p.add_argument("--release-version", default=None, metavar="VERSION",
-                   help="Cassandra release the nodes are (4.0.11 default, 4.1.x, 5.0.x)")
+                   help="Cassandra release the nodes are (4.0.11 default, 3.11.x, 4.1.x, 5.0.x)")
     p.add_argument("--schema-delay", default="0.05", metavar="SECONDS",
                    help="how long a schema change takes to reach the nodes besides its "
                         "coordinator: seconds, or 'never' (default 0.05)")

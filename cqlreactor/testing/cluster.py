@@ -42,8 +42,9 @@ class SimulatedCluster(object):
             "DATASTAX_APOLLO"), or None.
         keyspace_ddl: False refuses CREATE/ALTER/DROP KEYSPACE over CQL, as Astra does
             (``admin_execute`` still runs them).
-        release_version: the Cassandra release the nodes are ("4.0.11" by default, "4.1.x",
-            "5.0.x"): system.local reports it and the CQL features follow it.
+        release_version: the Cassandra release the nodes are ("4.0.11" by default, "3.11.x",
+            "4.1.x", "5.0.x"): system.local reports it, and the system tables' columns, the
+            protocol versions (3.11: v3/v4) and the CQL features follow it.
         schema_delay: seconds a schema change (DDL) takes to reach the nodes other than its
             coordinator (default 0.05: small, not zero, as in a real cluster), 0, or "never";
             ``set_schema_delay`` changes it while running.
@@ -71,7 +72,12 @@ class SimulatedCluster(object):
         self.keyspace_ddl = keyspace_ddl
         if release_version is not None:
             from cqlreactor.testing.engine.releases import release
-            release(release_version)        # ValueError now, not a server that fails to start
+            speaks = release(release_version).protocol_versions   # ValueError now, not a
+            if protocol_versions and not set(int(v) for v in protocol_versions) & set(speaks):
+                raise ValueError(                                   # server failing to start
+                    "Cassandra %s speaks protocol versions %s, none of %s: choose "
+                    "protocol_versions among those or another release_version"
+                    % (release_version, speaks, tuple(protocol_versions)))
         self.release_version = release_version
         self.schema_delay = schema_delay     # a bad value: the server refuses to start
         self.process = None

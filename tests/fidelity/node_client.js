@@ -3,9 +3,13 @@
 // one JSON line per check; node stops/starts are asked for on stdout, answered on stdin.
 'use strict';
 const cassandra = require('cassandra-driver');
+const dns = require('dns');
 const readline = require('readline');
 
 const config = JSON.parse(process.argv[2]);
+// the driver resolves the Astra SNI proxy's name by DNS query (dns.resolve4): point Node's
+// resolver at the test's loopback DNS server (tests/fidelity/_dns.py), which answers for it
+if (config.dns_server) { dns.setServers([config.dns_server]); }
 const KS = 'fid_node';
 const lines = readline.createInterface({ input: process.stdin });
 const waiting = [];
@@ -63,6 +67,23 @@ async function main() {
       const rs = await q('SELECT release_version FROM system.local');
       assert(rs.first().release_version, 'release_version');
     });
+    if (config.release) {
+      // a cluster of that release: every host reports it, the negotiated protocol suits it
+      // (3.11: v4 at most) and the table metadata of that release's system_schema reads back
+      await check('release', async () => {
+        const versions = client.hosts.values().map((h) => h.cassandraVersion);
+        assert(versions.length === config.nodes &&
+               versions.every((v) => v === config.release), 'versions ' + versions);
+        const pv = client.controlConnection.protocolVersion;
+        assert(!config.release.startsWith('3.') || pv <= 4, 'protocol ' + pv);
+        await q("CREATE KEYSPACE IF NOT EXISTS fid_rel WITH replication = " +
+                "{'class': 'SimpleStrategy', 'replication_factor': 1}");
+        await q('CREATE TABLE IF NOT EXISTS fid_rel.t (k int PRIMARY KEY, v text)');
+        const table = await client.metadata.getTable('fid_rel', 't');
+        assert(table && table.columns.map((c) => c.name).join() === 'k,v', 'table metadata');
+      });
+      return;
+    }
     await check('ddl', async () => {
       if (config.mode !== 'astra') {
         await q('CREATE KEYSPACE IF NOT EXISTS ' + KS + " WITH replication = " +

@@ -66,8 +66,10 @@ def connect():
         cluster = Cluster(cloud={"secure_connect_bundle": CONFIG["bundle"]}, auth_provider=auth,
                           connect_timeout=10)
     else:
+        protocol = CONFIG.get("protocol", 4)       # "auto": the driver negotiates
+        extra = {} if protocol == "auto" else {"protocol_version": protocol}
         cluster = Cluster(CONFIG["contact_points"], port=CONFIG["port"], auth_provider=auth,
-                          connect_timeout=10, protocol_version=CONFIG.get("protocol", 4))
+                          connect_timeout=10, **extra)
     return cluster, cluster.connect()
 
 
@@ -203,6 +205,23 @@ def astra(cluster, session):
         raise AssertionError("CREATE KEYSPACE was not refused")
 
 
+def release(cluster, session):
+    """A cluster of CONFIG["release"]: every host reports it, the negotiated protocol suits
+    it (3.11: v4 at most) and the schema of that release's system_schema reads back."""
+    versions = sorted(h.release_version for h in cluster.metadata.all_hosts())
+    assert versions == [CONFIG["release"]] * CONFIG["nodes"], versions
+    if CONFIG["release"].startswith("3."):
+        assert cluster.protocol_version <= 4, cluster.protocol_version
+    else:
+        assert cluster.protocol_version == 5, cluster.protocol_version
+    session.execute("CREATE KEYSPACE IF NOT EXISTS fid_rel WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute("CREATE TABLE IF NOT EXISTS fid_rel.t (k int PRIMARY KEY, v text)")
+    cluster.refresh_schema_metadata()
+    table = cluster.metadata.keyspaces["fid_rel"].tables["t"]
+    assert list(table.columns) == ["k", "v"], list(table.columns)
+
+
 def main():
     try:
         cluster, session = connect()
@@ -214,6 +233,9 @@ def main():
         if CONFIG["mode"] == "astra":
             check("astra", astra, cluster, session)
         check("discovery", discovery, cluster, session)
+        if CONFIG.get("release"):
+            check("release", release, cluster, session)
+            return 0
         check("ddl", ddl, session)
         check("prepared", prepared, session)
         check("paging", paging, session)
@@ -225,7 +247,7 @@ def main():
             check("node_down_up", node_down_up, cluster, session)
     finally:
         cluster.shutdown()
-    emit({"done": True})
+        emit({"done": True})
     return 0
 
 

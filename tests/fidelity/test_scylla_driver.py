@@ -12,7 +12,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import HERE, run_client, scylla_python            # noqa: E402
+from _harness import (HERE, RELEASE_CHECKS, RELEASES, assert_check, run_client,  # noqa
+                      run_release, scylla_python)
 
 PYTHON, REASON = scylla_python()
 pytestmark = pytest.mark.skipif(PYTHON is None, reason=REASON or "")
@@ -42,18 +43,22 @@ def astra_results():
                                   "username": "token", "password": "AstraCS:x"})
 
 
-def _assert(results, name):
-    result = results.get(name)
-    assert result is not None, "the client never reported %r; its stderr:\n%s" % (
-        name, results["_stderr"]["error"])
-    assert result["ok"], "%s: %s\n%s" % (name, result.get("error"), result.get("trace", ""))
+@pytest.fixture(scope="module", params=RELEASES)
+def release_results(request):
+    return run_release(SCRIPT, request.param, env=None)
+
+
+@pytest.mark.parametrize("name", RELEASE_CHECKS)
+def test_each_release(release_results, name):
+    """3.11 (no system.peers_v2, v4 at most) and 5.0 clusters, as the driver sees them."""
+    assert_check(release_results, name)
 
 
 @pytest.mark.parametrize("name", CLUSTER_CHECKS)
 def test_simulated_cluster(cluster_results, name):
-    _assert(cluster_results, name)
+    assert_check(cluster_results, name)
 
 
 @pytest.mark.parametrize("name", ASTRA_CHECKS)
 def test_fake_astra_bundle(astra_results, name):
-    _assert(astra_results, name)
+    assert_check(astra_results, name)

@@ -29,6 +29,10 @@ def _check(session):
     session.execute(insert, (json.dumps({"k": 1, "v": "one", "m": {"a": 1}}),))
     (row,) = list(session.execute("SELECT JSON * FROM dj.t WHERE k = 1"))
     assert row[0] == '{"k": 1, "m": {"a": 1}, "v": "one"}'
+    update = session.prepare("UPDATE dj.t SET m = fromJson(?) WHERE k = fromJson('1')")
+    session.execute(update, ('{"b": 2, "a": 3}',))
+    (row,) = list(session.execute("SELECT toJson(m), toJson(k) AS key FROM dj.t WHERE k = 1"))
+    assert tuple(row) == ('{"a": 3, "b": 2}', "1")
 
 
 def test_our_client(cql_cluster):

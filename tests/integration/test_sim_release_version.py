@@ -38,5 +38,5 @@ def test_the_default_4_0_cluster_refuses_vectors(cql_cluster):
 
 def test_an_unknown_release_is_refused_before_starting():
     with pytest.raises(ValueError) as info:
-        SimulatedCluster(release_version="3.11.4")
-    assert "4.0.x, 4.1.x or 5.0.x" in str(info.value)
+        SimulatedCluster(release_version="3.0.29")
+    assert "3.11.x, 4.0.x, 4.1.x or 5.0.x" in str(info.value)

@@ -83,3 +83,74 @@ def test_bad_documents(engine, doc, message):
     with pytest.raises(EngineError) as info:
         _insert(engine, doc)
     assert message in info.value.message
+
+
+# --- toJson() / fromJson(): the same encoding, one value at a time -----------------------------
+
+def _one(engine, query):
+    result, _ = engine.execute(query)
+    return [None if cell is None else cell.decode("utf-8") for cell in result.rows[0]], \
+        [c.name for c in result.columns]
+
+
+def test_to_json_renders_each_column_as_select_json_does(engine):
+    _insert(engine, dict(DOC))
+    engine.execute("UPDATE ks.t SET de = 1.50 WHERE k = 1")
+    (whole,) = _select(engine)
+    names = ["k", '"Name"', "a", "b", "bo", "d", "de", "du", "i", "l", "m", "s", "ti", "ts",
+             "tu", "u", "v"]
+    values, columns = _one(engine, "SELECT %s FROM ks.t WHERE k = 1" % ", ".join(
+        "toJson(%s)" % n for n in names))
+    assert columns[:2] == ["system.tojson(k)", "system.tojson(Name)"]
+    # value for value, the text SELECT JSON wrote for that column (one renderer)
+    assert "{%s}" % ", ".join("%s: %s" % (json.dumps(n), v)
+                              for n, v in zip(names, values)) == whole
+
+
+def test_to_json_of_null_is_the_text_null_and_aliases_name_it(engine):
+    _insert(engine, {"k": 1})
+    assert _one(engine, "SELECT toJson(v) AS j, toJson(k) FROM ks.t WHERE k = 1") == (
+        ["null", "1"], ["j", "system.tojson(k)"])
+
+
+def test_from_json_in_insert_update_and_where(engine):
+    engine.execute("INSERT INTO ks.t (k, ts, b, m, a, de, u) VALUES (fromJson('1'), "
+                   "fromJson('\"2021-03-04 05:06:07.123Z\"'), fromJson('\"0xcafe\"'), "
+                   "fromJson('{\"2\": \"two\"}'), fromJson('{\"street\": \"s\", \"\\\"Zip\\\"\": 9}'), "
+                   "fromJson('3.14159265358979323846'), "
+                   "fromJson('\"6ba7b810-9dad-11d1-80b4-00c04fd430c8\"'))")
+    engine.execute("UPDATE ks.t SET v = fromJson('123456789012345678901234567890'), "
+                   "s = fromJson('[\"y\", \"x\"]') WHERE k = fromJson('1')")
+    (text,) = _select(engine, "SELECT JSON k, ts, b, m, a, de, u, v, s FROM ks.t "
+                      "WHERE k = fromJson('1')")
+    assert text == ('{"k": 1, "ts": "2021-03-04 05:06:07.123Z", "b": "0xcafe", '
+                    '"m": {"2": "two"}, "a": {"street": "s", "\\"Zip\\"": 9}, '
+                    '"de": 3.14159265358979323846, '
+                    '"u": "6ba7b810-9dad-11d1-80b4-00c04fd430c8", '
+                    '"v": 123456789012345678901234567890, "s": ["x", "y"]}')
+
+
+def test_from_json_with_a_bind_marker_is_typed_text(engine):
+    engine.execute("INSERT INTO ks.t (k) VALUES (4)")
+    prepared = engine.prepare("UPDATE ks.t SET l = fromJson(?) WHERE k = fromJson(?)")
+    assert [(c.name, c.cql_type.name) for c in prepared.bind_columns] == [
+        ("arg0(system.fromjson)", "text"), ("arg0(system.fromjson)", "text")]
+    engine.execute_prepared(prepared.query_id, [b"[1.5, 2]", b"4"])
+    assert _select(engine, "SELECT JSON k, l FROM ks.t WHERE k = 4") == \
+        ['{"k": 4, "l": [1.5, 2.0]}']
+    engine.execute_prepared(prepared.query_id, [None, b"4"])      # fromJson(null) is null
+    assert _select(engine, "SELECT JSON l FROM ks.t WHERE k = 4") == ['{"l": null}']
+
+
+@pytest.mark.parametrize("query, message", [
+    ("INSERT INTO ks.t (k) VALUES (fromJson('{x'))", "Could not decode JSON string '{x'"),
+    ("INSERT INTO ks.t (k, b) VALUES (1, fromJson('\"cafe\"'))", "missing 0x prefix"),
+    ("INSERT INTO ks.t (k) VALUES (fromJson(1))", "cannot be passed as argument 0"),
+    ("INSERT INTO ks.t (k) VALUES (fromJson('1', '2'))", "1 required but 2 provided"),
+    ("SELECT fromJson(v) FROM ks.t", "cannot be used in the selection clause"),
+    ("SELECT toJson(k, v) FROM ks.t", "1 required but 2 provided"),
+])
+def test_json_function_errors_are_invalid_requests(engine, query, message):
+    with pytest.raises(EngineError) as info:
+        engine.execute(query)
+    assert info.value.code == 0x2200 and message in info.value.message

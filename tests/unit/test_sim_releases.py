@@ -23,10 +23,12 @@ def test_release_lines():
     assert release().version == "4.0.11" and release().cql_version == "3.4.5"
     assert release("4.1.5").cql_version == "3.4.6"
     assert release("5.0").version == "5.0.0" and release("5.0.2").has_vector
-    for bad in ("3.11.4", "6.0.0", "latest", ""):
+    assert release("3.11.17").cql_version == "3.4.4"
+    assert release("3.11.17").protocol_versions == (3, 4)
+    for bad in ("3.0.29", "6.0.0", "latest", ""):
         with pytest.raises(ValueError) as info:
             release(bad)
-        assert "4.0.x, 4.1.x or 5.0.x" in str(info.value)
+        assert "3.11.x, 4.0.x, 4.1.x or 5.0.x" in str(info.value)
 
 
 def test_vector_only_from_5_0():

@@ -19,7 +19,10 @@ What it is made of, as on Astra:
   and subjectAltName are that name, so drivers that check the proxy's or the metadata
   service's DNS name against the certificate (the Node.js driver, cpp-driver) accept them.
   Another name works when it resolves to 127.0.0.1 (an /etc/hosts line); an IP address
-  (``host="127.0.0.1"``) gives the old, IP-named layout;
+  (``host="127.0.0.1"``) gives the old, IP-named layout.  A client that resolves the proxy's
+  name by DNS query, skipping /etc/hosts (the Node.js driver's ``dns.resolve4``), needs a DNS
+  server answering for it: point its resolver at one on loopback (Node: ``dns.setServers``;
+  tests/fidelity/_dns.py is such a server);
 - the simulated cluster (``cluster.SimulatedCluster``) with TLS on its nodes, advertising
   ``PRODUCT_TYPE: DATASTAX_APOLLO`` in SUPPORTED as Astra does (cassandra-driver and our
   client set ``metadata.dbaas`` from it and default to LOCAL_QUORUM) and refusing

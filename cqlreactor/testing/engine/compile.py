@@ -38,6 +38,11 @@ def compile_statement(engine, stmt, keyspace):
             subs.append(compile_statement(engine, sub, keyspace))
         return _compile_batch(engine, stmt, keyspace, subs)
     if isinstance(stmt, P.Describe):
+        if not engine.release.has_server_describe:
+            raise EngineError(SYNTAX_ERROR, "line 1:0 no viable alternative at input "
+                              "'DESCRIBE' (Cassandra %s runs no DESCRIBE on the server: "
+                              "cqlsh describes 3.11 from its schema metadata)"
+                              % (engine.release.version,))
         return compile_describe(engine, stmt, keyspace)
     if isinstance(stmt, (P.CreateTable, P.AlterTable, P.CreateType)) and \
             not engine.release.has_vector and _uses_vector(stmt):

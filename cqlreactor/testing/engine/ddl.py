@@ -283,7 +283,7 @@ def _create_table(stmt, current):
                                "has at least one clustering column")
             cols.append(_coldef(engine, ks, n, t, "static" if static else "regular"))
         table_id = uuid.uuid4()
-        options = S.table_option_defaults(table_id, bool(counters))
+        options = S.table_option_defaults(table_id, bool(counters), engine.release)
         _apply_options(options, stmt.options)
         table = Table(ks.name, stmt.name, cols, table_id=table_id, options=options)
         ks.tables[stmt.name] = table

@@ -151,11 +151,17 @@ class Engine(object):
         self._replica_cache = {}
 
     def _create_system_keyspaces(self):
+        """The system keyspaces as ``self.release`` has them (first in ``keyspaces``)."""
+        user = [(name, ks) for name, ks in self.keyspaces.items() if not ks.system]
+        self.keyspaces.clear()
         for name, repl in S.SYSTEM_KEYSPACES:
             self.keyspaces[name] = Keyspace(name, repl, True, system=True)
-        for name in S.VIRTUAL_KEYSPACES:
-            self.keyspaces[name] = Keyspace(name, {}, False, system=True, virtual=True)
-        for (ks, table), (pk, ck, regular) in S.SYSTEM_TABLES.items():
+        if self.release.has_peers_v2:         # virtual tables came with 4.0
+            for name in S.VIRTUAL_KEYSPACES:
+                self.keyspaces[name] = Keyspace(name, {}, False, system=True, virtual=True)
+        for name, ks in user:
+            self.keyspaces[name] = ks
+        for (ks, table), (pk, ck, regular) in S.system_tables(self.release).items():
             cols = []
             for i, (name, text) in enumerate(pk):
                 cols.append(self._column(ks, name, text, "partition_key", i))
@@ -165,7 +171,7 @@ class Engine(object):
                 cols.append(self._column(ks, name, text, "regular"))
             t = Table(ks, table, cols, table_id=uuid.uuid3(uuid.NAMESPACE_OID, ks + "." + table),
                       virtual=True)
-            t.options = S.table_option_defaults(t.id)
+            t.options = S.table_option_defaults(t.id, release=self.release)
             self.keyspaces[ks].tables[table] = t
 
     def _column(self, ks, name, text, kind, position=-1, order="none"):
@@ -279,6 +285,7 @@ class Engine(object):
         self.release = releases.release(version)
         for n in self.nodes:
             n.release_version = self.release.version
+        self._create_system_keyspaces()       # that release's system tables and columns
         self._sys_cache.clear()
         self._plans.clear()
 

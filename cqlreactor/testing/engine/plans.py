@@ -13,6 +13,7 @@ import struct
 import uuid
 
 from cqlreactor.core import types as T
+from cqlreactor.testing.engine import jsoncodec
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import values as V
 from cqlreactor.testing.engine.errors import invalid
@@ -119,8 +120,43 @@ class _Compiler(object):
         if isinstance(term, P.Collection):
             return self.collection(term, column, table, cname, texpr, ctyp)
         if isinstance(term, P.FuncCall):
+            if term.name == "fromjson":
+                return self.from_json(term, table, cname, texpr, ctyp)
             return self.function(term, cname, texpr)
         raise invalid("Invalid term for %s" % cname)
+
+    def from_json(self, term, table, cname, texpr, ctyp):
+        """fromJson(text) typed as the column it is assigned to / compared with: the text is
+        decoded as INSERT JSON decodes a column's value (jsoncodec.from_json)."""
+        if len(term.args) != 1:
+            raise invalid("Invalid number of arguments in call to function system.fromjson: "
+                          "1 required but %d provided" % (len(term.args),))
+        arg = term.args[0]
+        if isinstance(arg, P.Bind):
+            self.spec(arg, table.keyspace, table.name, "arg0(system.fromjson)", T.TEXT)
+            index = arg.index
+
+            def text_of(vals):
+                raw = vals[index]
+                return None if raw is None or raw is _UNSET else raw.decode("utf-8")
+        elif isinstance(arg, P.Const) and arg.kind == "str":
+            literal = arg.value
+            text_of = lambda vals: literal                      # noqa: E731
+        elif isinstance(arg, P.Const) and arg.kind == "null":
+            text_of = lambda vals: None                         # noqa: E731
+        else:
+            raise invalid("Type error: %s cannot be passed as argument 0 of function "
+                          "system.fromjson of type text"
+                          % (getattr(arg, "text", None) or "this term",))
+
+        checked = _bind_getter(0, texpr, ctyp, cname)       # sets/maps in their order
+
+        def get(vals):
+            text = text_of(vals)
+            if text is None:
+                return None
+            return checked([jsoncodec.from_json_text(ctyp, text, cname)])
+        return get
 
     def collection(self, term, column, table, cname, texpr, ctyp):
         base = texpr

@@ -9,6 +9,7 @@ import math
 import struct
 
 from cqlreactor.core import types as T
+from cqlreactor.testing.engine import jsoncodec
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import schema_objects
 from cqlreactor.testing.engine import values as V
@@ -80,6 +81,17 @@ def _compile_select(engine, stmt, keyspace):
                 cols.append(Column(table.keyspace, table.name,
                                    sel.alias or "system.token(%s)" % ", ".join(sel.args),
                                    T.BIGINT))
+            elif sel.kind == "func" and sel.column == "tojson":
+                if len(sel.args) != 1:
+                    raise invalid("Invalid number of arguments in call to function "
+                                   "system.tojson: 1 required but %d provided"
+                                   % (len(sel.args),))
+                c = _column(table, sel.args[0])
+                outs.append(("tojson", (_accessor(table, c), _json_encoder(c.cql_type))))
+                cols.append(Column(table.keyspace, table.name,
+                                   sel.alias or "system.tojson(%s)" % (c.name,), T.TEXT))
+            elif sel.kind == "func" and sel.column == "fromjson":
+                raise invalid("fromJson() cannot be used in the selection clause of a SELECT")
             elif sel.kind == "func" and sel.column in ("min", "max", "sum", "avg"):
                 if len(sel.args) != 1:
                     raise invalid("Invalid number of arguments in call to function system.%s: "
@@ -232,6 +244,17 @@ def _pk_indexes(table, pk_restrictions, relations):
     return out
 
 
+def _json_encoder(cql_type):
+    """cell bytes -> the UTF-8 JSON text toJson() answers (SELECT JSON's encoding; null ->
+    'null', as Cassandra's ToJsonFct)."""
+
+    def encode(cell):
+        if cell is None:
+            return b"null"
+        return jsoncodec.to_json(cql_type, cql_type.deserialize(cell, 4)).encode("utf-8")
+    return encode
+
+
 def _accessor(table, c):
     if c.kind == "partition_key":
         return ("pk", c.position)
@@ -267,6 +290,9 @@ def _build(outs, part, row, now):
             out.append(part.static.value(arg, now))
         elif kind == "token":
             out.append(_I64.pack(part.token))
+        elif kind == "tojson":
+            inner, encode = arg
+            out.append(encode(_build([inner], part, row, now)[0]))
         elif kind in ("writetime", "ttl"):
             cell = _cell_of(part, row, arg.name, arg.kind == "static")
             if cell is None or (cell[2] is not None and cell[2] <= now):

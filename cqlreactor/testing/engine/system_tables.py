@@ -1,18 +1,22 @@
-"""The system keyspaces of the simulated cluster, shaped as Cassandra 4.0 shapes them.
+"""The system keyspaces of the simulated cluster, shaped as its Cassandra release shapes them.
 
 cassandra-driver reads ``system.local``, ``system.peers``, ``system.peers_v2`` and the
 ``system_schema`` / ``system_virtual_schema`` tables at connect; their column names and types
-here follow Cassandra 4.0's own definitions (SystemKeyspace, SchemaKeyspace,
-VirtualSchemaKeyspace), so ``SELECT *`` answers with the same columns, in the same order.
+here follow Cassandra's own definitions (SystemKeyspace, SchemaKeyspace, VirtualSchemaKeyspace),
+so ``SELECT *`` answers with the same columns, in the same order.  :data:`SYSTEM_TABLES` is
+4.0's; :func:`system_tables` gives a release's: 3.11 has no ``peers_v2`` nor virtual keyspaces
+(drivers fall back to ``peers``) and a ``thrift_version`` instead of the ports in
+``system.local``; the schema tables' option columns grow with each release.
 
-Tables are declared once (:data:`SYSTEM_TABLES`); their rows are generated on read, per
-coordinating node, from the engine's nodes and schema (:func:`generate_rows`).
+Tables are declared once; their rows are generated on read, per coordinating node, from the
+engine's nodes and schema (:func:`generate_rows`).
 """
 
 from cqlreactor.testing.engine import parser as P
 from cqlreactor.testing.engine import schema_objects as O
 
-__all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "generate_rows", "table_option_defaults",
+__all__ = ["SYSTEM_KEYSPACES", "SYSTEM_TABLES", "system_tables", "generate_rows",
+           "table_option_defaults",
            "LOCAL_STRATEGY", "SIMPLE_STRATEGY", "NTS"]
 
 LOCAL_STRATEGY = "org.apache.cassandra.locator.LocalStrategy"
@@ -29,27 +33,66 @@ SYSTEM_KEYSPACES = [
 ]
 VIRTUAL_KEYSPACES = ["system_virtual_schema", "system_views"]
 
+# table options every release from 3.11 has (system_schema.tables / views columns)
 _OPTION_COLUMNS = [
-    ("additional_write_policy", "text"), ("bloom_filter_fp_chance", "double"),
+    ("bloom_filter_fp_chance", "double"),
     ("caching", "frozen<map<text, text>>"), ("cdc", "boolean"), ("comment", "text"),
     ("compaction", "frozen<map<text, text>>"), ("compression", "frozen<map<text, text>>"),
-    ("crc_check_chance", "double"),
+    ("crc_check_chance", "double"), ("dclocal_read_repair_chance", "double"),
     ("default_time_to_live", "int"), ("extensions", "frozen<map<text, blob>>"),
     ("gc_grace_seconds", "int"), ("id", "uuid"), ("max_index_interval", "int"),
     ("memtable_flush_period_in_ms", "int"), ("min_index_interval", "int"),
-    ("read_repair", "text"), ("speculative_retry", "text"),
+    ("read_repair_chance", "double"), ("speculative_retry", "text"),
 ]
+# (first release, option columns it added): 4.0 additional_write_policy and read_repair (the
+# *read_repair_chance columns stay, unused, "for drivers' sake"), 4.1 the memtable
+# configuration, 5.0 allow_auto_snapshot and incremental_backups
+_OPTIONS_ADDED = [
+    ((4, 0), [("additional_write_policy", "text"), ("read_repair", "text")]),
+    ((4, 1), [("memtable", "text")]),
+    ((5, 0), [("allow_auto_snapshot", "boolean"), ("incremental_backups", "boolean")]),
+]
+# system.local: every release's columns, then what 3.11 alone has / what 4.0 added
+_LOCAL_COLUMNS = [
+    ("bootstrapped", "text"), ("broadcast_address", "inet"), ("cluster_name", "text"),
+    ("cql_version", "text"), ("data_center", "text"), ("gossip_generation", "int"),
+    ("host_id", "uuid"), ("listen_address", "inet"), ("native_protocol_version", "text"),
+    ("partitioner", "text"), ("rack", "text"), ("release_version", "text"),
+    ("rpc_address", "inet"), ("schema_version", "uuid"), ("tokens", "set<text>"),
+    ("truncated_at", "map<uuid, blob>")]
+_LOCAL_3_11 = [("thrift_version", "text")]
+_LOCAL_4_0 = [("broadcast_port", "int"), ("listen_port", "int"), ("rpc_port", "int")]
+# tables that exist only from 4.0
+_FROM_4_0 = frozenset([("system", "peers_v2"), ("system_virtual_schema", "keyspaces"),
+                       ("system_virtual_schema", "tables"),
+                       ("system_virtual_schema", "columns")])
+
+
+# tables that came after 4.0: (first release, key, definition); 5.0's dynamic data masking
+_ADDED_TABLES = [
+    ((5, 0), ("system_schema", "column_masks"), (
+        [("keyspace_name", "text")], [("table_name", "text"), ("column_name", "text")], [
+            ("function_argument_nulls", "frozen<list<boolean>>"),
+            ("function_argument_types", "frozen<list<text>>"),
+            ("function_argument_values", "frozen<list<text>>"),
+            ("function_keyspace", "text"), ("function_name", "text")])),
+]
+
+
+def _options(major_minor):
+    cols = list(_OPTION_COLUMNS)
+    for since, added in _OPTIONS_ADDED:
+        if major_minor >= since:
+            cols.extend(added)
+    return sorted(cols)
+
+
+_VIEW_COLUMNS = [("base_table_id", "uuid"), ("base_table_name", "text"),
+                 ("include_all_columns", "boolean"), ("where_clause", "text")]
 
 # (keyspace, table) -> (partition key [(name, type)], clustering [(name, type)], regular [...])
 SYSTEM_TABLES = {
-    ("system", "local"): ([("key", "text")], [], [
-        ("bootstrapped", "text"), ("broadcast_address", "inet"), ("broadcast_port", "int"),
-        ("cluster_name", "text"), ("cql_version", "text"), ("data_center", "text"),
-        ("gossip_generation", "int"), ("host_id", "uuid"), ("listen_address", "inet"),
-        ("listen_port", "int"), ("native_protocol_version", "text"), ("partitioner", "text"),
-        ("rack", "text"), ("release_version", "text"), ("rpc_address", "inet"),
-        ("rpc_port", "int"), ("schema_version", "uuid"), ("tokens", "set<text>"),
-        ("truncated_at", "map<uuid, blob>")]),
+    ("system", "local"): ([("key", "text")], [], sorted(_LOCAL_COLUMNS + _LOCAL_4_0)),
     ("system", "peers"): ([("peer", "inet")], [], [
         ("data_center", "text"), ("host_id", "uuid"), ("preferred_ip", "inet"),
         ("rack", "text"), ("release_version", "text"), ("rpc_address", "inet"),
@@ -62,7 +105,7 @@ SYSTEM_TABLES = {
     ("system_schema", "keyspaces"): ([("keyspace_name", "text")], [], [
         ("durable_writes", "boolean"), ("replication", "frozen<map<text, text>>")]),
     ("system_schema", "tables"): ([("keyspace_name", "text")], [("table_name", "text")],
-                                  list(_OPTION_COLUMNS) + [("flags", "frozen<set<text>>")]),
+                                  sorted(_options((4, 0)) + [("flags", "frozen<set<text>>")])),
     ("system_schema", "columns"): (
         [("keyspace_name", "text")], [("table_name", "text"), ("column_name", "text")], [
             ("clustering_order", "text"), ("column_name_bytes", "blob"), ("kind", "text"),
@@ -74,9 +117,7 @@ SYSTEM_TABLES = {
         [("keyspace_name", "text")], [("table_name", "text"), ("trigger_name", "text")], [
             ("options", "frozen<map<text, text>>")]),
     ("system_schema", "views"): ([("keyspace_name", "text")], [("view_name", "text")],
-                                 [c for c in _OPTION_COLUMNS if c[0] != "flags"] + [
-        ("base_table_id", "uuid"), ("base_table_name", "text"),
-        ("include_all_columns", "boolean"), ("where_clause", "text")]),
+                                 sorted(_options((4, 0)) + _VIEW_COLUMNS)),
     ("system_schema", "types"): ([("keyspace_name", "text")], [("type_name", "text")], [
         ("field_names", "frozen<list<text>>"), ("field_types", "frozen<list<text>>")]),
     ("system_schema", "functions"): (
@@ -110,9 +151,33 @@ SYSTEM_TABLES = {
 }
 
 
-def table_option_defaults(table_id, is_counter=False):
-    """The option values Cassandra 4.0 gives a table created without options."""
-    return {
+def system_tables(release):
+    """:data:`SYSTEM_TABLES` (Cassandra 4.0's) as ``release`` (a ``releases.Release``) has
+    them: 3.11 has no peers_v2 nor virtual keyspaces and its own system.local; the schema
+    tables carry each release's table options."""
+    mm = release.major_minor
+    out = {}
+    for key, (pk, ck, regular) in SYSTEM_TABLES.items():
+        if mm < (4, 0) and key in _FROM_4_0:
+            continue
+        if key == ("system", "local") and mm < (4, 0):
+            regular = sorted(_LOCAL_COLUMNS + _LOCAL_3_11)
+        elif key == ("system_schema", "tables"):
+            regular = sorted(_options(mm) + [("flags", "frozen<set<text>>")])
+        elif key == ("system_schema", "views"):
+            regular = sorted(_options(mm) + _VIEW_COLUMNS)
+        out[key] = (pk, ck, regular)
+    for since, key, definition in _ADDED_TABLES:
+        if mm >= since:
+            out[key] = definition
+    return out
+
+
+def table_option_defaults(table_id, is_counter=False, release=None):
+    """The option values Cassandra (``release``, a ``releases.Release``; None: 4.0) gives a
+    table created without options: only the options that release has."""
+    mm = release.major_minor if release is not None else (4, 0)
+    opts = {
         "additional_write_policy": "99p",
         "bloom_filter_fp_chance": 0.01,
         "caching": {"keys": "ALL", "rows_per_partition": "NONE"},
@@ -134,7 +199,19 @@ def table_option_defaults(table_id, is_counter=False):
         "read_repair": "BLOCKING",
         "speculative_retry": "99p",
         "flags": ["compound", "counter"] if is_counter else ["compound"],
+        "memtable": "default",
+        "allow_auto_snapshot": True,
+        "incremental_backups": True,
     }
+    if mm < (4, 0):
+        # 3.11's defaults: read repair chances still used, larger compression chunks
+        opts["dclocal_read_repair_chance"] = 0.1     # (4.0 on: columns kept, never written)
+        opts["read_repair_chance"] = 0.0
+        opts["speculative_retry"] = "99PERCENTILE"
+        opts["compression"] = {"chunk_length_in_kb": "64",
+                               "class": "org.apache.cassandra.io.compress.LZ4Compressor"}
+    names = set(name for name, _ in _options(mm)) | {"flags"}
+    return dict((k, v) for k, v in opts.items() if k in names)
 
 
 def _tokens(node):
@@ -143,16 +220,23 @@ def _tokens(node):
 
 def _local(engine, node):
     n = engine.nodes[node]
-    return [{
+    release = engine.release
+    row = {
         "key": "local", "bootstrapped": "COMPLETED", "broadcast_address": n.address,
-        "broadcast_port": 7000, "cluster_name": engine.cluster_name, "cql_version": "3.4.5",
+        "cluster_name": engine.cluster_name, "cql_version": release.cql_version,
         "data_center": n.data_center, "gossip_generation": engine.gossip_generation,
-        "host_id": n.host_id, "listen_address": n.address, "listen_port": 7000,
-        "native_protocol_version": "5", "partitioner": engine.partitioner, "rack": n.rack,
+        "host_id": n.host_id, "listen_address": n.address,
+        "native_protocol_version": release.native_protocol_version,
+        "partitioner": engine.partitioner, "rack": n.rack,
         "release_version": n.release_version, "rpc_address": n.address,
-        "rpc_port": n.rpc_port, "schema_version": engine.node_schema_version(node),
+        "schema_version": engine.node_schema_version(node),
         "tokens": _tokens(n), "truncated_at": None,
-    }]
+    }
+    if release.has_peers_v2:
+        row.update(broadcast_port=7000, listen_port=7000, rpc_port=n.rpc_port)
+    else:
+        row["thrift_version"] = "20.1.0"
+    return [row]
 
 
 def _peers(engine, node):

@@ -122,12 +122,22 @@ class ClusterServer(Protocol, Topology, Faults):
         self._decoded = {}                # (version, request body) -> decoded message
         self.engine = engine
         self.release = releases.release(release_version)     # ValueError: a clear message
+        # a release speaks its own versions (3.11: v3/v4): the rest of protocol_versions drop
+        self.protocol_versions = tuple(v for v in self.protocol_versions
+                                       if v in self.release.protocol_versions)
+        if not self.protocol_versions:
+            raise ValueError("Cassandra %s speaks protocol versions %s, none of %s: choose "
+                             "protocol_versions among those or another release_version"
+                             % (self.release.version, self.release.protocol_versions,
+                                tuple(protocol_versions)))
         self.schema_delay = schema_delay_value(schema_delay)   # topology._make_engine uses it
         supported = {"CQL_VERSION": [self.release.cql_version],
                      "COMPRESSION": [name for name in ("lz4", "snappy")
                                      if name in self.compressors],
-                     "PROTOCOL_VERSIONS": ["%d/v%d" % (v, v) for v in (3, 4, 5)
-                                           if v in self.protocol_versions]}
+                     "PROTOCOL_VERSIONS": [
+                         text for text in self.release.supported_protocol_versions
+                         if int(text.split("/")[0]) in self.protocol_versions or
+                         text.endswith("-beta")]}
         if product_type:
             supported["PRODUCT_TYPE"] = [product_type]
         self.supported_body = wire.write_string_multimap(supported)
