@@ -88,7 +88,7 @@ def primes():
     for simple, prepared, _, columns, rows in QUERIES.values():
         out.append(dict(query=simple, columns=columns, rows=rows))
         out.append(dict(query=prepared, columns=columns, rows=rows, params=[("p", "int")]))
-    out.append(dict(query=INSERT, params=INSERT_COLUMNS))
+    out.append(dict(query=INSERT, rows=[], columns=[], params=INSERT_COLUMNS))   # a void answer
     out.append(dict(query=SLOW, columns=[("v", "int")], rows=[[1]], delay=SLOW_DELAY))
     return out
 
@@ -691,12 +691,37 @@ def targets(agg):
     return checks
 
 
+def compact_table(agg):
+    """One line per throughput shape: ours, theirs, acsylla req/s and the ratios (the README's
+    table)."""
+    lines = ["| shape | cqlreactor req/s | cassandra-driver | ours/theirs | acsylla | "
+             "ours/acsylla | p99 ms ours/theirs | CPU µs/req ours/theirs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, impls in agg.items():
+        if parse_shape(name)["kind"] != "throughput":
+            continue
+        o, t, a = (_m(impls.get(i), "rps") for i in ("ours", "theirs", "acsylla"))
+        saturated = any((_m(impls.get(i), "server_cpu_pct") or 0) >= 90 for i in impls)
+        lines.append("| %s%s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, " (server saturated)" if saturated else "",
+            _fmt_rate(o) if o else "-", _fmt_rate(t) if t else "-",
+            "%.1fx" % (o / t) if o and t else "-", _fmt_rate(a) if a else "-",
+            "%.2fx" % (o / a) if o and a else "-",
+            "%.1f / %.1f" % (_m(impls.get("ours"), "p99_ms") or 0,
+                             _m(impls.get("theirs"), "p99_ms") or 0),
+            "%.0f / %.0f" % (_m(impls.get("ours"), "cpu_us_per_req") or 0,
+                             _m(impls.get("theirs"), "cpu_us_per_req") or 0)))
+    return lines
+
+
 def markdown(agg, checks, meta):
-    """The results as markdown: throughput, memory and connect tables, then the targets."""
+    """The results as markdown: the compact table, the full throughput table, memory and
+    connect, then the targets."""
     lines = ["Run %s on %s (%s; load average before/after %s / %s); %d round(s) of %.1f s per "
              "measurement, implementations alternating in fresh processes; medians (min-max)."
              % (meta["when"], meta["machine"], meta["python"], meta["load_before"],
                 meta["load_after"], meta["rounds"], meta["duration"]), ""]
+    lines += compact_table(agg) + ["", "Every implementation:", ""]
     lines += ["| shape | impl | req/s | p50 ms | p99 ms | CPU µs/req | srv% | ours/it |",
               "|---|---|---|---|---|---|---|---|"]
     for name, impls in agg.items():
@@ -829,6 +854,9 @@ def main(argv=None):
     parser.add_argument("--impls", default="ours,theirs,acsylla")
     parser.add_argument("--out-dir", default=RESULTS, help="where compare.json/.md/.png go")
     parser.add_argument("--list", action="store_true", help="print every shape name")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="measure nothing: write the markdown and chart again from a "
+                             "compare.json (into --out-dir)")
     parser.add_argument("--idle-connections", type=int, default=50)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--impl", "--shape", "--contact", "--ca", "--bundle"):
@@ -844,6 +872,10 @@ def main(argv=None):
     if args.list:
         print("\n".join(all_shapes()))
         return 0
+    if args.from_json:
+        with open(args.from_json) as f:
+            data = json.load(f)
+        return write_outputs(args.out_dir, data["meta"], data["runs"])
     rounds = args.rounds or (1 if args.quick else 3)
     shapes = select_shapes(args.shapes, args.quick)
     impls = args.impls.split(",")
@@ -891,20 +923,25 @@ def main(argv=None):
     finally:
         servers.close()
     meta["load_after"] = _load()
+    return write_outputs(args.out_dir, meta, runs)
+
+
+def write_outputs(out_dir, meta, runs):
+    """compare.json, compare.md and compare.png in ``out_dir``; prints the markdown."""
     agg = aggregate(runs)
     checks = targets(agg)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "compare.json"), "w") as f:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "compare.json"), "w") as f:
         json.dump({"meta": meta, "runs": runs, "summary": agg,
                    "targets": [{"shape": c[0], "target": c[1], "ours": c[2], "theirs": c[3],
                                 "pass": c[4]} for c in checks]}, f, indent=1)
     text = markdown(agg, checks, meta)
-    with open(os.path.join(args.out_dir, "compare.md"), "w") as f:
+    with open(os.path.join(out_dir, "compare.md"), "w") as f:
         f.write(text)
-    chart(agg, os.path.join(args.out_dir, "compare.png"))
+    chart(agg, os.path.join(out_dir, "compare.png"))
     print()
     print(text)
-    print("written: %s/compare.{json,md,png}" % args.out_dir)
+    print("written: %s/compare.{json,md,png}" % out_dir)
     return 0
 
 
