@@ -231,11 +231,15 @@ async def drive_async(execute, requests, tasks, duration=None):
             started = clock()
             try:
                 await execute()
-            except Exception:
+            except Exception as exc:
                 state["errors"] += 1
+                state.setdefault("first_error", "%s: %s" % (type(exc).__name__, exc))
                 continue
             append(clock() - started)
 
     start = clock()
     await asyncio.gather(*[worker() for _ in range(tasks)])
-    return summarize(latencies, len(latencies), state["errors"], clock() - start)
+    result = summarize(latencies, len(latencies), state["errors"], clock() - start)
+    if "first_error" in state:
+        result["first_error"] = state["first_error"][:300]
+    return result
