@@ -43,43 +43,14 @@ callback (one loop callback per request instead of two).
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-QUERY = "SELECT v FROM bench.kv WHERE k = 1"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _harness import (QUERY, cpu as _cpu, drive_async as _drive, median_run,  # noqa: E402
+                      primed_cluster, run_worker)
+
 MODES = ["native", "native-uvloop", "hop", "theirs", "acsylla"]
-
-
-async def _drive(execute, requests, tasks):
-    """``tasks`` coroutines awaiting ``execute()`` until ``requests`` answers came back."""
-    import asyncio
-    latencies = []
-    state = {"left": requests, "errors": 0}
-    clock = time.perf_counter
-
-    async def worker():
-        append = latencies.append
-        while state["left"] > 0:
-            state["left"] -= 1
-            started = clock()
-            try:
-                await execute()
-            except Exception:
-                state["errors"] += 1
-                continue
-            append(clock() - started)
-
-    start = clock()
-    await asyncio.gather(*[worker() for _ in range(tasks)])
-    elapsed = clock() - start
-    latencies.sort()
-    n = len(latencies) or 1
-    return {"rps": len(latencies) / elapsed, "errors": state["errors"],
-            "p50_ms": latencies[int(n * 0.50) - 1] * 1000 if latencies else None,
-            "p99_ms": latencies[int(n * 0.99) - 1] * 1000 if latencies else None}
 
 
 async def _setup(mode, contact, port):
@@ -154,11 +125,6 @@ def _worker(args):
     print(json.dumps(loop.run_until_complete(main())))
 
 
-def _cpu():
-    times = os.times()
-    return times[0] + times[1]
-
-
 def _profile(args, sim):
     import asyncio
     import cProfile
@@ -202,39 +168,26 @@ def main():
     if args.worker:
         _worker(args)
         return 0
-    sys.path.insert(0, ROOT)
-    from cqlreactor.testing.cluster import SimulatedCluster
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     runs = {}
-    with SimulatedCluster(nodes=1) as sim:
-        sim.prime(QUERY, columns=[("v", "int")], rows=[{"v": 42}])
+    with primed_cluster() as sim:
         if args.profile:
             _profile(args, sim)
             return 0
         modes = args.modes.split(",")
         for _ in range(args.repeat):
             for mode in modes:
-                cmd = [sys.executable, __file__, "--worker", "--mode", mode,
-                       "--contact", sim.contact_points[0], "--port", str(sim.port),
-                       "--requests", str(args.requests), "--tasks", str(args.tasks)]
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env=env, universal_newlines=True, timeout=600)
-                try:
-                    result = json.loads(proc.stdout.strip().splitlines()[-1])
-                except (ValueError, IndexError):
-                    tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-                    result = {"error": tail[0][:150]}
-                runs.setdefault(mode, []).append(result)
+                runs.setdefault(mode, []).append(run_worker(os.path.abspath(__file__), [
+                    "--mode", mode, "--contact", sim.contact_points[0], "--port", sim.port,
+                    "--requests", args.requests, "--tasks", args.tasks]))
     print("%-14s %10s %9s %9s %9s %10s" % ("mode", "req/s", "p50 ms", "p99 ms", "cpu us/req",
                                            "native/it"))
     best = {}
     for mode, results in runs.items():
-        good = [r for r in results if "error" not in r]
-        if not good:
+        median = median_run(results)
+        if median is None:
             print("%-14s skipped: %s" % (mode, results[0]["error"]))
             continue
-        good.sort(key=lambda r: r["rps"])
-        best[mode] = good[len(good) // 2]          # the median run
+        best[mode] = median
     base = best.get("native")
     for mode, r in best.items():
         ratio = base["rps"] / r["rps"] if base else float("nan")

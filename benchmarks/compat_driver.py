@@ -21,15 +21,14 @@ Measured 2026-12-02 on the shared 2-core machine (load from other work; cassandr
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from session_throughput import QUERY, THEIRS, _add_callbacks, _cpu, _run_chains  # noqa: E402
+from _harness import (add_callbacks as _add_callbacks, cpu as _cpu, monkey_patch,  # noqa: E402
+                      primed_cluster, QUERY, run_chains as _run_chains, run_worker,
+                      their_connection_class)
 
 OURS = {
     "asyncore": "AsyncoreConnection", "libev": "LibevConnection",
@@ -39,21 +38,14 @@ OURS = {
 
 
 def _connection_class(impl, reactor):
-    import importlib
     if impl == "compat":
         from cqlreactor.compat import cassandra_driver
         return getattr(cassandra_driver, OURS[reactor])
-    module, cls = THEIRS[reactor].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return their_connection_class(reactor)
 
 
 def _worker(args):
-    if args.reactor == "gevent":
-        from gevent import monkey
-        monkey.patch_all()
-    elif args.reactor == "eventlet":
-        import eventlet
-        eventlet.monkey_patch()
+    monkey_patch(args.reactor)
     import warnings
     warnings.simplefilter("ignore")
     from cassandra.cluster import Cluster
@@ -97,26 +89,15 @@ def main():
         _worker(args)
         return 0
 
-    sys.path.insert(0, ROOT)
-    from cqlreactor.testing.cluster import SimulatedCluster
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     rows = []
-    with SimulatedCluster(nodes=1) as sim:
-        sim.prime(QUERY, columns=[("v", "int")], rows=[{"v": 42}])
+    with primed_cluster() as sim:
         for reactor in args.reactors.split(",") * args.repeat:
             line = {"reactor": reactor}
             for impl in ("compat", "theirs"):
-                cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--reactor", reactor,
-                       "--contact", sim.contact_points[0], "--port", str(sim.port),
-                       "--requests", str(args.requests), "--concurrency",
-                       str(args.concurrency), "--protocol-version", str(args.protocol_version)]
-                proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env=env, universal_newlines=True, timeout=600)
-                try:
-                    line[impl] = json.loads(proc.stdout.strip().splitlines()[-1])
-                except (ValueError, IndexError):
-                    tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-                    line[impl] = {"error": tail[0]}
+                line[impl] = run_worker(os.path.abspath(__file__), [
+                    "--impl", impl, "--reactor", reactor, "--contact", sim.contact_points[0],
+                    "--port", sim.port, "--requests", args.requests, "--concurrency",
+                    args.concurrency, "--protocol-version", args.protocol_version])
             rows.append(line)
 
     print("%-9s %13s %13s %7s %11s %11s %15s" % (

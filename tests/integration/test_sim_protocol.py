@@ -206,3 +206,41 @@ def test_v2_client_gets_the_error_in_its_own_8_byte_header(sim):
         assert code == 0x000A and "(2)" in message and "3/v3" in message
     finally:
         sock.close()
+
+
+def _stamped_query_body(text, timestamp, version=4, values=None):
+    """``query_body`` with a client-side default timestamp (flag 0x20) at the end."""
+    body = query_body(text, version=version, values=values)
+    width = 4 if version >= 5 else 1
+    flags_at = len(wire.write_long_string(text)) + 2
+    flags = int.from_bytes(body[flags_at:flags_at + width], "big") | 0x20
+    return (body[:flags_at] + flags.to_bytes(width, "big") + body[flags_at + width:]
+            + struct.pack(">q", timestamp))
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_repeated_read_with_new_client_timestamps_hits_the_answer_cache(clean_sim, raw_client,
+                                                                        version):
+    clean_sim.prime(PRIMED, rows=[{"a": 1, "b": "x"}], columns=[("a", "int"), ("b", "text")])
+    client = raw_client(version=version)
+    client.startup()
+    answers = []
+    for timestamp in (1000, 2000, 3000):    # every request stamped differently, as drivers do
+        answers.append(client.request(0x07, _stamped_query_body(PRIMED, timestamp, version)))
+    assert [frame.opcode for frame in answers] == [RESULT] * 3
+    assert answers[0].body == answers[1].body == answers[2].body
+    # one entry, keyed without the timestamp: the 2nd and 3rd requests were answered from it
+    assert clean_sim.node_info()[0]["cached_answers"] == 1
+    assert [e["query"] for e in clean_sim.served(0)] == [PRIMED] * 3
+
+
+def test_timestampless_key_drops_only_the_timestamp():
+    from cqlreactor.testing.server.protocol import timestampless_key
+    plain = (4, 0, 0x07, query_body(PRIMED, values=[b"\x00\x00\x00\x01"]))
+    stamped = (4, 0, 0x07, _stamped_query_body(PRIMED, 1234, values=[b"\x00\x00\x00\x01"]))
+    assert timestampless_key(stamped) == plain
+    assert timestampless_key(plain) is plain
+    v5 = (5, 0, 0x07, _stamped_query_body(PRIMED, 99, version=5))
+    assert timestampless_key(v5) == (5, 0, 0x07, query_body(PRIMED, version=5))
+    with_payload = (4, 0x04, 0x07, stamped[3])      # custom payload: left as it is
+    assert timestampless_key(with_payload) is with_payload

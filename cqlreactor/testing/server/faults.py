@@ -98,4 +98,5 @@ class Faults(object):
             if node.engine_index is not None and node.engine_index < len(engine_nodes):
                 engine_node = engine_nodes[node.engine_index]
             info["tokens"] = [str(t) for t in getattr(engine_node, "tokens", ())]
+            info["cached_answers"] = len(node.cache)     # the fast path's entries
         return infos

@@ -45,6 +45,53 @@ _unpack_stream = _STREAM.unpack_from
 # two's complement): a list index is half the cost of packing on the fast path.  About 3 MB.
 _STREAM_BYTES = [struct.pack(">H", stream) for stream in range(0x10000)]
 _NO_CACHE = {}
+_STAMPED_OPCODES = (QUERY, EXECUTE)
+_ROWS_KIND = b"\x00\x00\x00\x02"
+_DEFAULT_TIMESTAMP = 0x20
+
+
+def timestampless_key(key):
+    """A QUERY or EXECUTE request key (version byte, flags, opcode, body) without the
+    client-side default timestamp in its query parameters (the flag cleared, the 8 bytes
+    gone): the key a read's answer is cached under.  Any other key, a request with a custom
+    payload or one that cannot be read, is returned as it is."""
+    version_byte, frame_flags, opcode, body = key
+    if opcode not in _STAMPED_OPCODES or frame_flags & 0x04:
+        return key
+    version = version_byte & 0x7F
+    try:
+        if opcode == QUERY:
+            _, pos = wire.read_long_string(body, 0)
+        else:
+            _, pos = wire.read_short_bytes(body, 0)
+            if version >= 5:
+                _, pos = wire.read_short_bytes(body, pos)
+        flags_at = pos + 2                          # after the consistency
+        width = 4 if version >= 5 else 1
+        flags = int.from_bytes(body[flags_at:flags_at + width], "big")
+        if not flags & _DEFAULT_TIMESTAMP:
+            return key
+        pos = flags_at + width
+        if flags & 0x01:                            # values
+            n, pos = wire.read_short(body, pos)
+            for _ in range(n):
+                if flags & 0x40:                    # names for values
+                    _, pos = wire.read_string(body, pos)
+                size = int.from_bytes(body[pos:pos + 4], "big", signed=True)
+                pos += 4 + max(size, 0)
+        if flags & 0x04:                            # page size
+            pos += 4
+        if flags & 0x08:                            # paging state
+            _, pos = wire.read_bytes(body, pos)
+        if flags & 0x10:                            # serial consistency
+            pos += 2
+        if pos + 8 > len(body):
+            return key
+    except (ProtocolError, IndexError, ValueError):
+        return key
+    new_flags = (flags & ~_DEFAULT_TIMESTAMP).to_bytes(width, "big")
+    return (version_byte, frame_flags, opcode,
+            body[:flags_at] + new_flags + body[flags_at + width:pos] + body[pos + 8:])
 
 
 class Protocol(object):
@@ -78,6 +125,9 @@ class Protocol(object):
         try:
             for stream, key in framing.raw():
                 hit = cache.get(key)
+                if hit is None and key[2] in _STAMPED_OPCODES and cache:
+                    # a read's answer does not depend on the client's timestamp
+                    hit = cache.get(timestampless_key(key))
                 if hit is not None:
                     # the fast path: a known answer with this request's stream id; after the
                     # switch, so appending to the queue is all the framing needs
@@ -350,9 +400,13 @@ class Protocol(object):
                 self.call_later(prime.delay, self._late_reply, conn, stream, opcode_out,
                                 body_out)
                 return
-            cacheable = prime.times is None
-            self._reply(conn, stream, opcode_out, body_out,
-                        cache_key=key if cacheable else None, logged=True)
+            cache_key = None
+            if prime.times is None:
+                # a read (Rows) is cached without the request's timestamp: the primed rows
+                # are the same whatever the client stamped on it
+                cache_key = timestampless_key(key) if opcode_out == RESULT and \
+                    body_out[:4] == _ROWS_KIND else key
+            self._reply(conn, stream, opcode_out, body_out, cache_key=cache_key, logged=True)
             return
         traced = tracing.Traced(self, conn, message, query_text) if key[1] & 0x02 else None
         try:
