@@ -27,15 +27,16 @@ def wait_until(cluster, predicate, timeout=15.0):
 
 
 @contextlib.contextmanager
-def tls_simulated_cluster(directory, nodes=1):
+def tls_simulated_cluster(directory, nodes=1, names=None):
     """A simulated cluster of ``nodes`` TLS nodes (127.0.0.1 ...), their certificate signed by
     a new CA in ``directory`` (a path); yields ``(sim, ca)``, ``ca.cert_path`` being what a
-    client trusts.  Needs cryptography (the ``testing`` extra)."""
+    client trusts.  The certificate names the nodes' addresses, or ``names`` (a list) instead.
+    Needs cryptography (the ``testing`` extra)."""
     from cqlreactor.testing import SimulatedCluster
     from cqlreactor.testing.astra.certs import make_ca, make_cert
     directory = str(directory)
     ca = make_ca(directory)
-    make_cert(ca, ["127.0.0.%d" % (i + 1) for i in range(nodes)], directory, "node",
+    make_cert(ca, names or ["127.0.0.%d" % (i + 1) for i in range(nodes)], directory, "node",
               usage="server")
     with SimulatedCluster(nodes=nodes, tls_dir=directory) as sim:
         yield sim, ca
