@@ -256,7 +256,8 @@ _exclude(_INTERNAL + " (Cluster.register_user_type's call into each session)",
 _exclude("table options are TableMetadata.options (a dict); no compaction_options view or "
          "COMPACT STORAGE check", "metadata.TableMetadata.compaction_options",
          "metadata.TableMetadata.is_cql_compatible")
-_exclude("table extensions (DSE's row-level access control) are not parsed",
+_exclude("registering table-extension classes is not supported (TableMetadata.extensions "
+         "holds the server's map as it is)",
          "metadata.TableExtensionInterface", "metadata.RegisteredTableExtension")
 _exclude(_SCHEMA, *["metadata." + n for n in (
     "TableMetadataV3", "SchemaParserV22", "SchemaParserV3", "SchemaParserV4",
