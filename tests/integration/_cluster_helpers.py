@@ -12,18 +12,34 @@ def cluster_for(sim, reactor, **kwargs):
     return Cluster(sim.contact_points, port=sim.port, connection_class=reactor, **kwargs)
 
 
-def wait_until(cluster, predicate, timeout=15.0):
-    """Poll ``predicate`` until true or ``timeout``; returns whether it became true.
-
-    Sleeps with the cluster reactor's own wait primitive: under gevent or eventlet without
-    monkey-patching, ``time.sleep`` would block the hub the driver runs in.
-    """
+def poll(predicate, timeout=15.0, interval=0.05, sleep=time.sleep):
+    """Call ``predicate`` every ``interval`` seconds until it is true or ``timeout`` passed;
+    returns whether it became true.  For what has no event to wait on (a log line, a host's
+    state in cassandra-driver, a span exported by another thread)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             return False
-        cluster.reactor.make_event().wait(0.05)
+        sleep(interval)
     return True
+
+
+def wait_until(cluster, predicate, timeout=15.0):
+    """:func:`poll` for our Cluster: sleeps with the cluster reactor's own wait primitive
+    (under gevent or eventlet without monkey-patching, ``time.sleep`` would block the hub the
+    driver runs in)."""
+    return poll(predicate, timeout, sleep=lambda seconds: cluster.reactor.make_event().wait(
+        seconds))
+
+
+def live_objects(*classes):
+    """The objects the garbage collector tracks that are instances of ``classes``.  Weak
+    proxies are skipped: isinstance() on a proxy whose referent is gone raises ReferenceError
+    (cassandra-driver leaves such proxies behind)."""
+    import gc
+    import weakref
+    return [o for o in gc.get_objects()
+            if type(o) not in weakref.ProxyTypes and isinstance(o, classes)]
 
 
 @contextlib.contextmanager
