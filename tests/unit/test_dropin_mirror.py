@@ -220,7 +220,8 @@ _exclude(_LEGACY_POOL, *["cluster.Cluster." + n for n in (
     "get_max_connections_per_host", "set_max_connections_per_host",
     "get_max_requests_per_connection", "set_max_requests_per_connection",
     "get_min_requests_per_connection", "set_min_requests_per_connection")])
-_exclude(_SCHEMA_REFRESH, "cluster.Cluster.refresh_nodes", "cluster.Cluster.set_meta_refresh_enabled",
+_exclude(_SCHEMA_REFRESH, "cluster.Cluster.refresh_nodes",
+         "cluster.Cluster.set_meta_refresh_enabled",
          "metadata.Metadata.refresh")
 _exclude("host state listeners are not supported (Cluster.register_listener): the hosts' "
          "state is cluster.metadata.all_hosts() and Host.is_up",
@@ -264,7 +265,8 @@ _exclude(_SCHEMA, *["metadata." + n for n in (
     "get_schema_parser", "ReplicationStrategy", "ReplicationStrategyTypeType",
     "SimpleStrategy", "NetworkTopologyStrategy", "LocalStrategy", "ReplicationFactor",
     "REPLICATION_STRATEGY_CLASS_PREFIX")])
-_exclude(_DSE, "metadata.KeyspaceMetadata.graph_engine", "metadata.KeyspaceMetadata.is_graph_enabled")
+_exclude(_DSE, "metadata.KeyspaceMetadata.graph_engine",
+         "metadata.KeyspaceMetadata.is_graph_enabled")
 _exclude(_INTERNAL + " (its parser's resolution of nested UDT names)",
          "metadata.KeyspaceMetadata.resolve_user_types")
 _exclude("CQL identifier quoting helpers are not provided: quote identifiers with double "
