@@ -458,15 +458,19 @@ class RetryDecision(object):
 
 
 class RetryPolicy(object):
-    """The default retry policy.
+    """The default retry policy; its decisions are cassandra-driver's for the same arguments
+    (tests/unit/test_retry_oracle.py compares them).
 
     - read timeout: retry once on the same host when enough replicas answered but the data was
       not among the answers (the data is most likely there now);
-    - write timeout: retry once only for idempotent statements whose batch log write timed out;
-      never retry a non-idempotent write;
+    - write timeout: retry once when the batch log write timed out (BATCH_LOG: the batch was
+      not applied yet); rethrow every other write type;
     - unavailable: try the next host once (another coordinator may see more live replicas);
-    - request error (connection lost, overloaded, …): next host for idempotent statements and
-      reads (SELECT) only.
+    - request error (connection lost, overloaded, bootstrapping, server error): the next host,
+      whatever the statement and however often (as cassandra-driver, which notes it keeps this
+      for compatibility).  A non-idempotent write whose connection was lost may then be
+      applied twice: subclass and return RETHROW (``is_read(query)`` and
+      ``query.is_idempotent`` tell the cases apart) when that matters.
     Each method returns ``(decision, consistency_level_or_None)``.
     """
 
@@ -485,9 +489,7 @@ class RetryPolicy(object):
 
     def on_write_timeout(self, query, consistency, write_type, required_responses,
                          received_responses, retry_num):
-        if retry_num != 0 or not getattr(query, "is_idempotent", False):
-            return self.RETHROW, None
-        if write_type == WriteType.BATCH_LOG:
+        if retry_num == 0 and write_type == WriteType.BATCH_LOG:
             return self.RETRY, consistency
         return self.RETHROW, None
 
@@ -497,9 +499,7 @@ class RetryPolicy(object):
         return self.RETHROW, None
 
     def on_request_error(self, query, consistency, error, retry_num):
-        if getattr(query, "is_idempotent", False) or is_read(query):
-            return self.RETRY_NEXT_HOST, None
-        return self.RETHROW, None
+        return self.RETRY_NEXT_HOST, None
 
 
 def is_read(query):

@@ -12,11 +12,12 @@ from cqlreactor.encoder import ValueSequence
 from cqlreactor.statements import (FETCH_SIZE_UNSET, UNSET_VALUE, BatchStatement, BatchType,
                                    BoundStatement, PreparedStatement, SimpleStatement,
                                    Statement)
+from cqlreactor.tracing import QueryTrace, TraceEvent, TraceUnavailable
 
 __all__ = ["tuple_factory", "named_tuple_factory", "dict_factory", "ordered_dict_factory",
            "ResultSet", "Statement", "SimpleStatement", "PreparedStatement", "BoundStatement",
            "BatchStatement", "BatchType", "ValueSequence", "UNSET_VALUE", "FETCH_SIZE_UNSET",
-           "ConsistencyLevel"]
+           "ConsistencyLevel", "QueryTrace", "TraceEvent", "TraceUnavailable"]
 
 
 def tuple_factory(colnames, rows):

@@ -137,7 +137,7 @@ class ResponseFuture(object):
                  "column_names", "column_types", "coordinator_host", "_warnings",
                  "custom_payload", "_trace_id", "_result_metadata", "attempted_hosts",
                  "_new_spec_plan", "_spec_plan", "_spec_timer", "is_schema_agreed",
-                 "_query_traces", "__weakref__")
+                 "_query_traces", "_plan_source", "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
                  query_plan, consistency_level, message=None, result_metadata=None,
@@ -159,6 +159,10 @@ class ResponseFuture(object):
         self.row_factory = row_factory
         self._retry_policy = retry_policy
         self._query_plan = query_plan
+        #: where later pages' plans come from: the execution profile's load-balancing policy,
+        #: or the Host of execute(host=...) (set by Session.execute_async); None: the default
+        #: profile's policy
+        self._plan_source = None
         self._attempt = None                 # the latest attempt
         self._errors = None                  # host -> error, made on the first error
         self._final = _NOT_SET
@@ -753,7 +757,14 @@ class ResponseFuture(object):
         self._errors = None
         if self.timeout:
             self._deadline = _monotonic() + self.timeout
-        self._query_plan = iter(self.session.query_plan(self.query))
+        source = self._plan_source
+        if source is None:
+            plan = self.session.query_plan(self.query)
+        elif hasattr(source, "make_query_plan"):     # the profile's policy, as for page one
+            plan = source.make_query_plan(self.session.keyspace, self.query)
+        else:                                        # execute(host=...): that host only
+            plan = (source,)
+        self._query_plan = iter(plan)
         if self._new_spec_plan is not None:
             self._spec_plan = self._new_spec_plan()
         if self.send_request():

@@ -378,6 +378,7 @@ class Session(object):
         future = ResponseFuture(self, query, builder, timeout, profile.row_factory,
                                 retry_policy, plan, consistency, message, result_metadata,
                                 new_spec_plan)
+        future._plan_source = host if host is not None else profile.load_balancing_policy
         if self._request_init_callbacks:
             self._on_request(future)
         if future.send_request() and new_spec_plan is not None:

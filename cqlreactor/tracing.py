@@ -15,7 +15,6 @@ import time
 
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import OperationTimedOut, TraceUnavailable
-from cqlreactor.query import named_tuple_factory
 from cqlreactor.statements import SimpleStatement
 
 __all__ = ["QueryTrace", "TraceEvent", "TraceUnavailable"]
@@ -112,6 +111,7 @@ class QueryTrace(object):
         timeout = None if max_wait is None else max(max_wait - spent, 0.001)
         statement = SimpleStatement(query, consistency_level=consistency)
         # rows with attributes, whatever row factory the session's default profile has
+        from cqlreactor.query import named_tuple_factory    # query re-exports this module's names
         profile = _profile()(row_factory=named_tuple_factory)
         try:
             return list(self._session.execute(statement, (self.trace_id,), timeout=timeout,

@@ -8,6 +8,8 @@ Server-side errors (the ERROR message codes of the native protocol) map onto the
 cassandra-driver names them, so code written for it keeps working after changing imports.
 """
 
+from typing import Optional
+
 __all__ = [
     "DriverException", "CqlReactorError",
     "ProtocolError", "FrameTooLarge", "ChecksumMismatch", "IllegalStateTransition",
@@ -245,7 +247,7 @@ class ServerException(DriverException):
         info: the code's extra fields as a dict (also set as attributes).
     """
 
-    code = None
+    code = None  # type: Optional[int]
     _info_in_text = True    # str() shows the fields after the message, as theirs
 
     def __init__(self, server_message="", host=None, **info):

@@ -85,7 +85,9 @@ def _pinned_tls_version(ssl_version):
 def context_from_options(ssl_options):
     """An SSLContext from cassandra-driver style ``ssl_options``.
 
-    Keys: ``ca_certs``, ``certfile``, ``keyfile``, ``check_hostname`` (default True),
+    Keys: ``ca_certs``, ``certfile``, ``keyfile``, ``check_hostname`` (default False, as in
+    cassandra-driver: the certificate is verified against the CA, its name is checked only
+    when this is True),
     ``cert_reqs`` (default CERT_REQUIRED), ``ssl_version`` (an ``ssl.PROTOCOL_*`` client
     constant: PROTOCOL_TLSv1_2 and the like pin that TLS version), ``ciphers`` (OpenSSL cipher
     list), and ``check_hostname_as``: a name every server certificate must carry instead of the
@@ -105,7 +107,7 @@ def context_from_options(ssl_options):
     pinned = _pinned_tls_version(options.pop("ssl_version", None))
     ciphers = options.pop("ciphers", None)
     cafile = options.pop("ca_certs", None)
-    check_hostname = options.pop("check_hostname", True)
+    check_hostname = options.pop("check_hostname", False)
     cert_reqs = options.pop("cert_reqs", ssl.CERT_REQUIRED)
     check_as = options.pop("check_hostname_as", None)
     if check_as:

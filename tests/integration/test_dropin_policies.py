@@ -265,3 +265,37 @@ def test_address_translator_applies_to_peers_only(clean_sim):
     assert isinstance(Cluster(["127.0.0.1"]).address_translator, IdentityTranslator)
     with pytest.raises(TypeError, match="translate"):
         Cluster(["127.0.0.1"], address_translator=lambda address: address)
+
+
+def test_later_pages_use_the_execution_profiles_policy_and_settings(clean_sim):
+    """A paged query run with execution_profile=X fetches every page with X's load-balancing
+    policy and consistency (cassandra-driver remakes the plan from the same profile per page);
+    with execute(host=...) every page goes to that host."""
+    sim = clean_sim
+    table = "pages_ks.rows"
+    listed = sim.contact_points[2]
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([listed]),
+                               consistency_level=ConsistencyLevel.TWO)
+    with _cluster(sim, execution_profiles={"x": profile}) as cluster:
+        session = cluster.connect()
+        session.execute("CREATE KEYSPACE IF NOT EXISTS pages_ks WITH replication = "
+                        "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+        session.execute("CREATE TABLE IF NOT EXISTS %s (k int PRIMARY KEY)" % table)
+        for k in range(10):
+            session.execute("INSERT INTO %s (k) VALUES (%d)" % (table, k))
+        for i in range(3):
+            sim.served(i, clear=True)
+        marker = "SELECT k FROM %s -- paged by x" % table
+        rows = list(session.execute(SimpleStatement(marker, fetch_size=3),
+                                    execution_profile="x"))
+        assert sorted(r.k for r in rows) == list(range(10))
+        sent = [(i, e) for i in range(3) for e in sim.served(i) if e.get("query") == marker]
+        assert [i for i, _ in sent] == [2, 2, 2, 2]           # four pages, all on the listed node
+        assert set(str(e["consistency"]) for _, e in sent) <= {"TWO", "2"}
+
+        host = cluster.metadata.get_host_by_address(sim.contact_points[1])
+        marker = "SELECT k FROM %s -- paged on one host" % table
+        future = session.execute_async(SimpleStatement(marker, fetch_size=4), host=host)
+        assert len(list(future.result())) == 10
+        assert _served_by(sim, marker) == {1: 3}
+        assert _addresses(future.attempted_hosts) == [host.endpoint.address] * 3

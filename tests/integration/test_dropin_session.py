@@ -328,14 +328,15 @@ def test_idle_heartbeat_interval(cql_cluster_factory, cql_reactor):
         with _cluster(sim, cql_reactor, idle_heartbeat_interval=interval) as cluster:
             session = cluster.connect()
             host = cluster.metadata.all_hosts()[0]
-            sim.stall(0, 2.0)
-            deadline = time.time() + 1.5
+            sim.stall(0, 30.0)
+            # five heartbeat intervals: found out in about two with 0.2, never without
+            deadline = time.time() + 1.0
             pause = cluster.reactor.make_event()     # a wait that lets green loops run
             while time.time() < deadline and host.is_up:
                 pause.wait(0.05)
             assert (not host.is_up) is found_out, interval
             session.shutdown()
-            pause.wait(0.6)       # the stall is over before the next round
+            sim.clear()           # the stall ends here, before the next round
 
 
 def test_max_requests_per_connection(cql_cluster, cql_reactor):

@@ -15,6 +15,7 @@ import time
 import tracemalloc
 
 import pytest
+from _cluster_helpers import live_objects
 
 from cqlreactor import Cluster
 from cqlreactor.reactors.base import LoopTimer
@@ -36,12 +37,12 @@ def _live_greenlets():
     if "greenlet" not in sys.modules:
         return 0
     import greenlet
-    return sum(1 for g in gc.get_objects() if isinstance(g, greenlet.greenlet) and not g.dead)
+    return sum(1 for g in live_objects(greenlet.greenlet) if not g.dead)
 
 
 def _armed_timers():
     count = 0
-    for obj in gc.get_objects():
+    for obj in live_objects(LoopTimer, asyncio.TimerHandle):
         if isinstance(obj, LoopTimer):
             count += obj._native is not None
         elif isinstance(obj, asyncio.TimerHandle):

@@ -9,10 +9,10 @@ import logging
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
+from _cluster_helpers import poll
 
 from cqlreactor import Cluster, PlainTextAuthProvider, SimpleStatement
 from cqlreactor.core.errors import AuthenticationFailed, InvalidRequest, NoHostAvailable
@@ -40,15 +40,6 @@ class _Capture(object):
     @property
     def text(self):
         return self.stream.getvalue()
-
-
-def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _exercise(cluster, texts):
@@ -169,9 +160,9 @@ def test_debug_tells_hosts_down_and_up_defunct_and_retries(cql_cluster_factory):
             for _ in range(4):      # the round robin reaches node 0 and is retried on node 1
                 _try(session, query)
             sim.stop_node(1)
-            assert _wait(lambda: "is down" in log.text)
+            assert poll(lambda: "is down" in log.text, timeout=20.0)
             sim.start_node(1)
-            assert _wait(lambda: "is up" in log.text)
+            assert poll(lambda: "is up" in log.text, timeout=20.0)
     text = log.text
     assert "retry 1 (next host) after Unavailable from" in text
     assert "connection ended in the" in text and "ConnectionDefunct" in text

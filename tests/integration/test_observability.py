@@ -5,21 +5,13 @@ Cluster(metrics_enabled=True).metrics.  All against the simulated cluster over r
 import time
 
 import pytest
+from _cluster_helpers import poll
 
 from cqlreactor import Cluster, SimpleStatement
 from cqlreactor.core.consistency import ConsistencyLevel
 from cqlreactor.core.errors import InvalidRequest, Unavailable
 
 KS = "obs_ks"
-
-
-def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def _schema(session):
@@ -106,7 +98,7 @@ def test_otel_spans_end_with_the_answer_and_carry_the_request(cql_cluster, cql_r
         instrumentor.instrument(session)                  # idempotent: one span per request
         session.execute(SimpleStatement("INSERT INTO t (k, v) VALUES (1, 'secret-value')",
                                         consistency_level=ConsistencyLevel.QUORUM))
-        assert _wait(lambda: len(exporter.get_finished_spans()) == 1)
+        assert poll(lambda: len(exporter.get_finished_spans()) == 1, timeout=20.0)
         span = exporter.get_finished_spans()[0]
         attrs = dict(span.attributes)
         assert span.name == "INSERT %s" % KS
@@ -126,7 +118,7 @@ def test_otel_spans_end_with_the_answer_and_carry_the_request(cql_cluster, cql_r
         time.sleep(0.1)
         assert exporter.get_finished_spans() == ()
         future.result()
-        assert _wait(lambda: len(exporter.get_finished_spans()) == 1)
+        assert poll(lambda: len(exporter.get_finished_spans()) == 1, timeout=20.0)
         span = exporter.get_finished_spans()[0]
         assert (span.end_time - span.start_time) / 1e9 >= 0.45
 
@@ -134,7 +126,7 @@ def test_otel_spans_end_with_the_answer_and_carry_the_request(cql_cluster, cql_r
         exporter.clear()
         with pytest.raises(InvalidRequest):
             session.execute("SELECT * FROM no_such_table")
-        assert _wait(lambda: len(exporter.get_finished_spans()) == 1)
+        assert poll(lambda: len(exporter.get_finished_spans()) == 1, timeout=20.0)
         span = exporter.get_finished_spans()[0]
         assert span.status.status_code == StatusCode.ERROR
         assert [e.name for e in span.events] == ["exception"]
@@ -147,7 +139,7 @@ def test_otel_spans_end_with_the_answer_and_carry_the_request(cql_cluster, cql_r
         session.execute("SELECT v FROM t WHERE k = 1")
         with_text.uninstrument(session)
         session.execute("SELECT v FROM t WHERE k = 1")
-        assert _wait(lambda: len(exporter.get_finished_spans()) >= 1)
+        assert poll(lambda: len(exporter.get_finished_spans()) >= 1, timeout=20.0)
         time.sleep(0.1)
         finished = exporter.get_finished_spans()
         assert len(finished) == 1
@@ -182,7 +174,7 @@ def test_metrics_snapshot(cql_cluster, cql_reactor):
         with pytest.raises(InvalidRequest):
             session.execute("SELECT * FROM %s.no_such_table" % KS)
         metrics = cluster.metrics
-        assert _wait(lambda: metrics.in_flight == 0)
+        assert poll(lambda: metrics.in_flight == 0, timeout=20.0)
         snap = metrics.snapshot()
         assert snap["requests"] == 2 + 20 + 2
         assert snap["retries"] == 1 and snap["ignores"] == 0

@@ -10,6 +10,7 @@ from _cluster_helpers import wait_until
 
 from cqlreactor import Cluster, SimpleStatement
 from cqlreactor.core.errors import ConnectionException, ConnectionShutdown
+from cqlreactor.policies import FallthroughRetryPolicy
 
 pytest.importorskip("cqlreactor.testing.engine")
 
@@ -26,9 +27,11 @@ def test_a_lost_connection_error_names_its_host_once(cql_cluster, cql_reactor):
         host = [h for h in cluster.metadata.all_hosts() if h.address == sim.contact_points[1]][0]
         assert wait_until(cluster, lambda: session.pools[host].open_count > 0)
         sim.stall(1, 3.0)      # the heartbeat goes unanswered: the connection is defunct
-        # not idempotent, not a read: the retry policy hands the connection's error over
+        # a retry policy that hands the connection's error over (the default one, as
+        # cassandra-driver's, would try the next host and end in NoHostAvailable)
         with pytest.raises(ConnectionException) as caught:
-            session.execute(SimpleStatement("INSERT INTO system.nothing (k) VALUES (1)"),
+            session.execute(SimpleStatement("INSERT INTO system.nothing (k) VALUES (1)",
+                                            retry_policy=FallthroughRetryPolicy()),
                             host=host, timeout=10)
         text = str(caught.value)
         assert text.count("host=%s" % (host.endpoint,)) == 1, text

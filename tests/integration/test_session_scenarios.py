@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from _cluster_helpers import tls_simulated_cluster, wait_until
+from _cluster_helpers import live_objects, tls_simulated_cluster, wait_until
 
 from cqlreactor import (BatchStatement, BatchType, Cluster, ConsistencyLevel, ExecutionProfile,
                         EXEC_PROFILE_DEFAULT, NoHostAvailable, OperationTimedOut,
@@ -322,8 +322,7 @@ def _sockets_and_threads():
     import gc
     import socket as socket_module
     gc.collect()
-    sockets = [o for o in gc.get_objects()
-               if isinstance(o, socket_module.socket) and o.fileno() != -1]
+    sockets = [o for o in live_objects(socket_module.socket) if o.fileno() != -1]
     threads = [t for t in threading.enumerate() if t.name.startswith("cqlreactor")]
     return len(sockets), sorted(t.name for t in threads)
 
@@ -346,8 +345,7 @@ def test_shutdown_leaves_no_thread_timer_or_socket(sim, reactor):
         import gc
         import gevent
         gc.collect()
-        alive = [g for g in gc.get_objects()
-                 if isinstance(g, gevent.Greenlet) and not g.dead]
+        alive = [g for g in live_objects(gevent.Greenlet) if not g.dead]
         assert not alive
 
 

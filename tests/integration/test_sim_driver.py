@@ -2,9 +2,9 @@
 (schema metadata on, token-aware routing, lz4 when installed), works against it, v4 and v5.
 """
 
-import time
 
 import pytest
+from _cluster_helpers import poll
 
 cassandra = pytest.importorskip("cassandra")
 pytest.importorskip("cqlreactor.testing.engine")   # the CQL engine (written alongside)
@@ -53,15 +53,6 @@ def driver(request):
             cluster.shutdown()
 
 
-def _wait(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_discovers_all_hosts_and_metadata(driver):
     sim, cluster, session = driver
     hosts = sorted(str(h.endpoint.address) for h in cluster.metadata.all_hosts())
@@ -82,7 +73,7 @@ def test_keyspace_table_prepared_insert_read_page_batch(driver):
     session.execute("CREATE TABLE oracle.items (bucket int, seq int, name text, score double, "
                     "tags list<text>, PRIMARY KEY (bucket, seq))")
     # schema metadata followed the DDL (SCHEMA_CHANGE results and events)
-    assert _wait(lambda: "items" in cluster.metadata.keyspaces.get("oracle").tables
+    assert poll(lambda: "items" in cluster.metadata.keyspaces.get("oracle").tables
                  if "oracle" in cluster.metadata.keyspaces else False)
     columns = cluster.metadata.keyspaces["oracle"].tables["items"].columns
     assert list(columns) == ["bucket", "seq", "name", "score", "tags"]
@@ -146,10 +137,10 @@ def test_restarted_node_gets_statements_prepared_again(driver):
     select = session.prepare("SELECT v FROM single.kv WHERE k = ?")
     victim, = _victims(cluster, sim, 1)
     sim.stop_node(victim)
-    assert _wait(lambda: not _host(cluster, sim.contact_points[victim]).is_up)
+    assert poll(lambda: not _host(cluster, sim.contact_points[victim]).is_up)
     sim.served(victim, clear=True)
     sim.start_node(victim)          # the node forgets its prepared statements
-    assert _wait(lambda: _host(cluster, sim.contact_points[victim]).is_up, timeout=30)
+    assert poll(lambda: _host(cluster, sim.contact_points[victim]).is_up, timeout=30)
     for k in range(30):
         assert session.execute(select, (k,)).one().v == k   # written by the routing test
     log = sim.served(victim)
@@ -184,10 +175,10 @@ def test_unavailable_at_quorum_with_two_nodes_stopped(driver):
         for i in victims:
             sim.stop_node(i)
         # the driver sees both go down (STATUS_CHANGE events on its control connection)
-        assert _wait(lambda: not any(_host(cluster, sim.contact_points[i]).is_up
+        assert poll(lambda: not any(_host(cluster, sim.contact_points[i]).is_up
                                      for i in victims))
         # ... and its load balancing policy and pools have caught up (they follow is_up)
-        assert _wait(lambda: not any(_host(cluster, sim.contact_points[i]) in
+        assert poll(lambda: not any(_host(cluster, sim.contact_points[i]) in
                                      session.get_pool_state() for i in victims))
         quorum = SimpleStatement("SELECT v FROM rf3.kv WHERE k = 1",
                                  consistency_level=ConsistencyLevel.QUORUM)
@@ -207,7 +198,7 @@ def test_unavailable_at_quorum_with_two_nodes_stopped(driver):
     finally:
         for i in victims:
             sim.start_node(i)
-    assert _wait(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), timeout=30)
+    assert poll(lambda: all(h.is_up for h in cluster.metadata.all_hosts()), timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ from cqlreactor.core.consistency import ConsistencyLevel, required_replicas
 from cqlreactor.core.murmur3 import murmur3_token
 from cqlreactor.metadata import Host, KeyspaceMetadata, Metadata, replicas_for_token
 from cqlreactor.policies import (DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy,
-                                 HostDistance, RetryDecision, RetryPolicy, RoundRobinPolicy,
-                                 TokenAwarePolicy, WriteType)
+                                 HostDistance, RetryPolicy, RoundRobinPolicy, TokenAwarePolicy)
 from cqlreactor.query import ResultSet, dict_factory, named_tuple_factory
 from cqlreactor.statements import BatchStatement, PreparedStatement, SimpleStatement
 from cqlreactor.user_types import UserTypeMap
@@ -106,28 +105,6 @@ def test_token_aware_puts_the_owner_first():
         plan = list(policy.make_query_plan("ks", statement))
         assert plan[0] is owner
         assert sorted(h.address for h in plan) == sorted(h.address for h in hosts)
-
-
-def test_default_retry_policy_decisions():
-    policy = RetryPolicy()
-    read = SimpleStatement("SELECT * FROM t")
-    write = SimpleStatement("INSERT INTO t (k) VALUES (1)")
-    assert policy.on_read_timeout(read, 1, 2, 2, False, 0)[0] == RetryDecision.RETRY
-    assert policy.on_read_timeout(read, 1, 2, 2, True, 0)[0] == RetryDecision.RETHROW
-    assert policy.on_read_timeout(read, 1, 2, 1, False, 0)[0] == RetryDecision.RETHROW
-    assert policy.on_read_timeout(read, 1, 2, 2, False, 1)[0] == RetryDecision.RETHROW
-    assert policy.on_unavailable(read, 4, 2, 1, 0)[0] == RetryDecision.RETRY_NEXT_HOST
-    assert policy.on_unavailable(read, 4, 2, 1, 1)[0] == RetryDecision.RETHROW
-    # never retry non-idempotent writes
-    assert policy.on_write_timeout(write, 1, WriteType.BATCH_LOG, 1, 0, 0)[0] == \
-        RetryDecision.RETHROW
-    assert policy.on_request_error(write, 1, Exception(), 0)[0] == RetryDecision.RETHROW
-    write.is_idempotent = True
-    assert policy.on_write_timeout(write, 1, WriteType.BATCH_LOG, 1, 0, 0)[0] == \
-        RetryDecision.RETRY
-    assert policy.on_write_timeout(write, 1, WriteType.SIMPLE, 1, 0, 0)[0] == \
-        RetryDecision.RETHROW
-    assert policy.on_request_error(read, 1, Exception(), 0)[0] == RetryDecision.RETRY_NEXT_HOST
 
 
 def test_exponential_reconnection_grows_with_jitter_and_caps():
