@@ -171,7 +171,8 @@ def wait_for_response(response_future):
     else:
         check_bridge(reactor, loop)
         fut.hop_to = loop
-    response_future.add_callbacks(fut.ok, fut.failed)
+    if not response_future._set_waiter(fut):     # settled already, or awaited twice
+        response_future.add_callbacks(fut.ok, fut.failed)
     return fut
 
 
