@@ -1,0 +1,107 @@
+"""perf-async's private probe: connect() time of a 3-node simulated cluster and RSS per idle
+connection, ours vs cassandra-driver (same reactor family), each in a fresh subprocess.
+
+    python benchmarks/profile_hot_path.py [--rounds 3] [--conns 50]
+
+For reading only; benchmarks/compare.py is the project's full comparison.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _worker(impl, contacts, port, conns):
+    import gc
+    if impl == "ours":
+        from cqlreactor import Cluster
+        from cqlreactor.reactors.libev import LibevReactor as conn_class
+        kwargs = {}
+    else:
+        from cassandra.cluster import Cluster
+        from cassandra.io.libevreactor import LibevConnection as conn_class
+        kwargs = {"protocol_version": 4}
+    # warm imports so connect() time is the connect, not the import
+    cluster = Cluster(contacts, port=port, connection_class=conn_class, **kwargs)
+    started = time.perf_counter()
+    session = cluster.connect()
+    connect_s = time.perf_counter() - started
+    cluster.shutdown()
+    cluster = Cluster(contacts, port=port, connection_class=conn_class, **kwargs)
+    started = time.perf_counter()
+    session = cluster.connect()
+    again_s = time.perf_counter() - started
+    cluster.shutdown()
+    gc.collect()
+    time.sleep(0.2)
+    base = _rss_kb()
+    clusters = []
+    for _ in range(conns):
+        c = Cluster(contacts[:1], port=port, connection_class=conn_class, **kwargs)
+        c.connect()
+        clusters.append(c)
+    gc.collect()
+    time.sleep(0.5)
+    per_kb = (_rss_kb() - base) / float(conns)
+    for c in clusters:
+        c.shutdown()
+    print(json.dumps({"connect_ms": connect_s * 1000, "again_ms": again_s * 1000, "rss_kb_per_cluster": per_kb}))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--conns", type=int, default=20)
+    parser.add_argument("--worker")
+    parser.add_argument("--contacts")
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args.worker, args.contacts.split(","), args.port, args.conns)
+        return 0
+    sys.path.insert(0, ROOT)
+    from cqlreactor.testing.cluster import SimulatedCluster
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    results = {}
+    with SimulatedCluster(nodes=3) as sim:
+        for _ in range(args.rounds):
+            for impl in ("ours", "theirs"):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--worker", impl, "--contacts",
+                     ",".join(sim.contact_points), "--port", str(sim.port),
+                     "--conns", str(args.conns)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                    universal_newlines=True, timeout=300)
+                try:
+                    results.setdefault(impl, []).append(
+                        json.loads(proc.stdout.strip().splitlines()[-1]))
+                except (ValueError, IndexError):
+                    print(impl, "failed:", proc.stderr[-500:])
+    for impl, runs in results.items():
+        connect = sorted(r["connect_ms"] for r in runs)
+        rss = sorted(r["rss_kb_per_cluster"] for r in runs)
+        again = sorted(r["again_ms"] for r in runs)
+        print("%-7s second connect() in the process: median %.1f ms (%.1f-%.1f)" % (
+            impl, again[len(again) // 2], again[0], again[-1]))
+        print("%-7s connect ms median %.1f (%.1f-%.1f)   RSS KiB per idle 1-node cluster "
+              "median %.1f (%.1f-%.1f)" % (impl, connect[len(connect) // 2], connect[0],
+                                           connect[-1], rss[len(rss) // 2], rss[0], rss[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
