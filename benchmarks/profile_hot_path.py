@@ -46,6 +46,29 @@ def _worker(impl, contacts, port, conns):
     session = cluster.connect()
     again_s = time.perf_counter() - started
     cluster.shutdown()
+    # Python heap per extra connection of one cluster (tracemalloc), 50 connections
+    import tracemalloc
+    cluster = Cluster(contacts[:1], port=port, connection_class=conn_class, **kwargs)
+    cluster.connect()
+    host = list(cluster.metadata.all_hosts())[0]
+    if impl == "ours":
+        def make():
+            return cluster.connect_endpoint(host.endpoint)
+    else:
+        def make():
+            return cluster.connection_factory(host.endpoint)
+    extra = [make() for _ in range(3)]
+    gc.collect()
+    tracemalloc.start()
+    snap = tracemalloc.take_snapshot()
+    extra += [make() for _ in range(50)]
+    gc.collect()
+    time.sleep(0.3)
+    heap = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(snap, "filename"))
+    tracemalloc.stop()
+    for conn in extra:
+        conn.close()
+    cluster.shutdown()
     gc.collect()
     time.sleep(0.2)
     base = _rss_kb()
@@ -59,7 +82,8 @@ def _worker(impl, contacts, port, conns):
     per_kb = (_rss_kb() - base) / float(conns)
     for c in clusters:
         c.shutdown()
-    print(json.dumps({"connect_ms": connect_s * 1000, "again_ms": again_s * 1000, "rss_kb_per_cluster": per_kb}))
+    print(json.dumps({"connect_ms": connect_s * 1000, "again_ms": again_s * 1000, "rss_kb_per_cluster": per_kb,
+                      "heap_bytes_per_conn": heap / 50.0}))
 
 
 def main():
@@ -97,6 +121,8 @@ def main():
         again = sorted(r["again_ms"] for r in runs)
         print("%-7s second connect() in the process: median %.1f ms (%.1f-%.1f)" % (
             impl, again[len(again) // 2], again[0], again[-1]))
+        heap = sorted(r["heap_bytes_per_conn"] for r in runs)
+        print("%-7s python heap per idle connection: median %.0f B" % (impl, heap[len(heap) // 2]))
         print("%-7s connect ms median %.1f (%.1f-%.1f)   RSS KiB per idle 1-node cluster "
               "median %.1f (%.1f-%.1f)" % (impl, connect[len(connect) // 2], connect[0],
                                            connect[-1], rss[len(rss) // 2], rss[0], rss[-1]))

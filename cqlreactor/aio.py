@@ -231,7 +231,10 @@ async def run_control_steps(control, steps):
             cluster.connect_endpoint_async(step[1], callback)
             return await fut
         conn = step[1]
-        control.send_step(conn, step[2], callback)
+        if step[0] == "queries":
+            control.send_queries_step(conn, step[2], callback)
+        else:
+            control.send_step(conn, step[2], callback)
         return await _bounded(fut, control.timeout + 1.0, "control query got no answer",
                               conn.endpoint)
     return await run_steps(steps, perform)
