@@ -2,6 +2,12 @@
 connection, ours vs cassandra-driver (same reactor family), each in a fresh subprocess.
 
     python benchmarks/profile_hot_path.py [--rounds 3] [--conns 50]
+    python benchmarks/profile_hot_path.py --throughput [--base DIR] [--rounds 3]
+
+``--throughput``: benchmarks/async_throughput.py's workers (``await execute_async`` per request,
+1-row SELECT) for ours native, acsylla and cassandra-driver (wrap_future), windows 1 and 128,
+alternating in rounds against one simulated node; ``--base DIR`` adds ours from another
+checkout (e.g. ``git archive <commit> | tar -x -C DIR``) for a before/after in the same run.
 
 For reading only; benchmarks/compare.py is the project's full comparison.
 """
@@ -86,6 +92,51 @@ def _worker(impl, contacts, port, conns):
                       "heap_bytes_per_conn": heap / 50.0}))
 
 
+def _throughput(args):
+    sys.path.insert(0, ROOT)
+    from cqlreactor.testing.cluster import SimulatedCluster
+    query = "SELECT v FROM bench.kv WHERE k = 1"
+    variants = [("ours", ROOT, "native"), ("acsylla", ROOT, "acsylla"),
+                ("theirs", ROOT, "theirs")]
+    if args.base:
+        variants.insert(0, ("ours-base", os.path.abspath(args.base), "native"))
+    results = {}
+    with SimulatedCluster(nodes=1) as sim:
+        sim.prime(query, columns=[("v", "int")], rows=[{"v": 42}])
+        for _ in range(args.rounds):
+            for tasks in (1, 128):
+                for name, root, mode in variants:
+                    if mode == "theirs" and tasks == 1:
+                        continue
+                    requests = args.requests if tasks > 1 else args.requests // 4
+                    if mode == "theirs":
+                        requests = max(2000, requests // 10)
+                    env = dict(os.environ, PYTHONPATH=root)
+                    proc = subprocess.run(
+                        [sys.executable, os.path.join(root, "benchmarks", "async_throughput.py"),
+                         "--worker", "--mode", mode, "--contact", sim.contact_points[0],
+                         "--port", str(sim.port), "--requests", str(requests),
+                         "--tasks", str(tasks)],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                        universal_newlines=True, timeout=600)
+                    try:
+                        r = json.loads(proc.stdout.strip().splitlines()[-1])
+                    except (ValueError, IndexError):
+                        print(name, tasks, "failed:", proc.stderr[-300:])
+                        continue
+                    results.setdefault((tasks, name), []).append(r)
+    print("%-10s %5s %14s %8s %8s %10s" % ("impl", "tasks", "req/s median", "p50 ms", "p99 ms",
+                                           "CPU us/req"))
+    for (tasks, name), runs in sorted(results.items()):
+        runs.sort(key=lambda r: r["rps"])
+        mid = runs[len(runs) // 2]
+        cpu = sorted(r["cpu_us_per_req"] for r in runs)[len(runs) // 2]
+        print("%-10s %5d %14.0f %8.2f %8.2f %10.1f   (req/s %s)" % (
+            name, tasks, mid["rps"], mid["p50_ms"], mid["p99_ms"], cpu,
+            " ".join("%.0f" % r["rps"] for r in runs)))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -93,7 +144,12 @@ def main():
     parser.add_argument("--worker")
     parser.add_argument("--contacts")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--base")
+    parser.add_argument("--requests", type=int, default=20000)
     args = parser.parse_args()
+    if args.throughput:
+        return _throughput(args)
     if args.worker:
         _worker(args.worker, args.contacts.split(","), args.port, args.conns)
         return 0

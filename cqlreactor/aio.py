@@ -33,6 +33,7 @@ import weakref
 from cqlreactor.core.errors import (ConnectionException, DriverException, IncompatibleEventLoops,
                                     OperationTimedOut)
 from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, running_loop_here
+from cqlreactor.reactors.asyncio_reactor import _get_running_loop
 from cqlreactor.steps import Stepper
 
 __all__ = ["wait_for_response", "connect_cluster", "run_control_steps", "run_steps",
@@ -160,13 +161,16 @@ def _hop(loop, fut, value, ok):
 def wait_for_response(response_future):
     """An asyncio future of the caller's loop with ``response_future``'s result (a ResultSet,
     or what ``result()`` returns).  Cancelling it cancels the request."""
-    loop = running_loop_here()
+    loop = _get_running_loop()
     if loop is None:
         loop = _loop()                  # raises, saying where to await
     reactor = response_future.session.cluster.reactor
     fut = _RequestFuture(loop=loop)
     fut.response_future = response_future
-    if isinstance(reactor, AsyncioReactor) and reactor.callbacks_run_on(loop):
+    if reactor.__class__ is AsyncioReactor and reactor.on_running_loop and \
+            reactor._loop is loop:      # callbacks_run_on(loop), inlined: once per request
+        fut.hop_to = None
+    elif isinstance(reactor, AsyncioReactor) and reactor.callbacks_run_on(loop):
         fut.hop_to = None
     else:
         check_bridge(reactor, loop)
