@@ -229,18 +229,31 @@ async def run_control_steps(control, steps):
     """The control connection's steps (connect, refreshes) awaited on the caller's loop."""
     cluster = control.cluster
 
-    async def perform(step):
+    async def query(conn, request):
         fut, callback = _callback_future(cluster.reactor)
-        if step[0] == "open":
-            cluster.connect_endpoint_async(step[1], callback)
-            return await fut
-        conn = step[1]
-        if step[0] == "queries":
-            control.send_queries_step(conn, step[2], callback)
-        else:
-            control.send_step(conn, step[2], callback)
+        control.send_step(conn, request, callback)
         return await _bounded(fut, control.timeout + 1.0, "control query got no answer",
                               conn.endpoint)
+
+    async def perform(step):
+        if step[0] == "open":
+            fut, callback = _callback_future(cluster.reactor)
+            cluster.connect_endpoint_async(step[1], callback)
+            return await fut
+        if step[0] == "queries":
+            # One after the other here, unlike the blocking path (which sends them together):
+            # all the schema answers decoded in one loop turn block the caller's loop longer
+            # (the first connect's decoders are compiled then) than its 50 ms budget.
+            answers = []
+            for request in step[2]:
+                try:
+                    answers.append(await query(step[1], request))
+                except asyncio.CancelledError:      # (an Exception before Python 3.8)
+                    raise
+                except Exception as exc:    # in its request's place, as the blocking path
+                    answers.append(exc)
+            return answers
+        return await query(step[1], step[2])
     return await run_steps(steps, perform)
 
 
