@@ -33,6 +33,7 @@ import weakref
 from cqlreactor.core.errors import (ConnectionException, DriverException, IncompatibleEventLoops,
                                     OperationTimedOut)
 from cqlreactor.reactors.asyncio_reactor import AsyncioReactor, running_loop_here
+from cqlreactor.reactors.asyncio_reactor import _get_running_loop
 from cqlreactor.steps import Stepper
 
 __all__ = ["wait_for_response", "connect_cluster", "run_control_steps", "run_steps",
@@ -160,18 +161,22 @@ def _hop(loop, fut, value, ok):
 def wait_for_response(response_future):
     """An asyncio future of the caller's loop with ``response_future``'s result (a ResultSet,
     or what ``result()`` returns).  Cancelling it cancels the request."""
-    loop = running_loop_here()
+    loop = _get_running_loop()
     if loop is None:
         loop = _loop()                  # raises, saying where to await
     reactor = response_future.session.cluster.reactor
     fut = _RequestFuture(loop=loop)
     fut.response_future = response_future
-    if isinstance(reactor, AsyncioReactor) and reactor.callbacks_run_on(loop):
+    if reactor.__class__ is AsyncioReactor and reactor.on_running_loop and \
+            reactor._loop is loop:      # callbacks_run_on(loop), inlined: once per request
+        fut.hop_to = None
+    elif isinstance(reactor, AsyncioReactor) and reactor.callbacks_run_on(loop):
         fut.hop_to = None
     else:
         check_bridge(reactor, loop)
         fut.hop_to = loop
-    response_future.add_callbacks(fut.ok, fut.failed)
+    if not response_future._set_waiter(fut):     # settled already, or awaited twice
+        response_future.add_callbacks(fut.ok, fut.failed)
     return fut
 
 
@@ -224,18 +229,34 @@ async def run_control_steps(control, steps):
     """The control connection's steps (connect, refreshes) awaited on the caller's loop."""
     cluster = control.cluster
 
+    async def query(conn, request):
+        fut, callback = _callback_future(cluster.reactor)
+        control.send_step(conn, request, callback)
+        return await _bounded(fut, control.timeout + 1.0, "control query got no answer",
+                              conn.endpoint)
+
     async def perform(step):
         if step[0] == "sleep":
             await asyncio.sleep(step[1])
             return None
-        fut, callback = _callback_future(cluster.reactor)
         if step[0] == "open":
+            fut, callback = _callback_future(cluster.reactor)
             cluster.connect_endpoint_async(step[1], callback)
             return await fut
-        conn = step[1]
-        control.send_step(conn, step[2], callback)
-        return await _bounded(fut, control.timeout + 1.0, "control query got no answer",
-                              conn.endpoint)
+        if step[0] == "queries":
+            # One after the other here, unlike the blocking path (which sends them together):
+            # all the schema answers decoded in one loop turn block the caller's loop longer
+            # (the first connect's decoders are compiled then) than its 50 ms budget.
+            answers = []
+            for request in step[2]:
+                try:
+                    answers.append(await query(step[1], request))
+                except asyncio.CancelledError:      # (an Exception before Python 3.8)
+                    raise
+                except Exception as exc:    # in its request's place, as the blocking path
+                    answers.append(exc)
+            return answers
+        return await query(step[1], step[2])
     return await run_steps(steps, perform)
 
 

@@ -66,7 +66,9 @@ class ControlConnection(object):
     # -- connecting ------------------------------------------------------------------------
     #
     # Connecting and refreshing are written once, as generators of steps: each ``yield`` is one
-    # step, ("open", endpoint) or ("query", conn, message_or_query_text), and gets back its
+    # step, ("open", endpoint), ("query", conn, message_or_query_text) or ("queries", conn,
+    # [message_or_query_text, ...]) (sent together; its answer is the list of answers, an
+    # error standing in its place, never thrown), and gets back its
     # answer (a connection; a response, or rows as dicts for query text) or has its error
     # thrown in.  The blocking API runs them with ``run_steps`` (the reactor's wait primitive);
     # cqlreactor.aio runs the same generators awaiting each step on the caller's loop.
@@ -111,7 +113,32 @@ class ControlConnection(object):
             return None
         if step[0] == "open":
             return self.cluster.connect_endpoint(step[1])
+        if step[0] == "queries":
+            return self._wait_for(step[1], self.send_queries_step, step[2], None)
         return self._query(step[1], step[2])
+
+    def send_queries_step(self, conn, requests, done):
+        """Send a "queries" step's ``requests`` on ``conn`` at once, without blocking:
+        ``done(answers)`` once every one is answered (each answer as ``send_step`` gives it;
+        an error in the place of its request)."""
+        answers = [None] * len(requests)
+        left = [len(requests)]
+
+        def answered_at(index):
+            def answered(response):     # (on the loop; a send refused, in the caller's thread)
+                answers[index] = response
+                left[0] -= 1
+                if not left[0]:
+                    done(answers)
+            return answered
+        if not requests:
+            done(answers)
+        for index, request in enumerate(requests):
+            answered = answered_at(index)
+            try:
+                self.send_step(conn, request, answered)
+            except (ConnectionException, DriverException) as exc:
+                answered(exc)
 
     def send_step(self, conn, request, done):
         """Send a "query" step's ``request`` on ``conn`` without blocking: ``done(answer)`` on
@@ -152,6 +179,14 @@ class ControlConnection(object):
 
     def _query(self, conn, message, timeout=None):
         """Send a step's request and wait (reactor's wait primitive) for its answer."""
+        response = self._wait_for(conn, self.send_step, message, timeout)
+        if isinstance(response, Exception):   # the driver hands a server ERROR over as one
+            raise response
+        return response
+
+    def _wait_for(self, conn, send, request, timeout):
+        """``send(conn, request, done)`` and wait (reactor's wait primitive) for ``done``'s
+        value."""
         event = self.cluster.reactor.make_event()
         box = []
 
@@ -159,13 +194,10 @@ class ControlConnection(object):
             box.append(response)
             event.set()
 
-        self.send_step(conn, message, done)
+        send(conn, request, done)
         if not event.wait((timeout or self.timeout) + 1.0):
             raise OperationTimedOut("control query got no answer", host=str(conn.endpoint))
-        response = box[0]
-        if isinstance(response, Exception):   # the driver hands a server ERROR over as one
-            raise response
-        return response
+        return box[0]
 
     def _rows(self, conn, query):
         """The rows (dicts) of the query text ``query`` on ``conn``, blocking."""
@@ -190,13 +222,18 @@ class ControlConnection(object):
             self.run_steps(self._topology_steps(conn))
 
     def _topology_steps(self, conn):
-        local_rows = yield ("query", conn, SELECT_LOCAL)
         peers = None
-        if self._uses_peers_v2:
-            try:
-                peers = yield ("query", conn, SELECT_PEERS_V2)
-            except InvalidRequest:
+        if self._uses_peers_v2:     # both at once: one round trip
+            local_rows, peers = yield ("queries", conn, [SELECT_LOCAL, SELECT_PEERS_V2])
+            if isinstance(local_rows, Exception):
+                raise local_rows
+            if isinstance(peers, InvalidRequest):
                 self._uses_peers_v2 = False
+                peers = None
+            elif isinstance(peers, Exception):
+                raise peers
+        else:
+            local_rows = yield ("query", conn, SELECT_LOCAL)
         if peers is None:
             peers = yield ("query", conn, SELECT_PEERS)
         self.cluster.update_topology(conn, local_rows[0] if local_rows else {}, peers)
@@ -250,8 +287,10 @@ class ControlConnection(object):
         return True
 
     def _schema_rows(self, conn, keyspace, table=None):
-        """{system_schema table: rows}, of one keyspace (and one table or view) when given."""
-        out = {}
+        """{system_schema table: rows}, of one keyspace (and one table or view) when given:
+        every table's query sent at once (one round trip, not one per table)."""
+        kinds = []
+        queries = []
         for kind in SCHEMA_TABLES:
             if table is not None and kind in ("functions", "aggregates"):
                 continue
@@ -262,22 +301,30 @@ class ControlConnection(object):
                     where += " AND table_name = %s" % _literal(table)
                 elif table is not None and kind == "views":
                     where += " AND view_name = %s" % _literal(table)
-            try:
-                out[kind] = yield ("query", conn,
-                                   "SELECT * FROM system_schema.%s%s" % (kind, where))
-            except InvalidRequest:      # an older Cassandra without that table
-                out[kind] = []
+            kinds.append(kind)
+            queries.append("SELECT * FROM system_schema.%s%s" % (kind, where))
+        answers = yield ("queries", conn, queries)
+        out = {}
+        for kind, answer in zip(kinds, answers):
+            if isinstance(answer, InvalidRequest):      # an older Cassandra without that table
+                answer = []
+            elif isinstance(answer, Exception):
+                raise answer
+            out[kind] = answer
         return out
 
     def _virtual_rows(self, conn):
         """system_virtual_schema's rows (Cassandra 4.0+), or None where it does not exist."""
+        kinds = ("keyspaces", "tables", "columns")
+        answers = yield ("queries", conn,
+                         ["SELECT * FROM system_virtual_schema.%s" % kind for kind in kinds])
         out = {}
-        for kind in ("keyspaces", "tables", "columns"):
-            try:
-                out[kind] = yield ("query", conn,
-                                   "SELECT * FROM system_virtual_schema.%s" % kind)
-            except InvalidRequest:
+        for kind, answer in zip(kinds, answers):
+            if isinstance(answer, InvalidRequest):
                 return None
+            if isinstance(answer, Exception):
+                raise answer
+            out[kind] = answer
         return out
 
     def _keyspaces_steps(self, conn):

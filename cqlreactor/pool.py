@@ -122,6 +122,13 @@ class HostConnectionPool(object):
         conns = self._connections
         if len(conns) == 1:
             best = conns[0]
+            load = best.load_if_open()          # the usual case: one call, both checks
+            if load is not None:
+                if load >= self.max_requests_per_connection:
+                    raise ConnectionBusy("all 1 connections have %d requests in flight"
+                                         % (self.max_requests_per_connection,),
+                                         host=str(self.host.endpoint))
+                return best
         elif not conns:
             raise NoConnectionsAvailable("no open connection in the pool",
                                          host=str(self.host.endpoint))

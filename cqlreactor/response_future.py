@@ -137,7 +137,7 @@ class ResponseFuture(object):
                  "column_names", "column_types", "coordinator_host", "_warnings",
                  "custom_payload", "_trace_id", "_result_metadata", "attempted_hosts",
                  "_new_spec_plan", "_spec_plan", "_spec_timer", "is_schema_agreed",
-                 "_query_traces", "_plan_source", "__weakref__")
+                 "_query_traces", "_plan_source", "_waiter", "__weakref__")
 
     def __init__(self, session, query, message_builder, timeout, row_factory, retry_policy,
                  query_plan, consistency_level, message=None, result_metadata=None,
@@ -170,6 +170,9 @@ class ResponseFuture(object):
         self._result_set = None
         self._callbacks = None               # [(fn, args, kwargs)], made on the first add
         self._errbacks = None
+        # the asyncio future of an ``await`` (cqlreactor.aio._RequestFuture): settled after
+        # the callbacks, with no callback tuples or lock round of its own
+        self._waiter = None
         self._event = None
         self._lock = _allocate_lock()
         self.paging_state = None
@@ -577,6 +580,8 @@ class ResponseFuture(object):
             callbacks = self._callbacks
             event = self._event
             timer = self._spec_timer
+            waiter = self._waiter
+            self._waiter = None
         if timer is not None:
             self._spec_timer = None
             timer.cancel()
@@ -588,6 +593,8 @@ class ResponseFuture(object):
                     fn(rows, *args, **kwargs)
                 except Exception:
                     log.exception("a result callback failed")
+        if waiter is not None:
+            waiter.ok(rows)
 
     def _set_final_exception(self, exc):
         with self._lock:
@@ -601,6 +608,8 @@ class ResponseFuture(object):
             errbacks = self._errbacks
             event = self._event
             timer = self._spec_timer
+            waiter = self._waiter
+            self._waiter = None
         if timer is not None:
             self._spec_timer = None
             timer.cancel()
@@ -612,6 +621,8 @@ class ResponseFuture(object):
                     fn(exc, *args, **kwargs)
                 except Exception:
                     log.exception("an error callback failed")
+        if waiter is not None:
+            waiter.failed(exc)
 
     @property
     def done(self) -> bool:
@@ -786,7 +797,18 @@ class ResponseFuture(object):
     def __await__(self):
         # cqlreactor.aio: settled on the awaiting loop (directly when the reactor runs on it),
         # cancelling the awaiting task cancels the request
-        return _aio().wait_for_response(self).__await__()
+        aio = _aio_module if _aio_module is not None else _aio()
+        return aio.wait_for_response(self).__await__()
+
+    def _set_waiter(self, waiter):
+        """Make ``waiter`` (an object with ``ok(rows)`` and ``failed(exc)``) the one settled
+        after the callbacks; False when the future is already settled or has a waiter (then
+        use add_callbacks)."""
+        with self._lock:
+            if self._final is not _NOT_SET or self._waiter is not None:
+                return False
+            self._waiter = waiter
+            return True
 
     def __repr__(self):
         state = "pending" if self._final is _NOT_SET else (

@@ -635,11 +635,29 @@ def _error_text(message):
     return text or ""
 
 
+# SUPPORTED options by content: every connection to a cluster gets the same ones, and one
+# shared dict (with its strings and lists) instead of a copy per connection is most of what an
+# idle connection holds.  Bounded: cleared when many different servers answered.
+_SHARED_SUPPORTED = {}
+_SHARED_SUPPORTED_MAX = 64
+
+
 def _supported_options(message):
+    """The server's SUPPORTED options (read-only: shared between connections)."""
     options = getattr(message, "options", None)
     if options is None:
         options = getattr(message, "supported", None)
-    return dict(options or {})
+    options = options or {}
+    try:
+        key = tuple(sorted((name, tuple(values)) for name, values in options.items()))
+        shared = _SHARED_SUPPORTED.get(key)
+    except TypeError:       # values that are no sequences of strings: a copy of its own
+        return dict(options)
+    if shared is None:
+        if len(_SHARED_SUPPORTED) >= _SHARED_SUPPORTED_MAX:
+            _SHARED_SUPPORTED.clear()
+        shared = _SHARED_SUPPORTED[key] = dict(options)
+    return shared
 
 
 def _auth_error(exc, host):

@@ -253,6 +253,19 @@ class BufferedDecoder(object):
         raise error
 
 
+_VERSION_SETS = {}
+
+
+def _version_set(versions):
+    """One shared frozenset per tuple of versions (every connection's decoder has one)."""
+    key = tuple(versions)
+    found = _VERSION_SETS.get(key)
+    if found is None:
+        found = _VERSION_SETS.setdefault(key, frozenset(key)) if len(_VERSION_SETS) < 32 \
+            else frozenset(key)
+    return found
+
+
 class FrameDecoder(BufferedDecoder):
     """Incremental frame decoder: ``add_data(bytes)``, then iterate the complete frames.
 
@@ -279,7 +292,7 @@ class FrameDecoder(BufferedDecoder):
         BufferedDecoder.__init__(self)
         self.max_frame_size = max_frame_size
         self.compressor = compressor
-        self.versions = frozenset(versions)
+        self.versions = _version_set(versions)
 
     def drain(self):
         """Return and forget the bytes received but not yet returned as frames (a partial

@@ -27,6 +27,9 @@ _heappush = heapq.heappush
 _heappop = heapq.heappop
 
 
+_new_record = object.__new__
+
+
 class InFlight(object):
     """One request awaiting its answer.
 
@@ -120,7 +123,16 @@ class StreamTable(object):
         else:
             stream_id = self._next_fresh
             self._next_fresh = stream_id + 1
-        record = InFlight(stream_id, opcode, message, deadline, kind, result_metadata)
+        # InFlight(...) written out (keep in step with its __init__): once per request
+        record = _new_record(InFlight)
+        record.stream_id = stream_id
+        record.opcode = opcode
+        record.message = message
+        record.result_metadata = result_metadata
+        record.deadline = deadline
+        record.kind = kind
+        record.orphaned = False
+        record.active = True
         self._records[stream_id] = record
         self.in_flight += 1
         if deadline is not None:

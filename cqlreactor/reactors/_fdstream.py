@@ -24,6 +24,9 @@ from cqlreactor.reactors.base import Transport, connect_error
 __all__ = ["FdStream", "READ_SIZE"]
 
 log = logging.getLogger(__name__)
+# the write buffer of a stream that never had to buffer: an idle connection keeps no deque
+# (a deque is about 750 bytes with its first block)
+_NO_BUFFER = ()
 
 READ_SIZE = 256 * 1024
 _SMALL = 64 * 1024           # buffered writes smaller than this are merged into one chunk
@@ -41,7 +44,7 @@ class FdStream(Transport):
         self._connecting = False
         self._closed = False            # socket closed (by us, or after an error)
         self._done = False              # the protocol gets no more calls
-        self._wbuf = collections.deque()
+        self._wbuf = _NO_BUFFER        # a deque once a write could not go out at once
         self._wpos = 0                  # bytes of _wbuf[0] already sent
         self._reading = False
         self._writing = False
@@ -186,12 +189,16 @@ class FdStream(Transport):
                 return
             if sent == len(data):
                 return
+            if wbuf is _NO_BUFFER:
+                wbuf = self._wbuf = collections.deque()
             wbuf.append(bytes(data[sent:]))
             self._set_write(True)
             return
         if wbuf and len(data) < _SMALL and len(wbuf[-1]) < _SMALL and len(wbuf) > 1:
             wbuf[-1] = wbuf[-1] + data  # not the first chunk (its offset counts into it)
         else:
+            if wbuf is _NO_BUFFER:
+                wbuf = self._wbuf = collections.deque()
             wbuf.append(bytes(data))
         self._set_write(True)
 
@@ -210,7 +217,7 @@ class FdStream(Transport):
             self._release_watchers()    # before the fd goes away (it may be reused at once)
         except Exception:
             log.debug("releasing the watchers of %r failed", self, exc_info=True)
-        self._wbuf.clear()
+        self._wbuf = _NO_BUFFER
         sock = self.sock
         if sock is not None:
             try:

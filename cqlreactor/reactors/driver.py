@@ -100,6 +100,16 @@ class ReactorConnection(StreamProtocol):
         """Requests sent or queued that have not completed."""
         return self._core.in_flight + len(self._queue)
 
+    def load_if_open(self):
+        """``in_flight``, or None when the connection is closed or defunct: the pool's two
+        checks of every request in one call."""
+        if self._close_requested or self._phase is _ENDED:
+            return None
+        error = self.last_error
+        if error is not None and not isinstance(error, ConnectionShutdown):
+            return None
+        return self._core.in_flight + len(self._queue)
+
     @property
     def orphaned(self):
         """Timed-out requests whose stream ids stay reserved until their late answers."""
