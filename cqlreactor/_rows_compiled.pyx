@@ -18,6 +18,11 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+from cpython.datetime cimport import_datetime, datetime_new
+
+import_datetime()
+_object_new = object.__new__
+_object_setattr = object.__setattr__
 
 # kinds (compiled_rows.py uses the same numbers)
 DEF K_GENERIC = 0
@@ -49,19 +54,48 @@ cdef inline uint64_t _be64(const unsigned char *p) nogil:
     return ((<uint64_t>_be32(p)) << 32) | _be32(p + 4)
 
 
+cdef object _timestamp(int64_t ms, object fallback):
+    """The naive UTC datetime ``epoch + ms`` milliseconds, as types_scalar._ts_from_ms; years
+    outside 1..9999 go to ``fallback`` (which hands back the raw milliseconds)."""
+    cdef int64_t days = ms // 86400000       # C division (cdivision): made a floor below
+    cdef int64_t rem = ms - days * 86400000
+    if rem < 0:
+        days -= 1
+        rem += 86400000
+    cdef int64_t z, era, doe, yoe, doy, mp, d, m, y
+    if days < -719162 or days > 2932896:     # 0001-01-01 .. 9999-12-31
+        return fallback(ms)
+    # days since 1970-01-01 -> civil date (the proleptic Gregorian calendar)
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    if m <= 2:
+        y += 1
+    return datetime_new(<int>y, <int>m, <int>d, <int>(rem // 3600000), <int>(rem // 60000 % 60),
+                        <int>(rem // 1000 % 60), <int>(rem % 1000 * 1000), None)
+
+
 cdef class _Spec:
     cdef int kind
     cdef object py
-    cdef object post      # timestamp: ms -> datetime; uuid: bytes -> UUID; set: list -> SortedSet
+    cdef object post      # timestamp: its fallback; uuid: the class; set: SortedSet
+    cdef object post2     # uuid: the is_safe value (None: no such attribute)
     cdef _Spec a
     cdef _Spec b
 
-    def __init__(self, kind, py, post, a, b):
+    def __init__(self, kind, py, post, a, b, post2=None):
         self.kind = kind
         self.py = py
         self.post = post
         self.a = a
         self.b = b
+        self.post2 = post2
 
 
 cdef object _decode(_Spec spec, const unsigned char *p, Py_ssize_t n):
@@ -109,11 +143,16 @@ cdef object _decode(_Spec spec, const unsigned char *p, Py_ssize_t n):
     if kind == K_UUID:
         if n != 16:
             return spec.py(PyBytes_FromStringAndSize(<const char *>p, n))
-        return spec.post(PyBytes_FromStringAndSize(<const char *>p, n))
+        # what types_scalar's fast_uuid does (compiled_rows checks that it gives the same)
+        value = _object_new(spec.post)
+        _object_setattr(value, "int", ((<object>_be64(p)) << 64) | (<object>_be64(p + 8)))
+        if spec.post2 is not None:
+            _object_setattr(value, "is_safe", spec.post2)
+        return value
     if kind == K_TIMESTAMP:
         if n != 8:
             return spec.py(PyBytes_FromStringAndSize(<const char *>p, n))
-        return spec.post(PyLong_FromLongLong(<int64_t>_be64(p)))
+        return _timestamp(<int64_t>_be64(p), spec.post)
     if kind == K_LIST or kind == K_SET:
         if n == 0:
             return None
@@ -227,3 +266,26 @@ cdef class RowDecoder:
                 PyTuple_SET_ITEM(row, c, value)
             rows[r] = row
         return rows, pos
+
+
+def rows_as_dicts(colnames, rows):
+    """``[dict(zip(colnames, row)) for row in rows]`` (query.dict_factory's rows)."""
+    cdef list names = list(colnames)
+    cdef Py_ssize_t ncols = len(names)
+    cdef Py_ssize_t r, c, width
+    cdef list src = rows if type(rows) is list else list(rows)
+    cdef list out = [None] * len(src)
+    cdef dict d
+    cdef tuple row
+    r = 0
+    for item in src:
+        row = item if type(item) is tuple else tuple(item)
+        width = len(row)
+        if width > ncols:
+            width = ncols
+        d = {}
+        for c in range(width):
+            d[names[c]] = row[c]
+        out[r] = d
+        r += 1
+    return out

@@ -54,13 +54,16 @@ def _spec(module, ctype):
     """The _Spec of one column type (kind 0: the type's own Python decoder)."""
     make = module._Spec
     kind = _KINDS.get(ctype)
-    post = None
+    post = post2 = None
     if kind == 9:
-        post = S._fast_uuid
+        if _UUID_NATIVE is None:
+            kind = None
+        else:
+            post, post2 = _UUID_NATIVE
     elif kind == 10:
         post = S._ts_from_ms
     if kind is not None and type(ctype) is type(S.INT):
-        return make(kind, ctype._from_bytes, post, None, None)
+        return make(kind, ctype._from_bytes, post, None, None, post2)
     if type(ctype) in (ListType, SetType):
         elem = _spec(module, ctype._elem)
         if type(ctype) is SetType:
@@ -70,6 +73,27 @@ def _spec(module, ctype):
         return make(_K_MAP, ctype._from_bytes, None, _spec(module, ctype._key),
                     _spec(module, ctype._value))
     return make(0, ctype._from_bytes, None, None, None)
+
+
+def _uuid_native():
+    """(uuid.UUID, is_safe value or None) when building UUIDs the compiled way (object.__new__,
+    then ``int`` and ``is_safe`` set) is what types_scalar's decoder gives here; else None."""
+    import uuid
+    safe = getattr(uuid, "SafeUUID", None)
+    sample = bytes(range(1, 17))
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", int.from_bytes(sample, "big"))
+    if safe is not None:
+        object.__setattr__(made, "is_safe", safe.unknown)
+    real = S._uuid_from_bytes(sample)
+    if (type(real) is uuid.UUID and made == real and str(made) == str(real)
+            and getattr(made, "__dict__", None) == getattr(real, "__dict__", None)
+            and getattr(made, "is_safe", None) == getattr(real, "is_safe", None)):
+        return uuid.UUID, (safe.unknown if safe is not None else None)
+    return None
+
+
+_UUID_NATIVE = _uuid_native()
 
 
 def _wrap(col_types, pure):
@@ -235,6 +259,8 @@ def enable():
         return False
     types_rows.set_compiled(_wrap)
     results.forget_decoders()
+    from cqlreactor import query
+    query._compiled_dicts = _module.rows_as_dicts
     return True
 
 
@@ -242,6 +268,8 @@ def disable():
     """Back to the pure-Python decoder."""
     types_rows.set_compiled(None)
     results.forget_decoders()
+    from cqlreactor import query
+    query._compiled_dicts = None
 
 
 def status():
