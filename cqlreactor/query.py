@@ -5,6 +5,7 @@
 import collections
 import itertools
 import keyword
+import os
 import re
 from typing import Any
 
@@ -102,6 +103,7 @@ def dict_factory(colnames, rows):
     if _compiled_dicts is not None:
         return _compiled_dicts(colnames, rows)
     return list(map(dict, map(zip, _repeat(colnames), rows)))
+
 
 
 def ordered_dict_factory(colnames, rows):
@@ -237,3 +239,9 @@ class ResultSet(object):
     def __repr__(self):
         return "<ResultSet rows=%d more_pages=%s>" % (len(self.current_rows),
                                                       self.response_future.has_more_pages)
+
+
+if os.environ.get("CQLREACTOR_COMPILED_ROWS", "") not in ("", "0"):
+    # opt-in (see cqlreactor.compiled_rows); a failed build is logged, and rows stay pure
+    from cqlreactor import compiled_rows as _compiled_rows
+    _compiled_rows.enable()
