@@ -102,42 +102,27 @@ def _wrap(col_types, pure):
 
 
 def _cache_dir():
-    from cqlreactor.reactors._libev_cffi import _cache_roots
+    from cqlreactor.reactors._libev_cffi import writable_cache_dir
     digest = hashlib.sha256()
     with open(_SOURCE, "rb") as f:
         digest.update(f.read())
     digest.update(sys.version.encode("utf-8"))
     name = "rows-%s-%s" % (sys.implementation.cache_tag, digest.hexdigest()[:16])
-    last = None
-    for root in _cache_roots():
-        path = os.path.join(root, name)
-        try:
-            os.makedirs(path, exist_ok=True)
-            if os.access(path, os.W_OK):
-                return path
-        except OSError as exc:
-            last = exc
-    raise OSError("no writable cache directory for the compiled row decoder (%s); set "
-                  "CQLREACTOR_CACHE_DIR" % (last,))
+    return writable_cache_dir(name, "the compiled row decoder")
 
 
 def _fingerprint():
-    from cqlreactor.reactors._libev_cffi import _find_compiler, _find_setuptools, _python_header
+    from cqlreactor.reactors._libev_cffi import (_find_compiler, _find_setuptools, _python_header,
+                                                 file_stamp)
     import importlib.util
-
-    def stamp(path):
-        try:
-            return [path, os.stat(path).st_mtime]
-        except (OSError, TypeError):
-            return [path, None]
     try:
         spec = importlib.util.find_spec("Cython")
     except (ImportError, ValueError):
         spec = None
     return {"env": [os.environ.get(k, "") for k in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")],
-            "compiler": stamp(_find_compiler()), "Python.h": stamp(_python_header()),
-            "setuptools": stamp(_find_setuptools()),
-            "Cython": stamp(spec.origin if spec is not None else None)}
+            "compiler": file_stamp(_find_compiler()), "Python.h": file_stamp(_python_header()),
+            "setuptools": file_stamp(_find_setuptools()),
+            "Cython": file_stamp(spec.origin if spec is not None else None)}
 
 
 def _extension_path(directory):
@@ -146,7 +131,7 @@ def _extension_path(directory):
 
 
 def _build(directory):
-    from cqlreactor.reactors._libev_cffi import _first_line
+    from cqlreactor.reactors._libev_cffi import _first_line, run_quietly
     try:
         with open(os.path.join(directory, _FAILURE_FILE)) as f:
             record = json.load(f)
@@ -170,7 +155,7 @@ def _build(directory):
             cmd = build_ext(dist)
             cmd.build_lib = cmd.build_temp = work
             cmd.ensure_finalized()
-            _quietly(cmd.run)
+            run_quietly(cmd.run, "compiled row decoder", log)
             built = cmd.get_ext_fullpath(MODULE_NAME)
         except (Exception, SystemExit) as exc:
             text = ("building the compiled row decoder failed (%s: %s); %s (rows are decoded "
@@ -191,33 +176,6 @@ def _build(directory):
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _quietly(fn):
-    """Run ``fn`` with fds 1 and 2 (the compiler writes there) sent to the DEBUG log."""
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        saved = []
-        try:
-            for fd in (1, 2):
-                try:
-                    saved.append((fd, os.dup(fd)))
-                except OSError:
-                    continue
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except Exception:
-                        pass
-                os.dup2(captured.fileno(), fd)
-            return fn()
-        finally:
-            for fd, copy in saved:
-                os.dup2(copy, fd)
-                os.close(copy)
-            captured.seek(0)
-            output = captured.read().decode("utf-8", "replace").strip()
-            if output:
-                log.debug("compiled row decoder build output:\n%s", output)
 
 
 def _load():
