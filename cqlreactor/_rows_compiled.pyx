@@ -244,6 +244,7 @@ cdef class RowDecoder:
         cdef list rows
         cdef tuple row
         cdef object value
+        cdef _Spec spec
         cdef list specs = self.specs
         if row_count < 0 or pos < 0 or row_count * (4 * ncols if ncols else 1) > size - pos:
             raise _Irregular()
@@ -260,7 +261,16 @@ cdef class RowDecoder:
                 else:
                     if pos + n > size:
                         raise _Irregular()
-                    value = _decode(<_Spec>specs[c], base + pos, n)
+                    spec = <_Spec>specs[c]
+                    # the commonest kinds inline, the rest through _decode
+                    if spec.kind == K_TEXT:
+                        value = PyUnicode_DecodeUTF8(<const char *>(base + pos), n, NULL)
+                    elif spec.kind == K_INT and n == 4:
+                        value = PyLong_FromLong(<int32_t>_be32(base + pos))
+                    elif spec.kind == K_BIGINT and n == 8:
+                        value = PyLong_FromLongLong(<int64_t>_be64(base + pos))
+                    else:
+                        value = _decode(spec, base + pos, n)
                     pos += n
                 Py_INCREF(value)
                 PyTuple_SET_ITEM(row, c, value)
