@@ -3,7 +3,9 @@
 ``ValueSequence``."""
 
 import collections
+import itertools
 import keyword
+import os
 import re
 from typing import Any
 
@@ -86,14 +88,23 @@ def _row_class_by_names(colnames):
     return cls
 
 
+_repeat = itertools.repeat
+_tuple_new = tuple.__new__
+#: rows_as_dicts of the compiled row decoder while it is enabled (cqlreactor.compiled_rows)
+_compiled_dicts = None
+
+
 def named_tuple_factory(colnames, rows):
     """Rows as named tuples (the default): ``row.name`` and ``row[0]`` both work."""
-    make = _row_class(colnames)._make
-    return [make(r) for r in rows]
+    # what the class's _make does (each row has one value per field), without its Python frame
+    return list(map(_tuple_new, _repeat(_row_class(colnames)), rows))
 
 
 def dict_factory(colnames, rows):
-    return [dict(zip(colnames, r)) for r in rows]
+    if _compiled_dicts is not None:
+        return _compiled_dicts(colnames, rows)
+    return list(map(dict, map(zip, _repeat(colnames), rows)))
+
 
 
 def ordered_dict_factory(colnames, rows):
@@ -229,3 +240,9 @@ class ResultSet(object):
     def __repr__(self):
         return "<ResultSet rows=%d more_pages=%s>" % (len(self.current_rows),
                                                       self.response_future.has_more_pages)
+
+
+if os.environ.get("CQLREACTOR_COMPILED_ROWS", "") not in ("", "0"):
+    # opt-in (see cqlreactor.compiled_rows); a failed build is logged, and rows stay pure
+    from cqlreactor import compiled_rows as _compiled_rows
+    _compiled_rows.enable()

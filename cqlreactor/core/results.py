@@ -299,6 +299,13 @@ _ENTRIES_PER_KEY = 4   # different metadata sharing a key prefix (same table, ot
 _DECODER_CACHE = {}
 
 
+def forget_decoders():
+    """Drop the cached metadata and row decoders (the decoder choice changed:
+    ``cqlreactor.compiled_rows``)."""
+    _METADATA_CACHE.clear()
+    _DECODER_CACHE.clear()
+
+
 def _metadata_and_decoder(buf, pos, flags, count, protocol_version):
     # The key prefix must lie inside the metadata: its shortest form is 4 bytes per column (a
     # one-byte name and a type id) plus 4 for the global table spec, or 8 per column without it.

@@ -74,6 +74,30 @@ def _read_cells(data, pos, count, decoders):
     return out, pos
 
 
+_BULK = {}
+
+
+def _bulk_struct(elem, count, size):
+    """A Struct unpacking ``<count><len><value>...`` of a whole list of ``elem`` when ``elem`` is
+    a fixed-size struct scalar and ``size`` is exactly that of ``count`` non-null elements."""
+    st = getattr(elem, "_struct", None)
+    if st is None or count == 0 or size != 4 + count * (4 + st.size) or count > 4096:
+        return None
+    key = (st.format, count)
+    bulk = _BULK.get(key)
+    if bulk is None:
+        if len(_BULK) > 256:
+            _BULK.clear()
+        fmt = st.format if isinstance(st.format, str) else st.format.decode("ascii")  # 3.6: bytes
+        bulk = _BULK[key] = struct.Struct(">i" + ("i" + fmt.lstrip(">!")) * count)
+    return bulk
+
+
+def _all_lengths(cells, elem):
+    size = elem._struct.size
+    return all(n == size for n in cells[1::2])
+
+
 class ListType(CqlType):
     """``list<T>``; values are Python lists."""
 
@@ -102,6 +126,14 @@ class ListType(CqlType):
         if not data:
             return None
         count = _read_count(data, 4)
+        bulk = _bulk_struct(self._elem, count, len(data))
+        if bulk is not None:
+            # every element non-null and of the type's size: one unpack for the whole value
+            cells = bulk.unpack(data)
+            if _all_lengths(cells, self._elem):
+                values = list(cells[2::2])
+                post = self._elem._post
+                return values if post is None else [post(v) for v in values]
         items, pos = _read_cells(data, 4, count, (self._elem._from_bytes,))
         if pos != len(data):
             raise ProtocolError("%s value has %d trailing bytes" % (self.name, len(data) - pos))
@@ -153,14 +185,47 @@ class MapType(CqlType):
         if not data:
             return None
         count = _read_count(data, 8)
+        if self._key.hashable:
+            # the common map, without the list of cells in between (same checks and errors)
+            key_dec, value_dec = self._key._from_bytes, self._value._from_bytes
+            size = len(data)
+            pos = 4
+            out = {}
+            for _ in range(count):
+                if pos + 4 > size:
+                    raise ProtocolError("truncated collection element")
+                n = _unpack_int(data, pos)[0]
+                pos += 4
+                if n < 0:
+                    key = None
+                else:
+                    end = pos + n
+                    if end > size:
+                        raise ProtocolError("collection element of %d bytes overruns the value"
+                                            % n)
+                    key = key_dec(data[pos:end])
+                    pos = end
+                if pos + 4 > size:
+                    raise ProtocolError("truncated collection element")
+                n = _unpack_int(data, pos)[0]
+                pos += 4
+                if n < 0:
+                    out[key] = None
+                else:
+                    end = pos + n
+                    if end > size:
+                        raise ProtocolError("collection element of %d bytes overruns the value"
+                                            % n)
+                    out[key] = value_dec(data[pos:end])
+                    pos = end
+            if pos != size:
+                raise ProtocolError("%s value has %d trailing bytes" % (self.name, size - pos))
+            return out
         cells, pos = _read_cells(data, 4, 2 * count,
                                  (self._key._from_bytes, self._value._from_bytes))
         if pos != len(data):
             raise ProtocolError("%s value has %d trailing bytes" % (self.name, len(data) - pos))
-        pairs = zip(cells[0::2], cells[1::2])
-        if self._key.hashable:
-            return dict(pairs)
-        return OrderedMap(pairs)
+        return OrderedMap(zip(cells[0::2], cells[1::2]))
 
 
 class TupleType(CqlType):

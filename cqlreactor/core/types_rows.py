@@ -14,11 +14,26 @@ import struct
 from cqlreactor.core.errors import ProtocolError
 from cqlreactor.core.types_scalar import UNSET_VALUE, _DECODE_ERRORS
 
-__all__ = ["make_row_decoder", "encode_values"]
+__all__ = ["make_row_decoder", "encode_values", "set_compiled", "compiled_active"]
 
 _INT = struct.Struct(">i")
 _CACHE = {}
 _CACHE_LIMIT = 1024
+# wrap(col_types, pure_decoder) -> decoder: the optional compiled decoder
+# (cqlreactor.compiled_rows installs it; this module never imports it)
+_compiled_wrap = None
+
+
+def set_compiled(wrap):
+    """Install (or with None remove) the compiled decoder's factory ``wrap(col_types, pure)``;
+    decoders made before are dropped, so every later result uses the new choice."""
+    global _compiled_wrap
+    _compiled_wrap = wrap
+    _CACHE.clear()
+
+
+def compiled_active():
+    return _compiled_wrap is not None
 
 
 def _truncated(column, n, pos, size):
@@ -94,6 +109,8 @@ def make_row_decoder(col_types, protocol_version):
             _CACHE.clear()
         try:
             decoder = _build(key)
+            if _compiled_wrap is not None:
+                decoder = _compiled_wrap(key, decoder)
         except (ValueError, SyntaxError, TypeError) as exc:    # a type no decoder is made for
             raise ProtocolError("cannot decode rows of column types %s: %s" % (
                 ascii([t.name for t in key]), exc))

@@ -141,6 +141,15 @@ def cache_dir():
     """The directory holding (or about to hold) the built extension for this interpreter."""
     name = "%s-%s-%s" % (sys.implementation.cache_tag, platform.machine() or "unknown",
                          _source_hash())
+    try:
+        return writable_cache_dir(name, "the libev binding")
+    except OSError as exc:
+        raise ReactorUnavailable(str(exc))
+
+
+def writable_cache_dir(name, what):
+    """The first writable ``<cache root>/<name>`` (made if needed); OSError naming ``what`` when
+    there is none.  Also used by the compiled row decoder (cqlreactor.compiled_rows)."""
     last_error = None
     for root in _cache_roots():
         path = os.path.join(root, name)
@@ -150,8 +159,8 @@ def cache_dir():
                 return path
         except OSError as exc:
             last_error = exc
-    raise ReactorUnavailable("no writable cache directory for the libev binding (%s); set "
-                             "CQLREACTOR_CACHE_DIR" % (last_error,))
+    raise OSError("no writable cache directory for %s (%s); set CQLREACTOR_CACHE_DIR"
+                  % (what, last_error))
 
 
 def _extension_path(directory):
@@ -216,14 +225,18 @@ def missing_build_parts():
     return missing
 
 
+def file_stamp(path):
+    """[path, mtime] (mtime None when absent): what a remembered build failure compares."""
+    try:
+        return [path, os.stat(path).st_mtime]
+    except (OSError, TypeError):
+        return [path, None]
+
+
 def _build_fingerprint():
     """What a retried build depends on: when none of it changed, a remembered failure stands
     (the interpreter and cffi version are in the cache directory's name already)."""
-    def stamp(path):
-        try:
-            return [path, os.stat(path).st_mtime]
-        except (OSError, TypeError):
-            return [path, None]
+    stamp = file_stamp
     return {
         "env": [os.environ.get(k, "") for k in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")],
         "compiler": stamp(_find_compiler()),
@@ -272,6 +285,11 @@ def _failure_text(exc):
 def _compile_quietly(ffi, work):
     """``ffi.compile`` with the compiler's output (fds 1 and 2: gcc writes there directly)
     going to a file that is logged at DEBUG, not to the user's terminal."""
+    return run_quietly(lambda: ffi.compile(tmpdir=work, verbose=False), "libev binding", log)
+
+
+def run_quietly(build, what, logger):
+    """``build()`` with fds 1 and 2 sent to a file that ``logger`` logs at DEBUG."""
     with tempfile.TemporaryFile(mode="w+b") as captured:
         saved = []
         try:
@@ -286,7 +304,7 @@ def _compile_quietly(ffi, work):
                     except Exception:
                         pass
                 os.dup2(captured.fileno(), fd)
-            return ffi.compile(tmpdir=work, verbose=False)
+            return build()
         finally:
             for fd, copy in saved:
                 os.dup2(copy, fd)
@@ -294,7 +312,7 @@ def _compile_quietly(ffi, work):
             captured.seek(0)
             output = captured.read().decode("utf-8", "replace").strip()
             if output:
-                log.debug("libev binding build output:\n%s", output)
+                logger.debug("%s build output:\n%s", what, output)
 
 
 def _build(directory):

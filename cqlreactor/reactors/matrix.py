@@ -400,11 +400,15 @@ def doctor_main(as_json=False, out=None):
         default_error = str(exc)
     else:
         default_error = None
+    from cqlreactor import compiled_rows
+    rows_state, rows_detail = compiled_rows.status()
     if as_json:
         json.dump({"interpreter": _interpreter(), "platform": sys.platform,
                    "matrix": MATRIX_PATH, "default": default, "default_error": default_error,
                    "allow_unsupported": sorted(allowed_unsupported()),
-                   "reactors": [s.as_dict() for s in statuses]}, out, indent=2, sort_keys=True)
+                   "reactors": [s.as_dict() for s in statuses],
+                   "compiled_row_decoder": {"state": rows_state, "detail": rows_detail}},
+                  out, indent=2, sort_keys=True)
         out.write("\n")
     else:
         out.write("cqlreactor doctor on %s (%s)\nmatrix: %s\n\n"
@@ -419,6 +423,8 @@ def doctor_main(as_json=False, out=None):
             for note in s.notes:
                 out.write("          note: %s (%s)\n" % (note["reason"], note["link"]))
         out.write("\ndefault reactor: %s\n" % (default or "none -- " + str(default_error)))
+        # optional: never a failure of doctor (rows are then decoded by the pure path)
+        out.write("compiled row decoder: %s -- %s\n" % (rows_state, rows_detail))
     return 0 if any(s.state == "available" for s in statuses) else 1
 
 
