@@ -459,6 +459,8 @@ class ControlConnection(object):
                 reactor.call_later(step[1], answered, None)
             elif step[0] == "query":
                 self.send_step(step[1], step[2], answered)
+            elif step[0] == "queries":
+                self.send_queries_step(step[1], step[2], answered)
             else:
                 raise DriverException("step %r cannot run in the loop" % (step[0],))
         run_with_callbacks(steps, start, done)

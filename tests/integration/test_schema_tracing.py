@@ -110,10 +110,15 @@ def test_server_warnings_are_surfaced_and_logged_like_cassandra_drivers(cql_clus
             "INSERT INTO %s (k, v) VALUES (%d, '%s');" % (table, i, "x" * 600)
             for i in range(10))
         small = "INSERT INTO %s (k, v) VALUES (100, 'y')" % table
+        # a request still pending has no warnings to read yet (its answer is held back by the
+        # server, so the check cannot race the answer)
+        cql_cluster.prime("SELECT v FROM warnings_pending", rows=[[1]], columns=[("v", "int")],
+                          delay=3)
+        pending = session.execute_async("SELECT v FROM warnings_pending")
+        with pytest.raises(DriverException):
+            pending.warnings
         with caplog.at_level(logging.WARNING):
             future = session.execute_async(big)
-            with pytest.raises(DriverException):
-                future.warnings                   # not done yet
             future.result()
             ours = future.warnings
             assert ours and "exceeding specified threshold of 5.00KiB" in ours[0]
@@ -126,6 +131,8 @@ def test_server_warnings_are_surfaced_and_logged_like_cassandra_drivers(cql_clus
         quiet = session.execute_async(small)
         quiet.result()
         assert quiet.warnings is None
+        pending.result()
+        assert pending.warnings is None
     finally:
         theirs.shutdown()
         cluster.shutdown()
