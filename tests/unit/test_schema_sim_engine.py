@@ -7,24 +7,15 @@ import uuid
 
 import pytest
 
-from cqlreactor.testing.engine import Engine, EngineError, NodeInfo
+from cqlreactor.testing.engine import EngineError, NodeInfo
 
-
-class Clock(object):
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from _engine_helpers import Clock, three_node_engine_with_ks
 
 
 @pytest.fixture
 def sim():
-    clock = Clock()
-    engine = Engine([NodeInfo(i, "127.0.0.%d" % (i + 1)) for i in range(3)], clock=clock,
-                    schema_delay=0.5)
-    engine.execute("CREATE KEYSPACE ks WITH replication = "
-                   "{'class': 'SimpleStrategy', 'replication_factor': 3}", node=0)
+    clock = Clock(1000.0)
+    engine = three_node_engine_with_ks(clock)
     clock.now += 1
     return engine, clock
 

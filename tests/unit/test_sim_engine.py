@@ -16,15 +16,7 @@ from cqlreactor.core import types as T
 from cqlreactor.testing.engine.errors import EngineError
 from cqlreactor.testing.engine import Engine, NodeInfo, Rows, SchemaChange, SetKeyspace, Void
 
-
-class Clock(object):
-    """An injected clock (seconds) the tests move by hand."""
-
-    def __init__(self, now=1700000000.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from _engine_helpers import Clock
 
 
 def make_engine(n=3, clock=None, **kw):
